@@ -1,0 +1,5 @@
+"""tether: make a host rebuildable from git."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

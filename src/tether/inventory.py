@@ -1,0 +1,162 @@
+"""The allowlist (`inventory/include-paths.txt`): parsing, path safety and globbing.
+
+One path per line, relative to the target home. `#` starts a comment line, blank lines are
+ignored, `*`, `?` and `**` are globs, and everything else (spaces, brackets) is literal.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from tether.errors import InventoryError
+
+GLOB_CHARS = frozenset("*?")
+
+
+@dataclass(frozen=True)
+class Entry:
+    pattern: str
+    line: int
+
+    @property
+    def is_glob(self) -> bool:
+        return any(c in GLOB_CHARS for c in self.pattern)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    origin: str
+    entries: tuple[Entry, ...]
+    warnings: tuple[str, ...] = ()
+
+    def select(self, candidates: Iterable[str]) -> list[str]:
+        """The candidate paths the allowlist names, sorted (literal entries need not exist)."""
+        literals = {e.pattern for e in self.entries if not e.is_glob}
+        globs = [compile_glob(e.pattern) for e in self.entries if e.is_glob]
+        chosen = set(literals)
+        if globs:
+            chosen.update(c for c in candidates if any(g.match(c) for g in globs))
+        return sorted(chosen)
+
+    def expand_folder(self, root: Path) -> list[str]:
+        """The allowlisted paths that exist as files (or links) under `root`, plus missing literals."""
+        if not any(e.is_glob for e in self.entries):
+            return self.select(())
+        return self.select(walk_files(root, self.glob_bases()))
+
+    def glob_bases(self) -> list[str]:
+        """The literal folder prefix of each glob, so a walk can skip the rest of the tree."""
+        bases: set[str] = set()
+        for entry in self.entries:
+            if entry.is_glob:
+                literal = []
+                for part in entry.pattern.split("/")[:-1]:
+                    if any(c in GLOB_CHARS for c in part):
+                        break
+                    literal.append(part)
+                bases.add("/".join(literal))
+        # A base inside another base is walked already.
+        return sorted(b for b in bases if not any(_inside(b, o) for o in bases if o != b))
+
+
+def _inside(path: str, folder: str) -> bool:
+    return folder == "" or path.startswith(folder + "/")
+
+
+def walk_files(root: Path, bases: Iterable[str] = ("",)) -> list[str]:
+    """Relative '/'-separated paths of the files and symlinks under root/base (links not followed)."""
+    found: list[str] = []
+    for base in bases:
+        top = root / base if base else root
+        if not top.is_dir():
+            continue
+        for folder, dirs, files in os.walk(top):
+            rel = os.path.relpath(folder, root)
+            prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            found.extend(prefix + name for name in files)
+            # os.walk lists symlinks to folders in dirs without descending; they are files to us.
+            found.extend(prefix + d for d in dirs if Path(folder, d).is_symlink())
+    return found
+
+
+@lru_cache(maxsize=1024)
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """`*` and `?` stay inside one path segment; `**` spans any number of segments."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def matches(pattern: str, path: str) -> bool:
+    if any(c in GLOB_CHARS for c in pattern):
+        return compile_glob(pattern).match(path) is not None
+    return pattern == path
+
+
+def check_relative_path(path: str) -> str | None:
+    """Why `path` is unsafe as a path below the home, or None when it is safe."""
+    if not path:
+        return "empty path"
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "control character in path"
+    if path.startswith("/"):
+        return "absolute path (write it relative to the target home)"
+    if path.startswith("~"):
+        return "'~' is not expanded (write the path relative to the target home)"
+    if ".." in path.split("/"):
+        return "'..' segment (paths must stay inside the target home)"
+    normal = posixpath.normpath(path)
+    if normal in (".", "") or normal.startswith("../") or normal == "..":
+        return "path normalises outside the target home"
+    return None
+
+
+def parse_inventory(text: str, origin: str) -> Inventory:
+    """Parse the allowlist; report every bad line at once as `origin:LINE: why`."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        why = check_relative_path(line)
+        if why:
+            problems.append(f"{origin}:{number}: {why}: {line!r}")
+            continue
+        normal = posixpath.normpath(line)
+        if normal != line:
+            warnings.append(f"{origin}:{number}: {line!r} is written as {normal!r}")
+        if normal in seen:
+            warnings.append(
+                f"{origin}:{number}: duplicate of line {seen[normal]} ({normal!r}); collapsed"
+            )
+            continue
+        seen[normal] = number
+        entries.append(Entry(pattern=normal, line=number))
+    if problems:
+        raise InventoryError(problems, hint="fix these lines; paths are relative to target.home")
+    return Inventory(origin=origin, entries=tuple(entries), warnings=tuple(warnings))

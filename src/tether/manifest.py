@@ -1,0 +1,293 @@
+"""tether.yaml: strict YAML + the JSON Schema in schema/ -> a frozen Manifest."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from tether.errors import ManifestError
+from tether.inventory import GLOB_CHARS, matches
+from tether.yamlload import YamlDocument, YamlLoadError, load_yaml
+
+MANIFEST_NAME = "tether.yaml"
+DEFAULT_SOURCE = "configs"
+DEFAULT_INVENTORY = "inventory/include-paths.txt"
+DEFAULT_SECRETS_FILE = "~/.config/tether/secrets.env"
+DEFAULT_BRANCH = "main"
+DEFAULT_MESSAGE = "backup: automated snapshot {time}"
+DEFAULT_MAX_FILE_SIZE = 1024 * 1024
+DEFAULT_SNAPSHOT_TAG = "snapshot/{date}"
+
+
+def schema_path() -> Path:
+    """The one schema file: packaged into the wheel from schema/, read in place in a checkout."""
+    packaged = resources.files("tether").joinpath("_data/manifest.schema.json")
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "schema" / "manifest.schema.json"
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@dataclass(frozen=True)
+class FileOverride:
+    pattern: str
+    dest: str | None = None
+    mode: int | None = None
+    dir_mode: int | None = None
+    owner: str | None = None
+    group: str | None = None
+    hosts: tuple[str, ...] = ()
+    capture: bool = True
+    allow_binary: bool = False
+    max_size: int | None = None
+
+    @property
+    def is_glob(self) -> bool:
+        return any(c in GLOB_CHARS for c in self.pattern)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    paths: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    on_change: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    remote: str | None = None
+    branch: str = DEFAULT_BRANCH
+    author: str | None = None
+    message: str = DEFAULT_MESSAGE
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+
+
+@dataclass(frozen=True)
+class Manifest:
+    origin: str
+    target_home: str
+    target_root: str | None = None
+    source: str = DEFAULT_SOURCE
+    inventory: str = DEFAULT_INVENTORY
+    secrets_file: str = DEFAULT_SECRETS_FILE
+    secrets_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    files: tuple[FileOverride, ...] = ()
+    services: tuple[Service, ...] = ()
+    capture: CaptureSettings = CaptureSettings()
+    snapshot_tag: str = DEFAULT_SNAPSHOT_TAG
+
+    def override_for(self, path: str) -> FileOverride:
+        """Every override matching `path` merged in file order; exact paths win over globs."""
+        merged: dict[str, Any] = {}
+        ordered = sorted(self.files, key=lambda o: not o.is_glob)  # globs first
+        for override in ordered:
+            if matches(override.pattern, path):
+                for name in FileOverride.__dataclass_fields__:
+                    value = getattr(override, name)
+                    if name != "pattern" and value != getattr(_NO_OVERRIDE, name):
+                        merged[name] = value
+        return FileOverride(pattern=path, **merged)
+
+    def secret_names_for(self, path: str) -> dict[str, str]:
+        """The `secrets.map` key -> name table that applies to `path`."""
+        names: dict[str, str] = {}
+        for pattern, table in self.secrets_map.items():
+            if matches(pattern, path):
+                names.update(table)
+        return names
+
+
+_NO_OVERRIDE = FileOverride(pattern="")
+
+
+def _mode(value: str | None) -> int | None:
+    return int(value, 8) if value is not None else None
+
+
+def _build(data: Mapping[str, Any], origin: str) -> Manifest:
+    target = data["target"]
+    secrets = data.get("secrets", {})
+    capture = data.get("capture", {})
+    files = tuple(
+        FileOverride(
+            pattern=pattern,
+            dest=spec.get("dest"),
+            mode=_mode(spec.get("mode")),
+            dir_mode=_mode(spec.get("dir_mode")),
+            owner=spec.get("owner"),
+            group=spec.get("group"),
+            hosts=tuple(spec.get("hosts", ())),
+            capture=spec.get("capture", True),
+            allow_binary=spec.get("allow_binary", False),
+            max_size=spec.get("max_size"),
+        )
+        for pattern, spec in data.get("files", {}).items()
+    )
+    services = tuple(
+        Service(
+            name=s["name"],
+            paths=tuple(s.get("paths", ())),
+            after=tuple(s.get("after", ())),
+            on_change=tuple(s.get("on_change", ())),
+        )
+        for s in data.get("services", [])
+    )
+    return Manifest(
+        origin=origin,
+        target_home=target["home"].rstrip("/") or "/",
+        target_root=target.get("root"),
+        source=data.get("source", DEFAULT_SOURCE).rstrip("/"),
+        inventory=data.get("inventory", DEFAULT_INVENTORY),
+        secrets_file=secrets.get("file", DEFAULT_SECRETS_FILE),
+        secrets_map={k: dict(v) for k, v in secrets.get("map", {}).items()},
+        files=files,
+        services=services,
+        capture=CaptureSettings(
+            remote=capture.get("remote"),
+            branch=capture.get("branch", DEFAULT_BRANCH),
+            author=capture.get("author"),
+            message=capture.get("message", DEFAULT_MESSAGE),
+            max_file_size=capture.get("max_file_size", DEFAULT_MAX_FILE_SIZE),
+        ),
+        snapshot_tag=data.get("snapshots", {}).get("tag", DEFAULT_SNAPSHOT_TAG),
+    )
+
+
+def _json_path(path: list[str | int]) -> str:
+    out = "$"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _schema_at(schema_path: list[str | int]) -> Mapping[str, Any]:
+    """The sub-schema an error's schema_path leads to (for the names of allowed keys)."""
+    node: Any = load_schema()
+    for part in schema_path:
+        if isinstance(node, Mapping) and "$ref" in node and part not in node:
+            node = _resolve_ref(node["$ref"])
+        node = node[part]
+    if isinstance(node, Mapping) and "$ref" in node:
+        node = _resolve_ref(node["$ref"])
+    return node if isinstance(node, Mapping) else {}
+
+
+def _resolve_ref(ref: str) -> Any:
+    node: Any = load_schema()
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _describe(error: ValidationError, doc: YamlDocument, origin: str) -> list[tuple[int, int, str]]:
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        parent = _schema_at(list(error.schema_path)[:-1])
+        allowed = sorted(parent.get("properties", {}))
+        out = []
+        for key in error.instance:
+            if key in allowed:
+                continue
+            line, col = doc.key_position(path, str(key))
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            known = f"; allowed: {', '.join(allowed)}" if allowed else ""
+            message = f"unknown key {key!r}{suggestion}{known if not close else ''}"
+            out.append((line, col, f"{_json_path([*path, str(key)])}: {message}"))
+        if out:
+            return out
+    line, col = doc.position(path)
+    message = error.message
+    if error.validator == "pattern" and isinstance(error.instance, str):
+        message = f"{error.instance!r} has the wrong form ({_pattern_help(error)})"
+    return [(line, col, f"{_json_path(path)}: {message}")]
+
+
+def _pattern_help(error: ValidationError) -> str:
+    description = error.schema.get("description") if isinstance(error.schema, Mapping) else None
+    return str(description) if description else f"must match {error.validator_value}"
+
+
+def parse_manifest(text: str, origin: str = MANIFEST_NAME) -> Manifest:
+    """Parse and validate a manifest; every problem is reported, each as `origin:LINE:COL: ...`."""
+    try:
+        doc = load_yaml(text)
+    except YamlLoadError as exc:
+        raise ManifestError(
+            [f"{origin}:{exc.line}:{exc.column}: {exc.message}"],
+            hint="fix the YAML at that line",
+        ) from None
+    if not isinstance(doc.data, Mapping):
+        raise ManifestError(
+            [f"{origin}:1:1: $: the manifest must be a mapping with at least version and target"],
+            hint="see docs/manifest.md",
+        )
+    validator = Draft202012Validator(load_schema())
+    problems: list[tuple[int, int, str]] = []
+    for error in validator.iter_errors(doc.data):
+        problems.extend(_describe(error, doc, origin))
+    problems.extend(_semantic_problems(doc))
+    if problems:
+        lines = [f"{origin}:{line}:{col}: {msg}" for line, col, msg in sorted(set(problems))]
+        raise ManifestError(lines, hint="see docs/manifest.md")
+    return _build(doc.data, origin)
+
+
+def _semantic_problems(doc: YamlDocument) -> list[tuple[int, int, str]]:
+    """What the schema cannot say: a `dest` only for a single path, unique service names."""
+    data = doc.data
+    problems: list[tuple[int, int, str]] = []
+    files = data.get("files")
+    if isinstance(files, Mapping):
+        for pattern, spec in files.items():
+            if isinstance(spec, Mapping) and "dest" in spec and any(c in GLOB_CHARS for c in pattern):
+                line, col = doc.position(["files", pattern, "dest"])
+                problems.append(
+                    (line, col, f"$.files.{pattern}.dest: a glob cannot have one destination")
+                )
+    services = data.get("services")
+    if isinstance(services, list):
+        seen: set[str] = set()
+        for index, service in enumerate(services):
+            name = service.get("name") if isinstance(service, Mapping) else None
+            if isinstance(name, str):
+                if name in seen:
+                    line, col = doc.position(["services", index, "name"])
+                    problems.append(
+                        (line, col, f"$.services[{index}].name: duplicate service {name!r}")
+                    )
+                seen.add(name)
+    return problems
+
+
+def load_manifest(path: Path, origin: str | None = None) -> Manifest:
+    label = origin or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(
+            [f"{label}: no such file"], hint="run `tether init DIR` to create a config repo"
+        ) from None
+    except UnicodeDecodeError:
+        raise ManifestError([f"{label}: not UTF-8 text"], hint="save the file as UTF-8") from None
+    except OSError as exc:
+        raise ManifestError(
+            [f"{label}: cannot read ({exc.strerror})"], hint="check the file's permissions"
+        ) from None
+    return parse_manifest(text, label)
