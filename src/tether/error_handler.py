@@ -18,7 +18,7 @@ from tether.errors import TetherError
 from tether.exitcodes import ExitCode
 
 
-class Exit(Exception):  # noqa: N818 - carries a code, not an error
+class Exit(Exception):  # carries an exit code, not an error
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code

@@ -45,7 +45,7 @@ class Inventory:
         return sorted(chosen)
 
     def expand_folder(self, root: Path) -> list[str]:
-        """The allowlisted paths that exist as files (or links) under `root`, plus missing literals."""
+        """Allowlisted paths found under `root` (files or links), plus every literal entry."""
         if not any(e.is_glob for e in self.entries):
             return self.select(())
         return self.select(walk_files(root, self.glob_bases()))
@@ -70,7 +70,7 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def walk_files(root: Path, bases: Iterable[str] = ("",)) -> list[str]:
-    """Relative '/'-separated paths of the files and symlinks under root/base (links not followed)."""
+    """'/'-separated paths of the files and symlinks under root/base; links are not followed."""
     found: list[str] = []
     for base in bases:
         top = root / base if base else root

@@ -256,7 +256,11 @@ def _semantic_problems(doc: YamlDocument) -> list[tuple[int, int, str]]:
     files = data.get("files")
     if isinstance(files, Mapping):
         for pattern, spec in files.items():
-            if isinstance(spec, Mapping) and "dest" in spec and any(c in GLOB_CHARS for c in pattern):
+            if (
+                isinstance(spec, Mapping)
+                and "dest" in spec
+                and any(c in GLOB_CHARS for c in pattern)
+            ):
                 line, col = doc.position(["files", pattern, "dest"])
                 problems.append(
                     (line, col, f"$.files.{pattern}.dest: a glob cannot have one destination")

@@ -1,0 +1,1 @@
+"""Secrets: placeholders, the store, rendering, detection rules, redaction, scanning."""

@@ -1,0 +1,152 @@
+"""The secret store: a dotenv file read with shell quoting semantics, plus the environment.
+
+Compatible with the article's `~/.homelab-secrets.env` (`export NAME=value` lines a shell can
+`source`). Like ssh with a private key, tether refuses a store that group or others can read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tether.errors import SecretError
+
+_ASSIGNMENT = re.compile(r"(?:export[ \t]+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
+
+
+def _parse_value(text: str, pos: int, origin: str, line: int) -> tuple[str, int]:
+    """Read one shell word starting at `pos`; return it and the position after it."""
+    out: list[str] = []
+    while pos < len(text) and text[pos] not in " \t\n":
+        char = text[pos]
+        if char == "'":
+            end = text.find("'", pos + 1)
+            if end < 0:
+                raise SecretError(f"{origin}:{line}: unterminated ' quote", hint="close the quote")
+            out.append(text[pos + 1 : end])
+            pos = end + 1
+        elif char == '"':
+            pos += 1
+            while True:
+                if pos >= len(text):
+                    raise SecretError(
+                        f'{origin}:{line}: unterminated " quote', hint="close the quote"
+                    )
+                char = text[pos]
+                if char == '"':
+                    pos += 1
+                    break
+                if char == "\\" and pos + 1 < len(text) and text[pos + 1] in '"\\$`\n':
+                    if text[pos + 1] != "\n":
+                        out.append(text[pos + 1])
+                    pos += 2
+                    continue
+                out.append(char)
+                pos += 1
+        elif char == "\\" and pos + 1 < len(text):
+            if text[pos + 1] != "\n":
+                out.append(text[pos + 1])
+            pos += 2
+        elif char == "#" and not out:
+            break
+        else:
+            out.append(char)
+            pos += 1
+    return "".join(out), pos
+
+
+def parse_dotenv(text: str, origin: str) -> dict[str, str]:
+    """NAME=value lines; `export`, comments, blank lines, quotes and multi-line quoted values."""
+    values: dict[str, str] = {}
+    pos = 0
+    while pos < len(text):
+        line = text.count("\n", 0, pos) + 1
+        end_of_line = text.find("\n", pos)
+        end_of_line = len(text) if end_of_line < 0 else end_of_line
+        stripped = text[pos:end_of_line].lstrip(" \t")
+        start = pos + (end_of_line - pos - len(stripped))
+        if not stripped or stripped.startswith("#"):
+            pos = end_of_line + 1
+            continue
+        match = _ASSIGNMENT.match(text, start)
+        if match is None:
+            raise SecretError(
+                f"{origin}:{line}: expected NAME=value",
+                hint="write one `NAME=value` or `export NAME=value` per line",
+            )
+        value, pos = _parse_value(text, match.end(), origin, line)
+        values[match["name"]] = value
+        rest_end = text.find("\n", pos)
+        rest_end = len(text) if rest_end < 0 else rest_end
+        rest = text[pos:rest_end].strip(" \t")
+        if rest and not rest.startswith("#"):
+            raise SecretError(
+                f"{origin}:{line}: unexpected text after the value of {match['name']}",
+                hint="quote values that contain spaces",
+            )
+        pos = rest_end + 1
+    return values
+
+
+def check_private(path: Path, st: os.stat_result) -> None:
+    if st.st_mode & 0o077:
+        raise SecretError(
+            f"{path}: group or others may access it (mode {stat.S_IMODE(st.st_mode):04o})",
+            hint=f"run `chmod 600 {path}`",
+        )
+    if st.st_uid not in (os.geteuid(), 0):
+        raise SecretError(
+            f"{path}: owned by uid {st.st_uid}, not by this user",
+            hint="the store must belong to the user running tether (or root)",
+        )
+
+
+@dataclass(frozen=True)
+class SecretStore:
+    """Secret values by name; the environment overrides the file."""
+
+    path: Path | None
+    file_values: Mapping[str, str] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        return value if value is not None else self.file_values.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self.file_values)
+
+    def known(self) -> dict[str, str]:
+        """Every value tether may need to mask: the file's, and environment overrides of them."""
+        return {name: self.get(name) or "" for name in self.file_values}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __repr__(self) -> str:  # never show values
+        return f"SecretStore(path={self.path!s}, names={len(self.file_values)})"
+
+
+def load_store(path: Path | None, environ: Mapping[str, str] | None = None) -> SecretStore:
+    """Read the store; a missing file is an empty store (files needing it end up blocked)."""
+    env = dict(os.environ if environ is None else environ)
+    if path is None:
+        return SecretStore(None, {}, env)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return SecretStore(path, {}, env)
+    except OSError as exc:
+        raise SecretError(f"{path}: cannot read the secret store ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        check_private(path, os.fstat(handle.fileno()))
+        raw = handle.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretError(f"{path}: not UTF-8 text", hint="save the store as UTF-8") from None
+    return SecretStore(path, parse_dotenv(text, str(path)), env)
