@@ -295,8 +295,10 @@ class RealHost:
         pending: list[_Pending] = []
         dir_fds: dict[str, int] = {}
         touched: set[str] = set()
+        bad_dirs: set[int] = set()
         created: dict[str, list[str]] = {}
         fsync_each = len(ops) <= FSYNC_EACH_MAX
+        self.confinement.forget()  # re-check every folder now, not as it was at plan time
         try:
             for op in ops:
                 try:
@@ -317,6 +319,11 @@ class RealHost:
                         results[op.dest] = WriteResult(op.dest, describe_os_error(exc))
                         continue
                     dir_fds[parent] = dfd
+                    if not self._fd_inside(dfd):
+                        bad_dirs.add(dfd)
+                if dfd in bad_dirs:
+                    results[op.dest] = WriteResult(op.dest, f"blocked: {parent} left the root")
+                    continue
                 name = os.path.basename(op.dest)
                 tmp = f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name[:80]}"
                 error = self._write_temp(dfd, tmp, op, fsync_each)
@@ -351,6 +358,14 @@ class RealHost:
             for fd in dir_fds.values():
                 os.close(fd)
         return [results[op.dest] for op in ops]
+
+    def _fd_inside(self, dfd: int) -> bool:
+        """The folder actually opened is inside the root (a parent swapped since the check)."""
+        try:
+            real = os.readlink(f"/proc/self/fd/{dfd}")
+        except OSError:
+            return True  # no /proc: the lstat walk just before is all we have
+        return _inside(real, self.confinement.root)
 
     @staticmethod
     def _write_temp(dfd: int, tmp: str, op: WriteOp, fsync_each: bool) -> str | None:
