@@ -38,14 +38,14 @@ TABLE = [
 
 
 @pytest.mark.parametrize(
-    ("d", "l", "a", "overwrite", "action", "write", "backup"),
+    ("d", "last", "a", "overwrite", "action", "write", "backup"),
     [row[1:] for row in TABLE],
     ids=[row[0] for row in TABLE],
 )
 def test_classify(
-    d: str, l: str | None, a: A, overwrite: bool, action: Action, write: bool, backup: bool
-) -> None:  # noqa: E741
-    item = classify("/x", D("p", d), L("p", l) if l else None, a, overwrite=overwrite)
+    d: str, last: str | None, a: A, overwrite: bool, action: Action, write: bool, backup: bool
+) -> None:
+    item = classify("/x", D("p", d), L("p", last) if last else None, a, overwrite=overwrite)
     assert (item.action, item.write, item.backup) == (action, write, backup)
     if action in (Action.DRIFT, Action.CONFLICT, Action.PREEXISTING, Action.BLOCKED):
         assert item.reason

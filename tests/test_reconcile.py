@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import tether.desired
+import tether.engine
 from testing.reconcile import Site, make_site
 from tether.exitcodes import ExitCode
 from tether.host import TEMP_PREFIX
@@ -246,8 +248,6 @@ def test_stat_cache_plans_without_reading(site: Site, monkeypatch: pytest.Monkey
     site.reconcile("--apply")
     time.sleep(0.2)  # signatures younger than a clock tick are not trusted (ledger.RACY_NS)
     site.reconcile("--apply")  # ... so this run records them
-    import tether.desired
-    import tether.engine
 
     def no_reads(*_: object) -> bytes:
         raise AssertionError("read a file the stat cache vouches for")
