@@ -69,7 +69,7 @@ def test_wait_gives_up(site: Site) -> None:
     proc = hold(site.state, 30)
     try:
         with (
-            pytest.raises(LockError, match="after waiting 0.3 s"),
+            pytest.raises(LockError, match=r"after waiting 0\.3 s"),
             state_lock(site.state, "x", 0.3),
         ):
             pass

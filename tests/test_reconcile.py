@@ -279,7 +279,8 @@ def test_interrupted_apply_temps_are_removed_by_next_run(site: Site) -> None:
     site.reconcile("--apply")
     leftover = site.dest("app") / f"{TEMP_PREFIX}dead-a.conf"
     leftover.write_text("half")
-    (site.state / "applying.json").write_text(json.dumps([str(site.dest("app"))]))
+    journal = {"root": str(site.root), "folders": [str(site.dest("app"))], "entries": {}}
+    (site.state / "applying.json").write_text(json.dumps(journal))
     site.reconcile()
     assert not leftover.exists()
 

@@ -19,7 +19,7 @@ from tether.desired import DesiredFile, StaleSource
 from tether.engine import MARKER_NAME, Run
 from tether.errors import StateError
 from tether.host import DEFAULT_DIR_MODE, Host, WriteOp, describe_os_error, read_regular
-from tether.ledger import LedgerEntry, save_ledger, write_atomic
+from tether.ledger import LedgerEntry, Sig, save_ledger, write_atomic
 from tether.planner import Item, Plan
 
 CHUNK_FILES = 2000
@@ -94,8 +94,12 @@ def apply_plan(  # noqa: PLR0915
         report.warnings.append("not root: owners from tether.yaml were not applied")
     marker = run.state_dir / MARKER_NAME
     if total and not host.dry_run:
-        folders = sorted({i.dest.rsplit("/", 1)[0] or "/" for i in writes + removes})
-        write_atomic(marker, json.dumps(folders).encode("utf-8"), 0o600)
+        journal = {
+            "root": run.confinement.root,
+            "folders": sorted({i.dest.rsplit("/", 1)[0] or "/" for i in writes + removes}),
+            "entries": {i.dest: _entry(run, i, files[i.dest], None).to_json() for i in writes},
+        }
+        write_atomic(marker, json.dumps(journal).encode("utf-8"), 0o600)
     backups = BackupStore(run.state_dir, run.keyring)
     blocked_by_backup: set[str] = set()
     for item in writes + removes:
@@ -134,22 +138,7 @@ def apply_plan(  # noqa: PLR0915
             outcomes[result.dest] = Outcome(item, result.ok, result.error, previous.backup)
             run.desired.release(result.dest)
             if result.ok and not host.dry_run:
-                desired = files[result.dest]
-                assert desired.hash is not None and desired.blob is not None
-                run.ledger[result.dest] = LedgerEntry(
-                    path=desired.path,
-                    hash=desired.hash,
-                    mode=item.mode if item.mode is not None else 0o644,
-                    uid=item.uid if item.uid != -1 and not os.geteuid() else os.geteuid(),
-                    gid=item.gid if item.gid != -1 and not os.geteuid() else os.getegid(),
-                    revision=run.desired.revision,
-                    time=_now(),
-                    blob=desired.blob,
-                    secrets=desired.secrets,
-                    secret_digest=desired.secret_digest,
-                    sig=result.sig,
-                    source_sig=desired.source_sig,
-                )
+                run.ledger[result.dest] = _entry(run, item, files[result.dest], result.sig)
         done += len(chunk)
     for item in removes:
         if item.dest in blocked_by_backup:
@@ -172,6 +161,26 @@ def apply_plan(  # noqa: PLR0915
                 marker.unlink()
     report.outcomes = [outcomes[i.dest] for i in plan.items]
     return report
+
+
+def _entry(run: Run, item: Item, desired: DesiredFile, sig: Sig | None) -> LedgerEntry:
+    """The ledger entry for writing `desired` as `item` says."""
+    assert desired.hash is not None
+    euid = os.geteuid()
+    return LedgerEntry(
+        path=desired.path,
+        hash=desired.hash,
+        mode=item.mode if item.mode is not None else 0o644,
+        uid=item.uid if item.uid != -1 and euid == 0 else euid,
+        gid=item.gid if item.gid != -1 and euid == 0 else os.getegid(),
+        revision=run.desired.revision,
+        time=_now(),
+        blob=desired.blob or "",
+        secrets=desired.secrets,
+        secret_digest=desired.secret_digest,
+        sig=sig,
+        source_sig=desired.source_sig,
+    )
 
 
 def _record_in_sync(run: Run, plan: Plan, files: dict[str, DesiredFile]) -> None:

@@ -10,13 +10,20 @@ import json
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tether.configrepo import ConfigRepo, open_config_repo
 from tether.desired import DesiredState, build_desired, open_tree
 from tether.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_regular
-from tether.ledger import Keyring, LedgerEntry, ensure_state_dir, load_key, load_ledger
+from tether.ledger import (
+    Keyring,
+    LedgerEntry,
+    ensure_state_dir,
+    load_key,
+    load_ledger,
+    save_ledger,
+)
 from tether.lock import try_lock
 from tether.options import HostOptions, SourceOptions
 from tether.planner import A, D, L, Plan, plan
@@ -95,8 +102,12 @@ def secrets_path(repo: ConfigRepo, host: HostOptions) -> Path:
     return host.secrets_file or Path(repo.manifest.secrets_file).expanduser()
 
 
-def recover(state_dir: Path, confinement: Confinement, *, have_lock: bool) -> int:
-    """Remove temp files a killed apply left behind (only when no other run is live)."""
+def recover(state_dir: Path, *, have_lock: bool) -> int:
+    """Finish after a killed apply: remove its temp files, and record in the ledger the files
+    it did replace (their bytes match the journal), so they are not mistaken for host edits.
+
+    Runs only under the lock (a live apply's journal is not a leftover); returns temps removed.
+    """
     marker = state_dir / MARKER_NAME
     if not marker.exists():
         return 0
@@ -105,12 +116,32 @@ def recover(state_dir: Path, confinement: Confinement, *, have_lock: bool) -> in
         return 0
     try:
         try:
-            folders = json.loads(marker.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            folders = []
-        removed = RealHost(confinement).clean_temps(str(f) for f in folders)
-        with contextlib.suppress(OSError):
-            marker.unlink()
+            journal = json.loads(marker.read_text(encoding="utf-8"))
+            confinement = Confinement(str(journal["root"]))
+            folders = [str(f) for f in journal["folders"]]
+            entries = {d: LedgerEntry.from_json(r) for d, r in journal["entries"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            marker.unlink(missing_ok=True)
+            return 0
+        removed = RealHost(confinement).clean_temps(folders)
+        if entries:
+            ledger = load_ledger(state_dir)
+            keyring = load_key(state_dir)
+            changed = False
+            for dest, entry in entries.items():
+                known = ledger.get(dest)
+                if known is not None and known.hash == entry.hash:
+                    continue
+                probe = confinement.probe(dest)
+                if probe.kind != "file" or probe.real is None:
+                    continue
+                with contextlib.suppress(OSError):
+                    if keyring.hash(read_regular(probe.real)) == entry.hash:
+                        ledger[dest] = replace(entry, sig=probe.sig, source_sig=None)
+                        changed = True
+            if changed:
+                save_ledger(state_dir, ledger)
+        marker.unlink(missing_ok=True)
         return removed
     finally:
         if fd is not None:

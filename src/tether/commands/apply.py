@@ -51,13 +51,13 @@ def apply_saved(
     )
     ensure_state_dir(host.state_dir)
     with state_lock(host.state_dir, f"apply {plan_file}", wait):
+        recover(host.state_dir, have_lock=True)
         run = prepare(source, host, explicit_root=True)
         if run.keyring.key_id != ctx.key_id:
             raise StateError(
                 f"{plan_file}: made with another state dir's hash key",
                 hint="apply a plan on the host and with the --state-dir that made it",
             )
-        recover(run.state_dir, run.confinement, have_lock=True)
         fresh = {i.dest: i for i in run.make_plan(overwrite=ctx.overwrite, prune=ctx.prune).items}
         stale: list[str] = []
         items: list[Item] = []

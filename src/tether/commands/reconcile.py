@@ -114,17 +114,18 @@ def reconcile(
     if rebuild_ledger:
         with state_lock(state_dir, "reconcile --rebuild-ledger", wait) as dead:
             _notice_dead(dead)
+            recover(state_dir, have_lock=True)
             return _rebuild(source, host, explicit_root=explicit_root, as_json=as_json)
     if not apply:
+        recover(state_dir, have_lock=False)
         run = prepare(source, host, explicit_root=explicit_root)
-        recover(state_dir, run.confinement, have_lock=False)
         return _run(run, host, DryRunHost(run.confinement), overwrite, prune, diff, as_json, out)
     with state_lock(state_dir, "reconcile --apply", wait) as dead:
         _notice_dead(dead)
-        run = prepare(source, host, explicit_root=explicit_root)
-        removed = recover(state_dir, run.confinement, have_lock=True)
+        removed = recover(state_dir, have_lock=True)
         if removed:
             click.echo(f"tether: removed {removed} temp files of an interrupted apply", err=True)
+        run = prepare(source, host, explicit_root=explicit_root)
         return _run(run, host, RealHost(run.confinement), overwrite, prune, diff, as_json, out)
 
 
