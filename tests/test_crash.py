@@ -46,15 +46,27 @@ def apply_process(site: Site) -> subprocess.Popen[bytes]:
     )
 
 
+def wait_for(path: Path, proc: subprocess.Popen[bytes]) -> float:
+    """Seconds until `path` appears (the apply starts writing) or the process ends."""
+    start = time.monotonic()
+    while not path.exists() and proc.poll() is None:
+        time.sleep(0.001)
+    return time.monotonic() - start
+
+
 @pytest.mark.slow
 def test_kill_minus_nine_at_random_moments(tmp_path: Path) -> None:
     site = make_site(tmp_path, {}, inventory="**/*.conf\n")
     write_version(site, 0)
     assert site.reconcile("--apply").code == 0
     write_version(site, 1)
+    journal = site.state / "applying.json"
     start = time.monotonic()
-    assert apply_process(site).wait() == 0
+    proc = apply_process(site)
+    writing_from = wait_for(journal, proc)
+    assert proc.wait() == 0
     full = time.monotonic() - start
+    writing = max(time.monotonic() - start - writing_from, 0.05)
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     killed_mid_write = 0
@@ -62,7 +74,11 @@ def test_kill_minus_nine_at_random_moments(tmp_path: Path) -> None:
         before = snapshot(site)
         write_version(site, version)
         proc = apply_process(site)
-        time.sleep(rng.uniform(0.05, full))
+        if version % 2:  # anywhere in the run
+            time.sleep(rng.uniform(0.05, full))
+        else:  # while temp files are written and renamed
+            wait_for(journal, proc)
+            time.sleep(rng.uniform(0, writing))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         after = snapshot(site)
@@ -77,3 +93,4 @@ def test_kill_minus_nine_at_random_moments(tmp_path: Path) -> None:
             expected = "in_sync" if after[path] == new[path] else "update"
             assert planned[path] == expected, f"seed {seed}: {path} planned {planned[path]}"
     print(f"seed {seed}; full apply {full:.2f} s; {killed_mid_write} kills between renames")
+    assert killed_mid_write >= 3, "the kills missed the write phase; the test proves little"
