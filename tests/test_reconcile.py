@@ -290,3 +290,13 @@ def test_unreadable_secret_store_is_one_line(site: Site) -> None:
     result = site.reconcile()
     assert result.code == ExitCode.ERROR
     assert "chmod 600" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_missing_target_root_is_one_clear_line(site: Site) -> None:
+    site.root.rmdir()
+    result = site.reconcile("--apply")
+    assert result.code == ExitCode.ERROR
+    assert (
+        result.err.strip()
+        == f"tether: target root {site.root}: no such folder (create it first, or pass the right --target-root)"
+    )

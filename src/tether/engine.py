@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tether.configrepo import ConfigRepo, open_config_repo
 from tether.desired import DesiredState, build_desired, open_tree
+from tether.errors import HostError
 from tether.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_regular
 from tether.ledger import (
     Keyring,
@@ -158,6 +159,11 @@ def prepare(
     tree = open_tree(source)
     repo = open_config_repo(tree)
     root, home = resolve_paths(repo, host, explicit_root)
+    if not Path(root).is_dir():
+        raise HostError(
+            f"target root {root}: no such folder",
+            hint="create it first, or pass the right --target-root",
+        )
     state_dir = ensure_state_dir(host.state_dir)
     keyring = load_key(state_dir)
     store = load_store(secrets_path(repo, host))

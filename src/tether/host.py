@@ -268,7 +268,9 @@ class RealHost:
             return folder.path, []
         missing: list[str] = []
         path = parent
-        while not self.confinement.folder(path).exists:
+        while not (above := self.confinement.folder(path)).exists:
+            if above.reason or not _inside(path, self.confinement.root) or path == "/":
+                raise _Unsafe(above.reason or f"{path}: outside the target root")
             missing.append(path)
             path = os.path.dirname(path)
         created = []
