@@ -37,7 +37,7 @@ WRAP = (
     "print(code, t, rss)\n"
 )
 SERVICES = ["traefik", "authentik", "pihole", "plex", "sonarr", "radarr", "homepage", "immich"]
-WORDS = "server port host path enabled timeout retries level token user group name".split()
+WORDS = ("server", "port", "host", "path", "enabled", "timeout", "retries", "level", "token")
 
 
 def generate(repo: Path, count: int, seed: int = 7) -> list[str]:
@@ -102,7 +102,10 @@ def bench(count: int, work: Path, loop_max: int, runs: int) -> dict[str, object]
     )
     if count <= loop_max:
         loop_dest = work / f"l{count}" / HOME.lstrip("/")
-        script = 'while IFS= read -r p; do mkdir -p "$2/$(dirname "$p")"; cp -f "$1/$p" "$2/$p"; done < "$3"'
+        script = (
+            'while IFS= read -r p; do mkdir -p "$2/$(dirname "$p")"; cp -f "$1/$p" "$2/$p"; '
+            'done < "$3"'
+        )
         row["loop_apply"], _ = timed(
             ["sh", "-c", script, "sh", str(source), str(loop_dest), str(allow)]
         )

@@ -13,11 +13,13 @@ import posixpath
 import pwd
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tether.configrepo import ConfigRepo
 from tether.errors import SourceError, UsageError
 from tether.ledger import Keyring, LedgerEntry, Sig, git_blob_id, stat_sig
+from tether.manifest import FileOverride
 from tether.options import SourceOptions
 from tether.secrets.render import render
 from tether.secrets.store import SecretStore
@@ -32,8 +34,7 @@ def open_tree(source: SourceOptions) -> SourceTree:
     raise UsageError("--repo is accepted but reading from a remote is not built yet")
 
 
-@dataclass(frozen=True)
-class DesiredFile:
+class DesiredFile(NamedTuple):
     """One tracked file as it should be on the host."""
 
     path: str  # inventory path
@@ -91,8 +92,11 @@ def _account(value: str | None, kind: str) -> int | None:
 
 def destination(root: str, home: str, path: str, dest: str | None) -> str:
     """target_root + (override dest or target_home/path), normalised."""
-    rel = posixpath.normpath(dest if dest else posixpath.join(home, path))
-    return posixpath.normpath(root.rstrip("/") + rel) if root != "/" else rel
+    if dest:  # noqa: SIM108
+        rel = posixpath.normpath(dest)
+    else:  # inventory paths and the home are normalised already (Confinement re-checks)
+        rel = f"{home}/{path}" if home != "/" else f"/{path}"
+    return rel if root == "/" else root.rstrip("/") + rel
 
 
 class StaleSource(Exception):
@@ -115,6 +119,7 @@ def build_desired(  # noqa: PLR0915
     tree = repo.tree
     is_root = os.geteuid() == 0 if is_root is None else is_root
     folder = tree if isinstance(tree, FolderTree) else None
+    folder_root = str(folder.root) if folder is not None else ""
     blob_id = getattr(tree, "blob_id", None)  # a git tree knows blob ids without reading
     state = DesiredState(tree.revision, [], store)
     cache_left = cache_budget
@@ -125,7 +130,7 @@ def build_desired(  # noqa: PLR0915
             return None, None
         source = repo.source_path(path)
         try:
-            st = folder.path(source).stat()
+            st = os.stat(f"{folder_root}/{source}")  # noqa: PTH116 (10k calls: no Path objects)
         except FileNotFoundError:
             return None, f"missing in the config repo ({source})"
         except OSError as exc:
@@ -134,24 +139,26 @@ def build_desired(  # noqa: PLR0915
             return None, f"{source} is not a regular file"
         return stat_sig(st), None
 
-    def digest(names: Mapping[str, str], used: tuple[str, ...]) -> str:
-        return keyring.secret_digest(names, [(n, store.get(n)) for n in used])
+    digests: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], str] = {}
 
+    def digest(names: Mapping[str, str], used: tuple[str, ...]) -> str:
+        key = (tuple(sorted(names.items())), used)
+        found = digests.get(key)
+        if found is None:
+            found = keyring.secret_digest(names, [(n, store.get(n)) for n in used])
+            digests[key] = found
+        return found
+
+    no_override = FileOverride(pattern="")
     for path in repo.tracked_paths:
-        override = manifest.override_for(path)
+        override = manifest.override_for(path) if manifest.files else no_override
         if override.hosts and hostname not in override.hosts:
             continue
-        base = DesiredFile(
-            path,
-            destination(target_root, target_home, path, override.dest),
-            None,
-            mode=override.mode,
-            dir_mode=override.dir_mode,
-        )
+        dest = destination(target_root, target_home, path, override.dest)
         try:
             uid, gid = _account(override.owner, "owner"), _account(override.group, "group")
         except LookupError as exc:
-            state.files.append(replace(base, blocked=str(exc)))
+            state.files.append(DesiredFile(path, dest, None, blocked=str(exc)))
             continue
         if (uid is not None or gid is not None) and not is_root:
             if not warned_owner:
@@ -160,11 +167,13 @@ def build_desired(  # noqa: PLR0915
                 )
                 warned_owner = True
             uid = gid = None
-        base = replace(base, uid=uid, gid=gid)
+        base = DesiredFile(
+            path, dest, None, mode=override.mode, dir_mode=override.dir_mode, uid=uid, gid=gid
+        )
         names = manifest.secret_names_for(path)
         sig, problem = source_sig(path)
         if problem:
-            state.files.append(replace(base, blocked=problem))
+            state.files.append(base._replace(blocked=problem))
             continue
         known = ledger.get(base.dest)
         if known is not None and known.path == path:
@@ -173,8 +182,7 @@ def build_desired(  # noqa: PLR0915
             )
             if same_source and digest(names, known.secrets) == known.secret_digest:
                 state.files.append(
-                    replace(
-                        base,
+                    base._replace(
                         hash=known.hash,
                         blob=known.blob,
                         secrets=known.secrets,
@@ -187,14 +195,14 @@ def build_desired(  # noqa: PLR0915
         try:
             raw = tree.read_bytes(repo.source_path(path))
         except SourceError as exc:
-            state.files.append(replace(base, blocked=exc.message))
+            state.files.append(base._replace(blocked=exc.message))
             continue
         rendered = render(raw, store.get, names)
         if rendered.data is None:
             where = f" (add them to {store.path})" if store.path else ""
             missing = ", ".join(rendered.missing)
             state.files.append(
-                replace(base, blob=git_blob_id(raw), blocked=f"missing secrets: {missing}{where}")
+                base._replace(blob=git_blob_id(raw), blocked=f"missing secrets: {missing}{where}")
             )
             continue
         data = rendered.data
@@ -202,8 +210,7 @@ def build_desired(  # noqa: PLR0915
             state.cache[base.dest] = data
             cache_left -= len(data)
         state.files.append(
-            replace(
-                base,
+            base._replace(
                 hash=keyring.hash(data),
                 blob=git_blob_id(raw),
                 secrets=rendered.used,
@@ -237,7 +244,7 @@ def _block_shared_destinations(state: DesiredState) -> None:
     for item in state.files:
         if item.dest in shared:
             why = f"tracked paths {', '.join(shared[item.dest])} share this destination"
-            kept.setdefault(item.dest, replace(item, hash=None, blocked=why))
+            kept.setdefault(item.dest, item._replace(hash=None, blocked=why))
         else:
             kept[item.dest] = item
     state.files = list(kept.values())

@@ -6,11 +6,12 @@ Shared by `tether reconcile` and `tether apply PLAN.json` so both see the host t
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from tether.configrepo import ConfigRepo, open_config_repo
@@ -138,7 +139,7 @@ def recover(state_dir: Path, *, have_lock: bool) -> int:
                     continue
                 with contextlib.suppress(OSError):
                     if keyring.hash(read_regular(probe.real)) == entry.hash:
-                        ledger[dest] = replace(entry, sig=probe.sig, source_sig=None)
+                        ledger[dest] = entry._replace(sig=probe.sig, source_sig=None)
                         changed = True
             if changed:
                 save_ledger(state_dir, ledger)
@@ -156,6 +157,8 @@ def prepare(
     explicit_root: bool,
     rebuild_ledger: bool = False,
 ) -> Run:
+    # Tens of thousands of small immutable values and no cycles: collecting is wasted time.
+    gc.set_threshold(200_000, 50, 100)
     tree = open_tree(source)
     repo = open_config_repo(tree)
     root, home = resolve_paths(repo, host, explicit_root)

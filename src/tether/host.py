@@ -15,7 +15,7 @@ import secrets
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from tether.ledger import Sig, stat_sig, write_all
 
@@ -27,8 +27,7 @@ FSYNC_EACH_MAX = 16
 ProbeKind = Literal["missing", "file", "blocked"]
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(NamedTuple):
     """A destination as found: missing, a regular file (with its stat), or unsafe (why)."""
 
     kind: ProbeKind
@@ -155,8 +154,7 @@ def read_regular(path: str) -> bytes:
         os.close(fd)
 
 
-@dataclass(frozen=True)
-class WriteOp:
+class WriteOp(NamedTuple):
     """Write `data` to `dest` if it still has stat `expect` (None: if it is still absent)."""
 
     dest: str
@@ -168,8 +166,7 @@ class WriteOp:
     expect: Sig | None = None
 
 
-@dataclass(frozen=True)
-class WriteResult:
+class WriteResult(NamedTuple):
     dest: str
     error: str | None = None
     sig: Sig | None = None

@@ -14,9 +14,8 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tether.errors import StateError
 
@@ -105,8 +104,7 @@ def load_key(state_dir: Path) -> Keyring:
     return Keyring(key)
 
 
-@dataclass(frozen=True)
-class LedgerEntry:
+class LedgerEntry(NamedTuple):
     """What tether last wrote to one destination."""
 
     path: str  # inventory path
@@ -123,47 +121,20 @@ class LedgerEntry:
     source_sig: Sig | None = None  # the source file's stat signature (folder sources)
 
     def to_json(self) -> list[Any]:
-        return [
-            self.path,
-            self.hash,
-            self.mode,
-            self.uid,
-            self.gid,
-            self.revision,
-            self.time,
-            self.blob,
-            list(self.secrets),
-            self.secret_digest,
-            list(self.sig) if self.sig else None,
-            list(self.source_sig) if self.source_sig else None,
-        ]
+        return list(self)
 
     @classmethod
     def from_json(cls, row: list[Any]) -> LedgerEntry:
         (path, digest, mode, uid, gid, rev, when, blob, names, sdigest, sig, ssig) = row
         if not (isinstance(path, str) and isinstance(digest, str) and isinstance(mode, int)):
             raise ValueError("bad entry")
+        if not (isinstance(uid, int) and isinstance(gid, int)) or (sig and len(sig) != 4):
+            raise ValueError("bad entry")
         return cls(
-            path=path,
-            hash=digest,
-            mode=mode,
-            uid=int(uid),
-            gid=int(gid),
-            revision=rev,
-            time=str(when),
-            blob=str(blob),
-            secrets=tuple(names),
-            secret_digest=sdigest,
-            sig=_sig(sig),
-            source_sig=_sig(ssig),
-        )
-
-
-def _sig(value: Any) -> Sig | None:
-    if value is None:
-        return None
-    size, mtime, ino, ctime = (int(v) for v in value)
-    return (size, mtime, ino, ctime)
+            path, digest, mode, uid, gid, rev, when, blob, tuple(names), sdigest,
+            tuple(sig) if sig else None,
+            tuple(ssig) if ssig else None,
+        )  # fmt: skip
 
 
 def ledger_path(state_dir: Path) -> Path:
@@ -213,7 +184,7 @@ def save_ledger(state_dir: Path, entries: Mapping[str, LedgerEntry]) -> None:
 
 
 def _replace_sigs(entry: LedgerEntry, sig: Sig | None, source: Sig | None) -> LedgerEntry:
-    return replace(entry, sig=sig, source_sig=source)
+    return entry._replace(sig=sig, source_sig=source)
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:

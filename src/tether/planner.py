@@ -14,8 +14,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 NEW_FILE_MODE = 0o644
 SECRET_FILE_MODE = 0o600
@@ -36,8 +37,7 @@ ATTENTION = frozenset({Action.DRIFT, Action.CONFLICT, Action.PREEXISTING, Action
 ORDER = tuple(Action)
 
 
-@dataclass(frozen=True)
-class D:
+class D(NamedTuple):
     """Desired: the rendered file's keyed hash, or why it cannot be had."""
 
     path: str
@@ -49,16 +49,14 @@ class D:
     has_secret: bool = False
 
 
-@dataclass(frozen=True)
-class L:
+class L(NamedTuple):
     """Last written by tether."""
 
     path: str
     hash: str
 
 
-@dataclass(frozen=True)
-class A:
+class A(NamedTuple):
     """Actual: missing, a file (hash, mode, owner) or unsafe (why)."""
 
     kind: str  # "missing" | "file" | "blocked"
@@ -72,8 +70,7 @@ class A:
 MISSING = A("missing")
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     path: str
     dest: str
     action: Action
@@ -134,24 +131,31 @@ def _metadata(d: D, a: A) -> tuple[int, int, int, list[str]]:
 
 def classify(dest: str, d: D, l: L | None, a: A, *, overwrite: bool = False) -> Item:  # noqa: E741
     """One destination's action."""
-    base = Item(d.path, dest, Action.BLOCKED, d_hash=d.hash, a_hash=a.hash)
     if d.blocked or d.hash is None:
-        return replace(base, reason=d.blocked or "no content")
+        reason = d.blocked or "no content"
+        return Item(d.path, dest, Action.BLOCKED, reason, d_hash=d.hash, a_hash=a.hash)
     if a.kind == "blocked":
-        return replace(base, reason=a.reason)
+        return Item(d.path, dest, Action.BLOCKED, a.reason, d_hash=d.hash, a_hash=a.hash)
+    if a.kind == "file" and a.hash == d.hash and d.mode is None and d.uid is None and d.gid is None:
+        # the common case, kept cheap: nothing to write
+        record = l is None or l.hash != d.hash or l.path != d.path
+        return Item(d.path, dest, Action.IN_SYNC, None, False, False, False, record, False,
+                    a.mode, a.uid, a.gid, d.hash, a.hash)  # fmt: skip
     mode, uid, gid, diffs = _metadata(d, a)
-    base = replace(base, mode=mode, uid=uid, gid=gid)
+    base = Item(
+        d.path, dest, Action.BLOCKED, mode=mode, uid=uid, gid=gid, d_hash=d.hash, a_hash=a.hash
+    )
     if a.kind == "missing":
         why = "deleted on the host since tether wrote it" if l is not None else None
-        return replace(base, action=Action.CREATE, reason=why, write=True)
+        return base._replace(action=Action.CREATE, reason=why, write=True)
     if a.hash == d.hash:
         if diffs:
-            return replace(base, action=Action.UPDATE, reason=", ".join(diffs), write=True)
+            return base._replace(action=Action.UPDATE, reason=", ".join(diffs), write=True)
         record = l is None or l.hash != d.hash or l.path != d.path
-        return replace(base, action=Action.IN_SYNC, record=record)
+        return base._replace(action=Action.IN_SYNC, record=record)
     if l is not None and a.hash == l.hash:
         why = "changed in the repo" + "".join(f"; {x}" for x in diffs)
-        return replace(base, action=Action.UPDATE, reason=why, write=True)
+        return base._replace(action=Action.UPDATE, reason=why, write=True)
     if l is None:
         action, why = Action.PREEXISTING, "exists on the host but tether never wrote it"
     elif d.hash == l.hash:
@@ -160,9 +164,9 @@ def classify(dest: str, d: D, l: L | None, a: A, *, overwrite: bool = False) -> 
         action, why = Action.CONFLICT, "changed both on the host and in the repo"
     if overwrite:
         why = f"{why}; overwriting (backed up first)"
-        return replace(base, action=action, reason=why, write=True, backup=True)
+        return base._replace(action=action, reason=why, write=True, backup=True)
     hint = "capture it, or --overwrite" if action == Action.DRIFT else "--overwrite replaces it"
-    return replace(base, action=action, reason=f"{why} ({hint})")
+    return base._replace(action=action, reason=f"{why} ({hint})")
 
 
 def prune_item(dest: str, l: L, a: A, *, prune: bool, overwrite: bool, empty: bool) -> Item:  # noqa: E741
@@ -170,18 +174,18 @@ def prune_item(dest: str, l: L, a: A, *, prune: bool, overwrite: bool, empty: bo
     base = Item(l.path, dest, Action.PRUNE, a_hash=a.hash)
     if a.kind == "missing":
         why = "no longer desired and already gone"
-        return replace(base, reason=why, forget=prune and not empty)
+        return base._replace(reason=why, forget=prune and not empty)
     if empty:
-        return replace(base, reason="the desired set is empty; tether never prunes everything")
+        return base._replace(reason="the desired set is empty; tether never prunes everything")
     if not prune:
-        return replace(base, reason="no longer desired; kept (--prune removes it)")
+        return base._replace(reason="no longer desired; kept (--prune removes it)")
     if a.kind == "blocked":
-        return replace(base, reason=f"no longer desired; not removed: {a.reason}")
+        return base._replace(reason=f"no longer desired; not removed: {a.reason}")
     if a.hash != l.hash and not overwrite:
         why = "no longer desired but changed on the host; kept (--overwrite removes it)"
-        return replace(base, reason=why)
+        return base._replace(reason=why)
     why = "no longer desired; removing (backed up first)"
-    return replace(base, reason=why, remove=True, backup=True)
+    return base._replace(reason=why, remove=True, backup=True)
 
 
 def plan(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -70,8 +69,7 @@ def apply_saved(
                 continue
             assert now is not None
             items.append(
-                replace(
-                    now,
+                now._replace(
                     write=entry.write,
                     remove=entry.remove,
                     backup=entry.backup,

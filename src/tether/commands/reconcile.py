@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -171,7 +170,7 @@ def _rebuild(
     """Record destinations that already match the desired state; nothing else."""
     run = prepare(source, host, explicit_root=explicit_root, rebuild_ledger=True)
     full = run.make_plan(overwrite=False, prune=False)
-    in_sync = tuple(replace(i, record=True) for i in full.items if i.action == Action.IN_SYNC)
+    in_sync = tuple(i._replace(record=True) for i in full.items if i.action == Action.IN_SYNC)
     report = apply_plan(run, Plan(in_sync), RealHost(run.confinement))
     if as_json:
         click.echo(json.dumps(to_json(report, {"rebuilt_ledger": len(in_sync)}), indent=1))
