@@ -25,7 +25,7 @@ from tether.secrets.render import render
 from tether.secrets.store import SecretStore
 from tether.sourcetree import FolderTree, SourceTree
 
-CACHE_BUDGET = 32 * 1024 * 1024  # rendered bytes kept in memory between plan and apply
+CACHE_BUDGET = 8 * 1024 * 1024  # rendered bytes kept in memory between plan and apply
 
 
 def open_tree(source: SourceOptions) -> SourceTree:
@@ -99,6 +99,11 @@ def destination(root: str, home: str, path: str, dest: str | None) -> str:
     return rel if root == "/" else root.rstrip("/") + rel
 
 
+def names_host(hosts: tuple[str, ...], hostname: str) -> bool:
+    """`hosts:` may name this host by its full or its short name."""
+    return hostname in hosts or hostname.split(".", 1)[0] in hosts
+
+
 class StaleSource(Exception):
     """The source changed between the plan and the write."""
 
@@ -152,7 +157,7 @@ def build_desired(  # noqa: PLR0915
     no_override = FileOverride(pattern="")
     for path in repo.tracked_paths:
         override = manifest.override_for(path) if manifest.files else no_override
-        if override.hosts and hostname not in override.hosts:
+        if override.hosts and not names_host(override.hosts, hostname):
             continue
         dest = destination(target_root, target_home, path, override.dest)
         try:

@@ -343,16 +343,23 @@ class RealHost:
                     synced.add(item.dir_fd)
                 if progress:
                     progress(done)
-            for fd in synced:
-                with contextlib.suppress(OSError):
-                    os.fsync(fd)
-            for path in touched:  # folders that gained a new sub-folder
-                with contextlib.suppress(OSError):
-                    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-                    try:
+            if len(synced) + len(touched) > FSYNC_EACH_MAX:
+                # One flush of the filesystem makes every rename and new folder durable at
+                # once; an fsync per folder would wait for the journal once per folder.
+                devices = {os.fstat(fd).st_dev: fd for fd in synced}
+                for fd in devices.values():
+                    _syncfs(fd)
+            else:
+                for fd in synced:
+                    with contextlib.suppress(OSError):
                         os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                for path in touched:  # folders that gained a new sub-folder
+                    with contextlib.suppress(OSError):
+                        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+                        try:
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
         finally:
             for fd in dir_fds.values():
                 os.close(fd)
