@@ -8,7 +8,6 @@ destination folder, data made durable, mode and owner set on the temp, rename, f
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import secrets
@@ -230,6 +229,8 @@ def describe_os_error(exc: OSError) -> str:
 
 def _syncfs(fd: int) -> None:
     """Flush one filesystem (Linux syncfs); os.sync() where it is missing."""
+    import ctypes  # noqa: PLC0415 (only an apply of many files needs it)
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.syncfs(fd) == 0:
