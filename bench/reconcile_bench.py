@@ -10,6 +10,8 @@ one by one in the allowlist) and measures, each as a fresh subprocess (start-up 
   no-op plan   `tether reconcile --plan` on the applied target
                vs `rsync -a --checksum --dry-run --files-from=ALLOWLIST`
   peak RSS     of each tether process (getrusage of a wrapper's children)
+Every measurement starts after `sync`, so no contender pays for flushing another's writes.
+tether makes its writes durable (syncfs) before it renames; rsync and cp do not.
 Needs rsync on PATH (apt-get install -y rsync); installs nothing itself.
 """
 
@@ -62,6 +64,9 @@ def generate(repo: Path, count: int, seed: int = 7) -> list[str]:
 
 
 def timed(argv: list[str]) -> tuple[float, int]:
+    # Start each contender with no dirty data: tether's durable writes would otherwise also
+    # flush what the generator (or the previous contender) left in the page cache.
+    os.sync()
     out = subprocess.run(
         [sys.executable, "-c", WRAP, *argv], capture_output=True, text=True, check=True
     )

@@ -85,6 +85,7 @@ def apply_plan(  # noqa: PLR0915
     progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     files = {f.dest: f for f in run.desired.files}
+    now = _now()
     outcomes: dict[str, Outcome] = {i.dest: Outcome(i) for i in plan.items}
     report = Report(plan, run.desired.revision, host.dry_run, [], list(run.desired.warnings))
     writes = [i for i in plan.items if i.write]
@@ -97,7 +98,7 @@ def apply_plan(  # noqa: PLR0915
         journal = {
             "root": run.confinement.root,
             "folders": sorted({i.dest.rsplit("/", 1)[0] or "/" for i in writes + removes}),
-            "entries": {i.dest: _entry(run, i, files[i.dest], None).to_json() for i in writes},
+            "entries": {i.dest: _entry(run, i, files[i.dest], None, now).to_json() for i in writes},
         }
         write_atomic(marker, json.dumps(journal).encode("utf-8"), 0o600)
     backups = BackupStore(run.state_dir, run.keyring)
@@ -138,7 +139,7 @@ def apply_plan(  # noqa: PLR0915
             outcomes[result.dest] = Outcome(item, result.ok, result.error, previous.backup)
             run.desired.release(result.dest)
             if result.ok and not host.dry_run:
-                run.ledger[result.dest] = _entry(run, item, files[result.dest], result.sig)
+                run.ledger[result.dest] = _entry(run, item, files[result.dest], result.sig, now)
         done += len(chunk)
     for item in removes:
         if item.dest in blocked_by_backup:
@@ -163,7 +164,7 @@ def apply_plan(  # noqa: PLR0915
     return report
 
 
-def _entry(run: Run, item: Item, desired: DesiredFile, sig: Sig | None) -> LedgerEntry:
+def _entry(run: Run, item: Item, desired: DesiredFile, sig: Sig | None, when: str) -> LedgerEntry:
     """The ledger entry for writing `desired` as `item` says."""
     assert desired.hash is not None
     euid = os.geteuid()
@@ -174,7 +175,7 @@ def _entry(run: Run, item: Item, desired: DesiredFile, sig: Sig | None) -> Ledge
         uid=item.uid if item.uid != -1 and euid == 0 else euid,
         gid=item.gid if item.gid != -1 and euid == 0 else os.getegid(),
         revision=run.desired.revision,
-        time=_now(),
+        time=when,
         blob=desired.blob or "",
         secrets=desired.secrets,
         secret_digest=desired.secret_digest,
