@@ -94,3 +94,29 @@ def test_clean_temps(tmp_path: Path) -> None:
     (tmp_path / "keep").write_text("k")
     removed = RealHost(Confinement(str(tmp_path))).clean_temps([str(tmp_path)])
     assert removed == 1 and [p.name for p in tmp_path.iterdir()] == ["keep"]
+
+
+def test_a_folder_that_left_the_root_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    host = RealHost(Confinement(str(root)))
+    fd = os.open(outside, os.O_RDONLY | os.O_DIRECTORY)
+    inside = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert not host._fd_inside(fd)
+        assert host._fd_inside(inside)
+    finally:
+        os.close(fd)
+        os.close(inside)
+
+
+def test_remove_refuses_a_changed_file(tmp_path: Path) -> None:
+    dest = tmp_path / "f"
+    dest.write_text("x")
+    seen = stat_sig(dest.stat())
+    dest.write_text("yy")
+    host = RealHost(Confinement(str(tmp_path)))
+    assert "changed on the host" in (host.remove(str(dest), seen) or "")
+    assert host.remove(str(dest), stat_sig(dest.stat())) is None
+    assert not dest.exists()

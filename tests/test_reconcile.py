@@ -300,3 +300,38 @@ def test_missing_target_root_is_one_clear_line(site: Site) -> None:
         result.err.strip()
         == f"tether: target root {site.root}: no such folder (create it first, or pass the right --target-root)"
     )
+
+
+def test_backups_listing_and_restore_edges(site: Site) -> None:
+    empty = site.tether("backups", "--state-dir", str(site.state))
+    assert empty.code == 0 and "no backups yet" in empty.err
+    site.reconcile("--apply")
+    site.dest("app/a.conf").write_text("host\n")
+    site.reconcile("--apply", "--overwrite")
+    listing = site.tether("backups", "--state-dir", str(site.state))
+    backup_id = listing.out.split()[0]
+    assert str(site.dest("app/a.conf")) in listing.out
+    assert site.tether("backups", "--state-dir", str(site.state), "restore", backup_id).code == 0
+    again = site.tether("backups", "--state-dir", str(site.state), "restore", backup_id)
+    assert again.code == 0 and "already holds" in again.out
+    missing = site.tether("backups", "--state-dir", str(site.state), "restore", "nope")
+    assert missing.code == ExitCode.ERROR and "no backup has the id 'nope'" in missing.err
+
+
+def test_saved_plan_from_another_state_dir_is_refused(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    site.reconcile("--out", str(out))
+    other = tmp_path / "other-state"
+    result = site.tether("apply", str(out), "--state-dir", str(other))
+    assert result.code == ExitCode.ERROR and "another state dir's hash key" in result.err
+    assert not site.dest("app/a.conf").exists()
+
+
+def test_two_paths_one_destination_are_blocked(tmp_path: Path) -> None:
+    manifest = "version: 1\ntarget:\n  home: /home/demo\nfiles:\n  a:\n    dest: /etc/x\n  b:\n    dest: /etc/x\n"
+    site = make_site(tmp_path, {"a": "1", "b": "2"}, manifest=manifest)
+    result = site.reconcile("--apply", "--json")
+    assert result.code == ExitCode.ATTENTION
+    (row,) = result.json()["files"]
+    assert row["action"] == "blocked" and "share this destination" in row["reason"]
+    assert not (site.root / "etc/x").exists()
