@@ -335,3 +335,10 @@ def test_two_paths_one_destination_are_blocked(tmp_path: Path) -> None:
     (row,) = result.json()["files"]
     assert row["action"] == "blocked" and "share this destination" in row["reason"]
     assert not (site.root / "etc/x").exists()
+
+
+def test_apply_diff_shows_what_was_replaced(site: Site) -> None:
+    site.reconcile("--apply")
+    site.set_source("app/b.conf", "b=2\n")
+    result = site.reconcile("--apply", "--diff")
+    assert "-b=1" in result.out and "+b=2" in result.out

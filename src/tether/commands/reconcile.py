@@ -35,7 +35,8 @@ def secrets_to_mask(run: Run) -> dict[str, str]:
     return known
 
 
-def diff_function(run: Run) -> object:
+def diffs_before(run: Run, plan: Plan) -> dict[str, str]:
+    """Diffs of every file that changes or needs attention, taken before anything is written."""
     files = {f.dest: f for f in run.desired.files}
     secrets = secrets_to_mask(run)
 
@@ -50,7 +51,7 @@ def diff_function(run: Run) -> object:
         source = f"repo:{run.repo.source_path(item.path)}" if desired else "/dev/null"
         return unified(old, new, secrets, f"host:{item.dest}", source) or None
 
-    return diff_for
+    return {i.dest: text for i in plan.items if (text := diff_for(i))}
 
 
 def context(run: Run, host: HostOptions, overwrite: bool, prune: bool) -> PlanContext:
@@ -73,7 +74,7 @@ def output(
     report: Report,
     *,
     as_json: bool,
-    diff: bool,
+    diffs: dict[str, str] | None,
     verb: str,
     out: Path | None,
     ctx: PlanContext,
@@ -87,8 +88,8 @@ def output(
     label = run.source.folder or mask_url(run.source.repo or "")
     revision = f" @ {report.revision[:12]}" if report.revision else ""
     header = f"tether {verb}: {label}{revision} -> {run.root} (home {run.home})"
-    diff_for = diff_function(run) if diff else None
-    click.echo(render_text(report, header, diff_for))  # type: ignore[arg-type]
+    diff_for = (lambda item: diffs.get(item.dest)) if diffs is not None else None
+    click.echo(render_text(report, header, diff_for))
     if out is not None:
         click.echo(f"plan saved to {out}; apply it with `tether apply {out}`", err=True)
 
@@ -144,6 +145,7 @@ def _run(  # noqa: PLR0917
     out: Path | None,
 ) -> int:
     plan = run.make_plan(overwrite=overwrite, prune=prune)
+    diffs = diffs_before(run, plan) if diff and not as_json else None
     progress = Progress(enabled=not as_json and not host.dry_run)
     try:
         report = apply_plan(run, plan, host, progress=progress)
@@ -154,7 +156,7 @@ def _run(  # noqa: PLR0917
         run,
         report,
         as_json=as_json,
-        diff=diff,
+        diffs=diffs,
         verb=verb,
         out=out,
         ctx=context(run, host_opts, overwrite, prune),
