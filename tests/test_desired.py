@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from tether.desired import destination, names_host
+from pathlib import Path
+
+from testing.reconcile import make_site
+from tether.configrepo import open_config_repo
+from tether.desired import DesiredState, build_desired, destination, names_host
+from tether.ledger import Keyring
+from tether.secrets.store import load_store
+from tether.sourcetree import FolderTree
 
 
 def test_destination() -> None:
@@ -14,3 +21,35 @@ def test_hosts_filter_full_or_short_name() -> None:
     assert names_host(("nas",), "nas.lan")
     assert names_host(("nas.lan",), "nas.lan")
     assert not names_host(("pi",), "nas.lan")
+
+
+def _desired(tmp_path: Path, manifest: str, *, is_root: bool) -> DesiredState:
+    site = make_site(tmp_path, {"a": "1", "b": "2"}, manifest=manifest)
+    repo = open_config_repo(FolderTree(site.repo))
+    return build_desired(
+        repo,
+        target_root=str(site.root),
+        target_home="/home/demo",
+        store=load_store(None, {}),
+        keyring=Keyring(b"k" * 32),
+        ledger={},
+        hostname="h",
+        is_root=is_root,
+    )
+
+
+OWNED = 'version: 1\ntarget:\n  home: /home/demo\nfiles:\n  a:\n    owner: root\n    group: "0"\n  b:\n    owner: no-such-user-xyz\n'
+
+
+def test_owners_only_as_root(tmp_path: Path) -> None:
+    state = _desired(tmp_path, OWNED, is_root=False)
+    a, b = state.files
+    assert (a.uid, a.gid) == (None, None)
+    assert any("only when running as root" in w for w in state.warnings)
+    assert b.blocked and "no-such-user-xyz" in b.blocked  # a user unknown here: wrong host?
+
+
+def test_owner_names_resolved_as_root(tmp_path: Path) -> None:
+    a, b = _desired(tmp_path, OWNED, is_root=True).files
+    assert (a.uid, a.gid) == (0, 0)
+    assert b.blocked and "no-such-user-xyz" in b.blocked

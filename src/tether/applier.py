@@ -91,8 +91,6 @@ def apply_plan(  # noqa: PLR0915
     writes = [i for i in plan.items if i.write]
     removes = [i for i in plan.items if i.remove]
     total = len(writes) + len(removes)
-    if not host.dry_run and any(i.uid != -1 or i.gid != -1 for i in writes) and os.geteuid():
-        report.warnings.append("not root: owners from tether.yaml were not applied")
     marker = run.state_dir / MARKER_NAME
     if total and not host.dry_run:
         journal = {
