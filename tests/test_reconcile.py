@@ -342,3 +342,17 @@ def test_apply_diff_shows_what_was_replaced(site: Site) -> None:
     site.set_source("app/b.conf", "b=2\n")
     result = site.reconcile("--apply", "--diff")
     assert "-b=1" in result.out and "+b=2" in result.out
+
+
+def test_rebuild_works_with_a_journal_and_a_corrupt_ledger(site: Site) -> None:
+    site.reconcile("--apply")
+    journal = {
+        "root": str(site.root),
+        "folders": [str(site.dest("app"))],
+        "entries": {"/x": ["x", "h", 420, 0, 0, None, "t", "b", [], None, None, None]},
+    }
+    (site.state / "applying.json").write_text(json.dumps(journal))
+    (site.state / "ledger.json").write_text("garbage")
+    assert site.reconcile().code == ExitCode.ERROR
+    assert site.reconcile("--rebuild-ledger").code == ExitCode.OK
+    assert set(site.plan().values()) == {"in_sync"}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tether.configrepo import ConfigRepo, open_config_repo
 from tether.desired import DesiredState, build_desired, open_tree
-from tether.errors import HostError
+from tether.errors import HostError, StateError
 from tether.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_regular
 from tether.ledger import (
     Keyring,
@@ -126,8 +126,11 @@ def recover(state_dir: Path, *, have_lock: bool) -> int:
             marker.unlink(missing_ok=True)
             return 0
         removed = RealHost(confinement).clean_temps(folders)
+        try:
+            ledger = load_ledger(state_dir) if entries else {}
+        except StateError:
+            entries = {}  # a corrupt ledger is reported by the run itself; rebuild fixes both
         if entries:
-            ledger = load_ledger(state_dir)
             keyring = load_key(state_dir)
             changed = False
             for dest, entry in entries.items():
