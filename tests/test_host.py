@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from pathlib import Path
 
 import pytest
 
-from tether.host import TEMP_PREFIX, Confinement, DryRunHost, RealHost, WriteOp
+from tether.host import TEMP_PREFIX, Confinement, DryRunHost, RealHost, WriteOp, _normal
 from tether.ledger import stat_sig
 
 
@@ -120,3 +121,24 @@ def test_remove_refuses_a_changed_file(tmp_path: Path) -> None:
     assert "changed on the host" in (host.remove(str(dest), seen) or "")
     assert host.remove(str(dest), stat_sig(dest.stat())) is None
     assert not dest.exists()
+
+
+def test_normal_paths() -> None:
+    for path in [
+        "/a/b",
+        "/",
+        "/a",
+        "/a/.b",
+        "/a/..b",
+        "/a//b",
+        "/a/./b",
+        "/a/../b",
+        "/a/",
+        "/a/.",
+        "/a/..",
+        "a/b",
+        "//a",
+    ]:
+        assert _normal(path) == (
+            posixpath.normpath(path) == path and path.startswith("/") and not path.startswith("//")
+        ), path

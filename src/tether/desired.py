@@ -156,7 +156,7 @@ def build_desired(  # noqa: PLR0915
     digests: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], str] = {}
 
     def digest(names: Mapping[str, str], used: tuple[str, ...]) -> str:
-        key = (tuple(sorted(names.items())), used)
+        key = (tuple(sorted(names.items())) if names else (), used)
         found = digests.get(key)
         if found is None:
             found = keyring.secret_digest(names, [(n, store.get(n)) for n in used])
@@ -189,20 +189,27 @@ def build_desired(  # noqa: PLR0915
         if problem:
             state.files.append(base._replace(blocked=problem))
             continue
-        known = ledger.get(base.dest)
+        known = ledger.get(dest)
         if known is not None and known.path == path:
             same_source = (sig is not None and sig == known.source_sig) or (
                 blob_id is not None and blob_id(repo.source_path(path)) == known.blob
             )
             if same_source and digest(names, known.secrets) == known.secret_digest:
                 state.files.append(
-                    base._replace(
-                        hash=known.hash,
-                        blob=known.blob,
-                        secrets=known.secrets,
-                        secret_digest=known.secret_digest,
-                        source_sig=sig,
-                        from_ledger=True,
+                    DesiredFile(
+                        path,
+                        dest,
+                        known.hash,
+                        known.blob,
+                        None,
+                        override.mode,
+                        override.dir_mode,
+                        uid,
+                        gid,
+                        known.secrets,
+                        known.secret_digest,
+                        sig,
+                        True,
                     )
                 )
                 continue

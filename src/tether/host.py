@@ -45,6 +45,17 @@ class _Dir:
     reason: str | None = None
 
 
+def _normal(path: str) -> bool:
+    """An absolute path with no `.`, `..` or empty segment (what normpath leaves alone)."""
+    return (
+        path.startswith("/")
+        and "//" not in path
+        and "/./" not in path
+        and "/../" not in path
+        and not path.endswith(("/", "/.", "/.."))
+    ) or path == "/"
+
+
 def _inside(path: str, root: str) -> bool:
     return root in ("/", path) or path.startswith(root + "/")
 
@@ -58,7 +69,7 @@ class Confinement:
 
     def dest_reason(self, dest: str) -> str | None:
         """Why a destination path string is outside the root, or None."""
-        if os.path.normpath(dest) != dest or not _inside(dest, self.root) or dest == self.root:
+        if not _normal(dest) or not _inside(dest, self.root) or dest == self.root:
             return f"{dest}: outside the target root {self.root}"
         return None
 
