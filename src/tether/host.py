@@ -119,9 +119,10 @@ class Confinement:
         reason = self.dest_reason(dest)
         if reason:
             return dest, reason
-        parent, name = os.path.split(dest)
-        folder = self.folder(parent)
-        return os.path.join(folder.path, name), folder.reason
+        parent, _, name = dest.rpartition("/")
+        folder = self._dirs.get(parent) or self.folder(parent or "/")
+        real = folder.path
+        return (f"{real}/{name}" if real != "/" else f"/{name}"), folder.reason
 
     def probe(self, dest: str) -> Probe:
         real, reason = self.real_dest(dest)
