@@ -130,6 +130,196 @@ def init(directory: Path, target_home: str | None) -> int:
     return run(directory, target_home=target_home)
 
 
+def state_dir_option(func: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="TETHER_STATE_DIR",
+        metavar="DIR",
+        help="tether's own state [env: TETHER_STATE_DIR].",
+    )(func)
+
+
+def root_option(func: F) -> F:
+    func = click.option(
+        "--user", is_flag=True, help="systemd --user units (~/.config/systemd/user)."
+    )(func)
+    return click.option(
+        "--root",
+        type=click.Path(path_type=Path, file_okay=False),
+        metavar="DIR",
+        help="Work on the units under another root (an image, a test) instead of this host.",
+    )(func)
+
+
+@cli.group()
+def agent() -> None:
+    """Run tether on a schedule: systemd timers, or a foreground loop."""
+
+
+@agent.command("install")
+@source_options
+@host_options
+@root_option
+@click.option("--print", "print_only", is_flag=True, help="Print the units; install nothing.")
+@click.option("--interval", default="15min", show_default=True, help="How often to reconcile.")
+@click.option("--jitter", metavar="DURATION", help="RandomizedDelaySec (default: interval/4).")
+@click.option(
+    "--capture",
+    type=click.Choice(["off", "hourly", "daily", "weekly"]),
+    default="off",
+    show_default=True,
+    help="Also run `tether capture` on this schedule.",
+)
+@click.option(
+    "--writable",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="What reconcile may write (repeatable; default: the target root).",
+)
+@click.option(
+    "--metrics-dir",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Write Prometheus textfile metrics here (tether-*.prom).",
+)
+@click.option("--no-verify", is_flag=True, help="Skip `systemd-analyze verify`.")
+def agent_install(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    root: Path | None,
+    user: bool,
+    print_only: bool,
+    interval: str,
+    jitter: str | None,
+    capture: str,
+    writable: tuple[Path, ...],
+    metrics_dir: Path | None,
+    no_verify: bool,
+) -> int:
+    """Install a systemd timer that runs `tether reconcile --apply` with these options."""
+    from tether.commands import agent as cmd
+    from tether.durations import parse_duration
+
+    spec = cmd.build_spec(
+        SourceOptions.resolve(source, repo, ref),
+        host(target_root, target_home, state_dir, secrets_file),
+        interval=parse_duration(interval, "--interval"),
+        jitter=parse_duration(jitter, "--jitter") if jitter else None,
+        capture=capture,
+        user=user,
+        writable=writable,
+        metrics_dir=metrics_dir,
+    )
+    return cmd.install(spec, root=root, print_only=print_only, verify=not no_verify)
+
+
+@agent.command("uninstall")
+@root_option
+def agent_uninstall(root: Path | None, user: bool) -> int:
+    """Remove exactly what `agent install` wrote."""
+    from tether.commands.agent import uninstall
+
+    return uninstall(root=root, user=user)
+
+
+@agent.command("run")
+@source_options
+@host_options
+@click.option("--interval", default="5min", show_default=True, help="Time between ticks.")
+@click.option("--jitter", default="30s", show_default=True, help="Random extra wait per tick.")
+@click.option("--once", is_flag=True, help="Run one tick and exit with its exit code.")
+def agent_run(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    interval: str,
+    jitter: str,
+    once: bool,
+) -> int:
+    """Reconcile in the foreground every --interval (for hosts without systemd)."""
+    from tether.commands.agent import run
+
+    return run(
+        SourceOptions.resolve(source, repo, ref),
+        host(target_root, target_home, state_dir, secrets_file),
+        interval=interval,
+        jitter=jitter,
+        once=once,
+    )
+
+
+@agent.command("suspend")
+@state_dir_option
+@click.option("--reason", metavar="TEXT", help="Why (shown by status and the agent).")
+def agent_suspend(state_dir: Path | None, reason: str | None) -> int:
+    """Skip scheduled runs until `tether agent resume`."""
+    from tether.commands.agent import suspend_cmd
+
+    return suspend_cmd(host(None, None, state_dir, None).state_dir, reason)
+
+
+@agent.command("resume")
+@state_dir_option
+def agent_resume(state_dir: Path | None) -> int:
+    """Let scheduled runs happen again."""
+    from tether.commands.agent import resume_cmd
+
+    return resume_cmd(host(None, None, state_dir, None).state_dir)
+
+
+@cli.command()
+@state_dir_option
+@json_option
+def status(state_dir: Path | None, as_json: bool) -> int:
+    """Conditions, revisions and the last runs (exit 0 when Ready, 3 otherwise)."""
+    from tether.commands.status import status as run
+
+    return run(host(None, None, state_dir, None).state_dir, as_json=as_json)
+
+
+@cli.command()
+@source_options
+@host_options
+@root_option
+@json_option
+def doctor(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    root: Path | None,
+    user: bool,
+    as_json: bool,
+) -> int:
+    """Check that this host can reconcile: config repo, secrets, units, suspension."""
+    from tether.commands.doctor import doctor as run
+
+    return run(
+        (source, repo, ref),
+        host(target_root, target_home, state_dir, secrets_file),
+        root=root,
+        user=user,
+        as_json=as_json,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     with error_handler() as result:
         try:
