@@ -139,7 +139,9 @@ def verify_units(units: dict[str, str], *, user: bool) -> str | None:
         argv = [analyze, *(["--user"] if user else []), "verify", *(f"{tmp}/{n}" for n in units)]
         done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
         output = (done.stderr + done.stdout).replace(f"{tmp}/", "")
-        if done.returncode != 0:
+        # verify only warns about a bad value ("..., ignoring") and still exits 0: any
+        # output at all means systemd would not run the unit as written.
+        if done.returncode != 0 or output.strip():
             raise HostError(
                 "systemd-analyze verify rejected the units: "
                 + "; ".join(line for line in output.splitlines() if line.strip())[:800],
