@@ -120,7 +120,9 @@ def test_jitter_is_added_on_top() -> None:
 # ---- the loop as a process ------------------------------------------------------------------
 
 
-def test_failing_ticks_back_off_exponentially_and_capped(tmp_path: Path, start_loop: object) -> None:
+def test_failing_ticks_back_off_exponentially_and_capped(
+    tmp_path: Path, start_loop: object
+) -> None:
     log = tmp_path / "ticks"
     loop = start_loop(tick_command(log, 4), interval=0.15, cap=0.6)  # type: ignore[operator]
     wait_for(lambda: len(ticks(log)) >= 5, timeout=15)

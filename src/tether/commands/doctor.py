@@ -99,6 +99,11 @@ def _failed(check: str, exc: TetherError) -> list[CheckResult]:
     return [CheckResult(check, "error", exc.message, exc.hint or "")]
 
 
+def _skipped(check: str, what: str) -> CheckResult:
+    # the check of `what` already reported why; one cause is counted once
+    return CheckResult(check, "warning", f"not checked: {what} is unusable")
+
+
 def check_manifest(ctx: DoctorContext) -> list[CheckResult]:
     name = "manifest"
     try:
@@ -125,9 +130,12 @@ def check_secret_store(ctx: DoctorContext) -> list[CheckResult]:
     name = "secret store"
     try:
         path = ctx.store_path
+    except TetherError:
+        return [_skipped(name, "the config repo")]
+    try:
         needed = bool(ctx.placeholder_files)
-    except TetherError as exc:
-        return _failed(name, exc)
+    except TetherError:
+        needed = True
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -155,11 +163,14 @@ def check_placeholders(ctx: DoctorContext) -> list[CheckResult]:
     name = "placeholders"
     try:
         files = ctx.placeholder_files
-        if not files:
-            return [CheckResult(name, "ok", "no tracked file holds a placeholder")]
+    except TetherError:
+        return [_skipped(name, "the config repo")]
+    if not files:
+        return [CheckResult(name, "ok", "no tracked file holds a placeholder")]
+    try:
         store = ctx.store
-    except TetherError as exc:
-        return _failed(name, exc)
+    except TetherError:
+        return [_skipped(name, "the secret store")]
     results = []
     for path, data in sorted(files.items()):
         rendered = render(data, store.get, ctx.repo.manifest.secret_names_for(path))
