@@ -1,4 +1,4 @@
-"""The restore container: its real entrypoint run with a recording `tether`; compose + Dockerfile."""
+"""The restore container: its real entrypoint with a recording `tether`; compose; Dockerfile."""
 
 from __future__ import annotations
 
@@ -44,7 +44,11 @@ def entry(box: dict[str, Path], *args: str, **env: str) -> tuple[int, list[str] 
         **env,
     }
     done = subprocess.run(
-        ["/bin/sh", str(ENTRYPOINT), *args], env=environ, capture_output=True, text=True
+        ["/bin/sh", str(ENTRYPOINT), *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     argv = log.read_text().split("\0")[:-1] if log.exists() else None
     return done.returncode, argv, done.stderr
