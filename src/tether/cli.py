@@ -162,7 +162,9 @@ def agent() -> None:
 @host_options
 @root_option
 @click.option("--print", "print_only", is_flag=True, help="Print the units; install nothing.")
-@click.option("--interval", default="15min", show_default=True, help="How often to reconcile.")
+@click.option(
+    "--interval", default="15min", show_default=True, metavar="DURATION", help="How often."
+)
 @click.option("--jitter", metavar="DURATION", help="RandomizedDelaySec (default: interval/4).")
 @click.option(
     "--capture",
@@ -204,7 +206,7 @@ def agent_install(
     metrics_dir: Path | None,
     no_verify: bool,
 ) -> int:
-    """Install a systemd timer that runs `tether reconcile --apply` with these options."""
+    """Install systemd timers for reconcile (and capture) with these options."""
     from tether.commands import agent as cmd
     from tether.durations import parse_duration
 
@@ -233,8 +235,12 @@ def agent_uninstall(root: Path | None, user: bool) -> int:
 @agent.command("run")
 @source_options
 @host_options
-@click.option("--interval", default="5min", show_default=True, help="Time between ticks.")
-@click.option("--jitter", default="30s", show_default=True, help="Random extra wait per tick.")
+@click.option(
+    "--interval", default="5min", show_default=True, metavar="DURATION", help="Between ticks."
+)
+@click.option(
+    "--jitter", default="30s", show_default=True, metavar="DURATION", help="Random extra wait."
+)
 @click.option("--once", is_flag=True, help="Run one tick and exit with its exit code.")
 def agent_run(
     *,
