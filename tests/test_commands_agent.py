@@ -288,3 +288,32 @@ def test_suspend_into_unwritable_state_dir_is_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "cannot write the suspend flag" in err
+
+
+def test_failed_install_leaves_nothing_half_done(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "var").write_text("not a folder")  # the state dir cannot be created
+    before = tree(root)
+    assert main(install_args(cfg, root)) == 4
+    err = capsys.readouterr().err
+    assert "cannot install the units" in err
+    assert err.count("\n") == 1
+    assert tree(root) == before
+
+
+def test_failing_systemctl_rolls_back(
+    cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    broken = bin_dir / "systemctl"
+    broken.write_text("#!/bin/sh\necho 'Failed to enable unit: boom' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    root = tmp_path / "root"
+    assert main(install_args(cfg, root)) == 4
+    assert "Failed to enable unit: boom" in capsys.readouterr().err
+    assert tree(root) == []

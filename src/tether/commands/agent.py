@@ -210,24 +210,21 @@ def _link_target(folder: Path, root: Path | None, name: str) -> str:
     return "/" + str(path.relative_to(root)) if root is not None else str(path)
 
 
-def _enable(folder: Path, timers: list[str], *, root: Path | None, user: bool) -> list[Path]:
-    """Enable the timers; returns the folders this created (the wants folder)."""
-    wants = folder / "timers.target.wants"
-    created = [] if wants.exists() else [wants]
+def _enable(folder: Path, timers: list[str], *, root: Path | None, user: bool) -> None:
+    """Enable the timers: systemctl when it can, else the timers.target.wants links."""
     if root is None and systemd_booted():
         _run(_systemctl(user, "daemon-reload"))
         _run(_systemctl(user, "enable", "--now", *timers))
-        return created
+        return
     if root is not None and not user and shutil.which("systemctl"):
         _run(["systemctl", f"--root={root}", "enable", *timers])
-        return created
-    make_dirs(wants)
+        return
+    make_dirs(folder / "timers.target.wants")
     for timer in timers:
         link = wants_link(folder, timer)
         if link.is_symlink():
             link.unlink()
         link.symlink_to(_link_target(folder, root, timer))
-    return created
 
 
 def _disable(folder: Path, timers: list[str], *, root: Path | None, user: bool) -> None:
@@ -260,6 +257,16 @@ def _remove_files(record: InstallRecord, keep: set[str]) -> list[str]:
     return changed
 
 
+def _roll_back(folder: Path, fresh: Sequence[Path], created: Sequence[Path]) -> None:
+    """Undo a failed install: the unit files it created, their links, the folders it made."""
+    for path in fresh:
+        with contextlib.suppress(OSError):
+            if wants_link(folder, path.name).is_symlink():
+                wants_link(folder, path.name).unlink()
+            path.unlink()
+    _remove_dirs([str(p) for p in created])
+
+
 def _remove_dirs(dirs: Sequence[str]) -> None:
     for name in reversed(dirs):  # innermost first
         with contextlib.suppress(OSError):
@@ -286,37 +293,46 @@ def install(
     if verify and verify_units(units, user=spec.user) is None:
         say("systemd-analyze not found; installing the units unverified")
     previous = load_record(folder)
+    wants = folder / "timers.target.wants"
+    created: list[Path] = []
+    fresh: list[Path] = []  # unit files this call created (a failure removes them again)
     try:
-        created = make_dirs(folder)
+        created += make_dirs(folder)
         state = Path(f"{root}/{spec.state_dir}") if root is not None else spec.state_dir
-        created_state = make_dirs(state, mode=0o700)
+        created += make_dirs(state, mode=0o700)
         files: dict[str, str] = {}
         for name, text in units.items():
             data = text.encode("utf-8")
+            if not (folder / name).exists():
+                fresh.append(folder / name)
             write_atomic(folder / name, data, 0o644)
             files[str(folder / name)] = _sha(data)
-            say(f"wrote {folder / name}")
-        stale = []
         if previous is not None:
             stale = [t for t in previous.timers if t not in spec.timers()]
             _disable(folder, stale, root=root, user=spec.user)
             _remove_files(previous, keep=set(files))
-        created += _enable(folder, spec.timers(), root=root, user=spec.user)
-        links = [str(wants_link(folder, t)) for t in spec.timers()]
-        dirs = [*(previous.dirs if previous else []), *map(str, created + created_state)]
+        if not wants.exists():
+            created.append(wants)
+        _enable(folder, spec.timers(), root=root, user=spec.user)
+        dirs = [*(previous.dirs if previous else []), *map(str, created)]
         record = InstallRecord(
             scope="user" if spec.user else "system",
             files=files,
-            links=links,
+            links=[str(wants_link(folder, t)) for t in spec.timers()],
             dirs=list(dict.fromkeys(dirs)),
             timers=spec.timers(),
         )
         write_atomic(record_path(folder), json.dumps(record.to_json(), indent=2).encode(), 0o644)
-    except OSError as exc:
+    except (OSError, HostError) as exc:
+        _roll_back(folder, fresh, created)
+        if isinstance(exc, HostError):
+            raise
         raise HostError(
             f"{exc.filename or folder}: cannot install the units ({exc.strerror})",
-            hint="run as root for a system install, or pass --user",
+            hint="nothing was installed; run as root for a system install, or pass --user",
         ) from None
+    for name in files:
+        say(f"wrote {name}")
     timers = " ".join(spec.timers())
     if root is not None:
         say(f"enabled {timers} under {root}")
