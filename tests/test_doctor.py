@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,12 @@ def test_units_installed_but_not_enabled(
 ) -> None:
     install = ["agent", "install", "--source", str(setup["cfg"]), "--root", str(setup["root"])]
     assert main([*install, "--state-dir", str(setup["state"])]) == 0
+    code, report, _ = doctor(setup, capsys)
+    assert levels(report)["units"] == "error"  # the image under --root has no tether yet
+    assert "missing or not executable" in messages(report, "units")
+    program = setup["root"] / Path(sys.executable).absolute().relative_to("/")
+    program.parent.mkdir(parents=True)
+    program.symlink_to(sys.executable)
     code, report, _ = doctor(setup, capsys)
     assert levels(report)["units"] == "ok"
     assert code == 0

@@ -15,6 +15,7 @@ from tether.errors import UsageError
 from tether.units import (
     UnitSpec,
     exec_line,
+    exec_program,
     on_calendar,
     quote_word,
     render_units,
@@ -101,6 +102,15 @@ def exec_start(text: str) -> str:
 )
 def test_quote_word_round_trips(word: str) -> None:
     assert unquote_exec(quote_word(word)) == [word]
+
+
+@pytest.mark.parametrize(
+    "program", ["/usr/bin/tether", "/opt/my tools/100% $x/tether", '/q"uote\\d/tether']
+)
+def test_exec_program_reads_back_the_first_word(tmp_path: Path, program: str) -> None:
+    service = render_units(spec(tmp_path, tether=(program,)))["tether-reconcile.service"]
+    assert exec_program(service) == program
+    assert exec_program("[Service]\nType=oneshot\n") is None
 
 
 def test_exec_line_keeps_word_boundaries() -> None:

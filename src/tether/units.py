@@ -56,6 +56,27 @@ def exec_line(argv: Sequence[str]) -> str:
     return " ".join(quote_word(a) for a in argv)
 
 
+def exec_program(unit_text: str) -> str | None:
+    """The program an ExecStart= line runs (its first word, read back), or None."""
+    for line in unit_text.splitlines():
+        if not line.startswith("ExecStart="):
+            continue
+        text = line.split("=", 1)[1].lstrip("@-:+!").replace("%%", "%").replace("$$", "$")
+        if not text.startswith('"'):
+            return text.split(" ", 1)[0]
+        out, i = [], 1
+        unescape = {v[1]: k for k, v in _C_ESCAPES.items()}
+        while i < len(text) and text[i] != '"':
+            if text[i] == "\\" and i + 1 < len(text):
+                out.append(unescape.get(text[i + 1], text[i + 1]))
+                i += 2
+                continue
+            out.append(text[i])
+            i += 1
+        return "".join(out)
+    return None
+
+
 def _path_word(path: str, *, optional: bool = True) -> str:
     """A path in a space-separated path list (ReadWritePaths=): unquoted, then specifiers."""
     _check_printable(path)

@@ -8,6 +8,7 @@ to do. Secret values never appear in results, only secret names.
 from __future__ import annotations
 
 import json
+import os
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from tether.options import HostOptions, SourceOptions
 from tether.secrets.render import has_marker, render
 from tether.secrets.store import SecretStore, load_store
 from tether.sourcetree import SourceTree
-from tether.units import RECONCILE, unit_dir, wants_link
+from tether.units import RECONCILE, exec_program, unit_dir, wants_link
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,24 @@ def check_units(ctx: DoctorContext) -> list[CheckResult]:
                 "error",
                 f"{folder / timer} is installed but not enabled",
                 f"run `systemctl enable --now {timer}`",
+            )
+        ]
+    try:
+        program = exec_program(service.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        program = None
+    if program is None:
+        return [
+            CheckResult(name, "error", f"{service}: no ExecStart=", "run `tether agent install`")
+        ]
+    seen = Path(f"{ctx.root}/{program}") if ctx.root is not None else Path(program)
+    if not os.access(seen, os.X_OK):
+        return [
+            CheckResult(
+                name,
+                "error",
+                f"{service.name} runs {program}, which is missing or not executable",
+                "tether moved or its venv was rebuilt: run `tether agent install` again",
             )
         ]
     return [CheckResult(name, "ok", f"{timer} installed and enabled in {folder}")]
