@@ -22,6 +22,7 @@ from tether.agent import (
     suspension,
 )
 from tether.commands.agent import run as agent_run
+from tether.commands.agent import tick_command as tick_command_of
 from tether.exitcodes import ExitCode
 from tether.options import HostOptions, SourceOptions
 
@@ -234,6 +235,30 @@ def test_agent_run_command_builds_the_reconcile_tick(tmp_path: Path) -> None:
         command=tick_command(tmp_path / "t", 1),
     )
     assert code == 1
+
+
+def test_tick_runs_reconcile_with_the_same_options(tmp_path: Path) -> None:
+    host = HostOptions(Path("/srv/host"), "/home/a b", tmp_path / "st", tmp_path / "s.env")
+    argv = tick_command_of(SourceOptions(repo="https://git.example/c.git", ref="v1"), host)
+    assert argv == [
+        sys.executable,
+        "-m",
+        "tether",
+        "reconcile",
+        "--apply",
+        "--repo",
+        "https://git.example/c.git",
+        "--ref",
+        "v1",
+        "--target-root",
+        "/srv/host",
+        "--target-home",
+        "/home/a b",
+        "--state-dir",
+        str(tmp_path / "st"),
+        "--secrets-file",
+        str(tmp_path / "s.env"),
+    ]
 
 
 def test_unreadable_suspend_flag_still_suspends(tmp_path: Path) -> None:

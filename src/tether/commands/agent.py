@@ -376,6 +376,11 @@ def uninstall(*, root: Path | None, user: bool) -> int:
     return int(ExitCode.ATTENTION if changed else ExitCode.OK)
 
 
+def tick_command(source: SourceOptions, host: HostOptions) -> list[str]:
+    """What each `agent run` tick executes: this tether, reconcile --apply, the same options."""
+    return [*tether_command(), "reconcile", "--apply", *passthrough_args(source, host)]
+
+
 def run(
     source: SourceOptions,
     host: HostOptions,
@@ -389,7 +394,7 @@ def run(
     spread = parse_duration(jitter, "--jitter")
     if every <= 0:
         raise UsageError(f"--interval {interval}: must be longer than 0", hint="e.g. 5min")
-    tick = command or [*tether_command(), "reconcile", "--apply", *passthrough_args(source, host)]
+    tick = command or tick_command(source, host)
     config = LoopConfig(tuple(tick), host.state_dir, every, spread, once)
     if not once:
         say(f"reconciling every {format_duration(every)} (+ up to {format_duration(spread)})")
