@@ -135,7 +135,7 @@ def test_failing_ticks_back_off_exponentially_and_capped(
     assert gaps[0] >= 0.29  # 2 x interval after the first failure
     assert gaps[1] >= 0.55  # 4 x, capped at 0.6
     assert gaps[1] > gaps[0]
-    assert all(g < 0.6 + 0.5 for g in gaps)  # capped
+    assert gaps[3] < 2.0  # capped at 0.6 (uncapped it would be 2.4), slack for a busy machine
     assert "backing off after 1 failure(s)" in err
     assert "error" in err
 
