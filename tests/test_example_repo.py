@@ -62,10 +62,12 @@ class _HomeAssistantLoader(yaml.SafeLoader):
     """Safe YAML plus Home Assistant's `!secret name` references."""
 
 
-_HomeAssistantLoader.add_constructor(
-    "!secret",
-    lambda loader, node: ("!secret", loader.construct_scalar(node)),  # type: ignore[arg-type]
-)
+def _secret_reference(loader: yaml.SafeLoader, node: yaml.Node) -> tuple[str, str]:
+    assert isinstance(node, yaml.ScalarNode)
+    return ("!secret", loader.construct_scalar(node))
+
+
+_HomeAssistantLoader.add_constructor("!secret", _secret_reference)
 
 
 def parse(path: str, data: bytes, *, filled: bool) -> Any:
