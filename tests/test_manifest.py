@@ -136,7 +136,10 @@ def test_unknown_nested_key_and_all_errors_at_once() -> None:
     assert any(p.startswith("tether.yaml:1:10: $.version:") for p in found)
     assert any(p.startswith("tether.yaml:3:9: $.target.home:") for p in found)
     assert any(p.startswith("tether.yaml:4:3: $.target.hme: unknown key 'hme'") for p in found)
-    assert any(p.startswith("tether.yaml:7:11: $.files.a.yml.mode:") for p in found)
+    assert any(
+        p.startswith('tether.yaml:7:11: $.files["a.yml"].mode: 420 is not a quoted mode')
+        for p in found
+    )
     assert any("unknown key 'colour'" in p for p in found)
     assert any(p.startswith("tether.yaml:11:12: $.services[0].after:") for p in found)
     assert len(found) == 6
@@ -200,3 +203,19 @@ def test_the_wheel_ships_the_same_schema_file(tmp_path: Path) -> None:
 
 def test_a_checkout_reads_schema_dir_in_place() -> None:
     assert schema_path().read_bytes() == (ROOT / "schema" / "manifest.schema.json").read_bytes()
+
+
+def test_an_exact_path_can_set_a_field_back_to_its_default() -> None:
+    m = parse_manifest(
+        "version: 1\ntarget: {home: /a}\nfiles:\n"
+        "  '**/*.db': {capture: false, allow_binary: true}\n"
+        "  keep/this.db: {capture: true}\n"
+    )
+    assert m.override_for("keep/this.db").capture is True
+    assert m.override_for("keep/this.db").allow_binary is True
+    assert m.override_for("other/x.db").capture is False
+
+
+def test_unquoted_mode_says_to_quote_it() -> None:
+    (line,) = problems("version: 1\ntarget: {home: /a}\nfiles:\n  a.txt: {mode: 0600}\n")
+    assert line.startswith('tether.yaml:4:17: $.files["a.txt"].mode: 384 is not a quoted mode')
