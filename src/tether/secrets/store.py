@@ -98,7 +98,8 @@ def check_private(path: Path, st: os.stat_result) -> None:
             f"{path}: group or others may access it (mode {stat.S_IMODE(st.st_mode):04o})",
             hint=f"run `chmod 600 {path}`",
         )
-    if st.st_uid not in (os.geteuid(), 0):
+    # root may use any user's store (the restore container, a system unit reading ~/.x.env)
+    if os.geteuid() != 0 and st.st_uid not in (os.geteuid(), 0):
         raise SecretError(
             f"{path}: owned by uid {st.st_uid}, not by this user",
             hint="the store must belong to the user running tether (or root)",
