@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -9,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dulwich.object_store import commit_tree_changes
@@ -170,27 +173,43 @@ def git_daemon(tmp_path: Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-@pytest.fixture
-def http_server(upstream: Path) -> Iterator[str]:
-    """dulwich's smart-HTTP WSGI server for `upstream`; yields http://127.0.0.1:PORT."""
-    repo = Repo(str(upstream))
+@contextlib.contextmanager
+def serve_repo(repo_path: Path, *, auth: tuple[str, str] | None = None) -> Iterator[str]:
+    """dulwich's smart-HTTP WSGI server for one repo (optionally behind HTTP basic auth) in a
+    thread on 127.0.0.1; yields http://127.0.0.1:PORT/config.git."""
+    repo = Repo(str(repo_path))
     app = make_wsgi_chain(DictBackend({"/config.git": repo}))
+    expected = "Basic " + base64.b64encode(":".join(auth).encode()).decode() if auth else None
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        if expected and environ.get("HTTP_AUTHORIZATION") != expected:
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')])
+            return [b"unauthorized"]
+        return app(environ, start_response)
+
     server = make_server(
         "127.0.0.1",
         0,
-        app,
+        guarded,
         handler_class=WSGIRequestHandlerLogger,
         server_class=WSGIServerLogger,
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield f"http://127.0.0.1:{server.server_port}/config.git"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
         repo.close()
+
+
+@pytest.fixture
+def http_server(upstream: Path) -> Iterator[str]:
+    """`upstream` over smart HTTP; yields http://127.0.0.1:PORT (append /config.git)."""
+    with serve_repo(upstream) as url:
+        yield url.removesuffix("/config.git")
 
 
 @pytest.fixture

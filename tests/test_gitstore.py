@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from conftest import (
     free_port,
     init_bare,
     ref_of,
+    serve_repo,
     tag,
 )
 from tether import gitstore
@@ -394,3 +396,26 @@ def test_ssh_goes_through_git_ssh_command(
     assert result.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
     assert "git@example.invalid" in log.read_text() and "git-upload-pack" in log.read_text()
     assert os.environ["GIT_SSH_COMMAND"] == str(fake)
+
+
+@pytest.fixture
+def auth_server(upstream: Path) -> Iterator[str]:
+    with serve_repo(upstream, auth=("tether", "tok-9f8e7d6c5b")) as url:
+        yield url
+
+
+def test_token_from_the_environment_authenticates_and_is_never_stored(
+    upstream: Path, tmp_path: Path, auth_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "s"
+    monkeypatch.delenv("TETHER_GIT_TOKEN", raising=False)
+    with pytest.raises(gitstore.FetchFailed, match="authentication failed"):
+        _sync(auth_server, state)
+    monkeypatch.setenv("TETHER_GIT_TOKEN", "wrong")
+    with pytest.raises(gitstore.FetchFailed, match="authentication failed") as err:
+        _sync(auth_server, state)
+    assert "wrong" not in str(err.value)
+    monkeypatch.setenv("TETHER_GIT_TOKEN", "tok-9f8e7d6c5b")
+    result = _sync(auth_server, state)
+    assert result.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
+    assert b"tok-9f8e7d6c5b" not in _all_bytes(state)
