@@ -215,8 +215,9 @@ def test_list_tree_keeps_modes_and_skips_submodules(upstream: Path, tmp_path: Pa
 
 def test_reading_a_missing_object_is_a_clear_error(upstream: Path, tmp_path: Path) -> None:
     path = _sync(str(upstream), tmp_path / "s").path
-    with pytest.raises(GitError, match="missing from the mirror"):
+    with pytest.raises(GitError, match="object 000000000000 is missing"):
         gitstore.read_blob(path, "0" * 40)
+    assert gitstore.mirror_problem(path) == "object 000000000000 is missing"
 
 
 # --- tags -------------------------------------------------------------------------------------

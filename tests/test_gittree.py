@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,30 @@ def test_remote_tree_can_be_built_directly(tmp_path: Path) -> None:
     tree.close()  # twice is fine
     assert tree.read_bytes("configs/a") == b"A"  # reopens on demand
     tree.close()
+
+
+def test_a_blob_lost_from_the_mirror_is_repaired_on_the_next_run(
+    upstream: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "s"
+    with open_remote_tree(str(upstream), None, state) as tree:
+        mirror, blob = tree.mirror, tree.blob_id("configs/.bashrc")
+    assert blob is not None
+    # Turn the pack into loose objects, then lose one blob: the refs still look fine.
+    for pack in list((mirror / "objects" / "pack").glob("*.pack")):
+        data = pack.read_bytes()
+        for leftover in pack.parent.glob(pack.stem + ".*"):
+            leftover.unlink()
+        subprocess.run(
+            ["git", "--git-dir", str(mirror), "unpack-objects", "-q"], input=data, check=True
+        )
+    (mirror / "objects" / blob[:2] / blob[2:]).unlink()
+    assert gitstore.mirror_problem(mirror) is None
+    with open_remote_tree(str(upstream), None, state) as tree:
+        with pytest.raises(GitError, match=f"object {blob[:12]} is missing") as err:
+            tree.read_bytes("configs/.bashrc")
+        assert "run again" in (err.value.hint or "")
+    assert gitstore.mirror_problem(mirror) is not None
+    with open_remote_tree(str(upstream), None, state) as tree:
+        assert any("cloning it again" in line for line in tree.notices())
+        assert tree.read_bytes("configs/.bashrc") == b"alias ll='ls -l'\n"

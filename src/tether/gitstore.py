@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,12 @@ from dulwich.client import (
     HTTPUnauthorized,
     get_transport_and_path,
 )
-from dulwich.errors import GitProtocolError, NotGitRepository
+from dulwich.errors import (
+    ChecksumMismatch,
+    GitProtocolError,
+    NotGitRepository,
+    ObjectFormatException,
+)
 from dulwich.graph import can_fast_forward
 from dulwich.object_store import commit_tree_changes
 from dulwich.objects import ZERO_SHA, Blob, Commit, ObjectID, Tag
@@ -45,6 +51,7 @@ from tether.options import mask_url
 
 MIRRORS = "mirrors"
 FETCH_STATE = "tether-fetch.json"  # in the mirror: where from and when it was last fetched
+DAMAGED = "tether-damaged"  # in the mirror: a read failed, clone it again on the next fetch
 TOKEN_ENV = "TETHER_GIT_TOKEN"  # noqa: S105 (a variable name, not a secret)
 USERNAME_ENV = "TETHER_GIT_USERNAME"
 DEFAULT_TOKEN_USER = "tether"  # noqa: S105
@@ -67,6 +74,18 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     HTTPUnauthorized,
     HTTPProxyUnauthorized,
     urllib3.exceptions.HTTPError,
+)
+
+
+# What reading a damaged object store raises (missing object, bad zlib stream, bad checksum).
+_DAMAGE: tuple[type[BaseException], ...] = (
+    KeyError,
+    zlib.error,
+    ChecksumMismatch,
+    ObjectFormatException,
+    AssertionError,
+    ValueError,
+    OSError,
 )
 
 
@@ -254,6 +273,8 @@ def _descends(repo: Repo, old: bytes, new: bytes) -> bool:
 
 def mirror_problem(path: Path) -> str | None:
     """Why the mirror at `path` cannot be used, or None when it looks sound."""
+    with contextlib.suppress(OSError):
+        return (path / DAMAGED).read_text(encoding="utf-8").strip() or "marked damaged"
     try:
         with Repo(str(path)) as repo:
             if not repo.bare:
@@ -266,6 +287,19 @@ def mirror_problem(path: Path) -> str | None:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return f"{type(exc).__name__}: {text}"[:160] if text else type(exc).__name__
     return None
+
+
+def mark_damaged(path: Path, what: str, exc: BaseException) -> GitError:
+    """Note a failed read so the next fetch clones the mirror anew; returns the error to raise."""
+    if isinstance(exc, KeyError):
+        reason = f"{what} is missing"
+    else:
+        reason = f"{what} is unreadable ({type(exc).__name__})"
+    with contextlib.suppress(OSError):
+        (path / DAMAGED).write_text(reason + "\n", encoding="utf-8")
+    return GitError(
+        f"mirror {path}: {reason}", hint="the mirror is damaged; run again to clone it anew"
+    )
 
 
 def read_fetch_state(path: Path) -> FetchState | None:
@@ -457,33 +491,36 @@ def resolve(path: Path, ref: str | None, *, display: str = "") -> Resolved:
 def list_tree(path: Path, commit: str) -> dict[str, tuple[int, str]]:
     """Every blob of the commit's tree: {path: (mode, blob id)}; submodules are left out."""
     with Repo(str(path)) as repo:
-        obj = repo[commit.encode()]
-        if not isinstance(obj, Commit):
-            raise GitError(f"{commit[:12]}: not a commit")
-        return {
-            entry.path.decode("utf-8", "surrogateescape"): (entry.mode, entry.sha.decode())
-            for entry in repo.object_store.iter_tree_contents(obj.tree)
-            if entry.mode != GITLINK and entry.path is not None and entry.sha is not None
-        }
+        try:
+            obj = repo[ObjectID(commit.encode())]
+            if not isinstance(obj, Commit):
+                raise GitError(f"{commit[:12]}: not a commit")
+            return {
+                entry.path.decode("utf-8", "surrogateescape"): (entry.mode, entry.sha.decode())
+                for entry in repo.object_store.iter_tree_contents(obj.tree)
+                if entry.mode != GITLINK and entry.path is not None and entry.sha is not None
+            }
+        except _DAMAGE as exc:
+            raise mark_damaged(path, f"the tree of {commit[:12]}", exc) from None
 
 
 class ObjectReader:
     """An open mirror for many blob reads; close it (or use `with`)."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self._repo = Repo(str(path))
 
     def read_blob(self, blob_id: str) -> bytes:
+        """The bytes of a blob named by a tree of this mirror (so a failure means damage)."""
         try:
             obj = self._repo.object_store[ObjectID(blob_id.encode())]
-        except KeyError:
-            raise GitError(
-                f"object {blob_id[:12]} is missing from the mirror",
-                hint="the mirror is damaged; run again to clone it anew",
-            ) from None
+            data = obj.as_raw_string()
+        except _DAMAGE as exc:
+            raise mark_damaged(self.path, f"object {blob_id[:12]}", exc) from None
         if not isinstance(obj, Blob):
             raise GitError(f"object {blob_id[:12]} is not a file")
-        return obj.as_raw_string()
+        return data
 
     def close(self) -> None:
         self._repo.close()
