@@ -109,6 +109,7 @@ class Remote:
     display: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    hidden: tuple[str, ...] = field(default=(), repr=False)  # more strings never to print
 
     @property
     def key(self) -> str:
@@ -118,8 +119,9 @@ class Remote:
     def scrub(self, text: str) -> str:
         """`text` with any URL password and our own password masked."""
         text = mask_url(text)
-        if self.password:
-            text = text.replace(self.password, "***")
+        for secret in (self.password, *self.hidden):
+            if secret:
+                text = text.replace(secret, "***")
         return text
 
 
@@ -150,14 +152,20 @@ def parse_remote(
         host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port else host
+        try:
+            netloc = f"{host}:{parts.port}" if parts.port else host
+        except ValueError:
+            raise UsageError(f"--repo {display}: the port is not a number") from None
         url = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+        # A user without a password may itself be a token (https://TOKEN@host/...): hide it too.
+        shown_user = "" if user is None else "***@" if secret is None else f"{user}:***@"
+        shown = urlunsplit((scheme, shown_user + netloc, parts.path, parts.query, ""))
         username = username or user
         password = password or secret or env.get(TOKEN_ENV) or None
         if password and not username:
             username = env.get(USERNAME_ENV) or DEFAULT_TOKEN_USER
-        shown = mask_url(location) if secret is None else display
-        return Remote(url=url, display=shown, username=username, password=password)
+        hidden = (user,) if user and secret is None and len(user) >= 8 else ()
+        return Remote(url=url, display=shown, username=username, password=password, hidden=hidden)
     if secret is not None or password is not None:
         raise UsageError(
             f"--repo {display}: a password in a {scheme or 'ssh'} URL cannot be used",
@@ -182,6 +190,19 @@ def _client(remote: Remote, operation: str) -> tuple[GitClient, str]:
         )
     except ValueError as exc:
         raise UsageError(f"--repo {remote.display}: {remote.scrub(str(exc))}") from None
+
+
+@contextlib.contextmanager
+def _connected(remote: Remote, operation: str) -> Iterator[tuple[GitClient, str]]:
+    """A client for one operation; its sockets (urllib3 keeps a pool) are closed afterwards."""
+    client, rpath = _client(remote, operation)
+    try:
+        yield client, rpath
+    finally:
+        client.close()
+        pool = getattr(client, "pool_manager", None)
+        if pool is not None:
+            pool.clear()
 
 
 def _reason(remote: Remote, exc: BaseException) -> str:
@@ -320,7 +341,6 @@ def _write_fetch_state(path: Path, remote: Remote) -> None:
 
 def _fetch_into(repo: Repo, remote: Remote) -> tuple[str | None, tuple[str, ...]]:
     """Fetch every head and tag into `repo`; mirror heads, keep local-only tags."""
-    client, rpath = _client(remote, "upload-pack")
     old = {ref: sha for ref, sha in repo.get_refs().items() if _wanted(ref)}
 
     def wants(refs: Mapping[bytes, bytes | None], depth: int | None = None) -> list[bytes]:
@@ -333,7 +353,8 @@ def _fetch_into(repo: Repo, remote: Remote) -> tuple[str | None, tuple[str, ...]
             }
         )
 
-    result = client.fetch(rpath, repo, determine_wants=wants)  # type: ignore[arg-type]
+    with _connected(remote, "upload-pack") as (client, rpath):
+        result = client.fetch(rpath, repo, determine_wants=wants)  # type: ignore[arg-type]
     new = {ref: sha for ref, sha in result.refs.items() if sha is not None and _wanted(ref)}
     forced = []
     for ref, sha in sorted(new.items()):
@@ -722,8 +743,7 @@ def push_ref(remote: Remote, path: Path, ref: str, sha: str, *, expected: str | 
             return refs  # lost the race (or the tag exists): send nothing
         return {**refs, Ref(raw_ref): ObjectID(raw_sha)}
 
-    client, rpath = _client(remote, "receive-pack")
-    with Repo(str(path)) as repo:
+    with _connected(remote, "receive-pack") as (client, rpath), Repo(str(path)) as repo:
         try:
             result = client.send_pack(
                 rpath.encode() if isinstance(rpath, str) else rpath,
