@@ -428,3 +428,19 @@ def test_token_from_the_environment_authenticates_and_is_never_stored(
     result = _sync(auth_server, state)
     assert result.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
     assert b"tok-9f8e7d6c5b" not in _all_bytes(state)
+
+
+def test_small_fetch_packs_are_repacked(upstream: Path, tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    path = _sync(str(upstream), state).path
+    with (path / "config").open("a") as config:
+        config.write("[gc]\n\tautoPackLimit = 3\n")
+    for n in range(4):
+        commit(upstream, {"configs/.bashrc": f"round {n}\n".encode()})
+        result = _sync(str(upstream), state)
+        assert result.warnings == ()
+        assert len(list((path / "objects" / "pack").glob("*.pack"))) < 3
+    head = gitstore.resolve(path, None).commit
+    tree = gitstore.list_tree(path, head)
+    assert gitstore.read_blob(path, tree["configs/.bashrc"][1]) == b"round 3\n"
+    assert gitstore.mirror_problem(path) is None

@@ -39,6 +39,7 @@ from dulwich.errors import (
     NotGitRepository,
     ObjectFormatException,
 )
+from dulwich.gc import maybe_auto_gc
 from dulwich.graph import can_fast_forward
 from dulwich.object_store import commit_tree_changes
 from dulwich.objects import ZERO_SHA, Blob, Commit, ObjectID, Tag
@@ -377,6 +378,19 @@ def _fetch_into(repo: Repo, remote: Remote) -> tuple[str | None, tuple[str, ...]
     return (head.decode() if head else None), tuple(forced)
 
 
+def _tidy(repo: Repo) -> list[str]:
+    """Repack once many small fetch packs have piled up (git's gc.autoPackLimit, default 50).
+
+    Unreachable objects younger than two weeks stay (a capture commit not yet pushed survives).
+    A failure here costs speed, not correctness: warn and carry on.
+    """
+    try:
+        maybe_auto_gc(repo)
+    except (OSError, ValueError, KeyError, AssertionError) as exc:
+        return [f"repacking the mirror failed ({type(exc).__name__}); it still works"]
+    return []
+
+
 def _refs_of(repo: Repo) -> dict[str, str]:
     return {ref.decode(): sha.decode() for ref, sha in repo.get_refs().items() if _wanted(ref)}
 
@@ -429,8 +443,9 @@ def fetch(remote: Remote, state_dir: Path) -> FetchResult:
                     except _TRANSPORT_ERRORS as exc:
                         raise _transport_failure(remote, exc, "fetch") from None
                     refs = _refs_of(repo)
+                    warnings.extend(_tidy(repo))
                 _write_fetch_state(path, remote)
-                return FetchResult(path, head, refs, forced)
+                return FetchResult(path, head, refs, forced, warnings=tuple(warnings))
             warnings.append(f"mirror {path} is damaged ({problem}); cloning it again")
         try:
             head, refs = _clone(remote, path)
