@@ -75,6 +75,17 @@ def host_options(func: F) -> F:
     )(func)
 
 
+def state_dir_option(func: F) -> F:
+    """--state-dir alone, for commands that keep a mirror but write nothing to the host."""
+    return click.option(
+        "--state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="TETHER_STATE_DIR",
+        metavar="DIR",
+        help="tether's own state (the git mirror lives here) [env: TETHER_STATE_DIR].",
+    )(func)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print data as JSON on stdout.")(
         func
@@ -108,16 +119,23 @@ def cli() -> None:
     "directory", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[DIR]"
 )
 @source_options
+@state_dir_option
 @json_option
 def validate(
-    directory: Path | None, source: Path | None, repo: str | None, ref: str | None, as_json: bool
+    *,
+    directory: Path | None,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    state_dir: Path | None,
+    as_json: bool,
 ) -> int:
     """Check the manifest, the inventory, overrides, services and tracked files."""
     from tether.commands.validate import validate as run
     from tether.desired import open_tree
 
     src = SourceOptions.resolve(directory or source, repo, ref)
-    return run(open_tree(src), as_json=as_json)
+    return run(open_tree(src, state_dir), as_json=as_json)
 
 
 @cli.command()
@@ -128,16 +146,6 @@ def init(directory: Path, target_home: str | None) -> int:
     from tether.commands.init import init as run
 
     return run(directory, target_home=target_home)
-
-
-def state_dir_option(func: F) -> F:
-    return click.option(
-        "--state-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        envvar="TETHER_STATE_DIR",
-        metavar="DIR",
-        help="tether's own state [env: TETHER_STATE_DIR].",
-    )(func)
 
 
 def root_option(func: F) -> F:
@@ -324,6 +332,52 @@ def doctor(
         user=user,
         as_json=as_json,
     )
+
+
+@cli.command()
+@source_options
+@state_dir_option
+@click.option("--name", metavar="NAME", help="Tag name (default: snapshots.tag of the manifest).")
+@click.option("--message", metavar="MSG", help="Tag message.")
+@click.option("--push", is_flag=True, help="Push the tag to the remote (fails loudly if rejected).")
+@json_option
+def snapshot(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    state_dir: Path | None,
+    name: str | None,
+    message: str | None,
+    push: bool,
+    as_json: bool,
+) -> int:
+    """Tag the remote's current head (an annotated tag; an existing tag is never moved)."""
+    from tether.commands.snapshot import snapshot as run
+
+    src = SourceOptions.resolve(source, repo, ref)
+    return run(src, state_dir, name=name, message=message, push=push, as_json=as_json)
+
+
+@cli.command()
+@source_options
+@state_dir_option
+@click.option("--all", "all_tags", is_flag=True, help="Every tag, not only snapshot tags.")
+@json_option
+def snapshots(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    state_dir: Path | None,
+    all_tags: bool,
+    as_json: bool,
+) -> int:
+    """List the snapshot tags: name, date, commit and message, newest first."""
+    from tether.commands.snapshot import snapshots as run
+
+    src = SourceOptions.resolve(source, repo, ref)
+    return run(src, state_dir, as_json=as_json, all_tags=all_tags)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
