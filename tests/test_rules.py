@@ -215,3 +215,16 @@ def test_matches_sorted_and_disjoint() -> None:
     found = find_secrets(text, "a/c.yaml")
     assert [m.line for m in found] == [1, 2, 3]
     assert all(a.end <= b.start for a, b in itertools.pairwise(found))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'PASSWORD="$1"',
+        "TOKEN=$(cat /run/secrets/token)",
+        "API_KEY=`pass show api`",
+        "Password: use the one in the vault",
+    ],
+)
+def test_shell_and_prose_are_not_secrets(line: str) -> None:
+    assert find_secrets(line + "\n", "svc/run.sh") == []

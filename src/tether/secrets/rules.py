@@ -42,7 +42,8 @@ _TOKEN_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "pem-private-key",
             r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
-            r"[\s\S]*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
+            r"(?:(?!-----BEGIN)[\s\S]){0,20000}?"  # stops at the next BEGIN: linear time
+            r"-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
         ),
         ("github-pat", r"(?<![A-Za-z0-9_])(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}(?![A-Za-z0-9_])"),
         ("github-pat", r"(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{60,255}(?![A-Za-z0-9_])"),
@@ -149,6 +150,7 @@ def names_secret(key: str) -> bool:
 _REFERENCE = re.compile(
     r"""(?xi)
     \$\{[^}]*\}? | ^\$[A-Za-z_][A-Za-z0-9_]*$ | \{\{ | \{% | %\([A-Za-z0-9_]+\)s
+    | ^\$[0-9@*\#?!$-]$ | \$\( | ^`[^`]*`$
     | ^!secret\s | ^@[A-Za-z0-9_]+@$ | ^%[A-Za-z0-9_]+%$
     | ^/run/secrets/ | ^/var/run/secrets/
     | __REDACTED_ | ^REDACTED$ | ^<[^<>]*>$ | ^\[[^\[\]]*\]$
@@ -318,6 +320,9 @@ def _line_pairs(
                 span = _cut(text, *span, bad)
         else:
             span = _value(text, pos, eol, comments=comments, backslash=True)
+            prose = span is not None and any(c in text[span[0] : span[1]] for c in " \t")
+            if kind == "generic" and prose and text[pos] not in "\"'":
+                continue  # prose (`Password: use the vault`), not an assignment
         if span is not None:
             yield _Pair(key, *span)
             skip_to = span[1]
@@ -558,7 +563,7 @@ def _pairs(text: str, path: str) -> Iterator[_Pair]:
         return _line_pairs(text, _INI_LINE, "#;", "ini")
     if kind == "env":
         return _line_pairs(text, _ENV_LINE, "#")
-    return _line_pairs(text, _GENERIC_LINE, "#")
+    return _line_pairs(text, _GENERIC_LINE, "#", "generic")
 
 
 # --- putting it together ---------------------------------------------------------------------
