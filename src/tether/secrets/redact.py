@@ -47,7 +47,7 @@ class Redaction(NamedTuple):
 def inventory_path(path: str) -> str:
     """`configs/arrstack/x.yml` or `arrstack/x.yml` -> `arrstack/x.yml`."""
     parts = PurePosixPath(path.replace("\\", "/")).parts
-    while parts and parts[0] in ("/", ".", "configs"):
+    while parts and parts[0] in ("/", ".", "..", "configs"):
         parts = parts[1:]
     return "/".join(parts)
 
