@@ -190,6 +190,7 @@ def test_is_not_reference(value: str) -> None:
         ("credentials", True),
         ("WGPRIVATEKEY", True),
         ("PUSH_INSTALLATION_KEY", True),
+        ("traefik.http.middlewares.a.basicauth.users", True),
         ("token_expiry", False),
         ("username", False),
         ("sort_key", False),

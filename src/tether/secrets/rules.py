@@ -12,6 +12,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import PurePosixPath
 
 
@@ -36,7 +37,7 @@ class Slot:
 
 # --- known token formats ---------------------------------------------------------------------
 
-_TOKEN_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+_TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (rule, re.compile(pattern, re.ASCII))
     for rule, pattern in (
         (
@@ -75,6 +76,25 @@ _TOKEN_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("age-secret-key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
     )
 )
+_CLOUDFLARE = tuple(f"cf{c}t_" for c in "abcdefghijklmnopqrstuvwxyz")
+# Lower-case words one of which is in any text a rule can match: rules whose words are absent
+# are not run at all (most files need two or three of the fifteen patterns).
+_RULE_WORDS: dict[str, tuple[str, ...]] = {
+    "pem-private-key": ("private key",),
+    "github-pat": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "gitlab-pat": ("glpat-",),
+    "slack-token": ("xox",),
+    "slack-webhook": ("hooks.slack.com",),
+    "aws-access-key": ("akia", "asia", "abia", "acca", "a3t"),
+    "stripe-key": ("k_live_", "k_prod_"),
+    "tailscale-key": ("tskey-",),
+    "cloudflare-token": _CLOUDFLARE,
+    "discord-webhook": ("webhooks/",),
+    "telegram-bot-token": (":a",),
+    "jwt": ("eyj",),
+    "age-secret-key": ("age-secret-key-1",),
+}
+_TOKEN_RULES = tuple((rule, _RULE_WORDS[rule], pattern) for rule, pattern in _TOKEN_PATTERNS)
 _DISCORD_HOST = re.compile(r"discord(?:app)?\.com/api/webhooks/$")
 # The password of `scheme://user:PASSWORD@host`; stops at characters a URL would escape.
 _URL_PASSWORD = re.compile(
@@ -122,22 +142,28 @@ KEYWORDS: frozenset[str] = frozenset(
     | {"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "hooks.slack.com"}
     | {"akia", "asia", "abia", "acca", "a3t", "k_live_", "k_prod_", "tskey-", "webhooks/", ":a"}
     | {"eyj", "age-secret-key-1"}
-    | {f"cf{c}t_" for c in "abcdefghijklmnopqrstuvwxyz"}
+    | set(_CLOUDFLARE)
 )
 
 
-def key_words(key: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def key_words(key: str) -> tuple[str, ...]:
     """`PlexOnlineToken` / `api-key` / `db.password` -> lower-case words."""
     spaced = _CAMEL.sub(lambda m: f"{m[1] or m[3]}_{m[2] or m[4]}", key)
-    return [w.lower() for w in _WORD_SPLIT.split(spaced) if w]
+    return tuple(w.lower() for w in _WORD_SPLIT.split(spaced) if w)
 
 
+@lru_cache(maxsize=4096)
 def names_secret(key: str) -> bool:
     """Does this key name a secret? Any case; snake, kebab, camel, dotted or spaced."""
     words = key_words(key)
     if not words or words[-1] in _NOT_SECRET_TAILS:
         return False
-    if words == ["key"] or (len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_QUALIFIERS):
+    if words[-1] == "users" and any("basicauth" in w or "digestauth" in w for w in words):
+        return True  # traefik `...basicauth.users=user:$$apr1$$hash`: password hashes
+    if words == ("key",) or (
+        len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_QUALIFIERS
+    ):
         return True
     for word in words:
         if word in _SECRET_WORDS or any(s in word for s in _SECRET_SUBSTRINGS):
@@ -597,12 +623,17 @@ def find_secrets(text: str, path: str) -> list[SecretMatch]:
             ):
                 rule = "wireguard-private-key"
             candidates.append((pair.start, pair.end, rule, pair.key, 1))
-    for rule, pattern in _TOKEN_RULES:
+    for rule, words, pattern in _TOKEN_RULES:
+        if not any(word in lowered for word in words):
+            continue
         for match in pattern.finditer(text):
-            if rule == "discord-webhook" and not _DISCORD_HOST.search(text, 0, match.start()):
+            host_from = max(0, match.start() - 40)
+            if rule == "discord-webhook" and not _DISCORD_HOST.search(
+                text, host_from, match.start()
+            ):
                 continue
             candidates.append((match.start(), match.end(), rule, None, 0))
-    for match in _URL_PASSWORD.finditer(text):
+    for match in _URL_PASSWORD.finditer(text) if "://" in text else ():
         if not is_reference(match["pw"]):
             candidates.append((match.start("pw"), match.end("pw"), "url-password", None, 2))
     # Widest span wins; on equal spans a token rule's id is more telling than key-name.
