@@ -329,7 +329,10 @@ def _line_pairs(
         if text.startswith(('"""', "'''"), pos):  # TOML multi-line string
             close = text.find(text[pos : pos + 3], pos + 3)
             if close >= 0:
-                inner = pos + 3 + (1 if text.startswith("\n", pos + 3) else 0)
+                first = text[
+                    pos + 3 : pos + 5
+                ]  # a newline right after the opening quotes is trimmed
+                inner = pos + 3 + (2 if first == "\r\n" else 1 if first[:1] == "\n" else 0)
                 literal = text[pos] == "'"
                 bad = _BAD_TOML_MULTI_LITERAL if literal else _BAD_TOML_MULTI
                 yield _Pair(key, *_cut(text, inner, close, bad))
@@ -364,10 +367,10 @@ def _ini_value(text: str, pos: int, eol: int, comments: str) -> tuple[int, int] 
 
 _YAML_KEY = re.compile(
     r"(?P<key>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|[^\s#'\"\-?:,\[\]{}&*!|>%@`][^\n]*?|-[^\s][^\n]*?)"
-    r"[ \t]*:(?=[ \t]|$)"
+    r"[ \t]*:(?=[ \t\r]|$)"
 )
 _YAML_LIST_ENV = re.compile(r"(?P<q>[\"']?)(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)=")
-_YAML_BLOCK = re.compile(r"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#.*)?$")
+_YAML_BLOCK = re.compile(r"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#[^\r\n]*)?\r?$")
 _YAML_PROPS = re.compile(r"(?:&[^\s]+|!![A-Za-z]+)[ \t]+")
 
 
@@ -428,7 +431,7 @@ def _yaml_list_env(text: str, pos: int, eol: int) -> _Pair | None:
 
 def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> _Pair | None:
     """The value after `key:`; None when the key opens a nested mapping or list."""
-    while pos < eol and text[pos] in " \t":
+    while pos < eol and text[pos] in " \t\r":
         pos += 1
     props = _YAML_PROPS.match(text, pos, eol)
     if props is not None:
