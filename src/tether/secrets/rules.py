@@ -180,7 +180,7 @@ _REFERENCE = re.compile(
     | ^!secret\s | ^@[A-Za-z0-9_]+@$ | ^%[A-Za-z0-9_]+%$
     | ^/run/secrets/ | ^/var/run/secrets/
     | __REDACTED_ | ^REDACTED$ | ^<[^<>]*>$ | ^\[[^\[\]]*\]$
-    | ^(?:true|false|yes|no|on|off|null|none|nil|~|\*+|x+|\.+|-+|_+)$
+    | ^(?:true|false|yes|no|on|off|enabled?|disabled?|null|none|nil|~|\*+|x+|\.+|-+|_+)$
     | ^(?:change[-_ ]?me|changeit|secret|password|placeholder|todo|tbd|fixme)$
     | ^(?:your|my|enter|insert)[-_ ].*$
     """
