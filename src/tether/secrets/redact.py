@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import NamedTuple
@@ -230,6 +230,23 @@ def _free(
     return candidate
 
 
+class _UsedElsewhere(Collection[str]):
+    """The names used by files other than `path`, without building the set for each file."""
+
+    def __init__(self, used_by: Mapping[str, set[str]], path: str) -> None:
+        self.used_by, self.path = used_by, path
+
+    def __contains__(self, name: object) -> bool:
+        where = self.used_by.get(name, set()) if isinstance(name, str) else set()
+        return bool(where - {self.path})
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self.used_by if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def redact_files(
     texts: Mapping[str, str],
     store: Mapping[str, str] | None = None,
@@ -250,8 +267,7 @@ def redact_files(
             used_by.setdefault(name, set()).add(path)
     results: dict[str, Redaction] = {}
     for path in sorted(texts):
-        elsewhere = {name for name, where in used_by.items() if where - {path}}
-        result = redact(texts[path], path, store=values, elsewhere=elsewhere)
+        result = redact(texts[path], path, store=values, elsewhere=_UsedElsewhere(used_by, path))
         for secret in result.secrets:
             values[secret.name] = secret.value
             used_by.setdefault(secret.name, set()).add(path)
