@@ -369,7 +369,7 @@ _YAML_KEY = re.compile(
     r"(?P<key>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|[^\s#'\"\-?:,\[\]{}&*!|>%@`][^\n]*?|-[^\s][^\n]*?)"
     r"[ \t]*:(?=[ \t\r]|$)"
 )
-_YAML_LIST_ENV = re.compile(r"(?P<q>[\"']?)(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)=")
+_YAML_LIST_ENV = re.compile(r"(?P<q>[\"']?)-{0,2}(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)=")
 _YAML_BLOCK = re.compile(r"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#[^\r\n]*)?\r?$")
 _YAML_PROPS = re.compile(r"(?:&[^\s]+|!![A-Za-z]+)[ \t]+")
 
