@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from typing import NamedTuple
 
 from tether.secrets.render import NAME_PATTERN, env_name, placeholder
-from tether.secrets.rules import Slot, find_secrets, is_reference, key_words, slots
+from tether.secrets.rules import Slot, is_reference, key_words, scan
 
 PLACEHOLDER_TEXT = re.compile(r"__REDACTED_(?P<name>" + NAME_PATTERN + r")__")
 # YAML parents that say nothing about which secret this is.
@@ -104,16 +104,14 @@ def _qualifier(parents: tuple[str, ...]) -> str | None:
 
 def _units(text: str, path: str) -> list[_Unit]:
     service = service_name(path)
-    found = sorted(slots(text, path), key=lambda s: (s.start, s.end))
+    matches, found_slots = scan(text, path)
+    found = sorted(found_slots, key=lambda s: (s.start, s.end))
     starts = [s.start for s in found]
 
     def slot_for(start: int, end: int) -> Slot | None:
+        """The value slot holding [start, end): slots do not nest, so only one can."""
         index = bisect_right(starts, start) - 1
-        while index >= 0 and found[index].start <= start:
-            if found[index].end >= end:
-                return found[index]
-            index -= 1
-        return None
+        return found[index] if index >= 0 and found[index].end >= end else None
 
     units: list[_Unit] = []
     holders = list(PLACEHOLDER_TEXT.finditer(text))
@@ -132,7 +130,7 @@ def _units(text: str, path: str) -> list[_Unit]:
             )
         )
     taken = [(h.start(), h.end()) for h in holders]
-    for match in find_secrets(text, path):
+    for match in matches:
         value = text[match.start : match.end]
         if PLACEHOLDER_TEXT.search(value) or is_reference(value):
             continue

@@ -611,9 +611,14 @@ def _line_of(starts: list[int], offset: int) -> int:
 
 def find_secrets(text: str, path: str) -> list[SecretMatch]:
     """Secrets in `text` (the content of `path`), sorted by start and non-overlapping."""
+    return scan(text, path)[0]
+
+
+def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
+    """`find_secrets`, and every key/value slot of the file (secret or not), from one parse."""
     lowered = text.lower()
     if not any(word in lowered for word in KEYWORDS):
-        return []
+        return [], []
     pairs = list(_pairs(text, path))
     candidates: list[tuple[int, int, str, str | None, int]] = []  # start, end, rule, key, rank
     for pair in pairs:
@@ -656,4 +661,4 @@ def find_secrets(text: str, path: str) -> list[SecretMatch]:
                 key = pair_at[index][2]
         chosen.append(SecretMatch(rule, start, end, _line_of(line_starts, start), key))
         last_end = end
-    return chosen
+    return chosen, [Slot(p.key, p.start, p.end, p.parents) for p in pairs]
