@@ -266,3 +266,23 @@ def test_article_repo_with_article_store(repo: Path, capsys: pytest.CaptureFixtu
     assert render(data, store.get).data == FILES["arrstack/docker-compose.yml"].encode().replace(
         b"      - TZ=Australia/Sydney\n", b""
     )
+
+
+def test_outside_a_repo_binary_skipped_mode_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "loose"
+    (work / "svc").mkdir(parents=True)
+    env = work / "svc" / ".env"
+    env.write_text("DB_PASSWORD=hunter2hunter\n")
+    env.chmod(0o640)
+    blob = work / "svc" / "data.bin"
+    blob.write_bytes(b"\0password=hunter2hunter\xff")
+    monkeypatch.chdir(work)
+    store = tmp_path / "s.env"
+    assert main(["redact", "--secrets-file", str(store), "svc"]) == 0
+    assert capsys.readouterr().out == "svc/.env:1: SVC_DB_PASSWORD\n"
+    assert env.read_text() == "DB_PASSWORD=__REDACTED_SVC_DB_PASSWORD__\n"
+    assert stat.S_IMODE(env.stat().st_mode) == 0o640
+    assert blob.read_bytes() == b"\0password=hunter2hunter\xff"
+    assert load_store(store, {}).get("SVC_DB_PASSWORD") == "hunter2hunter"
