@@ -141,6 +141,8 @@ def test_pem_block_and_discord_webhook() -> None:
         "# password: hunter2hunter",
         "publish_server_on_plex_online_key: abcdef",
         "bypass: somevalue12",
+        "private_key: /etc/ssl/private/homelab.key",
+        "api_key: ~/.config/app/key",
     ],
 )
 def test_not_secrets(line: str) -> None:

@@ -194,14 +194,14 @@ def is_reference(value: str) -> bool:
     return not value or _REFERENCE.search(value) is not None
 
 
-def _plausible(key: str, value: str) -> bool:
+# A file path (two segments at least, no base64 `+` or `=`): `ssl_key: /etc/ssl/private/a.pem`.
+_FILE_PATH = re.compile(r"(?:~|\.\.?)?/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+/?")
+
+
+def _plausible(value: str) -> bool:
     """Value shape for key-name rules: `http_hash_password = 0` is a flag, not a password."""
-    if is_reference(value) or _NUMBER_FLAG.fullmatch(value.strip()):
-        return False
-    words = key_words(key)
-    # `*_FILE: /run/secrets/x`, `password_path: /etc/...` end in a not-secret tail already;
-    # a bare path under a secret key that ends in `file`/`path` never reaches here.
-    return not (words and words[-1] == "secret" and value.startswith("/"))
+    value = value.strip()
+    return not (is_reference(value) or _NUMBER_FLAG.fullmatch(value) or _FILE_PATH.fullmatch(value))
 
 
 # --- per-format extraction of key/value pairs ------------------------------------------------
@@ -623,7 +623,7 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
     candidates: list[tuple[int, int, str, str | None, int]] = []  # start, end, rule, key, rank
     for pair in pairs:
         value = text[pair.start : pair.end]
-        if names_secret(pair.key) and _plausible(pair.key, value):
+        if names_secret(pair.key) and _plausible(value):
             rule = "key-name"
             if _WIREGUARD_KEY.fullmatch(value) and any(
                 w in ("private", "preshared", "wireguard", "wg") or "privatekey" in w
