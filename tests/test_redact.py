@@ -53,6 +53,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "ini": _parse_ini,
     "xml": ET.fromstring,
     "env": lambda text: parse_dotenv(text, "x.env"),
+    "text": lambda text: text,
 }
 
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -212,6 +213,42 @@ def env_docs(draw: st.DrawFn) -> Doc:
     return Doc("authentik/.env", "\n".join(lines) + "\n", tuple(planted))
 
 
+def _token(draw: st.DrawFn) -> str:
+    def run(n: int, alphabet: str = ALNUM) -> str:
+        return "".join(draw(st.lists(st.sampled_from(alphabet), min_size=n, max_size=n)))
+
+    kind = draw(st.sampled_from(["ghp", "glpat", "akia", "sk", "tskey", "jwt", "age", "tg"]))
+    return {
+        "ghp": lambda: "ghp_" + run(36),
+        "glpat": lambda: "glpat-" + run(20),
+        "akia": lambda: "AKIA" + run(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+        "sk": lambda: "sk_live_" + run(24),
+        "tskey": lambda: "tskey-auth-" + run(30),
+        "jwt": lambda: f"eyJ{run(20)}.eyJ{run(20)}.{run(30)}",
+        "age": lambda: "AGE-SECRET-KEY-1" + run(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"),
+        "tg": lambda: f"{run(9, '0123456789')}:AA{run(33)}",
+    }[kind]()
+
+
+@st.composite
+def text_docs(draw: st.DrawFn) -> Doc:
+    lines, planted = ["#!/bin/sh", "set -eu"], []
+    for _ in range(draw(st.integers(1, 4))):
+        style = draw(st.sampled_from(["bearer", "url", "export"]))
+        if style == "bearer":
+            value = _token(draw)
+            lines.append(f'curl -H "Authorization: Bearer {value}" https://api.example.com/')
+        elif style == "url":
+            value = draw(_value("-_.~%"))
+            lines.append(f"DATABASE_URL=postgresql://app:{value}@db.lan:5432/app")
+        else:
+            value = draw(_value("&/|#:$\\ "))
+            lines.append(f"export API_TOKEN='{value}'")
+        planted.append(value)
+    lines += ['PASSWORD="$1"', "TOKEN_FILE=/run/secrets/token", "echo 'rotate the password'"]
+    return Doc("svc/run.sh", "\n".join(lines) + "\n", tuple(planted))
+
+
 FORMATS: dict[str, st.SearchStrategy[Doc]] = {
     "yaml": yaml_docs(),
     "compose": compose_docs(),
@@ -220,6 +257,7 @@ FORMATS: dict[str, st.SearchStrategy[Doc]] = {
     "ini": ini_docs(),
     "xml": xml_docs(),
     "env": env_docs(),
+    "text": text_docs(),
 }
 PARSER_OF = {"compose": "yaml"}
 
