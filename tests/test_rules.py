@@ -75,6 +75,7 @@ def test_match_fields_are_exact() -> None:
             "aGVsbG8gd29ybGQgdGhpcyBpcyBhIHRlc3Qga2V5MTI=",
         ),
         ("a/x.yml", "db: postgres://user:s3cr3tPW@db:5432/x\n", "s3cr3tPW"),
+        ("a/x.yml", "cache: redis://:r3disPW@redis:6379/0\n", "r3disPW"),
         ("a/compose.yml", 'x:\n  command:\n    - "--api-token=tok3n-abc"\n', "tok3n-abc"),
         ("a/compose.yml", "x:\n  command:\n    - --db-password=pw-1234x\n", "pw-1234x"),
     ],

@@ -98,7 +98,7 @@ _TOKEN_RULES = tuple((rule, _RULE_WORDS[rule], pattern) for rule, pattern in _TO
 _DISCORD_HOST = re.compile(r"discord(?:app)?\.com/api/webhooks/$")
 # The password of `scheme://user:PASSWORD@host`; stops at characters a URL would escape.
 _URL_PASSWORD = re.compile(
-    r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"'<>`]+:(?P<pw>[^\s@/\"'<>`]+)@"
+    r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"'<>`]*:(?P<pw>[^\s@/\"'<>`]+)@"
     r"(?=[^\s@/\"'<>`])",
     re.ASCII,
 )
