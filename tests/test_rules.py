@@ -211,6 +211,7 @@ def test_names_secret(key: str, expected: bool) -> None:
 
 def test_keywords_gate_every_match() -> None:
     texts = [f"x = {t}\n" for t in TOKENS.values()] + ["PG_PASS=abc123xyz\n", "pwd=abc123xyz\n"]
+    texts.append("traefik.http.middlewares.a.basicauth.users=u:$$apr1$$x$$y\n")
     for text in texts:
         assert find_secrets(text, "a/.env")
         assert any(word in text.lower() for word in KEYWORDS)
@@ -241,7 +242,7 @@ def test_shell_and_prose_are_not_secrets(line: str) -> None:
 FRAGMENTS = [
     *TOKENS.values(),
     *("=", ": ", "\n", "://", "@", "u:", " ", '"', "'", "#", "-", "_", "Pass", "KEY", "x"),
-    *("Token", "9", "<a ", ">", "</a>", "{", "}", "eyJ", "pw", ":"),
+    *("Token", "9", "<a ", ">", "</a>", "{", "}", "eyJ", "pw", ":", "a.basicAuth.users"),
 ]
 
 

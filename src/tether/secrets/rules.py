@@ -141,7 +141,7 @@ KEYWORDS: frozenset[str] = frozenset(
     {"pass", "pwd", "psk", "pw", "secret", "token", "key", "credential", "://"}
     | {"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "hooks.slack.com"}
     | {"akia", "asia", "abia", "acca", "a3t", "k_live_", "k_prod_", "tskey-", "webhooks/", ":a"}
-    | {"eyj", "age-secret-key-1"}
+    | {"eyj", "age-secret-key-1", "basicauth", "digestauth"}
     | set(_CLOUDFLARE)
 )
 
