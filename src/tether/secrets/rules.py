@@ -27,7 +27,7 @@ class SecretMatch:
 
 @dataclass(frozen=True)
 class Slot:
-    """A value assigned to a secret-naming key, a reference or not (redaction names these)."""
+    """A value assigned to a key, with its YAML parents (redaction derives names from these)."""
 
     key: str
     start: int
