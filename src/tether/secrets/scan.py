@@ -1,0 +1,241 @@
+"""The scanning engine: which parts of a file can hold a secret, and which findings to report.
+
+Per file: skip binaries and oversized files (counted), run the shared rules only when one of
+their keywords occurs (the prefilter), add generic `key = value` assignments whose value looks
+random (entropy), then drop tether's own placeholders and interpolations (`is_reference`),
+lines marked `tether:allow`, and findings whose keyed fingerprint is in the baseline.
+
+The secret itself never leaves this module: a `Finding` holds a masked preview and an HMAC
+fingerprint keyed by a per-repo salt, so reports and baselines cannot be brute-forced offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+ALLOW_MARK = "tether:allow"
+MAX_SIZE = 1024 * 1024  # files above this are skipped and counted (minified bundles, dumps)
+ENTROPY_RULE = "generic-high-entropy"
+_BINARY_PROBE = 8192  # like git: a NUL in the first 8 KiB means binary
+
+
+class MatchLike(Protocol):
+    """What the shared rules return (tether.secrets.rules.SecretMatch)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def line(self) -> int: ...
+
+
+FindFn = Callable[[str, str], Sequence[MatchLike]]
+ReferenceFn = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The detection rules the engine runs; injected so the engine can be tested on its own."""
+
+    find: FindFn
+    keywords: frozenset[str]
+    is_reference: ReferenceFn
+
+
+def default_rules() -> RuleSet:
+    # Imported here: the rules compile their regexes on import.
+    from tether.secrets.rules import KEYWORDS, find_secrets, is_reference  # noqa: PLC0415
+
+    return RuleSet(find_secrets, KEYWORDS, is_reference)
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    line: int
+    rule: str
+    fingerprint: str
+    preview: str  # masked: never the value
+    commit: str | None = None
+
+    def text(self) -> str:
+        where = f"{self.path}:{self.line}: {self.rule}"
+        shown = f" {self.preview}" if self.preview else ""
+        commit = f" (commit {self.commit[:12]})" if self.commit else ""
+        return f"{where}{shown}{commit}"
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding] = field(default_factory=list)
+    files_scanned: int = 0
+    files_skipped: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    baselined: int = 0
+
+
+def mask(secret: str) -> str:
+    """What may be shown of a secret: its first two characters when it is long, else nothing."""
+    return f"{secret[:2]}***" if len(secret) >= 24 else "***"
+
+
+def fingerprint(salt: bytes, path: str, rule: str, secret: str) -> str:
+    """Keyed hash of where and what, without the line: it survives lines moving."""
+    message = "\0".join((path, rule, secret)).encode("utf-8", "surrogateescape")
+    return hmac.new(salt, message, hashlib.sha256).hexdigest()
+
+
+def shannon(value: str) -> float:
+    counts = Counter(value)
+    size = len(value)
+    return -sum(n / size * math.log2(n / size) for n in counts.values())
+
+
+# -- generic high-entropy assignments ---------------------------------------------------------
+
+# A run of token characters; the assignment before it is checked separately (cheaper than one
+# regex that would retry the key at every offset).
+_TOKEN = re.compile(r"(?<![A-Za-z0-9+/_\-.~])[A-Za-z0-9+/_\-.~]{20,}={0,2}(?![A-Za-z0-9+/_\-.~=])")
+_ASSIGN_BEFORE = re.compile(
+    r"""(?P<key>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["']?[ \t]*(?::=|=>|[=:])[ \t]*["'`]?$"""
+)
+# Keys whose long values are identifiers or digests, not credentials.
+_BENIGN_KEY = re.compile(
+    r"(?i)(?:sha\d*|hash|digest|checksum|integrity|commit|revision|rev|uuid|guid|"
+    r"(?:^|[_.\-])id|version|image|url|uri|path|file|dir|name|host|domain|email|"
+    r"icon|color|etag|fingerprint|thumbprint|public|pubkey|key_?id|cert_?hash)s?$"
+)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_WORDY = re.compile(r"^[A-Za-z.\-_/]+$")
+
+
+def looks_random(value: str) -> bool:
+    """A long value with mixed character classes and high entropy for its length."""
+    core = value.rstrip("=")
+    if len(core) < 20 or _UUID.match(core) or _WORDY.match(core):
+        return False
+    if core[0] in "/." or "//" in core or ".." in core:
+        return False  # paths and URLs
+    if not any(c.isdigit() for c in core) or not any(c.isalpha() for c in core):
+        return False
+    if _HEX.match(core):
+        return len(core) >= 32 and shannon(core) >= 3.0
+    # Random base62/base64 of n characters has entropy close to log2(n) up to ~6.
+    ceiling = math.log2(min(len(core), 64))
+    return shannon(core) >= max(3.6, ceiling - 0.9)
+
+
+def entropy_matches(text: str, is_reference: ReferenceFn) -> list[tuple[int, int]]:
+    """Spans of random-looking values assigned to a key (`key = v`, `key: v`, `KEY=v`, ...)."""
+    spans = []
+    for match in _TOKEN.finditer(text):
+        value = match.group()
+        if not looks_random(value):
+            continue
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        assign = _ASSIGN_BEFORE.search(text, line_start, match.start())
+        if assign is None or _BENIGN_KEY.search(assign["key"]):
+            continue
+        if is_reference(value):
+            continue
+        spans.append((match.start(), match.end()))
+    return spans
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+
+class Scanner:
+    """Scans texts with one rule set, salt and baseline; collects a ScanResult."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        salt: bytes,
+        baseline: frozenset[str] = frozenset(),
+        max_size: int = MAX_SIZE,
+    ) -> None:
+        self.rules = rules
+        self.salt = salt
+        self.baseline = baseline
+        self.max_size = max_size
+        self.result = ScanResult()
+        self._seen: set[tuple[str, int, str, str]] = set()
+
+    def skip(self, path: str, reason: str) -> None:
+        self.result.files_skipped += 1
+        self.result.skipped.append((path, reason))
+
+    def scan_bytes(self, path: str, data: bytes, commit: str | None = None) -> None:
+        if len(data) > self.max_size:
+            self.skip(path, f"larger than {self.max_size} bytes")
+            return
+        if b"\0" in data[:_BINARY_PROBE]:
+            self.skip(path, "binary")
+            return
+        self.result.files_scanned += 1
+        text = data.decode("utf-8", "replace")
+        for finding in self.scan_text(path, text, commit):
+            key = (finding.path, finding.line, finding.rule, finding.fingerprint)
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            if finding.fingerprint in self.baseline:
+                self.result.baselined += 1
+                continue
+            self.result.findings.append(finding)
+
+    def scan_text(self, path: str, text: str, commit: str | None = None) -> list[Finding]:
+        spans: list[tuple[int, int, str, int]] = []  # start, end, rule, line
+        lower = text.lower()
+        if any(word in lower for word in self.rules.keywords):
+            for m in self.rules.find(text, path):
+                spans.append((m.start, m.end, m.rule, m.line))
+        taken = [(s, e) for s, e, _, _ in spans]
+        for start, end in entropy_matches(text, self.rules.is_reference):
+            if not any(start < e and s < end for s, e in taken):
+                spans.append((start, end, ENTROPY_RULE, text.count("\n", 0, start) + 1))
+        if not spans:
+            return []
+        has_allow = ALLOW_MARK in text
+        out = []
+        for start, end, rule, line in sorted(spans):
+            secret = text[start:end]
+            if not secret or self.rules.is_reference(secret):
+                continue
+            if has_allow and ALLOW_MARK in _line_at(text, start):
+                continue
+            out.append(
+                Finding(
+                    path=path,
+                    line=line,
+                    rule=rule,
+                    fingerprint=fingerprint(self.salt, path, rule, secret),
+                    preview=mask(secret),
+                    commit=commit,
+                )
+            )
+        return out
+
+
+def _line_at(text: str, offset: int) -> str:
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def scan_many(scanner: Scanner, items: Iterable[tuple[str, bytes, str | None]]) -> ScanResult:
+    for path, data, commit in items:
+        scanner.scan_bytes(path, data, commit)
+    return scanner.result
