@@ -1,0 +1,259 @@
+"""The scanning engine and `tether scan` over files (git modes are in test_gitread/test_hooks)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from scanhelp import token
+
+from tether.cli import main
+from tether.secrets.baseline import BASELINE_NAME, load_baseline
+from tether.secrets.scan import (
+    ENTROPY_RULE,
+    RuleSet,
+    Scanner,
+    fingerprint,
+    looks_random,
+    mask,
+)
+
+SALT = b"s" * 32
+
+
+# -- the engine with a tiny injected rule set -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class FakeMatch:
+    rule: str
+    start: int
+    end: int
+    line: int
+    key: str | None = None
+
+
+class FakeRules:
+    """Finds `SECRET-<word>`; counts calls so the prefilter can be observed."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def find(self, text: str, path: str) -> list[FakeMatch]:
+        self.calls += 1
+        return [
+            FakeMatch("fake", m.start(), m.end(), text.count("\n", 0, m.start()) + 1)
+            for m in re.finditer(r"SECRET-\w+", text)
+        ]
+
+    def ruleset(self) -> RuleSet:
+        return RuleSet(self.find, frozenset({"secret-"}), lambda v: v == "SECRET-placeholder")
+
+
+def test_prefilter_runs_rules_only_where_a_keyword_occurs() -> None:
+    fake = FakeRules()
+    scanner = Scanner(fake.ruleset(), SALT)
+    scanner.scan_bytes("a.txt", b"nothing to see here\n")
+    assert fake.calls == 0
+    scanner.scan_bytes("b.txt", b"x = SECRET-abc\n")
+    assert fake.calls == 1
+    assert [(f.path, f.line, f.rule) for f in scanner.result.findings] == [("b.txt", 1, "fake")]
+    assert scanner.result.files_scanned == 2
+
+
+def test_references_and_allow_marks_are_not_reported() -> None:
+    scanner = Scanner(FakeRules().ruleset(), SALT)
+    text = "a = SECRET-placeholder\nb = SECRET-real  # tether:allow\nc = SECRET-other\n"
+    findings = scanner.scan_text("f", text)
+    assert [f.line for f in findings] == [3]
+
+
+def test_binary_and_oversized_files_are_skipped_and_counted() -> None:
+    scanner = Scanner(FakeRules().ruleset(), SALT, max_size=100)
+    scanner.scan_bytes("bin", b"SECRET-x\0more")
+    scanner.scan_bytes("big", b"SECRET-x " * 50)
+    scanner.scan_bytes("ok", b"SECRET-x")
+    result = scanner.result
+    assert (result.files_scanned, result.files_skipped) == (1, 2)
+    assert [reason for _, reason in result.skipped] == ["binary", "larger than 100 bytes"]
+    assert len(result.findings) == 1
+
+
+def test_fingerprint_is_keyed_and_survives_moving_lines() -> None:
+    secret = "SECRET-abc"
+    scanner = Scanner(FakeRules().ruleset(), SALT)
+    before = scanner.scan_text("f", f"x = {secret}\n")[0]
+    after = scanner.scan_text("f", f"\n\n# moved\nx = {secret}\n")[0]
+    assert before.fingerprint == after.fingerprint
+    assert after.line == 4
+    assert before.fingerprint == fingerprint(SALT, "f", "fake", secret)
+    assert fingerprint(b"t" * 32, "f", "fake", secret) != before.fingerprint
+    plain = {hashlib.sha256(secret.encode()).hexdigest(), hashlib.sha1(secret.encode()).hexdigest()}
+    assert before.fingerprint not in plain
+    # Another file or rule with the same value is another finding.
+    assert fingerprint(SALT, "g", "fake", secret) != before.fingerprint
+
+
+def test_baseline_silences_accepted_findings_only() -> None:
+    accepted = fingerprint(SALT, "f", "fake", "SECRET-old")
+    scanner = Scanner(FakeRules().ruleset(), SALT, frozenset({accepted}))
+    scanner.scan_bytes("f", b"SECRET-old\nSECRET-new\n")
+    assert [f.line for f in scanner.result.findings] == [2]
+    assert scanner.result.baselined == 1
+
+
+def test_mask_never_shows_more_than_two_characters() -> None:
+    assert mask("short-pass") == "***"
+    assert mask(token()) == "gh***"
+
+
+# -- entropy for generic assignments --------------------------------------------------------
+
+
+def test_entropy_finds_random_values_under_unknown_keys() -> None:
+    value = token("", 32, seed=7)
+    scanner = Scanner(FakeRules().ruleset(), SALT)
+    findings = scanner.scan_text("app.conf", f"session_blob = {value}\n")
+    assert [f.rule for f in findings] == [ENTROPY_RULE]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "digest: sha256:" + "ab12cd34" * 8,
+        "uuid = 123e4567-e89b-12d3-a456-426614174000",
+        "url: https://example.com/some/long/path/to/resource123",
+        "name = averyveryverylongidentifierwithoutdigits",
+        "image = registry.example.com/team/app-server-2024",
+        "commit = " + "0123456789abcdef" * 2 + "01234567",
+    ],
+)
+def test_entropy_ignores_ids_digests_paths_and_words(line: str) -> None:
+    scanner = Scanner(FakeRules().ruleset(), SALT)
+    assert scanner.scan_text("x.conf", line + "\n") == []
+
+
+def test_looks_random_needs_length_and_mixed_classes() -> None:
+    assert looks_random(token("", 40, seed=3))
+    assert not looks_random("a1" * 15)  # low entropy
+    assert not looks_random(token("", 12))  # too short
+
+
+# -- the command over files, with the real rules --------------------------------------------
+
+
+Run = Callable[[list[str], Path], tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
+    """`tether ARGS` in `cwd` through tether.cli.main: (exit code, stdout, stderr)."""
+
+    def go(args: list[str], cwd: Path) -> tuple[int, str, str]:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(args)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return go
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/.env").write_text(f"GITHUB_TOKEN={token()}\nLOG_LEVEL=debug\n")
+    (tmp_path / "app/ok.yaml").write_text(
+        "db:\n  password: __REDACTED_DB_PASSWORD__\n  token: ${TOKEN}\n"
+    )
+    return tmp_path
+
+
+def test_scan_reports_path_line_rule_and_never_the_value(tree: Path, run: Run) -> None:
+    code, out, err = run(["scan", "app"], tree)
+    assert code == 3
+    assert out == "app/.env:1: github-pat gh***\n"
+    assert token() not in out + err
+    assert "scanned 2 files, skipped 0: 1 possible secrets" in err
+
+
+def test_placeholders_and_interpolations_pass(tree: Path, run: Run) -> None:
+    code, out, _ = run(["scan", "app/ok.yaml"], tree)
+    assert (code, out) == (0, "")
+
+
+def test_json_output_shape(tree: Path, run: Run) -> None:
+    (tree / "app/blob.bin").write_bytes(b"\0\1" + token().encode())
+    code, out, _ = run(["scan", "--format", "json", "app"], tree)
+    data = json.loads(out)
+    assert code == 3
+    assert set(data) == {"findings", "files_scanned", "files_skipped"}
+    assert data["files_scanned"] == 2 and data["files_skipped"] == 1
+    [finding] = data["findings"]
+    assert set(finding) == {"path", "line", "rule", "fingerprint"}
+    assert (finding["path"], finding["line"], finding["rule"]) == ("app/.env", 1, "github-pat")
+    assert re.fullmatch(r"[0-9a-f]{64}", finding["fingerprint"])
+
+
+def test_sarif_output(tree: Path, run: Run) -> None:
+    code, out, _ = run(["scan", "--format", "sarif", "app"], tree)
+    sarif = json.loads(out)
+    assert code == 3 and sarif["version"] == "2.1.0"
+    [result] = sarif["runs"][0]["results"]
+    assert result["ruleId"] == "github-pat"
+    location = result["locations"][0]["physicalLocation"]
+    assert location == {"artifactLocation": {"uri": "app/.env"}, "region": {"startLine": 1}}
+    assert token() not in out
+
+
+def test_update_baseline_accepts_current_findings_and_stores_no_plain_hash(tree: Path, run: Run) -> None:
+    code, _, err = run(["scan", "--update-baseline", "app"], tree)
+    assert code == 0 and "1 accepted findings" in err
+    text = (tree / BASELINE_NAME).read_text()
+    secret = token()
+    for digest in (hashlib.sha1, hashlib.sha256):
+        assert digest(secret.encode()).hexdigest() not in text
+    assert secret not in text
+    baseline = load_baseline(tree / BASELINE_NAME)
+    assert baseline is not None and len(baseline.fingerprints) == 1
+    # Accepted, even when the line moves; a new secret is still reported.
+    (tree / "app/.env").write_text(f"# moved down\nGITHUB_TOKEN={secret}\n")
+    assert run(["scan", "app"], tree)[0] == 0
+    (tree / "app/new.env").write_text(f"OTHER={token(seed=2)}\n")
+    code, out, err = run(["scan", "app"], tree)
+    assert code == 3 and out.startswith("app/new.env:1:")
+    assert "1 more accepted by the baseline" in err
+    # Re-running keeps the salt, so earlier fingerprints stay valid.
+    run(["scan", "--update-baseline", "app"], tree)
+    again = load_baseline(tree / BASELINE_NAME)
+    assert again is not None and again.salt == baseline.salt
+    assert baseline.fingerprints < again.fingerprints
+
+
+def test_a_broken_baseline_is_one_clear_error(tree: Path, run: Run) -> None:
+    (tree / BASELINE_NAME).write_text("{not json")
+    code, _, err = run(["scan", "app"], tree)
+    assert code == 4
+    assert BASELINE_NAME in err and "not a tether baseline" in err
+    assert "Traceback" not in err
+
+
+def test_default_target_is_the_config_repos_source_folder(tmp_path: Path, run: Run) -> None:
+    (tmp_path / "tether.yaml").write_text("version: 1\ntarget:\n  home: /home/me\n")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs/app.env").write_text(f"TOKEN={token()}\n")
+    (tmp_path / "notes.env").write_text(f"TOKEN={token(seed=5)}\n")
+    code, out, _ = run(["scan"], tmp_path)
+    assert code == 3
+    assert out.splitlines() == ["configs/app.env:1: github-pat gh***"]
+
+
+def test_usage_errors(tree: Path, run: Run) -> None:
+    assert run(["scan", "--staged", "app"], tree)[0] == 2
+    code, _, err = run(["scan", "missing"], tree)
+    assert code == 2 and "missing: no such file or folder" in err
