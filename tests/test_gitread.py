@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from dulwich import porcelain
 from dulwich.repo import Repo
-from scanhelp import token
 
+from scanhelp import token
 from tether.errors import GitError, UsageError
 from tether.gitread import ZERO_SHA, WorkRepo
 

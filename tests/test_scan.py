@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from scanhelp import token
 
+from scanhelp import token
 from tether.cli import main
 from tether.secrets.baseline import BASELINE_NAME, load_baseline
 from tether.secrets.scan import (
@@ -211,7 +211,7 @@ def test_sarif_output(tree: Path, run: Run) -> None:
     assert token() not in out
 
 
-def test_update_baseline_accepts_current_findings_and_stores_no_plain_hash(tree: Path, run: Run) -> None:
+def test_update_baseline_keeps_salt_and_stores_no_plain_hash(tree: Path, run: Run) -> None:
     code, _, err = run(["scan", "--update-baseline", "app"], tree)
     assert code == 0 and "1 accepted findings" in err
     text = (tree / BASELINE_NAME).read_text()
@@ -257,3 +257,10 @@ def test_usage_errors(tree: Path, run: Run) -> None:
     assert run(["scan", "--staged", "app"], tree)[0] == 2
     code, _, err = run(["scan", "missing"], tree)
     assert code == 2 and "missing: no such file or folder" in err
+
+
+def test_exclude_leaves_out_matching_paths(tree: Path, run: Run) -> None:
+    code, out, err = run(["scan", "--exclude", r"\.env$", "app"], tree)
+    assert (code, out) == (0, "")
+    assert "scanned 1 files" in err
+    assert run(["scan", "--exclude", "(", "app"], tree)[0] == 2

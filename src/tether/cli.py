@@ -169,6 +169,12 @@ def init(directory: Path, target_home: str | None) -> int:
     metavar="BYTES",
     help="Skip (and count) larger files.",
 )
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="REGEX",
+    help="Leave out paths (relative to the repo root) matching this regex; repeatable.",
+)
 def scan(  # noqa: PLR0917 (one parameter per click option)
     paths: tuple[Path, ...],
     staged: bool,
@@ -179,6 +185,7 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
     baseline: Path | None,
     update_baseline: bool,
     max_size: int,
+    exclude: tuple[str, ...],
 ) -> int:
     """Find secrets in files, the index, a commit range or a push (exit 3 when found).
 
@@ -198,6 +205,7 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
         baseline=baseline,
         update_baseline=update_baseline,
         max_size=max_size,
+        exclude=exclude,
     )
     return run(request)
 

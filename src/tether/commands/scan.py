@@ -10,6 +10,7 @@ pre-push stage, else the files pre-commit passes).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class ScanRequest:
     baseline: Path | None = None
     update_baseline: bool = False
     max_size: int = MAX_SIZE
+    exclude: tuple[str, ...] = ()
 
     def check(self) -> None:
         modes = [
@@ -60,6 +62,13 @@ class ScanRequest:
             raise UsageError(f"{' and '.join(modes)} name two things to scan", hint="give one")
         if self.max_size <= 0:
             raise UsageError("--max-size must be positive")
+        for pattern in self.exclude:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise UsageError(
+                    f"--exclude {pattern!r}: not a regular expression ({exc})"
+                ) from None
 
 
 def find_git_root(start: Path) -> Path | None:
@@ -113,6 +122,8 @@ def walk(targets: Sequence[Path], root: Path, baseline: Path) -> Iterator[tuple[
 
 def _file_items(scanner: Scanner, targets: Sequence[Path], root: Path, baseline: Path) -> None:
     for shown, path in walk(targets, root, baseline):
+        if not scanner.path_filter(shown):
+            continue
         try:
             size = path.stat().st_size
             if size > scanner.max_size:
@@ -183,6 +194,9 @@ def run_scan(
     salt = baseline.salt if baseline else new_salt()
     accepted = baseline.fingerprints if baseline and not request.update_baseline else frozenset()
     scanner = Scanner(rules or default_rules(), salt, accepted, request.max_size)
+    if request.exclude:
+        excluded = re.compile("|".join(f"(?:{p})" for p in request.exclude))
+        scanner.path_filter = lambda path: excluded.search(path) is None
     hook_push = request.hook and "PRE_COMMIT_REMOTE_NAME" in environ
     if request.staged or request.commits is not None or request.pre_push or hook_push:
         if find_git_root(cwd) is None:

@@ -171,6 +171,7 @@ class Scanner:
         self.baseline = baseline
         self.max_size = max_size
         self.result = ScanResult()
+        self.path_filter: Callable[[str], bool] = lambda path: True
         self._seen: set[tuple[str, int, str, str]] = set()
 
     def skip(self, path: str, reason: str) -> None:
@@ -178,6 +179,8 @@ class Scanner:
         self.result.skipped.append((path, reason))
 
     def scan_bytes(self, path: str, data: bytes, commit: str | None = None) -> None:
+        if not self.path_filter(path):
+            return
         if len(data) > self.max_size:
             self.skip(path, f"larger than {self.max_size} bytes")
             return
