@@ -111,9 +111,9 @@ _ASSIGN_BEFORE = re.compile(
 )
 # Keys whose long values are identifiers or digests, not credentials.
 _BENIGN_KEY = re.compile(
-    r"(?i)(?:sha\d*|hash|digest|checksum|integrity|commit|revision|rev|uuid|guid|"
-    r"(?:^|[_.\-])id|version|image|url|uri|path|file|dir|name|host|domain|email|"
-    r"icon|color|etag|fingerprint|thumbprint|public|pubkey|key_?id|cert_?hash)s?$"
+    r"(?i)(?:public|pubkey|(?:sha\d*|hash|digest|checksum|integrity|commit|revision|rev|uuid|guid|"
+    r"(?:^|[_.\-])id|version|image|url|uri|path|file|dir|name|host|domain|email|icon|color|etag|"
+    r"fingerprint|thumbprint|key_?id|cert_?hash)s?$)"
 )
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")

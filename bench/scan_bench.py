@@ -1,0 +1,172 @@
+"""Scan benchmark: tether scan against detect-secrets on a labeled homelab tree.
+
+Setup (once; detect-secrets is a bench-only tool, not a tether dependency):
+    make .venv/.dev && .venv/bin/pip install detect-secrets
+Run:
+    .venv/bin/python bench/scan_bench.py [--files 1200] [--runs 3]
+
+The tree comes from `bench/labeled_tree.py` (the redaction benchmark's generator) when it is
+importable, else from `bench/scan_tree.py`. A planted secret counts as found when a tool
+reports its file and line; precision is the share of reported (file, line) pairs that hold a
+planted secret. Both tools run as subprocesses (start-up included) with no network:
+`tether scan --format json .` and `detect-secrets scan --all-files` (verification plugins are
+not called by `scan`). Also timed: `tether scan` of 20 files, the size of a typical commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(HERE))
+
+Pairs = set[tuple[str, int]]
+
+
+def make_tree(root: Path, files: int) -> tuple[Pairs, str]:
+    """Write the labeled tree under `root`; returns the planted (path, line) pairs."""
+    try:
+        import labeled_tree  # type: ignore[import-not-found]
+
+        planted = labeled_tree_pairs(labeled_tree, root, files)
+        if planted is not None:
+            return planted, "bench/labeled_tree.py"
+    except ImportError:
+        pass
+    import scan_tree
+
+    labels = scan_tree.generate(root, files)
+    return {(path, line) for path, lines in labels.items() for line in lines}, "bench/scan_tree.py"
+
+
+def labeled_tree_pairs(module: object, root: Path, files: int) -> Pairs | None:
+    """Adapter for labeled_tree's API (a generate(root, ...) returning labels)."""
+    generate = getattr(module, "generate", None)
+    if generate is None:
+        return None
+    labels = generate(root, files) if files else generate(root)
+    pairs: Pairs = set()
+    for entry in labels_iter(labels):
+        pairs.add(entry)
+    return pairs
+
+
+def labels_iter(labels: object) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    items = getattr(labels, "secrets", labels)
+    if isinstance(items, dict):
+        for path, lines in items.items():
+            for line in lines:
+                out.append((str(path), int(getattr(line, "line", line))))
+    else:
+        for item in items:  # objects with .path and .line
+            out.append((str(item.path), int(item.line)))
+    return out
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    return time.perf_counter() - start, result
+
+
+def tether_scan(root: Path, runs: int) -> tuple[float, Pairs]:
+    times, found = [], set()
+    for _ in range(runs):
+        seconds, result = timed([str(BIN / "tether"), "scan", "--format", "json", "."], root)
+        if result.returncode not in (0, 3):
+            sys.exit(f"tether scan failed: {result.stderr}")
+        times.append(seconds)
+        found = {(f["path"], f["line"]) for f in json.loads(result.stdout)["findings"]}
+    return statistics.median(times), found
+
+
+def detect_secrets_scan(root: Path) -> tuple[float, Pairs] | None:
+    exe = shutil.which("detect-secrets", path=str(BIN)) or shutil.which("detect-secrets")
+    if exe is None:
+        return None
+    seconds, result = timed([exe, "scan", "--all-files"], root)
+    if result.returncode != 0:
+        sys.exit(f"detect-secrets failed: {result.stderr}")
+    data = json.loads(result.stdout)
+    found = {
+        (path, item["line_number"]) for path, items in data["results"].items() for item in items
+    }
+    return seconds, found
+
+
+def score(found: Pairs, planted: Pairs) -> tuple[float, float]:
+    hits = len(found & planted)
+    recall = hits / len(planted) if planted else 1.0
+    precision = hits / len(found) if found else 1.0
+    return recall, precision
+
+
+def commit_sized_scan(root: Path, runs: int) -> float:
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())[:20]
+    times = [timed([str(BIN / "tether"), "scan", *files], root)[0] for _ in range(runs)]
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1200)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--show-misses", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tether-scan-bench-") as tmp:
+        root = Path(tmp)
+        planted, source = make_tree(root, args.files)
+        files = sum(1 for p in root.rglob("*") if p.is_file())
+        size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+        print(
+            f"tree: {files} files, {size / 1e6:.2f} MB, {len(planted)} planted secrets ({source})"
+        )
+        rows = []
+        t_time, t_found = tether_scan(root, args.runs)
+        rows.append(("tether scan", t_time, *score(t_found, planted)))
+        if args.show_misses:
+            for pair in sorted(planted - t_found)[:30]:
+                print("  missed", *pair)
+            for pair in sorted(t_found - planted)[:30]:
+                print("  false positive", *pair)
+        ds = detect_secrets_scan(root)
+        if ds is not None:
+            rows.append(("detect-secrets 1.5 --all-files", ds[0], *score(ds[1], planted)))
+        print(f"{'tool':34} {'wall s':>8} {'recall':>7} {'precision':>9}")
+        for name, seconds, recall, precision in rows:
+            print(f"{name:34} {seconds:8.2f} {recall:7.3f} {precision:9.3f}")
+        if ds is not None:
+            print(f"speed-up: {ds[0] / t_time:.1f}x")
+        commit = commit_sized_scan(root, 5)
+        print(f"tether scan of 20 files (typical commit, incl. start-up): {commit * 1000:.0f} ms")
+        out = HERE / "out"
+        out.mkdir(exist_ok=True)
+        (out / "scan.json").write_text(
+            json.dumps(
+                {
+                    "files": files,
+                    "bytes": size,
+                    "planted": len(planted),
+                    "tree": source,
+                    "rows": rows,
+                    "commit_20_files_s": commit,
+                    "cpu": os.cpu_count(),
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
