@@ -16,6 +16,7 @@ not called by `scan`). Also timed: `tether scan` of 20 files, the size of a typi
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -36,15 +37,14 @@ Pairs = set[tuple[str, int]]
 def make_tree(root: Path, files: int) -> tuple[Pairs, str]:
     """Write the labeled tree under `root`; returns the planted (path, line) pairs."""
     try:
-        import labeled_tree  # type: ignore[import-not-found]
-
+        labeled_tree = importlib.import_module("labeled_tree")
+    except ImportError:
+        labeled_tree = None
+    if labeled_tree is not None:
         planted = labeled_tree_pairs(labeled_tree, root, files)
         if planted is not None:
             return planted, "bench/labeled_tree.py"
-    except ImportError:
-        pass
-    import scan_tree
-
+    scan_tree = importlib.import_module("scan_tree")
     labels = scan_tree.generate(root, files)
     return {(path, line) for path, lines in labels.items() for line in lines}, "bench/scan_tree.py"
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ALNUM = string.ascii_letters + string.digits
+HEX = "0123456789abcdef"
 Labels = dict[str, set[int]]  # path -> lines holding a planted secret
 
 
@@ -63,7 +64,7 @@ def _benign_lines(rng: random.Random) -> list[str]:
     digest = _rand(rng, 64, "0123456789abcdef")
     return [
         f"image: ghcr.io/example/app@sha256:{digest}",
-        f"uuid: {_rand(rng, 8, '0123456789abcdef')}-1234-4abc-8def-{_rand(rng, 12, '0123456789abcdef')}",
+        f"uuid: {_rand(rng, 8, HEX)}-1234-4abc-8def-{_rand(rng, 12, HEX)}",
         f"path: /srv/data/{_rand(rng, 6, string.ascii_lowercase)}/media",
         "restart: unless-stopped",
         f"port: {rng.randint(1000, 65000)}",
