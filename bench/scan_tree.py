@@ -185,7 +185,8 @@ def _wireguard(rng: random.Random) -> tuple[str, set[int]]:
 def _pem(rng: random.Random) -> tuple[str, set[int]]:
     body = base64.b64encode(rng.randbytes(180)).decode()
     chunks = [body[i : i + 64] for i in range(0, len(body), 64)]
-    lines = ["-----BEGIN OPENSSH PRIVATE KEY-----", *chunks, "-----END OPENSSH PRIVATE KEY-----"]
+    kind = "OPENSSH PRIVATE KEY"
+    lines = [f"-----BEGIN {kind}-----", *chunks, f"-----END {kind}-----"]
     return "\n".join(lines) + "\n", {1}
 
 

@@ -264,3 +264,12 @@ def test_exclude_leaves_out_matching_paths(tree: Path, run: Run) -> None:
     assert (code, out) == (0, "")
     assert "scanned 1 files" in err
     assert run(["scan", "--exclude", "(", "app"], tree)[0] == 2
+
+
+def test_key_names_in_program_source_need_a_string_literal(tmp_path: Path, run: Run) -> None:
+    (tmp_path / "app.py").write_text(
+        "key: str | None = None\npassword = ask_user()\nDB_PASSWORD = 'Tr0ub4dor-and-3'\n"
+    )
+    code, out, _ = run(["scan", "app.py"], tmp_path)
+    assert code == 3
+    assert out == "app.py:3: key-name ***\n"

@@ -18,12 +18,42 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Protocol
 
 ALLOW_MARK = "tether:allow"
 MAX_SIZE = 1024 * 1024  # files above this are skipped and counted (minified bundles, dumps)
 ENTROPY_RULE = "generic-high-entropy"
 _BINARY_PROBE = 8192  # like git: a NUL in the first 8 KiB means binary
+# In program source a hard-coded secret is a string literal; an unquoted value after a
+# secret-sounding name is code (`key: str | None = None`, `password = ask()`), not a secret.
+CODE_SUFFIXES = frozenset(
+    [
+        ".py",
+        ".pyi",
+        ".js",
+        ".mjs",
+        ".cjs",
+        ".ts",
+        ".tsx",
+        ".jsx",
+        ".go",
+        ".rs",
+        ".java",
+        ".kt",
+        ".rb",
+        ".php",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".cs",
+        ".swift",
+        ".lua",
+        ".pl",
+    ]
+)
+_KEY_NAME_RULES = frozenset({"key-name"})
 
 
 class MatchLike(Protocol):
@@ -203,7 +233,10 @@ class Scanner:
         spans: list[tuple[int, int, str, int]] = []  # start, end, rule, line
         lower = text.lower()
         if any(word in lower for word in self.rules.keywords):
+            code = PurePosixPath(path).suffix.lower() in CODE_SUFFIXES
             for m in self.rules.find(text, path):
+                if code and m.rule in _KEY_NAME_RULES and not _quoted_at(text, m.start):
+                    continue
                 spans.append((m.start, m.end, m.rule, m.line))
         taken = [(s, e) for s, e, _, _ in spans]
         for start, end in entropy_matches(text, self.rules.is_reference):
@@ -230,6 +263,10 @@ class Scanner:
                 )
             )
         return out
+
+
+def _quoted_at(text: str, start: int) -> bool:
+    return start > 0 and text[start - 1] in "\"'`"
 
 
 def _line_at(text: str, offset: int) -> str:
