@@ -153,3 +153,44 @@ def test_scan_commits_range_from_the_cli(work: Path, env: dict[str, str]) -> Non
     assert '"path": "a.env"' in result.stdout
     clean = tether("scan", "--commits", "HEAD", cwd=work, env=env)
     assert clean.returncode == 0, clean.stdout
+
+
+def test_linked_worktree_installs_into_the_main_repos_hooks(
+    work: Path, tmp_path: Path, env: dict[str, str]
+) -> None:
+    git(work, "worktree", "add", "-q", str(tmp_path / "linked"), "-b", "side", env=env)
+    result = tether("hooks", "install", cwd=tmp_path / "linked", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (work / ".git/hooks/pre-push").is_file()
+    assert f"{work / '.git/hooks/pre-commit'}: installed" in result.stderr
+
+
+def test_pre_push_stdin_from_the_cli(work: Path, env: dict[str, str]) -> None:
+    head = git(work, "rev-parse", "HEAD", env=env).stdout.strip()
+    zero = "0" * 40
+    deletion = f"(delete) {zero} refs/heads/gone {head}\n"
+    result = subprocess.run(
+        [str(BIN / "tether"), "scan", "--pre-push"],
+        cwd=work,
+        env=env,
+        input=deletion,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "scanned 0 files" in result.stderr
+    _commit_no_verify(work, "k.env", f"K={token()}\n", env)
+    new = git(work, "rev-parse", "HEAD", env=env).stdout.strip()
+    update = f"refs/heads/main {new} refs/heads/main {head}\n"
+    result = subprocess.run(
+        [str(BIN / "tether"), "scan", "--pre-push", "--format", "json"],
+        cwd=work,
+        env=env,
+        input=update,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 3
+    assert '"files_scanned": 1' in result.stdout

@@ -273,3 +273,22 @@ def test_key_names_in_program_source_need_a_string_literal(tmp_path: Path, run: 
     code, out, _ = run(["scan", "app.py"], tmp_path)
     assert code == 3
     assert out == "app.py:3: key-name ***\n"
+
+
+def test_symlinks_are_not_followed_and_hook_mode_without_files_scans_nothing(
+    tree: Path, run: Run
+) -> None:
+    (tree / "elsewhere").mkdir()
+    (tree / "elsewhere/t.env").write_text(f"T={token(seed=9)}\n")
+    (tree / "app/link.env").symlink_to(tree / "elsewhere/t.env")
+    code, out, _ = run(["scan", "app"], tree)
+    assert code == 3 and "link.env" not in out
+    assert run(["scan", "--hook"], tree)[:2] == (0, "")
+
+
+def test_oversized_files_are_skipped_and_named(tree: Path, run: Run) -> None:
+    (tree / "app/dump.sql").write_text("x" * 2000)
+    code, _, err = run(["scan", "--max-size", "1000", "--format", "json", "app"], tree)
+    assert code == 3
+    assert "app/dump.sql: skipped (larger than 1000 bytes)" in err
+    assert run(["scan", "--max-size", "0", "app"], tree)[0] == 2

@@ -68,7 +68,7 @@ def hooks_dir(path: Path) -> Path:
             # git resolves a relative hooksPath against the work tree top (the git dir if bare).
             base = Path(repo.path) if not repo.bare else Path(repo.controldir())
             return configured if configured.is_absolute() else base / configured
-        return Path(repo.commondir()) / "hooks"
+        return Path(repo.commondir()).resolve() / "hooks"
 
 
 @dataclass(frozen=True)
