@@ -143,3 +143,16 @@ def test_merge_reports_only_lines_no_parent_had(repo: Path) -> None:
 def test_not_a_repository(tmp_path: Path) -> None:
     with pytest.raises(GitError, match="not inside a git repository"):
         WorkRepo(tmp_path)
+
+
+def test_only_the_named_remotes_tracking_refs_count_as_pushed(repo: Path) -> None:
+    first = commit(repo, {"a": "1\n"})
+    second = commit(repo, {"a": "2\n"})
+    with Repo(str(repo)) as raw:
+        raw.refs[b"refs/remotes/backup/main"] = second.encode()
+        raw.refs[b"refs/remotes/origin/main"] = first.encode()
+    line = _line(second, ZERO_SHA, "refs/heads/topic")
+    with WorkRepo(repo) as work:
+        assert [c.decode() for c in work.pushed_commits([line], "origin")] == [second]
+        assert work.pushed_commits([line], "backup") == []
+        assert work.pushed_commits([line]) == []  # no name: any remote's refs count

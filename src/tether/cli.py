@@ -140,6 +140,12 @@ def init(directory: Path, target_home: str | None) -> int:
     help="Scan every commit a push sends (git's pre-push stdin, or pre-commit's environment).",
 )
 @click.option(
+    "--remote",
+    metavar="NAME",
+    help="With --pre-push: the remote pushed to (git passes it to the hook as $1); only its "
+    "tracking refs count as already pushed.",
+)
+@click.option(
     "--hook",
     is_flag=True,
     help="As a pre-commit framework hook: pushed commits at pre-push, else the files given.",
@@ -180,6 +186,7 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
     staged: bool,
     commits: str | None,
     pre_push: bool,
+    remote: str | None,
     hook: bool,
     fmt: str,
     baseline: Path | None,
@@ -200,6 +207,7 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
         staged=staged,
         commits=commits,
         pre_push=pre_push,
+        remote=remote,
         hook=hook,
         fmt=fmt,
         baseline=baseline,

@@ -45,6 +45,7 @@ class ScanRequest:
     update_baseline: bool = False
     max_size: int = MAX_SIZE
     exclude: tuple[str, ...] = ()
+    remote: str | None = None
 
     def check(self) -> None:
         modes = [
@@ -60,6 +61,8 @@ class ScanRequest:
         ]
         if len(modes) > 1:
             raise UsageError(f"{' and '.join(modes)} name two things to scan", hint="give one")
+        if self.remote is not None and not self.pre_push:
+            raise UsageError("--remote goes with --pre-push")
         if self.max_size <= 0:
             raise UsageError("--max-size must be positive")
         for pattern in self.exclude:
@@ -136,11 +139,13 @@ def _file_items(scanner: Scanner, targets: Sequence[Path], root: Path, baseline:
         scanner.scan_bytes(shown, data)
 
 
-def _pre_push_commits(repo: WorkRepo, stdin: TextIO, environ: Mapping[str, str]) -> list[ObjectID]:
-    remote = environ.get("PRE_COMMIT_REMOTE_NAME")
-    if remote is not None:
+def _pre_push_commits(
+    repo: WorkRepo, stdin: TextIO, environ: Mapping[str, str], remote: str | None
+) -> list[ObjectID]:
+    framework_remote = environ.get("PRE_COMMIT_REMOTE_NAME")
+    if framework_remote is not None:
         # pre-commit read git's stdin itself and passes the push in its environment.
-        exclude = repo.remote_tips(remote)
+        exclude = repo.remote_tips(framework_remote)
         from_ref, to_ref = environ.get("PRE_COMMIT_FROM_REF"), environ.get("PRE_COMMIT_TO_REF")
         if to_ref:
             if from_ref and repo.has(from_ref):
@@ -154,7 +159,7 @@ def _pre_push_commits(repo: WorkRepo, stdin: TextIO, environ: Mapping[str, str])
             "--pre-push reads git's pre-push lines on stdin",
             hint="run it from a pre-push hook, or use --commits A..B",
         )
-    return repo.pushed_commits(stdin.read().splitlines())
+    return repo.pushed_commits(stdin.read().splitlines(), remote)
 
 
 def _git_items(
@@ -170,7 +175,7 @@ def _git_items(
         if request.commits is not None:
             commits = repo.commit_range(request.commits)
         else:
-            commits = _pre_push_commits(repo, stdin, environ)
+            commits = _pre_push_commits(repo, stdin, environ, request.remote)
         for sha in commits:
             for blob in repo.added(sha):
                 scanner.scan_bytes(blob.path, blob.data, blob.commit)
@@ -202,7 +207,7 @@ def run_scan(
         if find_git_root(cwd) is None:
             raise TetherError(f"{cwd}: not inside a git repository", hint="run it in a work tree")
         if hook_push:
-            request = ScanRequest(pre_push=True)
+            request = ScanRequest(pre_push=True, exclude=request.exclude)
         _git_items(scanner, request, root, stdin or sys.stdin, environ)
     elif request.hook:
         # pre-commit stage: pre-commit stashed unstaged changes, so the files are the index's.
