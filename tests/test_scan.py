@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dulwich import porcelain
 
 from scanhelp import token
 from tether.cli import main
@@ -292,3 +293,16 @@ def test_oversized_files_are_skipped_and_named(tree: Path, run: Run) -> None:
     assert code == 3
     assert "app/dump.sql: skipped (larger than 1000 bytes)" in err
     assert run(["scan", "--max-size", "0", "app"], tree)[0] == 2
+
+
+def test_folder_walks_skip_what_git_ignores_named_files_do_not(tmp_path: Path, run: Run) -> None:
+    porcelain.init(str(tmp_path)).close()
+    (tmp_path / ".gitignore").write_text("build/\n*.log\n")
+    for name in ("build/out.env", "debug.log", "app/real.env"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(f"TOKEN={token()}\n")
+    code, out, _ = run(["scan", "."], tmp_path)
+    assert code == 3
+    assert [line.split(":")[0] for line in out.splitlines()] == ["app/real.env"]
+    code, out, _ = run(["scan", "debug.log"], tmp_path)
+    assert code == 3 and out.startswith("debug.log:1:")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -104,7 +104,25 @@ def default_targets(cwd: Path) -> list[Path]:
     return [cwd / parsed.source]
 
 
-def walk(targets: Sequence[Path], root: Path, baseline: Path) -> Iterator[tuple[str, Path]]:
+IgnoreFn = Callable[[str], bool]
+
+
+def git_ignored(root: Path) -> IgnoreFn:
+    """What `.gitignore` (and info/exclude) leave out of the work tree at `root`."""
+    if not (root / ".git").exists():
+        return lambda relpath: False
+    from dulwich.ignore import IgnoreFilterManager  # noqa: PLC0415 (only for folder walks)
+    from dulwich.repo import Repo  # noqa: PLC0415
+
+    with Repo(str(root)) as repo:
+        manager = IgnoreFilterManager.from_repo(repo)
+    return lambda relpath: not relpath.startswith("/") and bool(manager.is_ignored(relpath))
+
+
+def walk(
+    targets: Sequence[Path], root: Path, baseline: Path, ignored: IgnoreFn | None = None
+) -> Iterator[tuple[str, Path]]:
+    """Files named, and files below folders named; folders skip what git ignores."""
     skip_file = baseline.resolve()
     for target in targets:
         if target.is_symlink() and not target.exists():
@@ -114,13 +132,21 @@ def walk(targets: Sequence[Path], root: Path, baseline: Path) -> Iterator[tuple[
             continue
         if not target.is_dir():
             raise UsageError(f"{target}: no such file or folder", hint="check the path")
+        is_ignored = ignored or git_ignored(root)
         for folder, dirs, files in os.walk(target):
-            dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+            base = Path(folder)
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if d not in _SKIP_DIRS and not is_ignored(_display(base / d, root) + "/")
+            )
             for name in sorted(files):
-                path = Path(folder) / name
+                path = base / name
                 if path.is_symlink() or path.resolve() == skip_file:
                     continue  # a link's target is scanned where it lives
-                yield _display(path, root), path
+                shown = _display(path, root)
+                if not is_ignored(shown):
+                    yield shown, path
 
 
 def _file_items(scanner: Scanner, targets: Sequence[Path], root: Path, baseline: Path) -> None:
