@@ -194,3 +194,14 @@ def test_pre_push_stdin_from_the_cli(work: Path, env: dict[str, str]) -> None:
     )
     assert result.returncode == 3
     assert '"files_scanned": 1' in result.stdout
+
+
+def test_commit_all_and_commit_with_paths_are_scanned(work: Path, env: dict[str, str]) -> None:
+    # `git commit -a` / `git commit FILE` stage into a temporary index (GIT_INDEX_FILE).
+    commit_file(work, "tracked.env", "A=1\n", env)
+    assert tether("hooks", "install", cwd=work, env=env).returncode == 0
+    (work / "tracked.env").write_text(f"A=1\nT={token()}\n")
+    assert git(work, "commit", "-a", "-m", "all", env=env, check=False).returncode != 0
+    assert git(work, "commit", "-m", "path", "tracked.env", env=env, check=False).returncode != 0
+    (work / "tracked.env").write_text("A=2\n")
+    assert git(work, "commit", "-a", "-m", "clean", env=env, check=False).returncode == 0

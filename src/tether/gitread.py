@@ -16,7 +16,7 @@ from types import TracebackType
 
 from dulwich.diff_tree import tree_changes
 from dulwich.errors import NotGitRepository
-from dulwich.index import ConflictedIndexEntry
+from dulwich.index import ConflictedIndexEntry, Index
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Blob, Commit, ObjectID, Tag
 from dulwich.refs import Ref
@@ -194,10 +194,14 @@ class WorkRepo:
         obj = self.repo.object_store[head]
         return obj.tree if isinstance(obj, Commit) else None
 
-    def staged(self) -> Iterator[GitBlob]:
-        """Index entries that differ from HEAD, with the index's bytes (not the work tree's)."""
+    def staged(self, index_file: str | None = None) -> Iterator[GitBlob]:
+        """Index entries that differ from HEAD, with the index's bytes (not the work tree's).
+
+        `index_file` is git's GIT_INDEX_FILE: `git commit -a` and `git commit PATH` stage into
+        a temporary index and point hooks at it, so the real index would miss those changes.
+        """
         head = self._tree_files(self._head_tree())
-        index = self.repo.open_index()
+        index = Index(index_file) if index_file else self.repo.open_index()
         for path, entry in index.items():
             if isinstance(entry, ConflictedIndexEntry) or entry.mode not in _REGULAR:
                 continue

@@ -195,7 +195,7 @@ def _git_items(
 
     with WorkRepo(root) as repo:
         if request.staged:
-            for blob in repo.staged():
+            for blob in repo.staged(environ.get("GIT_INDEX_FILE")):
                 scanner.scan_bytes(blob.path, blob.data)
             return
         if request.commits is not None:
