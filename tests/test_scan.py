@@ -306,3 +306,10 @@ def test_folder_walks_skip_what_git_ignores_named_files_do_not(tmp_path: Path, r
     assert [line.split(":")[0] for line in out.splitlines()] == ["app/real.env"]
     code, out, _ = run(["scan", "debug.log"], tmp_path)
     assert code == 3 and out.startswith("debug.log:1:")
+
+
+def test_git_modes_outside_a_repository_are_one_clear_error(tmp_path: Path, run: Run) -> None:
+    for args in (["--staged"], ["--commits", "HEAD~1..HEAD"], ["--pre-push"]):
+        code, _, err = run(["scan", *args], tmp_path)
+        assert code == 4, args
+        assert "not inside a git repository" in err and "Traceback" not in err
