@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from scanhelp import BIN, commit_file, git, git_env, init_repo, token
+from tether.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +23,26 @@ def tether(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPr
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return git_env(tmp_path)
+
+
+Install = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def install(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Install:
+    """`tether hooks install ARGS` in-process (tether.cli.main), run in `cwd`."""
+
+    def go(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setenv("HOME", env["HOME"])
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(["hooks", "install", *args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return go
 
 
 @pytest.fixture
@@ -58,45 +80,49 @@ def test_install_then_commit_is_refused_with_a_secret(work: Path, env: dict[str,
     assert git(work, "commit", "-m", "fixed", env=env, check=False).returncode == 0
 
 
-def test_install_respects_core_hookspath(work: Path, env: dict[str, str]) -> None:
+def test_install_respects_core_hookspath(work: Path, env: dict[str, str], install: Install) -> None:
     git(work, "config", "core.hooksPath", ".githooks", env=env)
-    assert tether("hooks", "install", str(work), cwd=work.parent, env=env).returncode == 0
+    assert install(str(work), cwd=work.parent).returncode == 0
     assert (work / ".githooks/pre-commit").is_file()
     assert not (work / ".git/hooks/pre-commit").exists()
 
 
-def test_foreign_hook_is_refused_forced_or_chained(work: Path, env: dict[str, str]) -> None:
+def test_foreign_hook_is_refused_forced_or_chained(
+    work: Path, env: dict[str, str], install: Install
+) -> None:
     hooks = work / ".git/hooks"
     foreign = hooks / "pre-commit"
     foreign.write_text('#!/bin/sh\necho foreign-ran >> "$(git rev-parse --git-dir)/ran"\n')
     foreign.chmod(0o755)
-    refused = tether("hooks", "install", cwd=work, env=env)
+    refused = install(cwd=work)
     assert refused.returncode == 4
     assert "a hook tether did not write" in refused.stderr and "--chain" in refused.stderr
     assert not (hooks / "pre-push").exists()  # nothing half-installed
     assert "foreign-ran" in foreign.read_text()
 
-    chained = tether("hooks", "install", "--chain", cwd=work, env=env)
+    chained = install("--chain", cwd=work)
     assert chained.returncode == 0, chained.stderr
     assert (hooks / "pre-commit.tether-chained").is_file()
     commit_file(work, "clean.txt", "nothing secret\n", env)
     assert (work / ".git/ran").read_text() == "foreign-ran\n"  # ran after tether's clean scan
     # Installing again updates ours and leaves the chained hook alone.
-    assert tether("hooks", "install", cwd=work, env=env).returncode == 0
+    assert install(cwd=work).returncode == 0
     assert (hooks / "pre-commit.tether-chained").is_file()
 
 
-def test_force_replaces_and_keeps_a_copy(work: Path, env: dict[str, str]) -> None:
+def test_force_replaces_and_keeps_a_copy(work: Path, env: dict[str, str], install: Install) -> None:
     foreign = work / ".git/hooks/pre-push"
     foreign.write_text("#!/bin/sh\nexit 0\n")
-    assert tether("hooks", "install", "--force", cwd=work, env=env).returncode == 0
+    assert install("--force", cwd=work).returncode == 0
     assert "tether-hook" in foreign.read_text()
     assert (work / ".git/hooks/pre-push.tether-backup").read_text() == "#!/bin/sh\nexit 0\n"
 
 
-def test_not_a_repo_is_one_clear_error(tmp_path: Path, env: dict[str, str]) -> None:
+def test_not_a_repo_is_one_clear_error(
+    tmp_path: Path, env: dict[str, str], install: Install
+) -> None:
     (tmp_path / "plain").mkdir()
-    result = tether("hooks", "install", cwd=tmp_path / "plain", env=env)
+    result = install(cwd=tmp_path / "plain")
     assert result.returncode == 4
     assert "not inside a git repository" in result.stderr
     assert "Traceback" not in result.stderr
@@ -156,10 +182,10 @@ def test_scan_commits_range_from_the_cli(work: Path, env: dict[str, str]) -> Non
 
 
 def test_linked_worktree_installs_into_the_main_repos_hooks(
-    work: Path, tmp_path: Path, env: dict[str, str]
+    work: Path, tmp_path: Path, env: dict[str, str], install: Install
 ) -> None:
     git(work, "worktree", "add", "-q", str(tmp_path / "linked"), "-b", "side", env=env)
-    result = tether("hooks", "install", cwd=tmp_path / "linked", env=env)
+    result = install(cwd=tmp_path / "linked")
     assert result.returncode == 0, result.stderr
     assert (work / ".git/hooks/pre-push").is_file()
     assert f"{work / '.git/hooks/pre-commit'}: installed" in result.stderr

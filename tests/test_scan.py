@@ -313,3 +313,48 @@ def test_git_modes_outside_a_repository_are_one_clear_error(tmp_path: Path, run:
         code, _, err = run(["scan", *args], tmp_path)
         assert code == 4, args
         assert "not inside a git repository" in err and "Traceback" not in err
+
+
+ID = b"t <t@example.com>"
+
+
+def _commit(repo: Path, name: str, text: str) -> str:
+    (repo / name).write_text(text)
+    porcelain.add(str(repo), [str(repo / name)])
+    return porcelain.commit(str(repo), name.encode(), author=ID, committer=ID).decode()
+
+
+def test_hook_mode_at_pre_push_scans_the_commits_from_pre_commits_environment(
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    porcelain.init(str(tmp_path)).close()
+    base = _commit(tmp_path, "a.env", "A=1\n")
+    _commit(tmp_path, "a.env", f"A=1\nT={token()}\n")
+    tip = _commit(tmp_path, "a.env", "A=1\n")
+    monkeypatch.setenv("PRE_COMMIT_REMOTE_NAME", "origin")
+    monkeypatch.setenv("PRE_COMMIT_FROM_REF", base)
+    monkeypatch.setenv("PRE_COMMIT_TO_REF", tip)
+    # The file names pre-commit passes (the tip's) hold nothing; the pushed commits do.
+    code, out, _ = run(["scan", "--hook", "a.env"], tmp_path)
+    assert (code, out.split(" (commit")[0]) == (3, "a.env:2: github-pat gh***")
+    # Everything up to `tip` already on the remote: nothing is pushed.
+    monkeypatch.setenv("PRE_COMMIT_FROM_REF", tip)
+    assert run(["scan", "--hook"], tmp_path)[0] == 0
+    # A push from the root commit: pre-commit sets no refs, only the local branch.
+    monkeypatch.delenv("PRE_COMMIT_FROM_REF")
+    monkeypatch.delenv("PRE_COMMIT_TO_REF")
+    monkeypatch.setenv("PRE_COMMIT_LOCAL_BRANCH", "refs/heads/master")
+    code, _, err = run(["scan", "--hook", "--format", "json"], tmp_path)
+    assert code == 3 and "scanned 2 files" in err  # the root commit and the leak
+    monkeypatch.delenv("PRE_COMMIT_REMOTE_NAME")
+    assert run(["scan", "--hook"], tmp_path)[0] == 0  # pre-commit stage, no files: nothing
+
+
+def test_commits_mode_in_process(tmp_path: Path, run: Run) -> None:
+    porcelain.init(str(tmp_path)).close()
+    base = _commit(tmp_path, "a.env", "A=1\n")
+    _commit(tmp_path, "b.env", f"T={token()}\n")
+    code, out, _ = run(["scan", "--commits", f"{base}..HEAD", "--format", "sarif"], tmp_path)
+    assert code == 3 and '"uri": "b.env"' in out
+    assert run(["scan", "--commits", base], tmp_path)[0] == 0
+    assert run(["scan", "--remote", "origin"], tmp_path)[0] == 2
