@@ -306,6 +306,8 @@ def test_folder_walks_skip_what_git_ignores_named_files_do_not(tmp_path: Path, r
     assert [line.split(":")[0] for line in out.splitlines()] == ["app/real.env"]
     code, out, _ = run(["scan", "debug.log"], tmp_path)
     assert code == 3 and out.startswith("debug.log:1:")
+    code, out, _ = run(["scan", "build"], tmp_path)  # an ignored folder named on purpose
+    assert code == 3 and out.startswith("build/out.env:1:")
 
 
 def test_git_modes_outside_a_repository_are_one_clear_error(tmp_path: Path, run: Run) -> None:
@@ -358,3 +360,24 @@ def test_commits_mode_in_process(tmp_path: Path, run: Run) -> None:
     assert code == 3 and '"uri": "b.env"' in out
     assert run(["scan", "--commits", base], tmp_path)[0] == 0
     assert run(["scan", "--remote", "origin"], tmp_path)[0] == 2
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Validator = jsonschema.Draft202012Validator\n",
+        'handler = "dulwich.pack.SHA1Writer2x"\n',
+        "request = build_fetch_request_v2(object_format)\n",
+    ],
+)
+def test_entropy_skips_code_expressions_and_dotted_names(line: str) -> None:
+    scanner = Scanner(FakeRules().ruleset(), SALT)
+    assert scanner.scan_text("mod.py", line) == []
+    assert scanner.scan_text("mod.conf", line) == []
+
+
+def test_entropy_in_code_needs_a_string_literal() -> None:
+    value = token("", 32, seed=11)
+    scanner = Scanner(FakeRules().ruleset(), SALT)
+    assert scanner.scan_text("mod.py", f"SESSION = {value}\n") == []
+    assert [f.rule for f in scanner.scan_text("mod.py", f'SESSION = "{value}"\n')] == [ENTROPY_RULE]

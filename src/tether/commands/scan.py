@@ -107,10 +107,14 @@ def default_targets(cwd: Path) -> list[Path]:
 IgnoreFn = Callable[[str], bool]
 
 
+def _nothing_ignored(relpath: str) -> bool:
+    return False
+
+
 def git_ignored(root: Path) -> IgnoreFn:
     """What `.gitignore` (and info/exclude) leave out of the work tree at `root`."""
     if not (root / ".git").exists():
-        return lambda relpath: False
+        return _nothing_ignored
     from dulwich.ignore import IgnoreFilterManager  # noqa: PLC0415 (only for folder walks)
     from dulwich.repo import Repo  # noqa: PLC0415
 
@@ -133,6 +137,8 @@ def walk(
         if not target.is_dir():
             raise UsageError(f"{target}: no such file or folder", hint="check the path")
         is_ignored = ignored or git_ignored(root)
+        if is_ignored(_display(target, root).rstrip("/") + "/"):
+            is_ignored = _nothing_ignored  # a folder named on purpose is scanned whole
         for folder, dirs, files in os.walk(target):
             base = Path(folder)
             dirs[:] = sorted(
@@ -256,11 +262,17 @@ def scan(request: ScanRequest, *, rules: RuleSet | None = None) -> int:
     output = render(result, request.fmt)
     if output:
         click.echo(output, nl=False)
+    binaries = 0
     for path, reason in result.skipped:
-        click.echo(f"{path}: skipped ({reason})", err=True)
+        if reason == "binary":
+            binaries += 1  # expected (images, archives): counted, not listed
+        else:
+            click.echo(f"{path}: skipped ({reason})", err=True)
+    skipped = f"skipped {result.files_skipped}"
+    if binaries:
+        skipped += f" ({binaries} binary)"
     summary = (
-        f"scanned {result.files_scanned} files, skipped {result.files_skipped}: "
-        f"{len(result.findings)} possible secrets"
+        f"scanned {result.files_scanned} files, {skipped}: {len(result.findings)} possible secrets"
     )
     if result.baselined:
         summary += f" ({result.baselined} more accepted by the baseline)"

@@ -147,6 +147,7 @@ _BENIGN_KEY = re.compile(
 )
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_DOTTED = re.compile(r"^[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+$")
 _WORDY = re.compile(r"^[A-Za-z.\-_/]+$")
 
 
@@ -157,6 +158,8 @@ def looks_random(value: str) -> bool:
         return False
     if core[0] in "/." or "//" in core or ".." in core:
         return False  # paths and URLs
+    if _DOTTED.match(core):
+        return False  # module paths, host names, versions: random tokens hold no dots
     if not any(c.isdigit() for c in core) or not any(c.isalpha() for c in core):
         return False
     if _HEX.match(core):
@@ -166,11 +169,21 @@ def looks_random(value: str) -> bool:
     return shannon(core) >= max(3.6, ceiling - 0.9)
 
 
-def entropy_matches(text: str, is_reference: ReferenceFn) -> list[tuple[int, int]]:
-    """Spans of random-looking values assigned to a key (`key = v`, `key: v`, `KEY=v`, ...)."""
+def entropy_matches(
+    text: str, is_reference: ReferenceFn, *, code: bool = False
+) -> list[tuple[int, int]]:
+    """Spans of random-looking values assigned to a key (`key = v`, `key: v`, `KEY=v`, ...).
+
+    In program source (`code`) only string literals count: an unquoted value there is an
+    expression (`x = module.Draft202012Validator`), not data.
+    """
     spans = []
     for match in _TOKEN.finditer(text):
         value = match.group()
+        if text[match.end() : match.end() + 1] in ("(", "["):
+            continue  # a call or an index: code
+        if code and not _quoted_at(text, match.start()):
+            continue
         if not looks_random(value):
             continue
         line_start = text.rfind("\n", 0, match.start()) + 1
@@ -232,14 +245,14 @@ class Scanner:
     def scan_text(self, path: str, text: str, commit: str | None = None) -> list[Finding]:
         spans: list[tuple[int, int, str, int]] = []  # start, end, rule, line
         lower = text.lower()
+        code = PurePosixPath(path).suffix.lower() in CODE_SUFFIXES
         if any(word in lower for word in self.rules.keywords):
-            code = PurePosixPath(path).suffix.lower() in CODE_SUFFIXES
             for m in self.rules.find(text, path):
                 if code and m.rule in _KEY_NAME_RULES and not _quoted_at(text, m.start):
                     continue
                 spans.append((m.start, m.end, m.rule, m.line))
         taken = [(s, e) for s, e, _, _ in spans]
-        for start, end in entropy_matches(text, self.rules.is_reference):
+        for start, end in entropy_matches(text, self.rules.is_reference, code=code):
             if not any(start < e and s < end for s, e in taken):
                 spans.append((start, end, ENTROPY_RULE, text.count("\n", 0, start) + 1))
         if not spans:
