@@ -23,6 +23,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -112,6 +113,38 @@ def score(found: Pairs, planted: Pairs) -> tuple[float, float]:
     return recall, precision
 
 
+CORPUS_PACKAGES = ("pre_commit", "detect_secrets", "dulwich", "click", "yaml", "jsonschema")
+
+
+def clean_corpus(dest: Path) -> tuple[int, int]:
+    """Copy installed libraries' text files: real code and docs that hold no secrets."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    files = size = 0
+    for package in CORPUS_PACKAGES:
+        for path in sorted((site / package).rglob("*")):
+            if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".so", ".pyc"):
+                continue
+            target = dest / path.relative_to(site)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            files += 1
+            size += path.stat().st_size
+    return files, size
+
+
+def corpus_rows(root: Path) -> list[tuple[str, float, int]]:
+    """(tool, seconds, findings) on the clean corpus: every finding is a false positive."""
+    rows = []
+    seconds, result = timed([str(BIN / "tether"), "scan", "--format", "json", "."], root)
+    rows.append(("tether scan", seconds, len(json.loads(result.stdout)["findings"])))
+    exe = shutil.which("detect-secrets", path=str(BIN))
+    if exe:
+        seconds, result = timed([exe, "scan", "--all-files"], root)
+        found = sum(len(v) for v in json.loads(result.stdout)["results"].values())
+        rows.append(("detect-secrets 1.5 --all-files", seconds, found))
+    return rows
+
+
 def commit_sized_scan(root: Path, runs: int) -> float:
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())[:20]
     times = [timed([str(BIN / "tether"), "scan", *files], root)[0] for _ in range(runs)]
@@ -150,6 +183,16 @@ def main() -> None:
             print(f"speed-up: {ds[0] / t_time:.1f}x")
         commit = commit_sized_scan(root, 5)
         print(f"tether scan of 20 files (typical commit, incl. start-up): {commit * 1000:.0f} ms")
+    with tempfile.TemporaryDirectory(prefix="tether-scan-corpus-") as tmp:
+        corpus = Path(tmp)
+        c_files, c_size = clean_corpus(corpus)
+        print(
+            f"clean corpus ({', '.join(CORPUS_PACKAGES)} as installed): {c_files} files, "
+            f"{c_size / 1e6:.2f} MB; every finding is a false positive"
+        )
+        c_rows = corpus_rows(corpus)
+        for name, seconds, count in c_rows:
+            print(f"{name:34} {seconds:8.2f} s {count:5d} findings")
         out = HERE / "out"
         out.mkdir(exist_ok=True)
         (out / "scan.json").write_text(
@@ -161,6 +204,7 @@ def main() -> None:
                     "tree": source,
                     "rows": rows,
                     "commit_20_files_s": commit,
+                    "corpus": {"files": c_files, "bytes": c_size, "rows": c_rows},
                     "cpu": os.cpu_count(),
                 },
                 indent=2,
