@@ -260,7 +260,32 @@ _GENERIC_LINE = re.compile(
 )
 
 
-def _line_pairs(text: str, line_re: re.Pattern[str], comments: str) -> Iterator[_Pair]:
+# Escapes and characters that make a quoted string invalid in each format. A value ends before
+# the first one, so a file that did not parse still does not parse once redacted.
+def _badness(valid_escapes: str, controls: str) -> re.Pattern[str]:
+    bad = r"(?P<bad>\\" + (f"|[{controls}])" if controls else ")")
+    return re.compile(rf"(?P<ok>\\(?:{valid_escapes}))|{bad}")
+
+
+_UNI = r"u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}"
+_BAD_JSON = _badness(r'["\\/bfnrt]|u[0-9a-fA-F]{4}', r"\x00-\x1f")
+_BAD_YAML_DOUBLE = _badness(r'[0abt\tnvfre "/\\N_LP\n]|x[0-9a-fA-F]{2}|' + _UNI, "")
+_BAD_TOML_BASIC = _badness(r'[btnfr"\\]|' + _UNI, r"\x00-\x08\x0a-\x1f\x7f")
+_BAD_TOML_MULTI = _badness(r'[btnfr"\\]|[ \t]*\r?\n|' + _UNI, r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f")
+_BAD_TOML_LITERAL = re.compile(r"(?P<bad>[\x00-\x08\x0a-\x1f\x7f])")
+_BAD_TOML_MULTI_LITERAL = re.compile(r"(?P<bad>[\x00-\x08\x0b\x0c\x0e-\x1f\x7f])")
+
+
+def _cut(text: str, start: int, end: int, bad: re.Pattern[str]) -> tuple[int, int]:
+    for found in bad.finditer(text, start, end):
+        if found["bad"] is not None:
+            return start, found.start()
+    return start, end
+
+
+def _line_pairs(
+    text: str, line_re: re.Pattern[str], comments: str, kind: str = "generic"
+) -> Iterator[_Pair]:
     skip_to = 0
     for start, eol in _lines(text):
         if start < skip_to:
@@ -277,13 +302,33 @@ def _line_pairs(text: str, line_re: re.Pattern[str], comments: str) -> Iterator[
             close = text.find(text[pos : pos + 3], pos + 3)
             if close >= 0:
                 inner = pos + 3 + (1 if text.startswith("\n", pos + 3) else 0)
-                yield _Pair(key, inner, close)
+                literal = text[pos] == "'"
+                bad = _BAD_TOML_MULTI_LITERAL if literal else _BAD_TOML_MULTI
+                yield _Pair(key, *_cut(text, inner, close, bad))
                 skip_to = close
             continue
-        span = _value(text, pos, eol, comments=comments, backslash=True)
+        if kind == "ini":
+            span = _ini_value(text, pos, eol, comments)
+        elif kind == "toml":
+            if text[pos : pos + 1] not in ("'", '"'):
+                continue  # numbers, booleans, dates, arrays: a placeholder there would not parse
+            span = _value(text, pos, eol, comments=comments, backslash=True)
+            if span is not None:
+                bad = _BAD_TOML_BASIC if text[pos] == '"' else _BAD_TOML_LITERAL
+                span = _cut(text, *span, bad)
+        else:
+            span = _value(text, pos, eol, comments=comments, backslash=True)
         if span is not None:
             yield _Pair(key, *span)
             skip_to = span[1]
+
+
+def _ini_value(text: str, pos: int, eol: int, comments: str) -> tuple[int, int] | None:
+    """configparser keeps quotes as part of the value; `"x"` whole is read as quoted anyway."""
+    end = _plain_end(text, pos, eol, comments)
+    if end - pos >= 2 and text[pos] in "\"'" and text[end - 1] == text[pos]:
+        return pos + 1, end - 1
+    return (pos, end) if end > pos else None
 
 
 _YAML_KEY = re.compile(
@@ -340,9 +385,14 @@ def _yaml_list_env(text: str, pos: int, eol: int) -> _Pair | None:
         return None
     vstart = env.end()
     if env["q"]:
-        close = text.find(env["q"], vstart, eol)
-        return _Pair(env["key"], vstart, close) if close > vstart else _Pair("", 0, 0)
-    return _Pair(env["key"], vstart, _plain_end(text, vstart, eol, "#"))
+        quote = env["q"]
+        close = _quoted(text, env.start("q"), backslash=quote == '"', doubled=quote == "'")
+        if close is None or close > eol:
+            return _Pair("", 0, 0)
+        if quote == '"':
+            return _Pair(env["key"], *_cut(text, vstart, close, _BAD_YAML_DOUBLE))
+        return _Pair(env["key"], vstart, close)
+    return _Pair(env["key"], vstart, _yaml_plain_end(text, vstart, eol))
 
 
 def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> _Pair | None:
@@ -362,8 +412,28 @@ def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> _Pa
         return empty
     if text[pos] in "\"'":
         close = _quoted(text, pos, backslash=text[pos] == '"', doubled=text[pos] == "'")
-        return empty if close is None else _Pair(key, pos + 1, close)
-    return _Pair(key, pos, _plain_end(text, pos, eol, "#"))
+        if close is None:
+            return empty
+        if text[pos] == '"':
+            return _Pair(key, *_cut(text, pos + 1, close, _BAD_YAML_DOUBLE))
+        return _Pair(key, pos + 1, close)
+    if text[pos] in "@`":  # cannot start a plain scalar: the file is not YAML, keep it so
+        pos += 1
+    return _Pair(key, pos, _yaml_plain_end(text, pos, eol))
+
+
+def _yaml_plain_end(text: str, pos: int, eol: int) -> int:
+    """A plain scalar ends before ` #` and before `: ` (which would make it a mapping)."""
+    end = _plain_end(text, pos, eol, "#")
+    for indicator in (": ", ":\t"):
+        found = text.find(indicator, pos, end)
+        if found >= 0:
+            end = found
+    if end > pos and text[end - 1] == ":" and text[end:eol].strip(" \t\r") == "":
+        end -= 1
+    while end > pos and text[end - 1] in " \t":
+        end -= 1
+    return end
 
 
 def _parents(stack: list[tuple[int, str]]) -> tuple[str, ...]:
@@ -373,6 +443,7 @@ def _parents(stack: list[tuple[int, str]]) -> tuple[str, ...]:
 def _yaml_block(text: str, header_eol: int, key_indent: int) -> tuple[int, int] | None:
     """Span of a `|`/`>` block's content: first content character to end of last content line."""
     first = last = -1
+    block_indent = 0
     pos = header_eol + 1
     n = len(text)
     while pos < n:
@@ -381,10 +452,12 @@ def _yaml_block(text: str, header_eol: int, key_indent: int) -> tuple[int, int] 
         line = text[pos:eol]
         content = line.lstrip(" ")
         if content.strip():
-            if len(line) - len(content) <= key_indent:
-                break
+            indent = len(line) - len(content)
+            if indent <= key_indent or (first >= 0 and indent < block_indent):
+                break  # the block ended (or is broken: a less indented line stays outside)
             if first < 0:
-                first = pos + len(line) - len(content)
+                first = pos + indent
+                block_indent = indent
             last = eol
         pos = eol + 1
     if first < 0:
@@ -407,7 +480,7 @@ def _json_pairs(text: str) -> Iterator[_Pair]:
         close = _quoted(text, vstart - 1, backslash=True)
         if close is None:
             return
-        yield _Pair(match["key"], vstart, close)
+        yield _Pair(match["key"], *_cut(text, vstart, close, _BAD_JSON))
         pos = close + 1
 
 
@@ -422,20 +495,34 @@ _XML_NAMED = re.compile(
 )
 
 
+_XML_BAD = re.compile(r"<|&(?!(?:amp|lt|gt|quot|apos);|#[0-9]+;|#x[0-9A-Fa-f]+;)")
+
+
+def _xml_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The value up to any `<` or bare `&`: those make the file not XML, and must stay so."""
+    bad = _XML_BAD.search(text, start, end)
+    end = bad.start() if bad else end
+    return (start, end) if end > start else None
+
+
 def _xml_pairs(text: str) -> Iterator[_Pair]:
     for match in _XML_ATTR.finditer(text):
         if match["key"] in ("key", "name", "id"):  # `<add key="ApiKey" value="...">`
             continue
         close = text.find(match["q"], match.end())
-        if close >= 0 and "<" not in text[match.end() : close]:
-            yield _Pair(match["key"], match.end(), close)
+        span = _xml_span(text, match.end(), close) if close >= 0 else None
+        if span is not None:
+            yield _Pair(match["key"], *span)
     for match in _XML_NAMED.finditer(text):
         close = text.find(match["q"], match.end())
-        if close >= 0:
-            yield _Pair(match["key"], match.end(), close)
+        span = _xml_span(text, match.end(), close) if close >= 0 else None
+        if span is not None:
+            yield _Pair(match["key"], *span)
     for match in _XML_ELEMENT.finditer(text):
         if match["value"] and not match["value"].startswith("<![CDATA["):
-            yield _Pair(match["key"], match.start("value"), match.end("value"))
+            span = _xml_span(text, match.start("value"), match.end("value"))
+            if span is not None:
+                yield _Pair(match["key"], *span)
 
 
 def file_format(path: str) -> str:
@@ -466,9 +553,9 @@ def _pairs(text: str, path: str) -> Iterator[_Pair]:
     if kind == "xml":
         return _xml_pairs(text)
     if kind == "toml":
-        return _line_pairs(text, _TOML_LINE, "#")
+        return _line_pairs(text, _TOML_LINE, "#", "toml")
     if kind == "ini":
-        return _line_pairs(text, _INI_LINE, "#;")
+        return _line_pairs(text, _INI_LINE, "#;", "ini")
     if kind == "env":
         return _line_pairs(text, _ENV_LINE, "#")
     return _line_pairs(text, _GENERIC_LINE, "#")
