@@ -139,3 +139,30 @@ def test_clean_push_passes(repo: Path, remote: Path, env: dict[str, str]) -> Non
     _sneak(repo, "notes.txt", "hello\n", env)
     pushed = git(repo, "push", "origin", "main", env=env, check=False)
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+
+
+def test_the_config_written_by_tether_init_blocks_a_leak(tmp_path: Path) -> None:
+    env = git_env(tmp_path)
+    work = init_repo(tmp_path / "homelab", env)
+    made = subprocess.run(
+        [str(BIN / "tether"), "init", str(work), "--home", "/home/me"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    has_redact = subprocess.run(
+        [str(BIN / "tether"), "redact", "--help"], env=env, capture_output=True, check=False
+    )
+    if has_redact.returncode != 0:
+        env["SKIP"] = "tether-redact"  # `tether redact` is another issue's command
+    assert pre_commit(work, "install", env=env).returncode == 0
+    git(work, "add", "-A", env=env)
+    first = git(work, "commit", "-m", "scaffold", env=env, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    ran = first.stdout + first.stderr
+    assert "tether validate" in ran and "tether scan (secrets)" in ran
+    leak = attempt(work, "configs/app/.env", f"API_TOKEN={token()}\n", env)
+    assert leak.returncode != 0
+    assert "configs/app/.env:1: github-pat" in leak.stdout + leak.stderr
