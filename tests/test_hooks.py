@@ -231,3 +231,12 @@ def test_commit_all_and_commit_with_paths_are_scanned(work: Path, env: dict[str,
     assert git(work, "commit", "-m", "path", "tracked.env", env=env, check=False).returncode != 0
     (work / "tracked.env").write_text("A=2\n")
     assert git(work, "commit", "-a", "-m", "clean", env=env, check=False).returncode == 0
+
+
+def test_a_committed_baseline_is_not_itself_a_finding(work: Path, env: dict[str, str]) -> None:
+    (work / "a.env").write_text(f"T={token()}\n")
+    assert tether("scan", "--update-baseline", "a.env", cwd=work, env=env).returncode == 0
+    git(work, "add", "a.env", ".tether-baseline.json", env=env)
+    staged = tether("scan", "--staged", cwd=work, env=env)
+    assert staged.returncode == 0, staged.stdout
+    assert "1 more accepted by the baseline" in staged.stderr

@@ -231,9 +231,10 @@ def run_scan(
     salt = baseline.salt if baseline else new_salt()
     accepted = baseline.fingerprints if baseline and not request.update_baseline else frozenset()
     scanner = Scanner(rules or default_rules(), salt, accepted, request.max_size)
-    if request.exclude:
-        excluded = re.compile("|".join(f"(?:{p})" for p in request.exclude))
-        scanner.path_filter = lambda path: excluded.search(path) is None
+    # The baseline holds a salt and fingerprints (random-looking by design), never secrets.
+    patterns = [f"(?:^|/){re.escape(BASELINE_NAME)}$", *request.exclude]
+    excluded = re.compile("|".join(f"(?:{p})" for p in patterns))
+    scanner.path_filter = lambda path: excluded.search(path) is None
     hook_push = request.hook and "PRE_COMMIT_REMOTE_NAME" in environ
     if request.staged or request.commits is not None or request.pre_push or hook_push:
         if find_git_root(cwd) is None:
