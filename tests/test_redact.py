@@ -279,3 +279,194 @@ def test_parses_iff_original_did(kind: str, data: st.DataObject) -> None:
     store = {s.name: s.value for s in result.secrets}
     assert render(result.text.encode(), store.get).data == text.encode()
     assert redact(result.text, doc.path).text == result.text
+
+
+# --- the article's bugs (homelab_repo.md §5, items 7-17), as examples --------------------------
+
+
+def _round_trip(text: str, path: str) -> tuple[str, dict[str, str]]:
+    result = redact(text, path)
+    store = {s.name: s.value for s in result.secrets}
+    assert render(result.text.encode(), store.get).data == text.encode()
+    assert redact(result.text, path).text == result.text
+    return result.text, store
+
+
+PLEX = (
+    '<?xml version="1.0" encoding="utf-8"?>\n<Preferences MachineIdentifier="0a1b" '
+    'PlexOnlineToken="Zx9abcDEFghiJKLmnoPQ" PlexOnlineMail="me@example.com" '
+    'PlexOnlineUsername="me" PublishServerOnPlexOnlineKey="1"/>\n'
+)
+
+
+def test_single_line_xml_stays_valid_and_whole() -> None:
+    text, store = _round_trip(PLEX, "plex/Preferences.xml")
+    root = ET.fromstring(text)
+    assert root.attrib["PlexOnlineToken"] == "__REDACTED_PLEX_ONLINE_TOKEN__"
+    assert root.attrib["PlexOnlineUsername"] == "me"
+    assert root.attrib["PublishServerOnPlexOnlineKey"] == "1"
+    assert text.endswith("/>\n")
+    assert store == {"PLEX_ONLINE_TOKEN": "Zx9abcDEFghiJKLmnoPQ"}
+
+
+def test_toml_quotes_comments_and_empty_values_kept() -> None:
+    original = (
+        "# Last updated on 2026-05-09\n[webserver.api]\n"
+        '  totp_secret = ""\n'
+        '  pwhash = "$BALLOON-SHA256$v=1$s=1024,t=32$c2FsdA==$aGFzaA==" # the hash\n'
+        "  app_pwhash = 'literal$hash'\n"
+        "  max_sessions = 16\n"
+    )
+    text, store = _round_trip(original, "pihole/etc-pihole/pihole.toml")
+    assert tomllib.loads(text)["webserver"]["api"] == {
+        "totp_secret": "",
+        "pwhash": "__REDACTED_PIHOLE_PWHASH__",
+        "app_pwhash": "__REDACTED_PIHOLE_APP_PWHASH__",
+        "max_sessions": 16,
+    }
+    assert '  pwhash = "__REDACTED_PIHOLE_PWHASH__" # the hash\n' in text
+    assert '  totp_secret = ""\n' in text
+    assert sorted(store) == ["PIHOLE_APP_PWHASH", "PIHOLE_PWHASH"]
+
+
+def test_compose_interpolation_empty_and_file_refs_kept() -> None:
+    original = (
+        "services:\n  server:\n    environment:\n"
+        "      AUTHENTIK_SECRET_KEY: ${AUTHENTIK_SECRET_KEY}\n"
+        "      AUTHENTIK_POSTGRESQL__PASSWORD: ${PG_PASS}\n"
+        '      SMTP_PASSWORD: "${SMTP_APP_PASSWORD}"\n'
+        "      FTLCONF_webserver_api_password: ''\n"
+        "      DB_PASSWORD_FILE: /run/secrets/db_password\n"
+        "      AUTHENTIK_BOOTSTRAP_TOKEN: hunter2hunter2  # set once\n"
+    )
+    text, store = _round_trip(original, "authentik/docker-compose.yml")
+    assert text == original.replace("hunter2hunter2", "__REDACTED_AUTHENTIK_BOOTSTRAP_TOKEN__")
+    assert store == {"AUTHENTIK_BOOTSTRAP_TOKEN": "hunter2hunter2"}
+
+
+def test_comment_lines_and_look_alike_keys_untouched() -> None:
+    original = (
+        "[General]\n"
+        "; http_password = commented-out-value\n"
+        "http_hash_password = 0\n"
+        "http_hashed_password = 1\n"
+        "jwt_update_secret = 0\n"
+        "token_expiry = 3600\n"
+        'http_username = ""\n'
+        "api_key = 0123456789abcdef0123456789abcdef\n"
+        "http_password = s3cret pass\n"
+    )
+    text, store = _round_trip(original, "tautulli/config/config.ini")
+    assert text.splitlines()[1:7] == original.splitlines()[1:7]
+    assert store == {
+        "TAUTULLI_API_KEY": "0123456789abcdef0123456789abcdef",
+        "TAUTULLI_HTTP_PASSWORD": "s3cret pass",
+    }
+
+
+def test_key_colon_elsewhere_untouched() -> None:
+    original = 'description: "the key: is here"\nmonkey: banana\nkeyboard: us\nkey: abc123xyz\n'
+    text, _ = _round_trip(original, "homepage/config/services.yaml")
+    assert text.splitlines()[:3] == original.splitlines()[:3]
+
+
+def test_upper_and_lower_case_keys_alike() -> None:
+    original = (
+        "POSTGRES_PASSWORD: pgpw12345\nWEBPASSWORD: webpw12345\npostgres_password: x12345678\n"
+    )
+    text, store = _round_trip(original, "immich/docker-compose.yml")
+    assert len(store) == 3
+    assert "pgpw" not in text and "webpw" not in text
+
+
+WG_KEY = "aGVsbG8gd29ybGQgdGhpcyBpcyBhIHRlc3Qga2V5MTI="
+EC_KEY = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\n-----END EC PRIVATE KEY-----"
+
+
+@pytest.mark.parametrize(
+    ("path", "original", "secret"),
+    [
+        ("homepage/settings.json", '{"providers": {"finnhub_api_key": "fh123abc"}}', "fh123abc"),
+        ("arrstack/radarr/config.xml", "<Config><ApiKey>a1b2c3d4</ApiKey></Config>", "a1b2c3d4"),
+        ("vaultwarden/backup-to-nas.sh", 'export ADMIN_TOKEN="tok3n-value"\n', "tok3n-value"),
+        ("wireguard/wg0.conf", f"[Peer]\nPresharedKey = {WG_KEY}\n", WG_KEY),
+        ("authentik/.env", "PG_PASS=pgpass12345\n", "pgpass12345"),
+        ("immich/notes.txt", "DB_URL=postgresql://postgres:pw%40x1@db:5432/immich\n", "pw%40x1"),
+        ("traefik/certs/homelab.key", EC_KEY + "\n", EC_KEY),
+    ],
+)
+def test_former_false_negatives(path: str, original: str, secret: str) -> None:
+    text, store = _round_trip(original, path)
+    assert secret not in text
+    assert list(store.values()) == [secret]
+
+
+def test_a_redacted_value_does_not_hide_the_rest_of_its_line() -> None:
+    line = '<P PlexOnlineToken="__REDACTED_PLEX_TOKEN__" ApiKey="leaked123abc"/>\n'
+    result = redact(line, "plex/Preferences.xml")
+    assert [(s.name, s.value) for s in result.secrets] == [("PLEX_API_KEY", "leaked123abc")]
+    assert result.text == line.replace("leaked123abc", "__REDACTED_PLEX_API_KEY__")
+
+
+def test_each_widget_gets_its_own_name() -> None:
+    original = "".join(
+        f"- {group}:\n    - {name}:\n        widget:\n          type: {name.lower()}\n"
+        f"          key: {name.lower()}-key-123\n"
+        for group, name in [("Media", "Plex"), ("Media", "Tautulli"), ("Arr", "Radarr")]
+    )
+    _, store = _round_trip(original, "homepage/config/services.yaml")
+    assert store == {
+        "HOMEPAGE_PLEX_KEY": "plex-key-123",
+        "HOMEPAGE_TAUTULLI_KEY": "tautulli-key-123",
+        "HOMEPAGE_RADARR_KEY": "radarr-key-123",
+    }
+    # A second location with the same parent and key is numbered, deterministically.
+    doubled = "a:\n  password: one11111\nb:\n  - password: two22222\n"
+    _, names = _round_trip(doubled, "svc/x.yaml")
+    assert names == {"SVC_A_PASSWORD": "one11111", "SVC_B_PASSWORD": "two22222"}
+    same = "PASSWORD=one11111\nPASSWORD=two22222\n"
+    assert set(_round_trip(same, "svc/x.env")[1]) == {"SVC_PASSWORD", "SVC_PASSWORD_2"}
+
+
+@pytest.mark.parametrize(
+    "value", ["a&b", "x/y/z", "p|q", "back\\slash", "line1\nline2", "$HOME", "q'uo\"te", "&amp;"]
+)
+def test_any_value_rehydrates_exactly(value: str) -> None:
+    redacted = b"WIREGUARD_PRIVATE_KEY: __REDACTED_ARRSTACK_WIREGUARD_PRIVATE_KEY__\n"
+    lookup = {"ARRSTACK_WIREGUARD_PRIVATE_KEY": value}.get
+    assert render(redacted, lookup).data == f"WIREGUARD_PRIVATE_KEY: {value}\n".encode()
+
+
+def test_missing_value_blocks_instead_of_emptying() -> None:
+    rendered = render(b"key: __REDACTED_HOMEPAGE_PLEX_KEY__\nurl: x\n", {}.get)
+    assert rendered.data is None
+    assert rendered.missing == ("HOMEPAGE_PLEX_KEY",)
+
+
+def test_same_location_same_name_and_rotation() -> None:
+    compose = "services:\n  g:\n    environment:\n      WG_PRIVATE_KEY: {}\n"
+    path = "arrstack/docker-compose.yml"
+    first = redact(compose.format("old1111aaa"), path)
+    old = {"ARRSTACK_WG_PRIVATE_KEY": "old1111aaa"}
+    rotated = redact(compose.format("new2222bbb"), path, store=old)
+    assert first.text == rotated.text
+    assert [(s.name, s.value) for s in rotated.secrets] == [
+        ("ARRSTACK_WG_PRIVATE_KEY", "new2222bbb")
+    ]
+
+
+def test_a_name_used_elsewhere_for_another_value_is_not_taken() -> None:
+    text = "ADMIN_TOKEN=standby-value1\n"
+    path = "vaultwarden/docker-compose.nas-standby.env"
+    store = {"VAULTWARDEN_ADMIN_TOKEN": "main-value1"}
+    clash = redact(text, path, store=store, elsewhere={"VAULTWARDEN_ADMIN_TOKEN"})
+    assert [s.name for s in clash.secrets] == ["VAULTWARDEN_DOCKER_COMPOSE_NAS_STANDBY_ADMIN_TOKEN"]
+    shared = redact(text, path, store={"VAULTWARDEN_ADMIN_TOKEN": "standby-value1"},
+                    elsewhere={"VAULTWARDEN_ADMIN_TOKEN"})  # fmt: skip
+    assert [s.name for s in shared.secrets] == ["VAULTWARDEN_ADMIN_TOKEN"]
+
+
+def test_existing_placeholders_keep_their_names_and_numbering() -> None:
+    partly = "PASSWORD=__REDACTED_SVC_PASSWORD__\nPASSWORD=two22222\n"
+    result = redact(partly, "svc/x.env")
+    assert [s.name for s in result.secrets] == ["SVC_PASSWORD_2"]

@@ -236,6 +236,69 @@ def hooks_install(repo: Path | None, force: bool, chain: bool) -> int:
     return install(repo or Path.cwd(), force=force, chain=chain)
 
 
+def secrets_file_option(func: F) -> F:
+    return click.option(
+        "--secrets-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="TETHER_SECRETS_FILE",
+        metavar="FILE",
+        help="The dotenv secret store [env: TETHER_SECRETS_FILE; default: tether.yaml's].",
+    )(func)
+
+
+@cli.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PATH..."
+)
+@click.option("--check", is_flag=True, help="Write nothing; list what would be redacted.")
+@secrets_file_option
+def redact(paths: tuple[Path, ...], check: bool, secrets_file: Path | None) -> int:
+    """Replace secrets in PATH... by named placeholders; store the values.
+
+    With --check (the pre-commit mode) exit 3 listing `path:line: NAME` for each secret.
+    """
+    from tether.commands.redact import run
+
+    return run(list(paths), check=check, secrets_file=secrets_file)
+
+
+@cli.group()
+def secrets() -> None:
+    """The secret store against the config repo's placeholders (names only, never values)."""
+
+
+@secrets.command("list")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="The config repo folder (default: the current folder).",
+)
+@secrets_file_option
+@json_option
+def secrets_list(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
+    """Every secret name: whether it is stored and where the repo uses it."""
+    from tether.commands.secrets import list_secrets
+
+    return list_secrets(source, secrets_file, as_json=as_json)
+
+
+@secrets.command("check")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="The config repo folder (default: the current folder).",
+)
+@secrets_file_option
+@json_option
+def secrets_check(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
+    """Exit 3 when a placeholder in the repo has no value in the store."""
+    from tether.commands.secrets import check_secrets
+
+    return check_secrets(source, secrets_file, as_json=as_json)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     with error_handler() as result:
         try:

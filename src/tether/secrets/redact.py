@@ -155,8 +155,7 @@ def _units(text: str, path: str) -> list[_Unit]:
 
 
 def _file_part(path: str) -> str:
-    name = PurePosixPath(inventory_path(path)).name
-    return env_name(name.split(".")[0] or name)
+    return env_name(PurePosixPath(inventory_path(path)).stem)
 
 
 def redact(
