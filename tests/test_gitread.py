@@ -156,3 +156,30 @@ def test_only_the_named_remotes_tracking_refs_count_as_pushed(repo: Path) -> Non
         assert [c.decode() for c in work.pushed_commits([line], "origin")] == [second]
         assert work.pushed_commits([line], "backup") == []
         assert work.pushed_commits([line]) == []  # no name: any remote's refs count
+
+
+def test_ancestry_suffixes(repo: Path) -> None:
+    first = commit(repo, {"a": "1\n"})
+    second = commit(repo, {"a": "2\n"})
+    third = commit(repo, {"a": "3\n"})
+    with WorkRepo(repo) as work:
+        assert work.resolve("HEAD~2").decode() == first
+        assert work.resolve("HEAD^").decode() == second
+        assert work.resolve("master~1^1").decode() == first
+        assert work.resolve("HEAD^0").decode() == third
+        assert [c.decode() for c in work.commit_range("HEAD~2..HEAD")] == [second, third]
+        with pytest.raises(GitError, match="HEAD~3: no such commit"):
+            work.resolve("HEAD~3")
+
+
+def test_a_shallow_clone_treats_its_boundary_as_a_root(repo: Path, tmp_path: Path) -> None:
+    commit(repo, {"a": "1\n"})
+    commit(repo, {"a": "2\n", "b": f"T={token()}\n"})
+    shallow = tmp_path / "shallow"
+    porcelain.clone(f"file://{repo}", str(shallow), depth=1).close()
+    tip = commit(shallow, {"c": "new\n"})
+    with WorkRepo(shallow) as work:
+        pushed = work.pushed_commits([_line(tip, ZERO_SHA, "refs/heads/topic")], "nowhere")
+        assert len(pushed) == 2 and pushed[-1].decode() == tip
+        boundary = list(work.added(pushed[0]))
+        assert sorted(b.path for b in boundary) == ["a", "b"]  # everything, as for a root

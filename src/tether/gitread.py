@@ -21,11 +21,13 @@ from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Blob, Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
+from dulwich.walk import Walker
 
 from tether.errors import GitError, UsageError
 
 ZERO_SHA = "0" * 40
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+_ANCESTRY = re.compile(r"(?:[~^]\d*)+$")
 _REGULAR = (0o100644, 0o100755)  # symlinks (0o120000) and gitlinks (0o160000) hold no content
 
 
@@ -59,6 +61,7 @@ class WorkRepo:
         except NotGitRepository:
             raise GitError(f"{root}: not a usable git repository") from None
         self.root = root
+        self._shallow = frozenset(self.repo.get_shallow())
 
     def __enter__(self) -> WorkRepo:
         return self
@@ -74,7 +77,29 @@ class WorkRepo:
     # -- resolving names -------------------------------------------------------------------
 
     def resolve(self, name: str) -> ObjectID:
-        """A commit id from a sha, `HEAD`, a full ref or a branch/tag/remote short name."""
+        """A commit id from a sha, `HEAD`, a ref or a short name, with `~N` / `^N` suffixes."""
+        suffix = _ANCESTRY.search(name)
+        if suffix is not None and suffix.start() > 0:
+            sha = self._resolve_name(name[: suffix.start()])
+            for step in re.finditer(r"([~^])(\d*)", suffix.group()):
+                count = int(step[2]) if step[2] else 1
+                if step[1] == "~":
+                    for _ in range(count):
+                        sha = self._parent(sha, 1, name)
+                elif count:
+                    sha = self._parent(sha, count, name)
+            return sha
+        return self._resolve_name(name)
+
+    def _parent(self, sha: ObjectID, number: int, name: str) -> ObjectID:
+        commit = self.repo.object_store[sha]
+        assert isinstance(commit, Commit)
+        parents = self._parents(commit)
+        if len(parents) < number:
+            raise GitError(f"{name}: no such commit in {self.root}", hint="check `git log`")
+        return parents[number - 1]
+
+    def _resolve_name(self, name: str) -> ObjectID:
         raw = name.encode()
         candidates = [raw] if raw.startswith(b"refs/") or raw == b"HEAD" else []
         candidates += [b"refs/heads/" + raw, b"refs/tags/" + raw, b"refs/remotes/" + raw]
@@ -122,12 +147,24 @@ class WorkRepo:
 
     # -- commit sets -------------------------------------------------------------------------
 
+    def _parents(self, commit: Commit) -> list[ObjectID]:
+        """A commit's parents; none at a shallow clone's boundary (they are not here)."""
+        if commit.id in self._shallow:
+            return []
+        return [p for p in commit.parents if p in self.repo.object_store]
+
     def commits(self, include: Iterable[ObjectID], exclude: Iterable[ObjectID]) -> list[ObjectID]:
         """Commits reachable from `include` but not from `exclude`, oldest first."""
         include = list(include)
         if not include:
             return []
-        walker = self.repo.get_walker(include=include, exclude=list(exclude), reverse=True)
+        walker = Walker(
+            self.repo.object_store,
+            include,
+            exclude=list(exclude),
+            reverse=True,
+            get_parents=self._parents,
+        )
         return [entry.commit.id for entry in walker]
 
     def commit_range(self, spec: str) -> list[ObjectID]:
@@ -222,7 +259,7 @@ class WorkRepo:
         store = self.repo.object_store
         commit = store[commit_id]
         assert isinstance(commit, Commit)
-        parents = [store[p] for p in commit.parents]
+        parents = [store[p] for p in self._parents(commit)]
         parent_trees = [p.tree for p in parents if isinstance(p, Commit)]
         first = parent_trees[0] if parent_trees else None
         sha_text = commit_id.decode()
