@@ -16,7 +16,7 @@ import hmac
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Protocol
@@ -286,9 +286,3 @@ def _line_at(text: str, offset: int) -> str:
     start = text.rfind("\n", 0, offset) + 1
     end = text.find("\n", offset)
     return text[start : end if end >= 0 else len(text)]
-
-
-def scan_many(scanner: Scanner, items: Iterable[tuple[str, bytes, str | None]]) -> ScanResult:
-    for path, data, commit in items:
-        scanner.scan_bytes(path, data, commit)
-    return scanner.result
