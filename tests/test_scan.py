@@ -381,3 +381,19 @@ def test_entropy_in_code_needs_a_string_literal() -> None:
     scanner = Scanner(FakeRules().ruleset(), SALT)
     assert scanner.scan_text("mod.py", f"SESSION = {value}\n") == []
     assert [f.rule for f in scanner.scan_text("mod.py", f'SESSION = "{value}"\n')] == [ENTROPY_RULE]
+
+
+def test_manifest_secret_names_and_identifier_keys_are_not_findings(
+    tmp_path: Path, run: Run
+) -> None:
+    (tmp_path / "tether.yaml").write_text(
+        "secrets:\n  map:\n    app/config.ini:\n      jwt_secret: TAUTULLI_JWT_SECRET\n"
+    )
+    (tmp_path / "Preferences.xml").write_text(
+        '<Preferences ProcessedMachineIdentifier="5e8a0b2c4d6f8a0b2c4d6f8a0b2c4d6f8a0b2c4d" '
+        f'PlexOnlineToken="{token("", 20, seed=8)}"/>\n'
+    )
+    code, out, _ = run(["scan", "tether.yaml", "Preferences.xml"], tmp_path)
+    assert code == 3
+    assert [line.split(": ")[1].split()[0] for line in out.splitlines()] == ["key-name"]
+    assert out.startswith("Preferences.xml:1:")

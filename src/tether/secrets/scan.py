@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Protocol
 
+from tether.secrets.render import NAME_PATTERN
+
 ALLOW_MARK = "tether:allow"
 MAX_SIZE = 1024 * 1024  # files above this are skipped and counted (minified bundles, dumps)
 ENTROPY_RULE = "generic-high-entropy"
@@ -54,6 +56,9 @@ CODE_SUFFIXES = frozenset(
     ]
 )
 _KEY_NAME_RULES = frozenset({"key-name"})
+# tether.yaml maps keys to secret NAMES (`jwt_secret: TAUTULLI_JWT_SECRET`): references.
+_MANIFEST = "tether.yaml"
+_SECRET_NAME = re.compile(NAME_PATTERN)
 
 
 class MatchLike(Protocol):
@@ -140,11 +145,57 @@ _ASSIGN_BEFORE = re.compile(
     r"""(?P<key>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["']?[ \t]*(?::=|=>|[=:])[ \t]*["'`]?$"""
 )
 # Keys whose long values are identifiers or digests, not credentials.
-_BENIGN_KEY = re.compile(
-    r"(?i)(?:public|pubkey|(?:sha\d*|hash|digest|checksum|integrity|commit|revision|rev|uuid|guid|"
-    r"(?:^|[_.\-])id|version|image|url|uri|path|file|dir|name|host|domain|email|icon|color|etag|"
-    r"fingerprint|thumbprint|key_?id|cert_?hash)s?$)"
+_BENIGN_LAST_WORDS = frozenset(
+    [
+        "sha",
+        "sha1",
+        "sha256",
+        "sha512",
+        "hash",
+        "hashes",
+        "digest",
+        "digests",
+        "checksum",
+        "checksums",
+        "integrity",
+        "commit",
+        "revision",
+        "rev",
+        "uuid",
+        "guid",
+        "id",
+        "ids",
+        "identifier",
+        "version",
+        "image",
+        "url",
+        "uri",
+        "path",
+        "file",
+        "dir",
+        "name",
+        "host",
+        "domain",
+        "email",
+        "icon",
+        "color",
+        "etag",
+        "fingerprint",
+        "thumbprint",
+        "kid",
+    ]
 )
+_KEY_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def benign_key(key: str) -> bool:
+    """Keys whose long values are identifiers, digests or public keys, not credentials."""
+    words = [w.lower() for w in _KEY_WORD.findall(key)]
+    if not words:
+        return False
+    return words[-1] in _BENIGN_LAST_WORDS or any(w in ("public", "pubkey", "pub") for w in words)
+
+
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _DOTTED = re.compile(r"^[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+$")
@@ -188,7 +239,7 @@ def entropy_matches(
             continue
         line_start = text.rfind("\n", 0, match.start()) + 1
         assign = _ASSIGN_BEFORE.search(text, line_start, match.start())
-        if assign is None or _BENIGN_KEY.search(assign["key"]):
+        if assign is None or benign_key(assign["key"]):
             continue
         if is_reference(value):
             continue
@@ -258,10 +309,13 @@ class Scanner:
         if not spans:
             return []
         has_allow = ALLOW_MARK in text
+        manifest = PurePosixPath(path).name == _MANIFEST
         out = []
         for start, end, rule, line in sorted(spans):
             secret = text[start:end]
             if not secret or self.rules.is_reference(secret):
+                continue
+            if manifest and _SECRET_NAME.fullmatch(secret):
                 continue
             if has_allow and ALLOW_MARK in _line_at(text, start):
                 continue
