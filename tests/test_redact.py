@@ -268,6 +268,21 @@ def test_round_trip_parse_idempotent_no_leak(kind: str, data: st.DataObject) -> 
     assert sorted(store.values()) == sorted(doc.planted)
 
 
+@pytest.mark.parametrize("kind", sorted(set(FORMATS) - {"env"}))
+@PROPERTY
+@given(data=st.data())
+def test_crlf_files_redact_the_same_values(kind: str, data: st.DataObject) -> None:
+    doc = data.draw(FORMATS[kind])
+    crlf = doc.text.replace("\n", "\r\n")
+    planted = [v.replace("\n", "\r\n") for v in doc.planted]
+    result = redact(crlf, doc.path)
+    assert sorted(s.value for s in result.secrets) == sorted(planted)
+    store = {s.name: s.value for s in result.secrets}
+    assert render(result.text.encode(), store.get).data == crlf.encode()
+    assert _parses(kind, result.text)
+    assert result.text.replace("\r\n", "\n") == redact(doc.text, doc.path).text
+
+
 @pytest.mark.parametrize("kind", sorted(FORMATS))
 @PROPERTY
 @given(data=st.data())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tether.secrets.rules import KEYWORDS, SecretMatch, find_secrets, is_reference, names_secret
 
@@ -188,6 +190,7 @@ def test_is_not_reference(value: str) -> None:
         ("credentials", True),
         ("WGPRIVATEKEY", True),
         ("PUSH_INSTALLATION_KEY", True),
+        ("traefik.http.middlewares.a.basicauth.users", True),
         ("token_expiry", False),
         ("username", False),
         ("sort_key", False),
@@ -214,4 +217,39 @@ def test_matches_sorted_and_disjoint() -> None:
     text = f"password: {token}\nurl: https://u:{token}@h/\nkey: ab12cd34\n"
     found = find_secrets(text, "a/c.yaml")
     assert [m.line for m in found] == [1, 2, 3]
+    assert all(a.end <= b.start for a, b in itertools.pairwise(found))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'PASSWORD="$1"',
+        "TOKEN=$(cat /run/secrets/token)",
+        "API_KEY=`pass show api`",
+        "Password: use the one in the vault",
+    ],
+)
+def test_shell_and_prose_are_not_secrets(line: str) -> None:
+    assert find_secrets(line + "\n", "svc/run.sh") == []
+
+
+FRAGMENTS = [
+    *TOKENS.values(),
+    *("=", ": ", "\n", "://", "@", "u:", " ", '"', "'", "#", "-", "_", "Pass", "KEY", "x"),
+    *("Token", "9", "<a ", ">", "</a>", "{", "}", "eyJ", "pw", ":"),
+]
+
+
+@given(
+    st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=4), max_size=40).map("".join),
+    st.sampled_from(["a.yaml", "a.json", "a.toml", "a.ini", "a.xml", "a/.env", "a.txt"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_keywords_are_a_sound_prefilter(text: str, path: str) -> None:
+    found = find_secrets(text, path)
+    if not any(word in text.lower() for word in KEYWORDS):
+        assert found == []
+    for match in found:
+        assert 0 <= match.start < match.end <= len(text)
+        assert match.line == text.count("\n", 0, match.start) + 1
     assert all(a.end <= b.start for a, b in itertools.pairwise(found))

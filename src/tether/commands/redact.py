@@ -18,7 +18,7 @@ import click
 from tether.errors import SecretError, TetherError, UsageError
 from tether.exitcodes import ExitCode
 from tether.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME
-from tether.secrets.redact import Redaction, placeholders_in, redact
+from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.store import load_store, save_values
 
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules"})
@@ -147,20 +147,13 @@ def run(
             raise
         stored = {}  # --check names what it would redact; it needs no value
     texts = {p: t for p, _named in walk(paths) if (t := read_text(p)) is not None}
-    used_by: dict[str, set[Path]] = {}  # where each placeholder name is already used
-    for path, text in {**_repo_texts(context, set(texts)), **texts}.items():
-        for name, _line in placeholders_in(text):
-            used_by.setdefault(name, set()).add(path)
-    values = dict(stored)
-    results: list[tuple[Path, Redaction]] = []
-    for path, text in texts.items():
-        elsewhere = {n for n, where in used_by.items() if where - {path}}
-        result = redact(text, context.name_path(path), store=values, elsewhere=elsewhere)
-        for secret in result.secrets:
-            values[secret.name] = secret.value
-            used_by.setdefault(secret.name, set()).add(path)
-        if result.secrets:
-            results.append((path, result))
+    by_name = {context.name_path(p): p for p in texts}
+    repo_names = {
+        context.name_path(p): [n for n, _line in placeholders_in(t)]
+        for p, t in _repo_texts(context, set(texts)).items()
+    }
+    redacted = redact_files({name: texts[p] for name, p in by_name.items()}, stored, repo_names)
+    results = [(by_name[n], r) for n, r in sorted(redacted.items()) if r.secrets]
     for path, result in results:
         for secret in result.secrets:
             click.echo(f"{path}:{secret.line}: {secret.name}")

@@ -47,7 +47,7 @@ class Redaction(NamedTuple):
 def inventory_path(path: str) -> str:
     """`configs/arrstack/x.yml` or `arrstack/x.yml` -> `arrstack/x.yml`."""
     parts = PurePosixPath(path.replace("\\", "/")).parts
-    while parts and parts[0] in ("/", ".", "configs"):
+    while parts and parts[0] in ("/", ".", "..", "configs"):
         parts = parts[1:]
     return "/".join(parts)
 
@@ -228,6 +228,35 @@ def _free(
         number += 1
         candidate = f"{with_file}_{number}"
     return candidate
+
+
+def redact_files(
+    texts: Mapping[str, str],
+    store: Mapping[str, str] | None = None,
+    repo_names: Mapping[str, Collection[str]] | None = None,
+) -> dict[str, Redaction]:
+    """Redact several files (by inventory path) consistently, in path order.
+
+    `store` holds the stored values by name; `repo_names` the placeholder names each other
+    file of the repo already uses. A name is shared between files only for the same value.
+    """
+    values = dict(store or {})
+    used_by: dict[str, set[str]] = {}
+    for path, names in (repo_names or {}).items():
+        for name in names:
+            used_by.setdefault(name, set()).add(path)
+    for path, text in texts.items():
+        for name, _line in placeholders_in(text):
+            used_by.setdefault(name, set()).add(path)
+    results: dict[str, Redaction] = {}
+    for path in sorted(texts):
+        elsewhere = {name for name, where in used_by.items() if where - {path}}
+        result = redact(texts[path], path, store=values, elsewhere=elsewhere)
+        for secret in result.secrets:
+            values[secret.name] = secret.value
+            used_by.setdefault(secret.name, set()).add(path)
+        results[path] = result
+    return results
 
 
 def placeholders_in(text: str) -> list[tuple[str, int]]:

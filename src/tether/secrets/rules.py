@@ -12,6 +12,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import PurePosixPath
 
 
@@ -36,13 +37,14 @@ class Slot:
 
 # --- known token formats ---------------------------------------------------------------------
 
-_TOKEN_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+_TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (rule, re.compile(pattern, re.ASCII))
     for rule, pattern in (
         (
             "pem-private-key",
             r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
-            r"[\s\S]*?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
+            r"(?:(?!-----BEGIN)[\s\S]){0,20000}?"  # stops at the next BEGIN: linear time
+            r"-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
         ),
         ("github-pat", r"(?<![A-Za-z0-9_])(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}(?![A-Za-z0-9_])"),
         ("github-pat", r"(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{60,255}(?![A-Za-z0-9_])"),
@@ -74,6 +76,25 @@ _TOKEN_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("age-secret-key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
     )
 )
+_CLOUDFLARE = tuple(f"cf{c}t_" for c in "abcdefghijklmnopqrstuvwxyz")
+# Lower-case words one of which is in any text a rule can match: rules whose words are absent
+# are not run at all (most files need two or three of the fifteen patterns).
+_RULE_WORDS: dict[str, tuple[str, ...]] = {
+    "pem-private-key": ("private key",),
+    "github-pat": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "gitlab-pat": ("glpat-",),
+    "slack-token": ("xox",),
+    "slack-webhook": ("hooks.slack.com",),
+    "aws-access-key": ("akia", "asia", "abia", "acca", "a3t"),
+    "stripe-key": ("k_live_", "k_prod_"),
+    "tailscale-key": ("tskey-",),
+    "cloudflare-token": _CLOUDFLARE,
+    "discord-webhook": ("webhooks/",),
+    "telegram-bot-token": (":a",),
+    "jwt": ("eyj",),
+    "age-secret-key": ("age-secret-key-1",),
+}
+_TOKEN_RULES = tuple((rule, _RULE_WORDS[rule], pattern) for rule, pattern in _TOKEN_PATTERNS)
 _DISCORD_HOST = re.compile(r"discord(?:app)?\.com/api/webhooks/$")
 # The password of `scheme://user:PASSWORD@host`; stops at characters a URL would escape.
 _URL_PASSWORD = re.compile(
@@ -121,22 +142,28 @@ KEYWORDS: frozenset[str] = frozenset(
     | {"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "hooks.slack.com"}
     | {"akia", "asia", "abia", "acca", "a3t", "k_live_", "k_prod_", "tskey-", "webhooks/", ":a"}
     | {"eyj", "age-secret-key-1"}
-    | {f"cf{c}t_" for c in "abcdefghijklmnopqrstuvwxyz"}
+    | set(_CLOUDFLARE)
 )
 
 
-def key_words(key: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def key_words(key: str) -> tuple[str, ...]:
     """`PlexOnlineToken` / `api-key` / `db.password` -> lower-case words."""
     spaced = _CAMEL.sub(lambda m: f"{m[1] or m[3]}_{m[2] or m[4]}", key)
-    return [w.lower() for w in _WORD_SPLIT.split(spaced) if w]
+    return tuple(w.lower() for w in _WORD_SPLIT.split(spaced) if w)
 
 
+@lru_cache(maxsize=4096)
 def names_secret(key: str) -> bool:
     """Does this key name a secret? Any case; snake, kebab, camel, dotted or spaced."""
     words = key_words(key)
     if not words or words[-1] in _NOT_SECRET_TAILS:
         return False
-    if words == ["key"] or (len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_QUALIFIERS):
+    if words[-1] == "users" and any("basicauth" in w or "digestauth" in w for w in words):
+        return True  # traefik `...basicauth.users=user:$$apr1$$hash`: password hashes
+    if words == ("key",) or (
+        len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_QUALIFIERS
+    ):
         return True
     for word in words:
         if word in _SECRET_WORDS or any(s in word for s in _SECRET_SUBSTRINGS):
@@ -149,10 +176,11 @@ def names_secret(key: str) -> bool:
 _REFERENCE = re.compile(
     r"""(?xi)
     \$\{[^}]*\}? | ^\$[A-Za-z_][A-Za-z0-9_]*$ | \{\{ | \{% | %\([A-Za-z0-9_]+\)s
+    | ^\$[0-9@*\#?!$-]$ | \$\( | ^`[^`]*`$
     | ^!secret\s | ^@[A-Za-z0-9_]+@$ | ^%[A-Za-z0-9_]+%$
     | ^/run/secrets/ | ^/var/run/secrets/
     | __REDACTED_ | ^REDACTED$ | ^<[^<>]*>$ | ^\[[^\[\]]*\]$
-    | ^(?:true|false|yes|no|on|off|null|none|nil|~|\*+|x+|\.+|-+|_+)$
+    | ^(?:true|false|yes|no|on|off|enabled?|disabled?|null|none|nil|~|\*+|x+|\.+|-+|_+)$
     | ^(?:change[-_ ]?me|changeit|secret|password|placeholder|todo|tbd|fixme)$
     | ^(?:your|my|enter|insert)[-_ ].*$
     """
@@ -301,7 +329,10 @@ def _line_pairs(
         if text.startswith(('"""', "'''"), pos):  # TOML multi-line string
             close = text.find(text[pos : pos + 3], pos + 3)
             if close >= 0:
-                inner = pos + 3 + (1 if text.startswith("\n", pos + 3) else 0)
+                first = text[
+                    pos + 3 : pos + 5
+                ]  # a newline right after the opening quotes is trimmed
+                inner = pos + 3 + (2 if first == "\r\n" else 1 if first[:1] == "\n" else 0)
                 literal = text[pos] == "'"
                 bad = _BAD_TOML_MULTI_LITERAL if literal else _BAD_TOML_MULTI
                 yield _Pair(key, *_cut(text, inner, close, bad))
@@ -318,6 +349,9 @@ def _line_pairs(
                 span = _cut(text, *span, bad)
         else:
             span = _value(text, pos, eol, comments=comments, backslash=True)
+            prose = span is not None and any(c in text[span[0] : span[1]] for c in " \t")
+            if kind == "generic" and prose and text[pos] not in "\"'":
+                continue  # prose (`Password: use the vault`), not an assignment
         if span is not None:
             yield _Pair(key, *span)
             skip_to = span[1]
@@ -333,10 +367,10 @@ def _ini_value(text: str, pos: int, eol: int, comments: str) -> tuple[int, int] 
 
 _YAML_KEY = re.compile(
     r"(?P<key>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|[^\s#'\"\-?:,\[\]{}&*!|>%@`][^\n]*?|-[^\s][^\n]*?)"
-    r"[ \t]*:(?=[ \t]|$)"
+    r"[ \t]*:(?=[ \t\r]|$)"
 )
 _YAML_LIST_ENV = re.compile(r"(?P<q>[\"']?)(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)=")
-_YAML_BLOCK = re.compile(r"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#.*)?$")
+_YAML_BLOCK = re.compile(r"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#[^\r\n]*)?\r?$")
 _YAML_PROPS = re.compile(r"(?:&[^\s]+|!![A-Za-z]+)[ \t]+")
 
 
@@ -397,7 +431,7 @@ def _yaml_list_env(text: str, pos: int, eol: int) -> _Pair | None:
 
 def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> _Pair | None:
     """The value after `key:`; None when the key opens a nested mapping or list."""
-    while pos < eol and text[pos] in " \t":
+    while pos < eol and text[pos] in " \t\r":
         pos += 1
     props = _YAML_PROPS.match(text, pos, eol)
     if props is not None:
@@ -558,7 +592,7 @@ def _pairs(text: str, path: str) -> Iterator[_Pair]:
         return _line_pairs(text, _INI_LINE, "#;", "ini")
     if kind == "env":
         return _line_pairs(text, _ENV_LINE, "#")
-    return _line_pairs(text, _GENERIC_LINE, "#")
+    return _line_pairs(text, _GENERIC_LINE, "#", "generic")
 
 
 # --- putting it together ---------------------------------------------------------------------
@@ -592,12 +626,17 @@ def find_secrets(text: str, path: str) -> list[SecretMatch]:
             ):
                 rule = "wireguard-private-key"
             candidates.append((pair.start, pair.end, rule, pair.key, 1))
-    for rule, pattern in _TOKEN_RULES:
+    for rule, words, pattern in _TOKEN_RULES:
+        if not any(word in lowered for word in words):
+            continue
         for match in pattern.finditer(text):
-            if rule == "discord-webhook" and not _DISCORD_HOST.search(text, 0, match.start()):
+            host_from = max(0, match.start() - 40)
+            if rule == "discord-webhook" and not _DISCORD_HOST.search(
+                text, host_from, match.start()
+            ):
                 continue
             candidates.append((match.start(), match.end(), rule, None, 0))
-    for match in _URL_PASSWORD.finditer(text):
+    for match in _URL_PASSWORD.finditer(text) if "://" in text else ():
         if not is_reference(match["pw"]):
             candidates.append((match.start("pw"), match.end("pw"), "url-password", None, 2))
     # Widest span wins; on equal spans a token rule's id is more telling than key-name.
