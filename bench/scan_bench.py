@@ -3,14 +3,18 @@
 Setup (once; detect-secrets is a bench-only tool, not a tether dependency):
     make .venv/.dev && .venv/bin/pip install detect-secrets
 Run:
-    .venv/bin/python bench/scan_bench.py [--files 1200] [--runs 3]
+    .venv/bin/python bench/scan_bench.py [--files 1000] [--runs 3]
 
-The tree comes from `bench/labeled_tree.py` (the redaction benchmark's generator) when it is
-importable, else from `bench/scan_tree.py`. A planted secret counts as found when a tool
+Trees: `bench/labeled_tree.py` (the redaction benchmark's generator) and `bench/scan_tree.py`
+(a second generator written for this benchmark); each tool scans the folder holding the
+files (`configs/` and `.`). Also two corpora with no real secrets, where every finding is a
+false positive: installed library source, and the repo's own `configs/` when present.
+A planted secret counts as found when a tool
 reports its file and line; precision is the share of reported (file, line) pairs that hold a
 planted secret. Both tools run as subprocesses (start-up included) with no network:
-`tether scan --format json .` and `detect-secrets scan --all-files` (verification plugins are
-not called by `scan`). Also timed: `tether scan` of 20 files, the size of a typical commit.
+`tether scan --format json DIR` and `detect-secrets scan --all-files DIR` (its verification
+plugins are not called by `scan`). Also timed: `tether scan` of 20 files, the size of a
+typical commit.
 """
 
 from __future__ import annotations
@@ -35,44 +39,20 @@ sys.path.insert(0, str(HERE))
 Pairs = set[tuple[str, int]]
 
 
-def make_tree(root: Path, files: int) -> tuple[Pairs, str]:
-    """Write the labeled tree under `root`; returns the planted (path, line) pairs."""
-    try:
-        labeled_tree = importlib.import_module("labeled_tree")
-    except ImportError:
-        labeled_tree = None
-    if labeled_tree is not None:
-        planted = labeled_tree_pairs(labeled_tree, root, files)
-        if planted is not None:
-            return planted, "bench/labeled_tree.py"
-    scan_tree = importlib.import_module("scan_tree")
-    labels = scan_tree.generate(root, files)
-    return {(path, line) for path, lines in labels.items() for line in lines}, "bench/scan_tree.py"
+def labeled_tree(root: Path, files: int) -> tuple[Pairs, str]:
+    """bench/labeled_tree.py (the redaction benchmark's tree): (planted pairs, target)."""
+    labels = importlib.import_module("labeled_tree").generate(root, files)
+    planted = {(str(s["path"]), int(s["line"])) for s in labels.secrets}
+    return planted, "configs"  # not the root: labels.json beside configs/ lists every value
 
 
-def labeled_tree_pairs(module: object, root: Path, files: int) -> Pairs | None:
-    """Adapter for labeled_tree's API (a generate(root, ...) returning labels)."""
-    generate = getattr(module, "generate", None)
-    if generate is None:
-        return None
-    labels = generate(root, files) if files else generate(root)
-    pairs: Pairs = set()
-    for entry in labels_iter(labels):
-        pairs.add(entry)
-    return pairs
+def scan_tree(root: Path, files: int) -> tuple[Pairs, str]:
+    """bench/scan_tree.py, a second generator written for this benchmark."""
+    labels = importlib.import_module("scan_tree").generate(root, files)
+    return {(path, line) for path, lines in labels.items() for line in lines}, "."
 
 
-def labels_iter(labels: object) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
-    items = getattr(labels, "secrets", labels)
-    if isinstance(items, dict):
-        for path, lines in items.items():
-            for line in lines:
-                out.append((str(path), int(getattr(line, "line", line))))
-    else:
-        for item in items:  # objects with .path and .line
-            out.append((str(item.path), int(item.line)))
-    return out
+TREES = {"bench/labeled_tree.py": labeled_tree, "bench/scan_tree.py": scan_tree}
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -81,10 +61,10 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, subprocess.CompletedProcess
     return time.perf_counter() - start, result
 
 
-def tether_scan(root: Path, runs: int) -> tuple[float, Pairs]:
+def tether_scan(root: Path, target: str, runs: int) -> tuple[float, Pairs]:
     times, found = [], set()
     for _ in range(runs):
-        seconds, result = timed([str(BIN / "tether"), "scan", "--format", "json", "."], root)
+        seconds, result = timed([str(BIN / "tether"), "scan", "--format", "json", target], root)
         if result.returncode not in (0, 3):
             sys.exit(f"tether scan failed: {result.stderr}")
         times.append(seconds)
@@ -92,11 +72,11 @@ def tether_scan(root: Path, runs: int) -> tuple[float, Pairs]:
     return statistics.median(times), found
 
 
-def detect_secrets_scan(root: Path) -> tuple[float, Pairs] | None:
+def detect_secrets_scan(root: Path, target: str) -> tuple[float, Pairs] | None:
     exe = shutil.which("detect-secrets", path=str(BIN)) or shutil.which("detect-secrets")
     if exe is None:
         return None
-    seconds, result = timed([exe, "scan", "--all-files"], root)
+    seconds, result = timed([exe, "scan", "--all-files", target], root)
     if result.returncode != 0:
         sys.exit(f"detect-secrets failed: {result.stderr}")
     data = json.loads(result.stdout)
@@ -145,81 +125,85 @@ def corpus_rows(root: Path) -> list[tuple[str, float, int]]:
     return rows
 
 
-def commit_sized_scan(root: Path, runs: int) -> float:
-    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())[:20]
+def commit_sized_scan(root: Path, target: str, runs: int) -> float:
+    files = sorted(str(p.relative_to(root)) for p in (root / target).rglob("*") if p.is_file())
+    files = files[:20]
     times = [timed([str(BIN / "tether"), "scan", *files], root)[0] for _ in range(runs)]
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=1200)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--show-misses", action="store_true")
-    args = parser.parse_args()
+def bench_tree(source: str, files: int, runs: int, show: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="tether-scan-bench-") as tmp:
         root = Path(tmp)
-        planted, source = make_tree(root, args.files)
-        files = sum(1 for p in root.rglob("*") if p.is_file())
-        size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+        planted, target = TREES[source](root, files)
+        scanned = [p for p in (root / target).rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in scanned)
         print(
-            f"tree: {files} files, {size / 1e6:.2f} MB, {len(planted)} planted secrets ({source})"
+            f"\ntree {source}: {len(scanned)} files, {size / 1e6:.2f} MB, "
+            f"{len(planted)} planted secrets"
         )
         rows = []
-        t_time, t_found = tether_scan(root, args.runs)
+        t_time, t_found = tether_scan(root, target, runs)
         rows.append(("tether scan", t_time, *score(t_found, planted)))
-        if args.show_misses:
+        print(f"tether: {len(t_found)} (file, line) findings, {len(t_found & planted)} planted")
+        if show:
             for pair in sorted(planted - t_found)[:30]:
                 print("  missed", *pair)
             for pair in sorted(t_found - planted)[:30]:
                 print("  false positive", *pair)
-        ds = detect_secrets_scan(root)
+        ds = detect_secrets_scan(root, target)
         if ds is not None:
             rows.append(("detect-secrets 1.5 --all-files", ds[0], *score(ds[1], planted)))
+            print(f"detect-secrets: {len(ds[1])} findings, {len(ds[1] & planted)} planted")
         print(f"{'tool':34} {'wall s':>8} {'recall':>7} {'precision':>9}")
         for name, seconds, recall, precision in rows:
             print(f"{name:34} {seconds:8.2f} {recall:7.3f} {precision:9.3f}")
         if ds is not None:
             print(f"speed-up: {ds[0] / t_time:.1f}x")
-        commit = commit_sized_scan(root, 5)
+        commit = commit_sized_scan(root, target, 5)
         print(f"tether scan of 20 files (typical commit, incl. start-up): {commit * 1000:.0f} ms")
+        return {
+            "files": len(scanned),
+            "bytes": size,
+            "planted": len(planted),
+            "rows": rows,
+            "commit_20_files_s": commit,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tree", choices=[*TREES, "all"], default="all")
+    parser.add_argument("--show-misses", action="store_true")
+    args = parser.parse_args()
+    report: dict[str, object] = {"cpu": os.cpu_count()}
+    for source in TREES if args.tree == "all" else [args.tree]:
+        report[source] = bench_tree(source, args.files, args.runs, args.show_misses)
     with tempfile.TemporaryDirectory(prefix="tether-scan-corpus-") as tmp:
         corpus = Path(tmp)
         c_files, c_size = clean_corpus(corpus)
         print(
-            f"clean corpus ({', '.join(CORPUS_PACKAGES)} as installed): {c_files} files, "
+            f"\nclean corpus ({', '.join(CORPUS_PACKAGES)} as installed): {c_files} files, "
             f"{c_size / 1e6:.2f} MB; every finding is a false positive"
         )
         c_rows = corpus_rows(corpus)
         for name, seconds, count in c_rows:
             print(f"{name:34} {seconds:8.2f} s {count:5d} findings")
-        example = HERE.parent / "configs"
-        e_rows: list[tuple[str, float, int]] = []
-        if example.is_dir():
-            # The repo's own example homelab: every secret is a placeholder, so 0 is right.
-            e_rows = corpus_rows(example)
-            e_files = sum(1 for p in example.rglob("*") if p.is_file())
-            print(f"example config repo (configs/, {e_files} files, placeholders only):")
-            for name, seconds, count in e_rows:
-                print(f"{name:34} {seconds:8.2f} s {count:5d} findings")
-        out = HERE / "out"
-        out.mkdir(exist_ok=True)
-        (out / "scan.json").write_text(
-            json.dumps(
-                {
-                    "files": files,
-                    "bytes": size,
-                    "planted": len(planted),
-                    "tree": source,
-                    "rows": rows,
-                    "commit_20_files_s": commit,
-                    "corpus": {"files": c_files, "bytes": c_size, "rows": c_rows},
-                    "example_configs": e_rows,
-                    "cpu": os.cpu_count(),
-                },
-                indent=2,
-            )
-        )
+        report["corpus"] = {"files": c_files, "bytes": c_size, "rows": c_rows}
+    example = HERE.parent / "configs"
+    if example.is_dir():
+        # The repo's own example homelab: every secret is a placeholder, so 0 is right.
+        e_rows = corpus_rows(example)
+        e_files = sum(1 for p in example.rglob("*") if p.is_file())
+        print(f"\nexample config repo (configs/, {e_files} files, placeholders only):")
+        for name, seconds, count in e_rows:
+            print(f"{name:34} {seconds:8.2f} s {count:5d} findings")
+        report["example_configs"] = e_rows
+    out = HERE / "out"
+    out.mkdir(exist_ok=True)
+    (out / "scan.json").write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
