@@ -125,48 +125,56 @@ def git_ignored(root: Path) -> IgnoreFn:
 
 def walk(
     targets: Sequence[Path], root: Path, baseline: Path, ignored: IgnoreFn | None = None
-) -> Iterator[tuple[str, Path]]:
-    """Files named, and files below folders named; folders skip what git ignores."""
-    skip_file = baseline.resolve()
+) -> Iterator[tuple[str, str]]:
+    """(shown path, path to open) of files named and files below folders named.
+
+    Folders skip what git ignores, `.git`, symlinks (a link's target is scanned where it
+    lives) and the baseline file. Strings, not Path objects: walks cover thousands of files.
+    """
+    skip_file = str(baseline.absolute())
     for target in targets:
         if target.is_symlink() and not target.exists():
             continue
         if target.is_file():
-            yield _display(target, root), target
+            yield _display(target, root), str(target)
             continue
         if not target.is_dir():
             raise UsageError(f"{target}: no such file or folder", hint="check the path")
+        top = _display(target, root)
         is_ignored = ignored or git_ignored(root)
-        if is_ignored(_display(target, root).rstrip("/") + "/"):
+        if is_ignored(top.rstrip("/") + "/"):
             is_ignored = _nothing_ignored  # a folder named on purpose is scanned whole
-        for folder, dirs, files in os.walk(target):
-            base = Path(folder)
-            dirs[:] = sorted(
-                d
-                for d in dirs
-                if d not in _SKIP_DIRS and not is_ignored(_display(base / d, root) + "/")
-            )
-            for name in sorted(files):
-                path = base / name
-                if path.is_symlink() or path.resolve() == skip_file:
-                    continue  # a link's target is scanned where it lives
-                shown = _display(path, root)
-                if not is_ignored(shown):
-                    yield shown, path
+        stack = [(str(target.absolute()), "" if top == "." else top.rstrip("/") + "/")]
+        while stack:
+            folder, prefix = stack.pop()
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+            subfolders = []
+            for entry in entries:
+                shown = prefix + entry.name
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir():
+                    if entry.name not in _SKIP_DIRS and not is_ignored(shown + "/"):
+                        subfolders.append((entry.path, shown + "/"))
+                elif entry.is_file() and entry.path != skip_file and not is_ignored(shown):
+                    yield shown, entry.path
+            stack.extend(reversed(subfolders))
 
 
 def _file_items(scanner: Scanner, targets: Sequence[Path], root: Path, baseline: Path) -> None:
+    limit = scanner.max_size
     for shown, path in walk(targets, root, baseline):
         if not scanner.path_filter(shown):
             continue
         try:
-            size = path.stat().st_size
-            if size > scanner.max_size:
-                scanner.skip(shown, f"larger than {scanner.max_size} bytes")
-                continue
-            data = path.read_bytes()
+            with open(path, "rb") as handle:  # noqa: PTH123 (a str path from the walk)
+                data = handle.read(limit + 1)
         except OSError as exc:
             scanner.skip(shown, f"unreadable ({exc.strerror})")
+            continue
+        if len(data) > limit:
+            scanner.skip(shown, f"larger than {limit} bytes")
             continue
         scanner.scan_bytes(shown, data)
 

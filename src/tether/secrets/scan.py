@@ -198,6 +198,8 @@ def benign_key(key: str) -> bool:
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_DIGIT = re.compile(r"[0-9]")
+_LETTER = re.compile(r"[A-Za-z]")
 _DOTTED = re.compile(r"^[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+$")
 _WORDY = re.compile(r"^[A-Za-z.\-_/]+$")
 
@@ -211,7 +213,7 @@ def looks_random(value: str) -> bool:
         return False  # paths and URLs
     if _DOTTED.match(core):
         return False  # module paths, host names, versions: random tokens hold no dots
-    if not any(c.isdigit() for c in core) or not any(c.isalpha() for c in core):
+    if _DIGIT.search(core) is None or _LETTER.search(core) is None:
         return False
     if _HEX.match(core):
         return len(core) >= 32 and shannon(core) >= 3.0
