@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tether.gitread import WorkRepo
 
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
+UNREADABLE = ""  # the walk's path for a folder it could not list
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,12 @@ def walk(
         stack = [(str(target.absolute()), "" if top == "." else top.rstrip("/") + "/")]
         while stack:
             folder, prefix = stack.pop()
-            with os.scandir(folder) as scan:
-                entries = sorted(scan, key=lambda e: e.name)
+            try:
+                with os.scandir(folder) as scan:
+                    entries = sorted(scan, key=lambda e: e.name)
+            except OSError:
+                yield prefix or top, UNREADABLE  # counted as skipped, the walk goes on
+                continue
             subfolders = []
             for entry in entries:
                 shown = prefix + entry.name
@@ -166,6 +171,9 @@ def _file_items(scanner: Scanner, targets: Sequence[Path], root: Path, baseline:
     limit = scanner.max_size
     for shown, path in walk(targets, root, baseline):
         if not scanner.path_filter(shown):
+            continue
+        if path == UNREADABLE:
+            scanner.skip(shown, "unreadable folder")
             continue
         try:
             with open(path, "rb") as handle:  # noqa: PTH123 (a str path from the walk)
