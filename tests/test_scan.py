@@ -397,3 +397,11 @@ def test_manifest_secret_names_and_identifier_keys_are_not_findings(
     assert code == 3
     assert [line.split(": ")[1].split()[0] for line in out.splitlines()] == ["key-name"]
     assert out.startswith("Preferences.xml:1:")
+
+
+def test_format_templates_and_variable_names_are_references(tmp_path: Path, run: Run) -> None:
+    (tmp_path / "gen.py").write_text('url = f"https://{user}:{pw}@host.lan/api"\n')
+    (tmp_path / "app.yaml").write_text("db:\n  password: DB_PASSWORD_FROM_ENV\n  pass: HUNTER2\n")
+    code, out, _ = run(["scan", "gen.py", "app.yaml"], tmp_path)
+    assert code == 3
+    assert out == "app.yaml:3: key-name ***\n"

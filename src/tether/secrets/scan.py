@@ -59,6 +59,7 @@ _KEY_NAME_RULES = frozenset({"key-name"})
 # tether.yaml maps keys to secret NAMES (`jwt_secret: TAUTULLI_JWT_SECRET`): references.
 _MANIFEST = "tether.yaml"
 _SECRET_NAME = re.compile(NAME_PATTERN)
+_TEMPLATE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.\[\]'\"]*(?:![rsa])?(?::[^{}]*)?\}")
 
 
 class MatchLike(Protocol):
@@ -317,7 +318,7 @@ class Scanner:
             secret = text[start:end]
             if not secret or self.rules.is_reference(secret):
                 continue
-            if manifest and _SECRET_NAME.fullmatch(secret):
+            if _is_name_or_template(secret, manifest=manifest):
                 continue
             if has_allow and ALLOW_MARK in _line_at(text, start):
                 continue
@@ -332,6 +333,16 @@ class Scanner:
                 )
             )
         return out
+
+
+def _is_name_or_template(value: str, *, manifest: bool) -> bool:
+    """`{pw}` (f-string, str.format), `DB_PASSWORD` (an environment variable's name), and in
+    tether.yaml any secret name: references to a secret, not one."""
+    if _TEMPLATE.fullmatch(value):
+        return True
+    if _SECRET_NAME.fullmatch(value):
+        return manifest or "_" in value
+    return False
 
 
 def _quoted_at(text: str, start: int) -> bool:
