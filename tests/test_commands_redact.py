@@ -228,3 +228,61 @@ def test_pre_commit_hook_blocks_a_secret(tmp_path: Path) -> None:
     run("git", "add", "-A")
     passed = run(pre_commit, "run", "--files", "app/.env")
     assert passed.returncode == 0, passed.stdout + passed.stderr
+
+
+ARTICLE_STORE = """export PLEX_ONLINE_TOKEN='Zx9abcDEFghiJKLmnoPQ'
+export WIREGUARD_PRIVATE_KEY='aGVsbG8gd29ybGQgdGhpcyBpcyBhIHRlc3Qga2V5MTI='
+export TAUTULLI_API_KEY=0123456789abcdef
+"""
+
+
+def test_article_repo_with_article_store(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The article's bare REDACTED files, filled from its ~/.homelab-secrets.env as it is."""
+    configs = repo / "configs"
+    (configs / "arrstack" / "docker-compose.yml").write_text(
+        "services:\n  gluetun:\n    environment:\n      WIREGUARD_PRIVATE_KEY: REDACTED\n"
+    )
+    (configs / "plex/Library/Application Support/Plex Media Server/Preferences.xml").write_text(
+        '<Preferences PlexOnlineToken="REDACTED" PlexOnlineUsername="me"/>\n'
+    )
+    (configs / "homepage" / "config" / "services.yaml").write_text(
+        "- Media:\n    - Tautulli:\n        widget:\n          key: REDACTED\n"
+        "    - Plex:\n        widget:\n          key: REDACTED\n"
+    )
+    store_file(repo).parent.mkdir()
+    store_file(repo).write_text(ARTICLE_STORE)
+    store_file(repo).chmod(0o600)
+    assert main(["secrets", "check"]) == 3
+    out = capsys.readouterr().out
+    # The key on the line names the store entry; the homepage widgets need secrets.map or redact.
+    assert out.splitlines() == [
+        "homepage/config/services.yaml:4: bare REDACTED with no name "
+        "(map it under secrets.map in tether.yaml, or redact it again)",
+        "homepage/config/services.yaml:7: bare REDACTED with no name "
+        "(map it under secrets.map in tether.yaml, or redact it again)",
+    ]
+    store = load_store(store_file(repo), {})
+    data = (configs / "arrstack" / "docker-compose.yml").read_bytes()
+    assert render(data, store.get).data == FILES["arrstack/docker-compose.yml"].encode().replace(
+        b"      - TZ=Australia/Sydney\n", b""
+    )
+
+
+def test_outside_a_repo_binary_skipped_mode_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "loose"
+    (work / "svc").mkdir(parents=True)
+    env = work / "svc" / ".env"
+    env.write_text("DB_PASSWORD=hunter2hunter\n")
+    env.chmod(0o640)
+    blob = work / "svc" / "data.bin"
+    blob.write_bytes(b"\0password=hunter2hunter\xff")
+    monkeypatch.chdir(work)
+    store = tmp_path / "s.env"
+    assert main(["redact", "--secrets-file", str(store), "svc"]) == 0
+    assert capsys.readouterr().out == "svc/.env:1: SVC_DB_PASSWORD\n"
+    assert env.read_text() == "DB_PASSWORD=__REDACTED_SVC_DB_PASSWORD__\n"
+    assert stat.S_IMODE(env.stat().st_mode) == 0o640
+    assert blob.read_bytes() == b"\0password=hunter2hunter\xff"
+    assert load_store(store, {}).get("SVC_DB_PASSWORD") == "hunter2hunter"

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tether.secrets.redact import redact
+from tether.secrets.redact import redact, redact_files
 from tether.secrets.render import render
 from tether.secrets.rules import is_reference
 from tether.secrets.store import parse_dotenv
@@ -485,3 +485,22 @@ def test_existing_placeholders_keep_their_names_and_numbering() -> None:
     partly = "PASSWORD=__REDACTED_SVC_PASSWORD__\nPASSWORD=two22222\n"
     result = redact(partly, "svc/x.env")
     assert [s.name for s in result.secrets] == ["SVC_PASSWORD_2"]
+
+
+def test_redact_files_shares_a_name_only_for_one_value() -> None:
+    texts = {
+        "vaultwarden/a.env": "ADMIN_TOKEN=same-value-1\n",
+        "vaultwarden/standby.env": "ADMIN_TOKEN=same-value-1\n",
+        "vaultwarden/zz.env": "ADMIN_TOKEN=other-value-2\n",
+    }
+    results = redact_files(texts)
+    names = {p: [s.name for s in r.secrets] for p, r in results.items()}
+    assert names == {
+        "vaultwarden/a.env": ["VAULTWARDEN_ADMIN_TOKEN"],
+        "vaultwarden/standby.env": ["VAULTWARDEN_ADMIN_TOKEN"],
+        "vaultwarden/zz.env": ["VAULTWARDEN_ZZ_ADMIN_TOKEN"],
+    }
+    # A name another repo file's placeholder uses, unknown to the store, is never taken.
+    again = redact_files({"vaultwarden/new.env": "ADMIN_TOKEN=x-value-3\n"}, {},
+                         {"vaultwarden/old.env": ["VAULTWARDEN_ADMIN_TOKEN"]})  # fmt: skip
+    assert [s.name for s in again["vaultwarden/new.env"].secrets] == ["VAULTWARDEN_NEW_ADMIN_TOKEN"]

@@ -75,6 +75,8 @@ def test_match_fields_are_exact() -> None:
             "aGVsbG8gd29ybGQgdGhpcyBpcyBhIHRlc3Qga2V5MTI=",
         ),
         ("a/x.yml", "db: postgres://user:s3cr3tPW@db:5432/x\n", "s3cr3tPW"),
+        ("a/compose.yml", 'x:\n  command:\n    - "--api-token=tok3n-abc"\n', "tok3n-abc"),
+        ("a/compose.yml", "x:\n  command:\n    - --db-password=pw-1234x\n", "pw-1234x"),
     ],
 )
 def test_formats(path: str, text: str, secret: str) -> None:
@@ -139,6 +141,8 @@ def test_pem_block_and_discord_webhook() -> None:
         "# password: hunter2hunter",
         "publish_server_on_plex_online_key: abcdef",
         "bypass: somevalue12",
+        "private_key: /etc/ssl/private/homelab.key",
+        "api_key: ~/.config/app/key",
     ],
 )
 def test_not_secrets(line: str) -> None:

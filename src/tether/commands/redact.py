@@ -17,7 +17,7 @@ import click
 
 from tether.errors import SecretError, TetherError, UsageError
 from tether.exitcodes import ExitCode
-from tether.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME
+from tether.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME, parse_manifest
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.store import load_store, save_values
 
@@ -52,15 +52,13 @@ def find_repo(start: Path) -> RepoContext:
     for candidate in (folder, *folder.parents):
         manifest = candidate / MANIFEST_NAME
         if manifest.is_file():
-            from tether.manifest import parse_manifest  # noqa: PLC0415 (only when a repo is found)
-
             parsed = parse_manifest(manifest.read_text(encoding="utf-8"), str(manifest))
             return RepoContext(candidate, parsed.source, parsed.secrets_file)
     return RepoContext(None)
 
 
-def walk(paths: Sequence[Path]) -> Iterator[tuple[Path, bool]]:
-    """Files to redact, sorted; the flag says the file was named (not found in a folder)."""
+def walk(paths: Sequence[Path]) -> Iterator[Path]:
+    """The files named and the files in the folders named (sorted; no links, no VCS dirs)."""
     for path in paths:
         if path.is_symlink():
             continue  # a link's target is redacted where it lives, not through the link
@@ -71,15 +69,15 @@ def walk(paths: Sequence[Path]) -> Iterator[tuple[Path, bool]]:
                 found += [Path(folder, f) for f in files]
             for file in sorted(found):
                 if not file.is_symlink() and file.is_file():
-                    yield file, False
+                    yield file
         elif path.is_file():
-            yield path, True
+            yield path
         else:
             raise UsageError(f"{path}: no such file or folder", hint="check the path")
 
 
 def read_text(path: Path) -> str | None:
-    """The file as text; None for a binary file found in a folder."""
+    """The file as text; None when it is binary or not UTF-8."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -119,7 +117,7 @@ def _repo_texts(context: RepoContext, skip: set[Path]) -> dict[Path, str]:
         return {}
     skip = {p.resolve() for p in skip}
     out: dict[Path, str] = {}
-    for path, _named in walk([context.root / context.source]):
+    for path in walk([context.root / context.source]):
         if path.resolve() not in skip and (text := read_text(path)) is not None:
             out[path.resolve()] = text
     return out
@@ -146,7 +144,7 @@ def run(
         if not check:
             raise
         stored = {}  # --check names what it would redact; it needs no value
-    texts = {p: t for p, _named in walk(paths) if (t := read_text(p)) is not None}
+    texts = {p: t for p in walk(paths) if (t := read_text(p)) is not None}
     by_name = {context.name_path(p): p for p in texts}
     repo_names = {
         context.name_path(p): [n for n, _line in placeholders_in(t)]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import NamedTuple
 
 from tether.secrets.render import NAME_PATTERN, env_name, placeholder
-from tether.secrets.rules import Slot, find_secrets, is_reference, key_words, slots
+from tether.secrets.rules import Slot, is_reference, key_words, scan
 
 PLACEHOLDER_TEXT = re.compile(r"__REDACTED_(?P<name>" + NAME_PATTERN + r")__")
 # YAML parents that say nothing about which secret this is.
@@ -104,16 +104,14 @@ def _qualifier(parents: tuple[str, ...]) -> str | None:
 
 def _units(text: str, path: str) -> list[_Unit]:
     service = service_name(path)
-    found = sorted(slots(text, path), key=lambda s: (s.start, s.end))
+    matches, found_slots = scan(text, path)
+    found = sorted(found_slots, key=lambda s: (s.start, s.end))
     starts = [s.start for s in found]
 
     def slot_for(start: int, end: int) -> Slot | None:
+        """The value slot holding [start, end): slots do not nest, so only one can."""
         index = bisect_right(starts, start) - 1
-        while index >= 0 and found[index].start <= start:
-            if found[index].end >= end:
-                return found[index]
-            index -= 1
-        return None
+        return found[index] if index >= 0 and found[index].end >= end else None
 
     units: list[_Unit] = []
     holders = list(PLACEHOLDER_TEXT.finditer(text))
@@ -132,7 +130,7 @@ def _units(text: str, path: str) -> list[_Unit]:
             )
         )
     taken = [(h.start(), h.end()) for h in holders]
-    for match in find_secrets(text, path):
+    for match in matches:
         value = text[match.start : match.end]
         if PLACEHOLDER_TEXT.search(value) or is_reference(value):
             continue
@@ -230,6 +228,23 @@ def _free(
     return candidate
 
 
+class _UsedElsewhere(Collection[str]):
+    """The names used by files other than `path`, without building the set for each file."""
+
+    def __init__(self, used_by: Mapping[str, set[str]], path: str) -> None:
+        self.used_by, self.path = used_by, path
+
+    def __contains__(self, name: object) -> bool:
+        where = self.used_by.get(name, set()) if isinstance(name, str) else set()
+        return bool(where - {self.path})
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self.used_by if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def redact_files(
     texts: Mapping[str, str],
     store: Mapping[str, str] | None = None,
@@ -250,8 +265,7 @@ def redact_files(
             used_by.setdefault(name, set()).add(path)
     results: dict[str, Redaction] = {}
     for path in sorted(texts):
-        elsewhere = {name for name, where in used_by.items() if where - {path}}
-        result = redact(texts[path], path, store=values, elsewhere=elsewhere)
+        result = redact(texts[path], path, store=values, elsewhere=_UsedElsewhere(used_by, path))
         for secret in result.secrets:
             values[secret.name] = secret.value
             used_by.setdefault(secret.name, set()).add(path)

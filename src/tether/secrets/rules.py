@@ -194,14 +194,14 @@ def is_reference(value: str) -> bool:
     return not value or _REFERENCE.search(value) is not None
 
 
-def _plausible(key: str, value: str) -> bool:
+# A file path (two segments at least, no base64 `+` or `=`): `ssl_key: /etc/ssl/private/a.pem`.
+_FILE_PATH = re.compile(r"(?:~|\.\.?)?/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+/?")
+
+
+def _plausible(value: str) -> bool:
     """Value shape for key-name rules: `http_hash_password = 0` is a flag, not a password."""
-    if is_reference(value) or _NUMBER_FLAG.fullmatch(value.strip()):
-        return False
-    words = key_words(key)
-    # `*_FILE: /run/secrets/x`, `password_path: /etc/...` end in a not-secret tail already;
-    # a bare path under a secret key that ends in `file`/`path` never reaches here.
-    return not (words and words[-1] == "secret" and value.startswith("/"))
+    value = value.strip()
+    return not (is_reference(value) or _NUMBER_FLAG.fullmatch(value) or _FILE_PATH.fullmatch(value))
 
 
 # --- per-format extraction of key/value pairs ------------------------------------------------
@@ -369,7 +369,7 @@ _YAML_KEY = re.compile(
     r"(?P<key>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|[^\s#'\"\-?:,\[\]{}&*!|>%@`][^\n]*?|-[^\s][^\n]*?)"
     r"[ \t]*:(?=[ \t\r]|$)"
 )
-_YAML_LIST_ENV = re.compile(r"(?P<q>[\"']?)(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)=")
+_YAML_LIST_ENV = re.compile(r"(?P<q>[\"']?)-{0,2}(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)=")
 _YAML_BLOCK = re.compile(r"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#[^\r\n]*)?\r?$")
 _YAML_PROPS = re.compile(r"(?:&[^\s]+|!![A-Za-z]+)[ \t]+")
 
@@ -611,14 +611,19 @@ def _line_of(starts: list[int], offset: int) -> int:
 
 def find_secrets(text: str, path: str) -> list[SecretMatch]:
     """Secrets in `text` (the content of `path`), sorted by start and non-overlapping."""
+    return scan(text, path)[0]
+
+
+def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
+    """`find_secrets`, and every key/value slot of the file (secret or not), from one parse."""
     lowered = text.lower()
     if not any(word in lowered for word in KEYWORDS):
-        return []
+        return [], []
     pairs = list(_pairs(text, path))
     candidates: list[tuple[int, int, str, str | None, int]] = []  # start, end, rule, key, rank
     for pair in pairs:
         value = text[pair.start : pair.end]
-        if names_secret(pair.key) and _plausible(pair.key, value):
+        if names_secret(pair.key) and _plausible(value):
             rule = "key-name"
             if _WIREGUARD_KEY.fullmatch(value) and any(
                 w in ("private", "preshared", "wireguard", "wg") or "privatekey" in w
@@ -656,4 +661,4 @@ def find_secrets(text: str, path: str) -> list[SecretMatch]:
                 key = pair_at[index][2]
         chosen.append(SecretMatch(rule, start, end, _line_of(line_starts, start), key))
         last_end = end
-    return chosen
+    return chosen, [Slot(p.key, p.start, p.end, p.parents) for p in pairs]
