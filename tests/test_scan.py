@@ -405,3 +405,20 @@ def test_format_templates_and_variable_names_are_references(tmp_path: Path, run:
     code, out, _ = run(["scan", "gen.py", "app.yaml"], tmp_path)
     assert code == 3
     assert out == "app.yaml:3: key-name ***\n"
+
+
+def test_entropy_values_inside_a_rule_match_are_not_reported_twice() -> None:
+    value = token("", 40, seed=12)
+    text = f"x = SECRET-{'a' * 30}\nblob = {value}\n"
+    scanner = Scanner(FakeRules().ruleset(), SALT)
+    rules = [(f.line, f.rule) for f in scanner.scan_text("c.conf", text)]
+    assert rules == [(1, "fake"), (2, ENTROPY_RULE)]
+    # A rule span covering the entropy candidate wins.
+    wide = f"SECRET-x{'y' * 5}\nk = {value}\n".replace("\n", "_", 1)
+
+    class Wide(FakeRules):
+        def find(self, text: str, path: str) -> list[FakeMatch]:
+            return [FakeMatch("wide", 0, len(text) - 1, 1)]
+
+    findings = Scanner(Wide().ruleset(), SALT).scan_text("c.conf", wide)
+    assert [f.rule for f in findings] == ["wide"]

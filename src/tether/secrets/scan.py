@@ -15,9 +15,11 @@ import hashlib
 import hmac
 import math
 import re
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import PurePosixPath
 from typing import Protocol
 
@@ -305,10 +307,16 @@ class Scanner:
                 if code and m.rule in _KEY_NAME_RULES and not _quoted_at(text, m.start):
                     continue
                 spans.append((m.start, m.end, m.rule, m.line))
-        taken = [(s, e) for s, e, _, _ in spans]
+        taken = sorted((s, e) for s, e, _, _ in spans)
+        starts = [s for s, _ in taken]
+        reach = list(accumulate((e for _, e in taken), max))
+        line, counted = 1, 0  # entropy spans come in text order: count newlines once
         for start, end in entropy_matches(text, self.rules.is_reference, code=code):
-            if not any(start < e and s < end for s, e in taken):
-                spans.append((start, end, ENTROPY_RULE, text.count("\n", 0, start) + 1))
+            if _overlaps(starts, reach, start, end):
+                continue
+            line += text.count("\n", counted, start)
+            counted = start
+            spans.append((start, end, ENTROPY_RULE, line))
         if not spans:
             return []
         has_allow = ALLOW_MARK in text
@@ -333,6 +341,13 @@ class Scanner:
                 )
             )
         return out
+
+
+def _overlaps(starts: list[int], reach: list[int], start: int, end: int) -> bool:
+    """Does [start, end) overlap a taken span? `starts` are the spans' sorted starts and
+    `reach[i]` the furthest end among the first i+1 of them."""
+    index = bisect_left(starts, end)
+    return index > 0 and reach[index - 1] > start
 
 
 def _is_name_or_template(value: str, *, manifest: bool) -> bool:
