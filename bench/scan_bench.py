@@ -23,8 +23,10 @@ import argparse
 import importlib
 import json
 import os
+import random
 import shutil
 import statistics
+import string
 import subprocess
 import sys
 import sysconfig
@@ -125,6 +127,25 @@ def corpus_rows(root: Path) -> list[tuple[str, float, int]]:
     return rows
 
 
+def worst_cases(folder: Path) -> list[tuple[str, float]]:
+    """Files that make regex scanners slow: ~1 MB on one line, and ~1 MB of short lines."""
+    rng = random.Random(3)
+    alphabet = string.ascii_letters + string.digits
+
+    def word(n: int) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(n))
+
+    pairs = ",".join(f'"k{i}":"{word(30)}"' for i in range(25_000))
+    (folder / "one-line.json").write_text("{" + pairs[:999_000] + "}")
+    lines = "\n".join(f"key_{i}: {word(rng.randint(5, 60))}" for i in range(25_000))
+    (folder / "many-lines.yaml").write_text(lines[:1_000_000])
+    out = []
+    for name in ("one-line.json", "many-lines.yaml"):
+        seconds, _ = timed([str(BIN / "tether"), "scan", "--format", "json", name], folder)
+        out.append((name, seconds))
+    return out
+
+
 def commit_sized_scan(root: Path, target: str, runs: int) -> float:
     files = sorted(str(p.relative_to(root)) for p in (root / target).rglob("*") if p.is_file())
     files = files[:20]
@@ -192,6 +213,12 @@ def main() -> None:
         for name, seconds, count in c_rows:
             print(f"{name:34} {seconds:8.2f} s {count:5d} findings")
         report["corpus"] = {"files": c_files, "bytes": c_size, "rows": c_rows}
+    with tempfile.TemporaryDirectory(prefix="tether-scan-worst-") as tmp:
+        print("\nworst cases (1 MB files, start-up included):")
+        worst = worst_cases(Path(tmp))
+        report["worst"] = worst
+        for name, seconds in worst:
+            print(f"  tether scan {name:20} {seconds:6.2f} s")
     example = HERE.parent / "configs"
     if example.is_dir():
         # The repo's own example homelab: every secret is a placeholder, so 0 is right.

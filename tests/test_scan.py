@@ -19,6 +19,7 @@ from tether.secrets.scan import (
     ENTROPY_RULE,
     RuleSet,
     Scanner,
+    assigned_key,
     fingerprint,
     looks_random,
     mask,
@@ -422,3 +423,19 @@ def test_entropy_values_inside_a_rule_match_are_not_reported_twice() -> None:
 
     findings = Scanner(Wide().ruleset(), SALT).scan_text("c.conf", wide)
     assert [f.rule for f in findings] == ["wide"]
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("key = V", "key"),
+        ('"key": "V', "key"),
+        ("  - TOKEN=V", "TOKEN"),
+        ("x := V", "x"),
+        ("x => V", "x"),
+        ("a.b-c_d: 'V", "a.b-c_d"),
+        ("no assignment V", None),
+    ],
+)
+def test_assigned_key_reads_the_assignment_backwards(line: str, key: str | None) -> None:
+    assert assigned_key(line, line.index("V")) == key

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import math
 import re
+import string
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -144,9 +145,8 @@ def shannon(value: str) -> float:
 # A run of token characters; the assignment before it is checked separately (cheaper than one
 # regex that would retry the key at every offset).
 _TOKEN = re.compile(r"(?<![A-Za-z0-9+/_\-.~])[A-Za-z0-9+/_\-.~]{20,}={0,2}(?![A-Za-z0-9+/_\-.~=])")
-_ASSIGN_BEFORE = re.compile(
-    r"""(?P<key>[A-Za-z_][A-Za-z0-9_.\-]{0,80})["']?[ \t]*(?::=|=>|[=:])[ \t]*["'`]?$"""
-)
+_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
+_MAX_KEY = 80
 # Keys whose long values are identifiers or digests, not credentials.
 _BENIGN_LAST_WORDS = frozenset(
     [
@@ -225,6 +225,35 @@ def looks_random(value: str) -> bool:
     return shannon(core) >= max(3.6, ceiling - 0.9)
 
 
+def assigned_key(text: str, start: int) -> str | None:
+    """The key a value at `start` is assigned to: `key = v`, `key: v`, `"key": "v"`, `KEY=v`,
+    `key := v`, `key => v`; None when no assignment precedes it on its line.
+
+    Read backwards character by character: a regex searched over the line would retry at
+    every offset, which is quadratic on a minified one-line file.
+    """
+    i = start
+    if i > 0 and text[i - 1] in "\"'`":
+        i -= 1
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    if text[max(0, i - 2) : i] in ("=>", ":="):
+        i -= 2
+    elif i > 0 and text[i - 1] in "=:":
+        i -= 1
+    else:
+        return None
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    if i > 0 and text[i - 1] in "\"'":
+        i -= 1
+    end = i
+    while i > 0 and end - i < _MAX_KEY and text[i - 1] in _KEY_CHARS:
+        i -= 1
+    key = text[i:end].lstrip("0123456789.-")
+    return key or None
+
+
 def entropy_matches(
     text: str, is_reference: ReferenceFn, *, code: bool = False
 ) -> list[tuple[int, int]]:
@@ -242,9 +271,8 @@ def entropy_matches(
             continue
         if not looks_random(value):
             continue
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        assign = _ASSIGN_BEFORE.search(text, line_start, match.start())
-        if assign is None or benign_key(assign["key"]):
+        key = assigned_key(text, match.start())
+        if key is None or benign_key(key):
             continue
         if is_reference(value):
             continue
