@@ -380,6 +380,112 @@ def snapshots(
     return run(src, state_dir, as_json=as_json, all_tags=all_tags)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
+@click.option("--staged", is_flag=True, help="Scan the index (what `git commit` would record).")
+@click.option("--commits", metavar="A..B", help="Scan what each commit in A..B adds.")
+@click.option(
+    "--pre-push",
+    is_flag=True,
+    help="Scan every commit a push sends (git's pre-push stdin, or pre-commit's environment).",
+)
+@click.option(
+    "--remote",
+    metavar="NAME",
+    help="With --pre-push: the remote pushed to (git passes it to the hook as $1); only its "
+    "tracking refs count as already pushed.",
+)
+@click.option(
+    "--hook",
+    is_flag=True,
+    help="As a pre-commit framework hook: pushed commits at pre-push, else the files given.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Output format on stdout.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Accepted findings (default: .tether-baseline.json at the repo root).",
+)
+@click.option(
+    "--update-baseline", is_flag=True, help="Accept every current finding into the baseline."
+)
+@click.option(
+    "--max-size",
+    type=int,
+    default=1024 * 1024,
+    show_default=True,
+    metavar="BYTES",
+    help="Skip (and count) larger files.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="REGEX",
+    help="Leave out paths (relative to the repo root) matching this regex; repeatable.",
+)
+def scan(  # noqa: PLR0917 (one parameter per click option)
+    paths: tuple[Path, ...],
+    staged: bool,
+    commits: str | None,
+    pre_push: bool,
+    remote: str | None,
+    hook: bool,
+    fmt: str,
+    baseline: Path | None,
+    update_baseline: bool,
+    max_size: int,
+    exclude: tuple[str, ...],
+) -> int:
+    """Find secrets in files, the index, a commit range or a push (exit 3 when found).
+
+    Values are never printed. Silence a line with a `tether:allow` comment; accept existing
+    findings with --update-baseline.
+    """
+    from tether.commands.scan import ScanRequest
+    from tether.commands.scan import scan as run
+
+    request = ScanRequest(
+        paths=paths,
+        staged=staged,
+        commits=commits,
+        pre_push=pre_push,
+        remote=remote,
+        hook=hook,
+        fmt=fmt,
+        baseline=baseline,
+        update_baseline=update_baseline,
+        max_size=max_size,
+        exclude=exclude,
+    )
+    return run(request)
+
+
+@cli.group()
+def hooks() -> None:
+    """Plain git hooks (for repos without the pre-commit framework)."""
+
+
+@hooks.command("install")
+@click.argument(
+    "repo", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[REPO]"
+)
+@click.option("--force", is_flag=True, help="Replace a hook tether did not write.")
+@click.option("--chain", is_flag=True, help="Keep a foreign hook and run it after tether's.")
+def hooks_install(repo: Path | None, force: bool, chain: bool) -> int:
+    """Install pre-commit and pre-push hooks that run `tether scan` (honours core.hooksPath)."""
+    from tether.commands.hooks import install
+
+    return install(repo or Path.cwd(), force=force, chain=chain)
+
+
 def secrets_file_option(func: F) -> F:
     return click.option(
         "--secrets-file",
