@@ -77,7 +77,12 @@ def _keys(draw: st.DrawFn, n: int) -> list[str]:
     return [f"k{i}_{draw(st.sampled_from(SECRET_KEYS))}" for i in range(n)]
 
 
-FILLER = st.text(ALNUM + " ", min_size=1, max_size=12).map(str.strip).filter(bool)
+# A bare REDACTED is a placeholder by contract (docs/secrets.md), so plain values never hold one.
+FILLER = (
+    st.text(ALNUM + " ", min_size=1, max_size=12)
+    .map(str.strip)
+    .filter(lambda v: bool(v) and "REDACTED" not in v)
+)
 
 
 @st.composite
