@@ -549,6 +549,142 @@ def secrets_check(source: Path | None, secrets_file: Path | None, as_json: bool)
     return check_secrets(source, secrets_file, as_json=as_json)
 
 
+def wait_option(func: F) -> F:
+    return click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        metavar="SECONDS",
+        help="Wait up to SECONDS for another run's lock instead of stopping.",
+    )(func)
+
+
+@cli.command()
+@click.option(
+    "--plan/--apply",
+    "plan_only",
+    default=None,
+    help="Only show the plan (default), or apply it [env: DRY_RUN=false means --apply].",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace drift, conflict and preexisting files, backing them up [env: OVERWRITE=true].",
+)
+@click.option("--prune", is_flag=True, help="Remove files tether wrote that are no longer desired.")
+@click.option("--diff", is_flag=True, help="Show unified diffs (secret values masked).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PLAN.json",
+    help="Save the plan for `tether apply PLAN.json`.",
+)
+@click.option(
+    "--rebuild-ledger",
+    is_flag=True,
+    help="Start a new ledger recording the destinations already in sync.",
+)
+@wait_option
+@source_options
+@host_options
+@json_option
+def reconcile(  # noqa: PLR0917
+    plan_only: bool | None,
+    overwrite: bool,
+    prune: bool,
+    diff: bool,
+    out: Path | None,
+    rebuild_ledger: bool,
+    wait: float,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    as_json: bool,
+) -> int:
+    """Plan (default) or apply the config repo onto this host, three-way."""
+    from tether.commands.reconcile import reconcile as run
+
+    return run(
+        SourceOptions.resolve(source, repo, ref),
+        host(target_root, target_home, state_dir, secrets_file),
+        explicit_root=target_root is not None,
+        apply=None if plan_only is None else not plan_only,
+        overwrite=overwrite,
+        prune=prune,
+        diff=diff,
+        as_json=as_json,
+        out=out,
+        rebuild_ledger=rebuild_ledger,
+        wait=wait,
+    )
+
+
+@cli.command("apply")
+@click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False), metavar="PLAN.json")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="TETHER_STATE_DIR",
+    metavar="DIR",
+    help="State dir (default: the one the plan was made with) [env: TETHER_STATE_DIR].",
+)
+@click.option(
+    "--secrets-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="TETHER_SECRETS_FILE",
+    metavar="FILE",
+    help="The dotenv secret store [env: TETHER_SECRETS_FILE].",
+)
+@wait_option
+@json_option
+def apply_cmd(
+    plan_file: Path, state_dir: Path | None, secrets_file: Path | None, wait: float, as_json: bool
+) -> int:
+    """Apply a saved plan exactly, refusing it whole if any destination moved since."""
+    from tether.commands.apply import apply_saved
+
+    return apply_saved(
+        plan_file, state_dir=state_dir, secrets_file=secrets_file, as_json=as_json, wait=wait
+    )
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="TETHER_STATE_DIR",
+    metavar="DIR",
+    help="tether's state dir [env: TETHER_STATE_DIR].",
+)
+@json_option
+@click.pass_context
+def backups(ctx: click.Context, state_dir: Path | None, as_json: bool) -> int:
+    """List the backups of overwritten files (newest first)."""
+    from tether.options import default_state_dir
+
+    ctx.obj = state_dir or default_state_dir()
+    if ctx.invoked_subcommand is not None:
+        return int(ExitCode.OK)
+    from tether.commands.backups import list_backups
+
+    return list_backups(ctx.obj, as_json=as_json)
+
+
+@backups.command("restore")
+@click.argument("backup_id", metavar="ID")
+@wait_option
+@click.pass_obj
+def backups_restore(state_dir: Path, backup_id: str, wait: float) -> int:
+    """Put backup ID back at its destination (the current bytes are backed up first)."""
+    from tether.commands.backups import restore_backup
+
+    return restore_backup(state_dir, backup_id, wait=wait)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     with error_handler() as result:
         try:

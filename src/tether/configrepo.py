@@ -25,6 +25,8 @@ class ConfigRepo:
     @cached_property
     def tracked_paths(self) -> list[str]:
         """The allowlisted paths (globs expanded against the source folder), sorted."""
+        if not any(entry.is_glob for entry in self.inventory.entries):
+            return self.inventory.select(())  # literal paths only: no need to walk the tree
         return self.inventory.select(self.source_files)
 
     def source_path(self, path: str) -> str:

@@ -1,13 +1,34 @@
-"""The desired state: which tree it is read from (a folder or a commit)."""
+"""The desired state: which tree it is read from, and each tracked file rendered with secrets.
+
+A file's rendered bytes are only computed when needed: when the source is unchanged since
+tether last wrote it (same stat signature, or same git blob id) and the secret values it used
+are unchanged, its hash is the ledger's and nothing is read or rendered.
+"""
 
 from __future__ import annotations
 
+import grp
+import os
+import posixpath
+import pwd
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 
+from tether.configrepo import ConfigRepo
+from tether.errors import SourceError
+from tether.ledger import Keyring, LedgerEntry, Sig, git_blob_id, stat_sig
+from tether.manifest import FileOverride
 from tether.options import SourceOptions, default_state_dir
-from tether.sourcetree import SourceTree
+from tether.secrets.render import render
+from tether.secrets.store import SecretStore
+from tether.sourcetree import FolderTree, SourceTree
+
+CACHE_BUDGET = 32 * 1024 * 1024  # rendered bytes kept in memory between plan and apply
 
 
 def open_tree(
@@ -24,3 +45,233 @@ def open_tree(
     for line in tree.notices():  # stale source, rewritten history, a re-cloned mirror
         click.echo(f"tether: {line}", err=True)
     return tree
+
+
+class DesiredFile(NamedTuple):
+    """One tracked file as it should be on the host."""
+
+    path: str  # inventory path
+    dest: str  # absolute destination, target root included
+    hash: str | None  # keyed hash of the rendered bytes; None when blocked
+    blob: str | None = None  # git blob id of the repo bytes
+    blocked: str | None = None
+    mode: int | None = None  # from the manifest
+    dir_mode: int | None = None
+    uid: int | None = None  # enforced owner (only when running as root)
+    gid: int | None = None
+    secrets: tuple[str, ...] = ()  # names of the secrets filled in
+    secret_digest: str | None = None
+    source_sig: Sig | None = None
+    from_ledger: bool = False  # hash taken from the ledger without reading
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secrets)
+
+
+@dataclass
+class DesiredState:
+    revision: str | None
+    files: list[DesiredFile]
+    store: SecretStore
+    warnings: list[str] = field(default_factory=list)
+    reader: Callable[[DesiredFile], bytes] | None = None
+    cache: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def content(self, item: DesiredFile) -> bytes:
+        """The rendered bytes, checked against the planned hash (the source may have moved)."""
+        data = self.cache.get(item.dest)
+        if data is None:
+            assert self.reader is not None, "content() before build_desired() finished"
+            data = self.reader(item)
+        return data
+
+    def release(self, dest: str) -> None:
+        self.cache.pop(dest, None)
+
+
+def _account(value: str | None, kind: str) -> int | None:
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        return pwd.getpwnam(value).pw_uid if kind == "owner" else grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise LookupError(
+            f"{kind} {value!r} is not a {'user' if kind == 'owner' else 'group'} on this host"
+        ) from None
+
+
+def destination(root: str, home: str, path: str, dest: str | None) -> str:
+    """target_root + (override dest or target_home/path), normalised."""
+    if dest:  # noqa: SIM108
+        rel = posixpath.normpath(dest)
+    else:  # inventory paths and the home are normalised already (Confinement re-checks)
+        rel = f"{home}/{path}" if home != "/" else f"/{path}"
+    return rel if root == "/" else root.rstrip("/") + rel
+
+
+def names_host(hosts: tuple[str, ...], hostname: str) -> bool:
+    """`hosts:` may name this host by its full or its short name."""
+    return hostname in hosts or hostname.split(".", 1)[0] in hosts
+
+
+class StaleSource(Exception):
+    """The source changed between the plan and the write."""
+
+
+def build_desired(  # noqa: PLR0915
+    repo: ConfigRepo,
+    *,
+    target_root: str,
+    target_home: str,
+    store: SecretStore,
+    keyring: Keyring,
+    ledger: Mapping[str, LedgerEntry],
+    hostname: str,
+    is_root: bool | None = None,
+    cache_budget: int = CACHE_BUDGET,
+) -> DesiredState:
+    manifest = repo.manifest
+    tree = repo.tree
+    is_root = os.geteuid() == 0 if is_root is None else is_root
+    folder = tree if isinstance(tree, FolderTree) else None
+    folder_root = str(folder.root) if folder is not None else ""
+    blob_id = getattr(tree, "blob_id", None)  # a git tree knows blob ids without reading
+    state = DesiredState(tree.revision, [], store)
+    cache_left = cache_budget
+    warned_owner = False
+
+    def source_sig(path: str) -> tuple[Sig | None, str | None]:
+        if folder is None:
+            return None, None
+        source = repo.source_path(path)
+        try:
+            st = os.stat(f"{folder_root}/{source}")  # noqa: PTH116 (10k calls: no Path objects)
+        except FileNotFoundError:
+            return None, f"missing in the config repo ({source})"
+        except OSError as exc:
+            return None, f"cannot read {source} ({exc.strerror})"
+        if not stat.S_ISREG(st.st_mode):
+            return None, f"{source} is not a regular file"
+        return stat_sig(st), None
+
+    def read_source(path: str) -> bytes:
+        if folder is None:
+            return tree.read_bytes(repo.source_path(path))
+        try:  # the folder fast path: no Path objects for ten thousand files
+            with open(f"{folder_root}/{repo.source_path(path)}", "rb") as handle:  # noqa: PTH123
+                return handle.read()
+        except OSError:
+            return tree.read_bytes(repo.source_path(path))  # its error messages
+
+    digests: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], str] = {}
+
+    def digest(names: Mapping[str, str], used: tuple[str, ...]) -> str:
+        key = (tuple(sorted(names.items())), used)
+        found = digests.get(key)
+        if found is None:
+            found = keyring.secret_digest(names, [(n, store.get(n)) for n in used])
+            digests[key] = found
+        return found
+
+    no_override = FileOverride(pattern="")
+    for path in repo.tracked_paths:
+        override = manifest.override_for(path) if manifest.files else no_override
+        if override.hosts and not names_host(override.hosts, hostname):
+            continue
+        dest = destination(target_root, target_home, path, override.dest)
+        try:
+            uid, gid = _account(override.owner, "owner"), _account(override.group, "group")
+        except LookupError as exc:
+            state.files.append(DesiredFile(path, dest, None, blocked=str(exc)))
+            continue
+        if (uid is not None or gid is not None) and not is_root:
+            if not warned_owner:
+                state.warnings.append(
+                    "tether.yaml sets owners or groups; they are applied only when running as root"
+                )
+                warned_owner = True
+            uid = gid = None
+        base = DesiredFile(
+            path, dest, None, mode=override.mode, dir_mode=override.dir_mode, uid=uid, gid=gid
+        )
+        names = manifest.secret_names_for(path)
+        sig, problem = source_sig(path)
+        if problem:
+            state.files.append(base._replace(blocked=problem))
+            continue
+        known = ledger.get(base.dest)
+        if known is not None and known.path == path:
+            same_source = (sig is not None and sig == known.source_sig) or (
+                blob_id is not None and blob_id(repo.source_path(path)) == known.blob
+            )
+            if same_source and digest(names, known.secrets) == known.secret_digest:
+                state.files.append(
+                    base._replace(
+                        hash=known.hash,
+                        blob=known.blob,
+                        secrets=known.secrets,
+                        secret_digest=known.secret_digest,
+                        source_sig=sig,
+                        from_ledger=True,
+                    )
+                )
+                continue
+        try:
+            raw = read_source(path)
+        except SourceError as exc:
+            state.files.append(base._replace(blocked=exc.message))
+            continue
+        rendered = render(raw, store.get, names)
+        if rendered.data is None:
+            where = f" (add them to {store.path})" if store.path else ""
+            missing = ", ".join(rendered.missing)
+            state.files.append(
+                base._replace(blob=git_blob_id(raw), blocked=f"missing secrets: {missing}{where}")
+            )
+            continue
+        data = rendered.data
+        if cache_left >= len(data):
+            state.cache[base.dest] = data
+            cache_left -= len(data)
+        state.files.append(
+            base._replace(
+                hash=keyring.hash(data),
+                blob=git_blob_id(raw),
+                secrets=rendered.used,
+                secret_digest=digest(names, rendered.used),
+                source_sig=sig,
+            )
+        )
+
+    _block_shared_destinations(state)
+
+    def reader(item: DesiredFile) -> bytes:
+        raw = read_source(item.path)
+        rendered = render(raw, store.get, manifest.secret_names_for(item.path))
+        if rendered.data is None or keyring.hash(rendered.data) != item.hash:
+            raise StaleSource(f"{repo.source_path(item.path)} changed since the plan")
+        return rendered.data
+
+    state.reader = reader
+    return state
+
+
+def _block_shared_destinations(state: DesiredState) -> None:
+    """Two tracked paths with one destination: neither is written."""
+    by_dest: dict[str, list[str]] = {}
+    for item in state.files:
+        by_dest.setdefault(item.dest, []).append(item.path)
+    shared = {dest: paths for dest, paths in by_dest.items() if len(paths) > 1}
+    if not shared:
+        return
+    kept: dict[str, DesiredFile] = {}
+    for item in state.files:
+        if item.dest in shared:
+            why = f"tracked paths {', '.join(shared[item.dest])} share this destination"
+            kept.setdefault(item.dest, item._replace(hash=None, blocked=why))
+        else:
+            kept[item.dest] = item
+    state.files = list(kept.values())

@@ -17,6 +17,7 @@ from pathlib import Path
 from tether.errors import InventoryError
 
 GLOB_CHARS = frozenset("*?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Entry:
 
     @property
     def is_glob(self) -> bool:
-        return any(c in GLOB_CHARS for c in self.pattern)
+        return "*" in self.pattern or "?" in self.pattern
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def check_relative_path(path: str) -> str | None:
     """Why `path` is unsafe as a path below the home, or None when it is safe."""
     if not path:
         return "empty path"
-    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+    if _CONTROL.search(path):
         return "control character in path"
     if path.startswith("/"):
         return "absolute path (write it relative to the target home)"

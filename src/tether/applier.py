@@ -1,0 +1,245 @@
+"""Run a Plan on a Host and say what happened.
+
+Order: mark the apply as running (so a killed run's temp files are found), back up what will
+be overwritten, write in chunks (temp files, one flush, renames), remove pruned files, then
+save the ledger. A crash at any moment leaves each destination with its old or its new bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from tether.backupstore import Backup, BackupStore
+from tether.desired import DesiredFile, StaleSource
+from tether.engine import MARKER_NAME, Run
+from tether.errors import StateError
+from tether.host import DEFAULT_DIR_MODE, Host, WriteOp, describe_os_error, read_regular
+from tether.ledger import LedgerEntry, Sig, save_ledger, write_atomic
+from tether.planner import Item, Plan
+
+CHUNK_FILES = 2000
+CHUNK_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item: Item
+    done: bool = False  # the planned write or removal happened (or would, on a dry run)
+    error: str | None = None
+    backup: Backup | None = None
+
+
+@dataclass
+class Report:
+    plan: Plan
+    revision: str | None
+    dry_run: bool
+    outcomes: list[Outcome]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.error]
+
+    @property
+    def backups(self) -> list[Backup]:
+        return [o.backup for o in self.outcomes if o.backup]
+
+
+def _chunks(items: list[Item], files: dict[str, DesiredFile]) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    size = 0
+    for item in items:
+        chunk.append(item)
+        sig = files[item.dest].source_sig
+        size += sig[0] if sig else 4096
+        if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _offset(
+    progress: Callable[[int, int], None] | None, base: int, total: int
+) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    return lambda n: progress(base + n, total)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def apply_plan(  # noqa: PLR0915
+    run: Run,
+    plan: Plan,
+    host: Host,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
+    files = {f.dest: f for f in run.desired.files}
+    now = _now()
+    outcomes: dict[str, Outcome] = {i.dest: Outcome(i) for i in plan.items}
+    report = Report(plan, run.desired.revision, host.dry_run, [], list(run.desired.warnings))
+    writes = [i for i in plan.items if i.write]
+    removes = [i for i in plan.items if i.remove]
+    total = len(writes) + len(removes)
+    if not host.dry_run and any(i.uid != -1 or i.gid != -1 for i in writes) and os.geteuid():
+        report.warnings.append("not root: owners from tether.yaml were not applied")
+    marker = run.state_dir / MARKER_NAME
+    if total and not host.dry_run:
+        journal = {
+            "root": run.confinement.root,
+            "folders": sorted({i.dest.rsplit("/", 1)[0] or "/" for i in writes + removes}),
+            "entries": {i.dest: _entry(run, i, files[i.dest], None, now).to_json() for i in writes},
+        }
+        write_atomic(marker, json.dumps(journal).encode("utf-8"), 0o600)
+    backups = BackupStore(run.state_dir, run.keyring)
+    blocked_by_backup: set[str] = set()
+    for item in writes + removes:
+        if item.backup:
+            outcome = _backup(run, item, backups, host.dry_run)
+            outcomes[item.dest] = outcome
+            if outcome.error:
+                blocked_by_backup.add(item.dest)
+    done = 0
+    for chunk in _chunks([i for i in writes if i.dest not in blocked_by_backup], files):
+        ops: list[WriteOp] = []
+        for item in chunk:
+            desired = files[item.dest]
+            try:
+                data = run.desired.content(desired)
+            except (StaleSource, OSError) as exc:
+                outcomes[item.dest] = Outcome(item, error=f"not written: {exc}")
+                continue
+            probe = run.probes.get(item.dest)
+            expect = probe.sig if probe is not None and probe.kind == "file" else None
+            ops.append(
+                WriteOp(
+                    item.dest,
+                    data,
+                    item.mode if item.mode is not None else 0o644,
+                    -1 if os.geteuid() else item.uid,
+                    -1 if os.geteuid() else item.gid,
+                    desired.dir_mode if desired.dir_mode is not None else DEFAULT_DIR_MODE,
+                    expect,
+                )
+            )
+        results = host.write_files(ops, _offset(progress, done, total))
+        for result in results:
+            previous = outcomes[result.dest]
+            item = previous.item
+            outcomes[result.dest] = Outcome(item, result.ok, result.error, previous.backup)
+            run.desired.release(result.dest)
+            if result.ok and not host.dry_run:
+                run.ledger[result.dest] = _entry(run, item, files[result.dest], result.sig, now)
+        done += len(chunk)
+    for item in removes:
+        if item.dest in blocked_by_backup:
+            continue
+        probe = run.probes[item.dest]
+        assert probe.sig is not None
+        error = host.remove(item.dest, probe.sig)
+        previous = outcomes[item.dest]
+        outcomes[item.dest] = Outcome(item, error is None, error, previous.backup)
+        if error is None and not host.dry_run:
+            run.ledger.pop(item.dest, None)
+        done += 1
+        if progress:
+            progress(done, total)
+    if not host.dry_run:
+        _record_in_sync(run, plan, files)
+        save_ledger(run.state_dir, run.ledger)
+        if total:
+            with contextlib.suppress(OSError):
+                marker.unlink()
+    report.outcomes = [outcomes[i.dest] for i in plan.items]
+    return report
+
+
+def _entry(run: Run, item: Item, desired: DesiredFile, sig: Sig | None, when: str) -> LedgerEntry:
+    """The ledger entry for writing `desired` as `item` says."""
+    assert desired.hash is not None
+    euid = os.geteuid()
+    return LedgerEntry(
+        path=desired.path,
+        hash=desired.hash,
+        mode=item.mode if item.mode is not None else 0o644,
+        uid=item.uid if item.uid != -1 and euid == 0 else euid,
+        gid=item.gid if item.gid != -1 and euid == 0 else os.getegid(),
+        revision=run.desired.revision,
+        time=when,
+        blob=desired.blob or "",
+        secrets=desired.secrets,
+        secret_digest=desired.secret_digest,
+        sig=sig,
+        source_sig=desired.source_sig,
+    )
+
+
+def _record_in_sync(run: Run, plan: Plan, files: dict[str, DesiredFile]) -> None:
+    """Record (or refresh the stat cache of) destinations already as desired."""
+    for item in plan.items:
+        if item.forget:
+            run.ledger.pop(item.dest, None)
+            continue
+        if item.action != "in_sync":
+            continue
+        desired = files[item.dest]
+        probe = run.probes[item.dest]
+        known = run.ledger.get(item.dest)
+        if (
+            known is not None
+            and not item.record
+            and known.sig == probe.sig
+            and known.source_sig == desired.source_sig
+        ):
+            continue
+        assert desired.hash is not None
+        run.ledger[item.dest] = LedgerEntry(
+            path=desired.path,
+            hash=desired.hash,
+            mode=probe.mode,
+            uid=probe.uid,
+            gid=probe.gid,
+            revision=known.revision if known and not item.record else run.desired.revision,
+            time=known.time if known and not item.record else _now(),
+            blob=desired.blob or (known.blob if known else ""),
+            secrets=desired.secrets,
+            secret_digest=desired.secret_digest,
+            sig=probe.sig,
+            source_sig=desired.source_sig,
+        )
+
+
+def _backup(run: Run, item: Item, store: BackupStore, dry_run: bool) -> Outcome:
+    probe = run.probes.get(item.dest)
+    if probe is None or probe.kind != "file" or probe.real is None:
+        return Outcome(item)
+    if dry_run:
+        return Outcome(item)
+    try:
+        data = read_regular(probe.real)
+    except OSError as exc:
+        return Outcome(item, error=f"cannot back it up ({describe_os_error(exc)}); untouched")
+    if run.keyring.hash(data) != item.a_hash:
+        return Outcome(item, error="changed on the host during the apply; untouched")
+    try:
+        backup = store.save(
+            item.dest,
+            data,
+            mode=probe.mode,
+            uid=probe.uid,
+            gid=probe.gid,
+            reason=item.action.value,
+        )
+    except StateError as exc:
+        return Outcome(item, error=exc.message)
+    return Outcome(item, backup=backup)

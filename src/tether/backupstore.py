@@ -1,0 +1,111 @@
+"""Backups of bytes tether overwrote or removed: content-addressed in state_dir/backups.
+
+Objects are named by a keyed hash (they may hold secrets); `index.jsonl` says which
+destination each came from and when. `tether backups restore ID` puts one back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tether.errors import StateError
+from tether.ledger import Keyring, write_all
+
+BACKUPS_NAME = "backups"
+INDEX_NAME = "index.jsonl"
+
+
+@dataclass(frozen=True)
+class Backup:
+    id: str
+    dest: str
+    time: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    reason: str
+
+
+class BackupStore:
+    def __init__(self, state_dir: Path, keyring: Keyring) -> None:
+        self.root = state_dir / BACKUPS_NAME
+        self.keyring = keyring
+
+    def _object(self, backup_id: str) -> Path:
+        return self.root / "objects" / backup_id
+
+    def save(self, dest: str, data: bytes, *, mode: int, uid: int, gid: int, reason: str) -> Backup:
+        """Store the bytes durably before anything replaces them."""
+        backup_id = self.keyring.hash(dest.encode("utf-8") + b"\0" + data)[:16]
+        path = self._object(backup_id)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not path.exists():
+                tmp = path.with_name(f".{backup_id}.tmp-{os.getpid()}")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                try:
+                    write_all(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                tmp.replace(path)
+            record = Backup(
+                id=backup_id,
+                dest=dest,
+                time=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                size=len(data),
+                mode=mode,
+                uid=uid,
+                gid=gid,
+                reason=reason,
+            )
+            fd = os.open(self.root / INDEX_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                write_all(fd, (json.dumps(asdict(record)) + "\n").encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            for folder in (path.parent, self.root):
+                dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+        except OSError as exc:
+            raise StateError(
+                f"{self.root}: cannot back up {dest} ({exc.strerror}); nothing was overwritten",
+                hint="free space in the state dir or fix its permissions",
+            ) from None
+        return record
+
+    def list(self) -> list[Backup]:
+        """Every backup, newest first (one row per id: its latest record)."""
+        rows: dict[str, Backup] = {}
+        with contextlib.suppress(FileNotFoundError):
+            for line in (self.root / INDEX_NAME).read_text(encoding="utf-8").splitlines():
+                try:
+                    record = Backup(**json.loads(line))
+                except (ValueError, TypeError):
+                    continue  # a torn last line from a crash
+                rows[record.id] = record
+        return sorted(rows.values(), key=lambda b: (b.time, b.id), reverse=True)
+
+    def get(self, backup_id: str) -> tuple[Backup, bytes]:
+        matches = [b for b in self.list() if b.id.startswith(backup_id)] if backup_id else []
+        if len(matches) != 1:
+            why = "no backup has" if not matches else "several backups have"
+            raise StateError(
+                f"{why} the id {backup_id!r}", hint="run `tether backups` to list them"
+            )
+        try:
+            return matches[0], self._object(matches[0].id).read_bytes()
+        except OSError as exc:
+            raise StateError(
+                f"{self._object(matches[0].id)}: cannot read the backup ({exc.strerror})"
+            ) from None

@@ -1,0 +1,102 @@
+"""`tether apply PLAN.json`: apply exactly a saved plan, or nothing if anything moved since."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from tether.applier import apply_plan
+from tether.engine import prepare, recover
+from tether.errors import StateError
+from tether.exitcodes import ExitCode
+from tether.host import RealHost
+from tether.ledger import ensure_state_dir
+from tether.lock import state_lock
+from tether.options import HostOptions, SourceOptions
+from tether.planner import Action, Item, Plan
+from tether.progress import Progress
+from tether.report import exit_code, render_text, to_json
+from tether.savedplan import SavedItem, load_plan
+
+
+def _stale(saved: SavedItem, fresh: Item | None) -> bool:
+    if fresh is None or fresh.action == Action.BLOCKED:
+        return True
+    if fresh.a_hash != saved.actual_hash:
+        return True
+    return saved.write and fresh.d_hash != saved.desired_hash
+
+
+def apply_saved(
+    plan_file: Path,
+    *,
+    state_dir: Path | None = None,
+    secrets_file: Path | None = None,
+    as_json: bool = False,
+    wait: float = 0.0,
+) -> int:
+    ctx, saved = load_plan(plan_file)
+    if ctx.source is not None:
+        source = SourceOptions(folder=Path(ctx.source))
+    else:
+        source = SourceOptions(repo=ctx.repo, ref=ctx.ref)
+    host = HostOptions(
+        target_root=Path(ctx.target_root),
+        target_home=ctx.target_home,
+        state_dir=state_dir or Path(ctx.state_dir),
+        secrets_file=secrets_file or (Path(ctx.secrets_file) if ctx.secrets_file else None),
+    )
+    ensure_state_dir(host.state_dir)
+    with state_lock(host.state_dir, f"apply {plan_file}", wait):
+        recover(host.state_dir, have_lock=True)
+        run = prepare(source, host, explicit_root=True)
+        if run.keyring.key_id != ctx.key_id:
+            raise StateError(
+                f"{plan_file}: made with another state dir's hash key",
+                hint="apply a plan on the host and with the --state-dir that made it",
+            )
+        fresh = {i.dest: i for i in run.make_plan(overwrite=ctx.overwrite, prune=ctx.prune).items}
+        stale: list[str] = []
+        items: list[Item] = []
+        for entry in saved:
+            if not (entry.write or entry.remove):
+                continue
+            now = fresh.get(entry.dest)
+            if _stale(entry, now):
+                stale.append(entry.dest)
+                continue
+            assert now is not None
+            items.append(
+                now._replace(
+                    write=entry.write,
+                    remove=entry.remove,
+                    backup=entry.backup,
+                    record=False,
+                    forget=False,
+                )
+            )
+        if stale:
+            for dest in stale:
+                click.echo(f"tether: {dest}: changed since the plan was made", err=True)
+            click.echo(
+                f"tether: {plan_file}: refused, {len(stale)} destinations are stale; nothing "
+                "was written (make a new plan)",
+                err=True,
+            )
+            return int(ExitCode.ATTENTION)
+        progress = Progress(enabled=not as_json)
+        try:
+            report = apply_plan(
+                run, Plan(tuple(items)), RealHost(run.confinement), progress=progress
+            )
+        finally:
+            progress.close()
+    if as_json:
+        click.echo(json.dumps(to_json(report), indent=1))
+    else:
+        click.echo(render_text(report, f"tether apply: {plan_file} -> {run.root}"))
+    for failed in report.failed:
+        click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)
+    return int(exit_code(report))

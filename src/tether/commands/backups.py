@@ -1,0 +1,70 @@
+"""`tether backups` (list) and `tether backups restore ID`."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from tether.backupstore import BackupStore
+from tether.errors import HostError
+from tether.exitcodes import ExitCode
+from tether.host import Confinement, RealHost, WriteOp
+from tether.ledger import ensure_state_dir, load_key
+from tether.lock import state_lock
+
+
+def list_backups(state_dir: Path, *, as_json: bool) -> int:
+    store = BackupStore(ensure_state_dir(state_dir), load_key(state_dir))
+    rows = store.list()
+    if as_json:
+        click.echo(json.dumps([asdict(b) for b in rows], indent=1))
+        return int(ExitCode.OK)
+    if not rows:
+        click.echo("no backups yet", err=True)
+    for b in rows:
+        click.echo(f"{b.id}  {b.time}  {b.size:>8}  {b.reason:<11}  {b.dest}")
+    return int(ExitCode.OK)
+
+
+def restore_backup(state_dir: Path, backup_id: str, *, wait: float = 0.0) -> int:
+    """Put a backup's bytes back at its destination (atomically, backing up what is there)."""
+    ensure_state_dir(state_dir)
+    with state_lock(state_dir, f"backups restore {backup_id}", wait):
+        store = BackupStore(state_dir, load_key(state_dir))
+        backup, data = store.get(backup_id)
+        confinement = Confinement("/")
+        probe = confinement.probe(backup.dest)
+        if probe.kind == "blocked":
+            raise HostError(f"cannot restore {backup.id}: {probe.reason}")
+        if probe.kind == "file" and probe.real is not None:
+            current = Path(probe.real).read_bytes()
+            if current == data:
+                click.echo(f"{backup.dest} already holds backup {backup.id}")
+                return int(ExitCode.OK)
+            saved = store.save(
+                backup.dest,
+                current,
+                mode=probe.mode,
+                uid=probe.uid,
+                gid=probe.gid,
+                reason="restore",
+            )
+            click.echo(f"backed up the current {backup.dest} as {saved.id}", err=True)
+        root = os.geteuid() == 0
+        op = WriteOp(
+            backup.dest,
+            data,
+            backup.mode,
+            backup.uid if root else -1,
+            backup.gid if root else -1,
+            expect=probe.sig,
+        )
+        (result,) = RealHost(confinement).write_files([op])
+    if not result.ok:
+        raise HostError(f"{backup.dest}: not restored ({result.error})")
+    click.echo(f"restored {backup.dest} from backup {backup.id}")
+    return int(ExitCode.OK)

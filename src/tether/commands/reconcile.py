@@ -1,0 +1,183 @@
+"""`tether reconcile`: plan (default) or apply the config repo onto the host, three-way."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from tether.applier import Report, apply_plan
+from tether.engine import Run, prepare, recover
+from tether.exitcodes import ExitCode
+from tether.host import DryRunHost, Host, RealHost
+from tether.ledger import ensure_state_dir
+from tether.lock import state_lock
+from tether.options import HostOptions, SourceOptions, mask_url
+from tether.planner import ATTENTION, Action, Item, Plan
+from tether.progress import Progress
+from tether.report import exit_code, render_text, to_json, unified
+from tether.savedplan import PlanContext, plan_document
+
+
+def env_flag(name: str, value: str) -> bool:
+    return os.environ.get(name, "").strip().lower() == value
+
+
+def secrets_to_mask(run: Run) -> dict[str, str]:
+    known = run.store.known()
+    for desired in run.desired.files:
+        for name in desired.secrets:
+            value = run.store.get(name)
+            if value:
+                known[name] = value
+    return known
+
+
+def diff_function(run: Run) -> object:
+    files = {f.dest: f for f in run.desired.files}
+    secrets = secrets_to_mask(run)
+
+    def diff_for(item: Item) -> str | None:
+        if item.action in (Action.IN_SYNC, Action.BLOCKED):
+            return None
+        if not (item.changes or item.action in ATTENTION):
+            return None
+        old = run.read_actual(item.dest)
+        desired = files.get(item.dest)
+        new = run.desired.content(desired) if desired and desired.hash else None
+        source = f"repo:{run.repo.source_path(item.path)}" if desired else "/dev/null"
+        return unified(old, new, secrets, f"host:{item.dest}", source) or None
+
+    return diff_for
+
+
+def context(run: Run, host: HostOptions, overwrite: bool, prune: bool) -> PlanContext:
+    return PlanContext(
+        source=str(run.source.folder) if run.source.folder else None,
+        repo=run.source.repo,
+        ref=run.source.ref,
+        target_root=run.root,
+        target_home=run.home,
+        state_dir=str(run.state_dir),
+        secrets_file=str(host.secrets_file) if host.secrets_file else None,
+        key_id=run.keyring.key_id,
+        overwrite=overwrite,
+        prune=prune,
+    )
+
+
+def output(
+    run: Run,
+    report: Report,
+    *,
+    as_json: bool,
+    diff: bool,
+    verb: str,
+    out: Path | None,
+    ctx: PlanContext,
+) -> None:
+    if out is not None:
+        doc = plan_document(report, ctx)
+        out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(to_json(report), indent=1))
+        return
+    label = run.source.folder or mask_url(run.source.repo or "")
+    revision = f" @ {report.revision[:12]}" if report.revision else ""
+    header = f"tether {verb}: {label}{revision} -> {run.root} (home {run.home})"
+    diff_for = diff_function(run) if diff else None
+    click.echo(render_text(report, header, diff_for))  # type: ignore[arg-type]
+    if out is not None:
+        click.echo(f"plan saved to {out}; apply it with `tether apply {out}`", err=True)
+
+
+def reconcile(
+    source: SourceOptions,
+    host: HostOptions,
+    *,
+    explicit_root: bool,
+    apply: bool | None = None,
+    overwrite: bool = False,
+    prune: bool = False,
+    diff: bool = False,
+    as_json: bool = False,
+    out: Path | None = None,
+    rebuild_ledger: bool = False,
+    wait: float = 0.0,
+) -> int:
+    apply = env_flag("DRY_RUN", "false") if apply is None else apply
+    overwrite = overwrite or env_flag("OVERWRITE", "true")
+    state_dir = ensure_state_dir(host.state_dir)
+    if rebuild_ledger:
+        with state_lock(state_dir, "reconcile --rebuild-ledger", wait) as dead:
+            _notice_dead(dead)
+            recover(state_dir, have_lock=True)
+            return _rebuild(source, host, explicit_root=explicit_root, as_json=as_json)
+    if not apply:
+        recover(state_dir, have_lock=False)
+        run = prepare(source, host, explicit_root=explicit_root)
+        return _run(run, host, DryRunHost(run.confinement), overwrite, prune, diff, as_json, out)
+    with state_lock(state_dir, "reconcile --apply", wait) as dead:
+        _notice_dead(dead)
+        removed = recover(state_dir, have_lock=True)
+        if removed:
+            click.echo(f"tether: removed {removed} temp files of an interrupted apply", err=True)
+        run = prepare(source, host, explicit_root=explicit_root)
+        return _run(run, host, RealHost(run.confinement), overwrite, prune, diff, as_json, out)
+
+
+def _notice_dead(pid: int | None) -> None:
+    if pid is not None:
+        click.echo(f"tether: took over the lock left by pid {pid} (no longer running)", err=True)
+
+
+def _run(  # noqa: PLR0917
+    run: Run,
+    host_opts: HostOptions,
+    host: Host,
+    overwrite: bool,
+    prune: bool,
+    diff: bool,
+    as_json: bool,
+    out: Path | None,
+) -> int:
+    plan = run.make_plan(overwrite=overwrite, prune=prune)
+    progress = Progress(enabled=not as_json and not host.dry_run)
+    try:
+        report = apply_plan(run, plan, host, progress=progress)
+    finally:
+        progress.close()
+    verb = "reconcile plan" if host.dry_run else "reconcile apply"
+    output(
+        run,
+        report,
+        as_json=as_json,
+        diff=diff,
+        verb=verb,
+        out=out,
+        ctx=context(run, host_opts, overwrite, prune),
+    )
+    for failed in report.failed:
+        click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)
+    return int(exit_code(report))
+
+
+def _rebuild(
+    source: SourceOptions, host: HostOptions, *, explicit_root: bool, as_json: bool
+) -> int:
+    """Record destinations that already match the desired state; nothing else."""
+    run = prepare(source, host, explicit_root=explicit_root, rebuild_ledger=True)
+    full = run.make_plan(overwrite=False, prune=False)
+    in_sync = tuple(i._replace(record=True) for i in full.items if i.action == Action.IN_SYNC)
+    report = apply_plan(run, Plan(in_sync), RealHost(run.confinement))
+    if as_json:
+        click.echo(json.dumps(to_json(report, {"rebuilt_ledger": len(in_sync)}), indent=1))
+    else:
+        others = len(full.items) - len(in_sync)
+        click.echo(
+            f"ledger rebuilt: {len(in_sync)} destinations in sync recorded; "
+            f"{others} others left out (run `tether reconcile` to see them)"
+        )
+    return int(ExitCode.OK)

@@ -1,0 +1,202 @@
+"""One reconcile run's inputs, gathered once: config repo, state, desired, actual, plan.
+
+Shared by `tether reconcile` and `tether apply PLAN.json` so both see the host the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tether.configrepo import ConfigRepo, open_config_repo
+from tether.desired import DesiredState, build_desired, open_tree
+from tether.errors import HostError
+from tether.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_regular
+from tether.ledger import (
+    Keyring,
+    LedgerEntry,
+    ensure_state_dir,
+    load_key,
+    load_ledger,
+    save_ledger,
+)
+from tether.lock import try_lock
+from tether.options import HostOptions, SourceOptions
+from tether.planner import A, D, L, Plan, plan
+from tether.secrets.store import SecretStore, load_store
+
+MARKER_NAME = "applying.json"
+
+
+@dataclass
+class Run:
+    source: SourceOptions
+    repo: ConfigRepo
+    root: str
+    home: str
+    state_dir: Path
+    keyring: Keyring
+    store: SecretStore
+    ledger: dict[str, LedgerEntry]
+    desired: DesiredState
+    confinement: Confinement
+    probes: dict[str, Probe]
+    actual: dict[str, A]
+
+    def make_plan(self, *, overwrite: bool, prune: bool) -> Plan:
+        wanted = {
+            f.dest: D(f.path, f.hash, f.blocked, f.mode, f.uid, f.gid, f.has_secret)
+            for f in self.desired.files
+        }
+        last = {dest: L(e.path, e.hash) for dest, e in self.ledger.items()}
+        return plan(wanted, last, self.actual, overwrite=overwrite, prune=prune)
+
+    def read_actual(self, dest: str) -> bytes | None:
+        probe = self.probes.get(dest)
+        if probe is None or probe.kind != "file" or probe.real is None:
+            return None
+        try:
+            return read_regular(probe.real)
+        except OSError:
+            return None
+
+
+def observe(
+    dests: list[str], ledger: Mapping[str, LedgerEntry], confinement: Confinement, keyring: Keyring
+) -> tuple[dict[str, Probe], dict[str, A]]:
+    """Probe every destination; hash only what the stat cache cannot vouch for."""
+    probes: dict[str, Probe] = {}
+    actual: dict[str, A] = {}
+    for dest in dests:
+        probe = confinement.probe(dest)
+        probes[dest] = probe
+        if probe.kind != "file":
+            actual[dest] = A(probe.kind, reason=probe.reason)
+            continue
+        known = ledger.get(dest)
+        if known is not None and known.sig is not None and known.sig == probe.sig:
+            digest = known.hash
+        else:
+            assert probe.real is not None
+            try:
+                digest = keyring.hash(read_regular(probe.real))
+            except OSError as exc:
+                actual[dest] = A("blocked", reason=f"{dest}: cannot read ({exc.strerror})")
+                continue
+        actual[dest] = A("file", digest, None, probe.mode, probe.uid, probe.gid)
+    return probes, actual
+
+
+def resolve_paths(repo: ConfigRepo, host: HostOptions, explicit_root: bool) -> tuple[str, str]:
+    root = str(host.target_root) if explicit_root else (repo.manifest.target_root or "/")
+    if root != "/":
+        root = os.path.realpath(root)
+    return root, host.target_home or repo.manifest.target_home
+
+
+def secrets_path(repo: ConfigRepo, host: HostOptions) -> Path:
+    return host.secrets_file or Path(repo.manifest.secrets_file).expanduser()
+
+
+def recover(state_dir: Path, *, have_lock: bool) -> int:
+    """Finish after a killed apply: remove its temp files, and record in the ledger the files
+    it did replace (their bytes match the journal), so they are not mistaken for host edits.
+
+    Runs only under the lock (a live apply's journal is not a leftover); returns temps removed.
+    """
+    marker = state_dir / MARKER_NAME
+    if not marker.exists():
+        return 0
+    fd = None if have_lock else try_lock(state_dir)
+    if fd is None and not have_lock:
+        return 0
+    try:
+        try:
+            journal = json.loads(marker.read_text(encoding="utf-8"))
+            confinement = Confinement(str(journal["root"]))
+            folders = [str(f) for f in journal["folders"]]
+            entries = {d: LedgerEntry.from_json(r) for d, r in journal["entries"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            marker.unlink(missing_ok=True)
+            return 0
+        removed = RealHost(confinement).clean_temps(folders)
+        if entries:
+            ledger = load_ledger(state_dir)
+            keyring = load_key(state_dir)
+            changed = False
+            for dest, entry in entries.items():
+                known = ledger.get(dest)
+                if known is not None and known.hash == entry.hash:
+                    continue
+                probe = confinement.probe(dest)
+                if probe.kind != "file" or probe.real is None:
+                    continue
+                with contextlib.suppress(OSError):
+                    if keyring.hash(read_regular(probe.real)) == entry.hash:
+                        ledger[dest] = entry._replace(sig=probe.sig, source_sig=None)
+                        changed = True
+            if changed:
+                save_ledger(state_dir, ledger)
+        marker.unlink(missing_ok=True)
+        return removed
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def prepare(
+    source: SourceOptions,
+    host: HostOptions,
+    *,
+    explicit_root: bool,
+    rebuild_ledger: bool = False,
+) -> Run:
+    # Tens of thousands of small immutable values and no cycles: collecting is wasted time.
+    gc.set_threshold(200_000, 50, 100)
+    tree = open_tree(source)
+    repo = open_config_repo(tree)
+    root, home = resolve_paths(repo, host, explicit_root)
+    if not Path(root).is_dir():
+        raise HostError(
+            f"target root {root}: no such folder",
+            hint="create it first, or pass the right --target-root",
+        )
+    state_dir = ensure_state_dir(host.state_dir)
+    keyring = load_key(state_dir)
+    store = load_store(secrets_path(repo, host))
+    ledger = {} if rebuild_ledger else load_ledger(state_dir)
+    desired = build_desired(
+        repo,
+        target_root=root,
+        target_home=home,
+        store=store,
+        keyring=keyring,
+        ledger=ledger,
+        hostname=socket.gethostname(),
+    )
+    confinement = Confinement(root)
+    dests = sorted({f.dest for f in desired.files} | set(ledger))
+    probes, actual = observe(dests, ledger, confinement, keyring)
+    return Run(
+        source,
+        repo,
+        root,
+        home,
+        state_dir,
+        keyring,
+        store,
+        ledger,
+        desired,
+        confinement,
+        probes,
+        actual,
+    )
+
+
+__all__ = ["MARKER_NAME", "TEMP_PREFIX", "Run", "observe", "prepare", "recover"]

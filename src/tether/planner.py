@@ -1,0 +1,212 @@
+"""The three-way plan: a pure function of desired (D), last written (L) and actual (A).
+
+| action      | when                             | apply does                                  |
+| in_sync     | A = D                            | nothing (records L)                         |
+| create      | no A                             | writes D                                    |
+| update      | A = L, D != A                    | writes D                                    |
+| drift       | A != L, D = L                    | nothing unless overwrite (backs A up first) |
+| conflict    | A != L, D != L, D != A           | nothing unless overwrite (backs A up first) |
+| preexisting | no L, A != D                     | nothing unless overwrite (backs A up first) |
+| blocked     | missing secret/source, unsafe    | nothing; says why                           |
+| prune       | in L, no longer desired          | nothing unless pruning is enabled           |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+NEW_FILE_MODE = 0o644
+SECRET_FILE_MODE = 0o600
+
+
+class Action(StrEnum):
+    IN_SYNC = "in_sync"
+    CREATE = "create"
+    UPDATE = "update"
+    DRIFT = "drift"
+    CONFLICT = "conflict"
+    PREEXISTING = "preexisting"
+    BLOCKED = "blocked"
+    PRUNE = "prune"
+
+
+ATTENTION = frozenset({Action.DRIFT, Action.CONFLICT, Action.PREEXISTING, Action.BLOCKED})
+ORDER = tuple(Action)
+
+
+class D(NamedTuple):
+    """Desired: the rendered file's keyed hash, or why it cannot be had."""
+
+    path: str
+    hash: str | None
+    blocked: str | None = None
+    mode: int | None = None  # enforced by the manifest
+    uid: int | None = None
+    gid: int | None = None
+    has_secret: bool = False
+
+
+class L(NamedTuple):
+    """Last written by tether."""
+
+    path: str
+    hash: str
+
+
+class A(NamedTuple):
+    """Actual: missing, a file (hash, mode, owner) or unsafe (why)."""
+
+    kind: str  # "missing" | "file" | "blocked"
+    hash: str | None = None
+    reason: str | None = None
+    mode: int = 0
+    uid: int = -1
+    gid: int = -1
+
+
+MISSING = A("missing")
+
+
+class Item(NamedTuple):
+    path: str
+    dest: str
+    action: Action
+    reason: str | None = None
+    write: bool = False  # apply writes D
+    backup: bool = False  # apply backs A up first
+    remove: bool = False  # apply deletes the destination (prune)
+    record: bool = False  # apply records L (in_sync)
+    forget: bool = False  # apply drops L (prune of a file already gone)
+    mode: int | None = None  # mode D is written with
+    uid: int = -1
+    gid: int = -1
+    d_hash: str | None = None
+    a_hash: str | None = None
+
+    @property
+    def changes(self) -> bool:
+        return self.write or self.remove
+
+
+@dataclass(frozen=True)
+class Plan:
+    items: tuple[Item, ...]
+    overwrite: bool = False
+    prune: bool = False
+
+    def count(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in ORDER}
+        for item in self.items:
+            counts[item.action.value] += 1
+        return counts
+
+    @property
+    def changes(self) -> bool:
+        return any(i.changes for i in self.items)
+
+    @property
+    def attention(self) -> bool:
+        return any(i.action in ATTENTION and not i.changes for i in self.items)
+
+
+def _metadata(d: D, a: A) -> tuple[int, int, int, list[str]]:
+    """The mode and owner D is written with, and what differs from A on an existing file."""
+    exists = a.kind == "file"
+    default = SECRET_FILE_MODE if d.has_secret else NEW_FILE_MODE
+    mode = d.mode if d.mode is not None else (a.mode if exists else default)
+    uid = d.uid if d.uid is not None else (a.uid if exists else -1)
+    gid = d.gid if d.gid is not None else (a.gid if exists else -1)
+    diffs = []
+    if exists and d.mode is not None and a.mode != d.mode:
+        diffs.append(f"mode {a.mode:04o} -> {d.mode:04o}")
+    if exists and d.uid is not None and a.uid != d.uid:
+        diffs.append(f"owner {a.uid} -> {d.uid}")
+    if exists and d.gid is not None and a.gid != d.gid:
+        diffs.append(f"group {a.gid} -> {d.gid}")
+    return mode, uid, gid, diffs
+
+
+def classify(dest: str, d: D, l: L | None, a: A, *, overwrite: bool = False) -> Item:  # noqa: E741
+    """One destination's action."""
+    if d.blocked or d.hash is None:
+        reason = d.blocked or "no content"
+        return Item(d.path, dest, Action.BLOCKED, reason, d_hash=d.hash, a_hash=a.hash)
+    if a.kind == "blocked":
+        return Item(d.path, dest, Action.BLOCKED, a.reason, d_hash=d.hash, a_hash=a.hash)
+    if a.kind == "file" and a.hash == d.hash and d.mode is None and d.uid is None and d.gid is None:
+        # the common case, kept cheap: nothing to write
+        record = l is None or l.hash != d.hash or l.path != d.path
+        return Item(d.path, dest, Action.IN_SYNC, None, False, False, False, record, False,
+                    a.mode, a.uid, a.gid, d.hash, a.hash)  # fmt: skip
+    mode, uid, gid, diffs = _metadata(d, a)
+    base = Item(
+        d.path, dest, Action.BLOCKED, mode=mode, uid=uid, gid=gid, d_hash=d.hash, a_hash=a.hash
+    )
+    if a.kind == "missing":
+        why = "deleted on the host since tether wrote it" if l is not None else None
+        return base._replace(action=Action.CREATE, reason=why, write=True)
+    if a.hash == d.hash:
+        if diffs:
+            return base._replace(action=Action.UPDATE, reason=", ".join(diffs), write=True)
+        record = l is None or l.hash != d.hash or l.path != d.path
+        return base._replace(action=Action.IN_SYNC, record=record)
+    if l is not None and a.hash == l.hash:
+        why = "changed in the repo" + "".join(f"; {x}" for x in diffs)
+        return base._replace(action=Action.UPDATE, reason=why, write=True)
+    if l is None:
+        action, why = Action.PREEXISTING, "exists on the host but tether never wrote it"
+    elif d.hash == l.hash:
+        action, why = Action.DRIFT, "changed on the host since tether wrote it"
+    else:
+        action, why = Action.CONFLICT, "changed both on the host and in the repo"
+    if overwrite:
+        why = f"{why}; overwriting (backed up first)"
+        return base._replace(action=action, reason=why, write=True, backup=True)
+    hint = "capture it, or --overwrite" if action == Action.DRIFT else "--overwrite replaces it"
+    return base._replace(action=action, reason=f"{why} ({hint})")
+
+
+def prune_item(dest: str, l: L, a: A, *, prune: bool, overwrite: bool, empty: bool) -> Item:  # noqa: E741
+    """A destination tether wrote that is no longer desired."""
+    base = Item(l.path, dest, Action.PRUNE, a_hash=a.hash)
+    if a.kind == "missing":
+        why = "no longer desired and already gone"
+        return base._replace(reason=why, forget=prune and not empty)
+    if empty:
+        return base._replace(reason="the desired set is empty; tether never prunes everything")
+    if not prune:
+        return base._replace(reason="no longer desired; kept (--prune removes it)")
+    if a.kind == "blocked":
+        return base._replace(reason=f"no longer desired; not removed: {a.reason}")
+    if a.hash != l.hash and not overwrite:
+        why = "no longer desired but changed on the host; kept (--overwrite removes it)"
+        return base._replace(reason=why)
+    why = "no longer desired; removing (backed up first)"
+    return base._replace(reason=why, remove=True, backup=True)
+
+
+def plan(
+    desired: Mapping[str, D],
+    ledger: Mapping[str, L],
+    actual: Mapping[str, A],
+    *,
+    overwrite: bool = False,
+    prune: bool = False,
+) -> Plan:
+    """Every desired destination, then every ledger destination no longer desired."""
+    items = [
+        classify(dest, d, ledger.get(dest), actual.get(dest, MISSING), overwrite=overwrite)
+        for dest, d in sorted(desired.items())
+    ]
+    empty = not desired
+    items.extend(
+        prune_item(
+            dest, l, actual.get(dest, MISSING), prune=prune, overwrite=overwrite, empty=empty
+        )
+        for dest, l in sorted(ledger.items())  # noqa: E741
+        if dest not in desired
+    )
+    return Plan(tuple(items), overwrite=overwrite, prune=prune)

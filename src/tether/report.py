@@ -1,0 +1,171 @@
+"""Plans and apply reports as text (grouped and counted, like `terraform plan`) and JSON.
+
+Secret values never reach this module's output: diffs are masked, JSON holds keyed hashes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from typing import Any
+
+from tether.applier import Outcome, Report
+from tether.exitcodes import ExitCode
+from tether.planner import ATTENTION, Action, Item
+from tether.secrets.render import mask
+
+SYMBOL = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.PRUNE: "-",
+    Action.DRIFT: "!",
+    Action.CONFLICT: "!",
+    Action.PREEXISTING: "!",
+    Action.BLOCKED: "x",
+    Action.IN_SYNC: "=",
+}
+SUMMARY_KEYS = (
+    "create",
+    "update",
+    "in_sync",
+    "drift",
+    "conflict",
+    "preexisting",
+    "blocked",
+    "prune",
+)
+MAX_DIFF_BYTES = 1 << 20
+
+
+def exit_code(report: Report) -> ExitCode:
+    if report.failed:
+        return ExitCode.ERROR
+    if report.plan.attention:
+        return ExitCode.ATTENTION
+    if report.dry_run and report.plan.changes:
+        return ExitCode.CHANGES
+    return ExitCode.OK
+
+
+def summary(report: Report) -> dict[str, int]:
+    counts = report.plan.count()
+    return {key: counts[key] for key in SUMMARY_KEYS}
+
+
+def _line(outcome: Outcome, dry_run: bool) -> str:
+    item = outcome.item
+    text = f"  {SYMBOL[item.action]} {item.action.value:<12} {item.dest}"
+    reason = outcome.error or item.reason
+    if outcome.error:
+        text = f"  x {'failed':<12} {item.dest}"
+    if reason:
+        text += f"  ({reason})"
+    if outcome.backup:
+        text += f"  [backup {outcome.backup.id}]"
+    return text
+
+
+def summary_line(report: Report) -> str:
+    counts = summary(report)
+    written = [o for o in report.outcomes if o.item.changes and (o.done or report.dry_run)]
+    attention = [o for o in report.outcomes if o.item.action in ATTENTION and not o.item.changes]
+    created = sum(1 for o in written if o.item.write and o.item.action == Action.CREATE)
+    updated = sum(1 for o in written if o.item.write and o.item.action != Action.CREATE)
+    pruned = sum(1 for o in written if o.item.remove)
+    if report.dry_run:
+        head = f"Plan: {created} to create, {updated} to update, {pruned} to prune"
+    else:
+        head = f"Applied: {created} created, {updated} updated, {pruned} pruned"
+    head += f", {counts['in_sync']} in sync"
+    if attention:
+        kinds = {a: sum(1 for o in attention if o.item.action == a) for a in ATTENTION}
+        detail = ", ".join(f"{n} {a.value}" for a, n in sorted(kinds.items()) if n)
+        head += f"; {len(attention)} need attention ({detail})"
+    if report.failed:
+        head += f"; {len(report.failed)} failed"
+    if report.backups:
+        head += f"; {len(report.backups)} backed up"
+    return head + "."
+
+
+def render_text(
+    report: Report, header: str, diff_for: Callable[[Item], str | None] | None = None
+) -> str:
+    lines = [header, ""]
+    changes = [o for o in report.outcomes if o.item.changes]
+    attention = [o for o in report.outcomes if o.item.action in ATTENTION and not o.item.changes]
+    kept = [o for o in report.outcomes if o.item.action == Action.PRUNE and not o.item.changes]
+    title = "Changes" if report.dry_run else "Changed"
+    for name, group in ((title, changes), ("Needs attention", attention), ("Not pruned", kept)):
+        if not group:
+            continue
+        lines.append(f"{name} ({len(group)}):")
+        for outcome in group:
+            lines.append(_line(outcome, report.dry_run))
+            text = diff_for(outcome.item) if diff_for else None
+            if text:
+                lines.extend("      " + x for x in text.rstrip("\n").split("\n"))
+        lines.append("")
+    if not changes and not attention:
+        lines.append("Nothing to do: the host matches the desired state.")
+        lines.append("")
+    for warning in report.warnings:
+        lines.append(f"warning: {warning}")
+    lines.append(summary_line(report))
+    return "\n".join(lines)
+
+
+def to_json(report: Report, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    files = []
+    for outcome in report.outcomes:
+        item = outcome.item
+        row: dict[str, Any] = {
+            "path": item.path,
+            "dest": item.dest,
+            "action": item.action.value,
+            "reason": item.reason,
+            "write": item.write,
+            "remove": item.remove,
+        }
+        if not report.dry_run and item.changes:
+            row["done"] = outcome.done
+        if outcome.error:
+            row["error"] = outcome.error
+        if outcome.backup:
+            row["backup"] = outcome.backup.id
+        files.append(row)
+    doc: dict[str, Any] = {
+        "revision": report.revision,
+        "dry_run": report.dry_run,
+        "summary": summary(report),
+        "files": files,
+        "backups": [asdict(b) for b in report.backups],
+        "warnings": report.warnings,
+    }
+    doc.update(extra or {})
+    return doc
+
+
+def unified(
+    old: bytes | None, new: bytes | None, secrets: Mapping[str, str], a: str, b: str
+) -> str:
+    """A unified diff with every known secret value masked."""
+    if old == new:
+        return ""
+    if (old and len(old) > MAX_DIFF_BYTES) or (new and len(new) > MAX_DIFF_BYTES):
+        return f"(files larger than {MAX_DIFF_BYTES} bytes: no diff shown)"
+    try:
+        old_text = (old or b"").decode("utf-8")
+        new_text = (new or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return "Binary files differ"
+    if "\0" in old_text or "\0" in new_text:
+        return "Binary files differ"
+    diff = difflib.unified_diff(
+        mask(old_text, secrets).splitlines(keepends=True),
+        mask(new_text, secrets).splitlines(keepends=True),
+        a if old is not None else "/dev/null",
+        b,
+    )
+    return "".join(x if x.endswith("\n") else x + "\n\\ No newline at end of file\n" for x in diff)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from testing.reconcile import Site, make_site
+from tether.exitcodes import ExitCode
+
+SECRET = "s3cret-value-xyz"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return make_site(
+        tmp_path,
+        {"a": "a\n", "b": "b\n", "c.env": "K=__REDACTED_K__\n"},
+        secrets=f"K={SECRET}\n",
+    )
+
+
+def save(site: Site, tmp_path: Path, *args: str) -> Path:
+    out = tmp_path / "plan.json"
+    result = site.reconcile("--out", str(out), *args)
+    assert result.code in (ExitCode.CHANGES, ExitCode.ATTENTION), result.err
+    return out
+
+
+def test_saved_plan_applies_exactly(site: Site, tmp_path: Path) -> None:
+    out = save(site, tmp_path)
+    assert SECRET not in out.read_text()
+    result = site.tether("apply", str(out))
+    assert result.code == ExitCode.OK, result.err
+    assert site.dest("c.env").read_text() == f"K={SECRET}\n"
+    assert set(site.plan().values()) == {"in_sync"}
+
+
+def test_saved_plan_is_refused_whole_when_a_destination_moved(site: Site, tmp_path: Path) -> None:
+    out = save(site, tmp_path)
+    site.dest("b").parent.mkdir(parents=True)
+    site.dest("b").write_text("appeared meanwhile\n")
+    result = site.tether("apply", str(out))
+    assert result.code == ExitCode.ATTENTION
+    assert f"{site.dest('b')}: changed since the plan was made" in result.err
+    assert "refused, 1 destinations are stale; nothing was written" in result.err
+    assert not site.dest("a").exists()
+    assert site.dest("b").read_text() == "appeared meanwhile\n"
+
+
+def test_saved_plan_is_refused_when_the_source_moved(site: Site, tmp_path: Path) -> None:
+    out = save(site, tmp_path)
+    site.set_source("a", "changed in the repo\n")
+    result = site.tether("apply", str(out))
+    assert result.code == ExitCode.ATTENTION
+    assert str(site.dest("a")) in result.err
+    assert not site.dest("b").exists()
+
+
+def test_saved_overwrite_plan_backs_up(site: Site, tmp_path: Path) -> None:
+    site.reconcile("--apply")
+    site.dest("a").write_text("host\n")
+    out = save(site, tmp_path, "--overwrite")
+    result = site.tether("apply", str(out), "--json")
+    assert result.code == ExitCode.OK, result.err
+    assert result.json()["backups"][0]["dest"] == str(site.dest("a"))
+    assert site.dest("a").read_text() == "a\n"
+
+
+def test_not_a_plan(tmp_path: Path, site: Site) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    result = site.tether("apply", str(bad))
+    assert result.code == ExitCode.ERROR and "not a tether plan" in result.err
+    result = site.tether("apply", str(tmp_path / "none.json"))
+    assert result.code == ExitCode.ERROR and "no such plan file" in result.err

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tether.host import TEMP_PREFIX, Confinement, DryRunHost, RealHost, WriteOp
+from tether.ledger import stat_sig
+
+
+def test_probe_kinds(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "f").write_text("x")
+    os.mkfifo(root / "etc" / "fifo")
+    (root / "etc" / "dir").mkdir()
+    (root / "etc" / "link").symlink_to(root / "etc" / "f")
+    conf = Confinement(str(root))
+    assert conf.probe(f"{root}/etc/f").kind == "file"
+    assert conf.probe(f"{root}/etc/none").kind == "missing"
+    assert conf.probe(f"{root}/new/dir/f").kind == "missing"
+    for name, why in (("fifo", "FIFO"), ("dir", "folder"), ("link", "symlink")):
+        probe = conf.probe(f"{root}/etc/{name}")
+        assert probe.kind == "blocked" and why in (probe.reason or "")
+    probe = conf.probe(f"{root}/etc/f/under")
+    assert probe.kind == "blocked" and "file where a folder is needed" in (probe.reason or "")
+    assert conf.probe("/elsewhere/x").kind == "blocked"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_device_is_blocked(tmp_path: Path) -> None:
+    os.mknod(tmp_path / "null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    probe = Confinement(str(tmp_path)).probe(f"{tmp_path}/null")
+    assert probe.kind == "blocked" and "device" in (probe.reason or "")
+
+
+def test_parent_symlink_outside_is_blocked_inside_is_followed(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "real").mkdir(parents=True)
+    outside.mkdir()
+    (root / "out").symlink_to(outside)
+    (root / "rel").symlink_to("../outside")
+    (root / "in").symlink_to("real")
+    conf = Confinement(str(root))
+    for name in ("out", "rel"):
+        probe = conf.probe(f"{root}/{name}/f")
+        assert probe.kind == "blocked" and "outside the target root" in (probe.reason or "")
+    inside = conf.probe(f"{root}/in/f")
+    assert inside.kind == "missing"
+    host = RealHost(conf)
+    results = host.write_files(
+        [WriteOp(f"{root}/out/f", b"x", 0o644), WriteOp(f"{root}/in/f", b"y", 0o644)]
+    )
+    assert not results[0].ok and results[1].ok
+    assert list(outside.iterdir()) == []
+    assert (root / "real" / "f").read_bytes() == b"y"
+
+
+def test_atomic_write_modes_parents_and_no_temps(tmp_path: Path) -> None:
+    conf = Confinement(str(tmp_path))
+    host = RealHost(conf)
+    ops = [WriteOp(f"{tmp_path}/a/b/{i}", b"%d" % i, 0o600, dir_mode=0o750) for i in range(40)]
+    results = host.write_files(ops)
+    assert all(r.ok for r in results)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / "a/b/7").stat().st_mode) == 0o600
+    assert results[7].sig == stat_sig((tmp_path / "a/b/7").stat())
+    assert not [p for p in (tmp_path / "a/b").iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_compare_and_swap_refuses_a_moved_destination(tmp_path: Path) -> None:
+    dest = tmp_path / "f"
+    dest.write_text("old")
+    seen = stat_sig(dest.stat())
+    dest.write_text("edited meanwhile")
+    (result,) = RealHost(Confinement(str(tmp_path))).write_files(
+        [WriteOp(str(dest), b"new", 0o644, expect=seen)]
+    )
+    assert not result.ok and "changed on the host" in (result.error or "")
+    assert dest.read_text() == "edited meanwhile"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_dry_run_host_touches_nothing(tmp_path: Path) -> None:
+    host = DryRunHost(Confinement(str(tmp_path)))
+    (result,) = host.write_files([WriteOp(f"{tmp_path}/a/f", b"x", 0o644)])
+    assert result.ok and list(tmp_path.iterdir()) == []
+
+
+def test_clean_temps(tmp_path: Path) -> None:
+    (tmp_path / f"{TEMP_PREFIX}abc-f").write_text("half")
+    (tmp_path / "keep").write_text("k")
+    removed = RealHost(Confinement(str(tmp_path))).clean_temps([str(tmp_path)])
+    assert removed == 1 and [p.name for p in tmp_path.iterdir()] == ["keep"]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import hashlib
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from tether.errors import StateError
+from tether.ledger import (
+    RACY_NS,
+    LedgerEntry,
+    ensure_state_dir,
+    git_blob_id,
+    load_key,
+    load_ledger,
+    save_ledger,
+    trusted_sig,
+)
+
+
+def entry(**kw: object) -> LedgerEntry:
+    base: dict[str, object] = {
+        "path": "p", "hash": "h", "mode": 0o644, "uid": 0, "gid": 0, "revision": None,
+        "time": "t", "blob": "b", "secrets": ("A",), "secret_digest": "d",
+        "sig": (1, 2, 3, 4), "source_sig": (5, 6, 7, 8),
+    }  # fmt: skip
+    base.update(kw)
+    return LedgerEntry(**base)  # type: ignore[arg-type]
+
+
+def test_state_dir_and_key_are_private(tmp_path: Path) -> None:
+    state = ensure_state_dir(tmp_path / "s")
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    key = load_key(state)
+    assert stat.S_IMODE((state / "key").stat().st_mode) == 0o600
+    assert load_key(state).hash(b"x") == key.hash(b"x")
+    other = load_key(ensure_state_dir(tmp_path / "t"))
+    assert other.hash(b"x") != key.hash(b"x")
+    assert key.hash(b"x") != hashlib.sha256(b"x").hexdigest()
+    assert "***" in repr(key)
+
+
+def test_round_trip_and_racy_signatures_dropped(tmp_path: Path) -> None:
+    now = time.time_ns()
+    fresh = (1, now, 3, now)
+    save_ledger(tmp_path, {"/a": entry(), "/b": entry(sig=fresh)})
+    loaded = load_ledger(tmp_path)
+    assert loaded["/a"] == entry()
+    assert loaded["/b"].sig is None
+    assert trusted_sig((1, now - 2 * RACY_NS, 3, now - 2 * RACY_NS), now) is not None
+    assert stat.S_IMODE((tmp_path / "ledger.json").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{",
+        "[]",
+        '{"version": 1}',
+        '{"version": 1, "entries": {"/a": [1]}}',
+        '{"version": 9, "entries": {}}',
+    ],
+)
+def test_corrupt_ledger(tmp_path: Path, text: str) -> None:
+    (tmp_path / "ledger.json").write_text(text)
+    with pytest.raises(StateError, match="the ledger is corrupt") as info:
+        load_ledger(tmp_path)
+    assert "tether reconcile --rebuild-ledger" in info.value.line()
+
+
+def test_git_blob_id_matches_git() -> None:
+    # `printf 'hello\n' | git hash-object --stdin`
+    assert git_blob_id(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import pytest
+
+from tether.planner import MISSING, A, Action, D, L, classify, plan, prune_item
+
+d1, d2, d3 = "hD1", "hD2", "hD3"
+
+
+def file(h: str, mode: int = 0o644) -> A:
+    return A("file", h, mode=mode, uid=1000, gid=1000)
+
+
+# (name, D hash, L hash or None, A, overwrite, action, write, backup)
+TABLE = [
+    ("in_sync", d1, d1, file(d1), False, Action.IN_SYNC, False, False),
+    ("in_sync without ledger", d1, None, file(d1), False, Action.IN_SYNC, False, False),
+    ("create", d1, None, MISSING, False, Action.CREATE, True, False),
+    ("create after host delete", d1, d1, MISSING, False, Action.CREATE, True, False),
+    ("update", d2, d1, file(d1), False, Action.UPDATE, True, False),
+    ("drift", d1, d1, file(d2), False, Action.DRIFT, False, False),
+    ("drift overwritten", d1, d1, file(d2), True, Action.DRIFT, True, True),
+    ("conflict", d2, d1, file(d3), False, Action.CONFLICT, False, False),
+    ("conflict overwritten", d2, d1, file(d3), True, Action.CONFLICT, True, True),
+    ("preexisting", d1, None, file(d2), False, Action.PREEXISTING, False, False),
+    ("preexisting overwritten", d1, None, file(d2), True, Action.PREEXISTING, True, True),
+    (
+        "unsafe destination",
+        d1,
+        d1,
+        A("blocked", reason="symlink"),
+        True,
+        Action.BLOCKED,
+        False,
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("d", "last", "a", "overwrite", "action", "write", "backup"),
+    [row[1:] for row in TABLE],
+    ids=[row[0] for row in TABLE],
+)
+def test_classify(
+    d: str, last: str | None, a: A, overwrite: bool, action: Action, write: bool, backup: bool
+) -> None:
+    item = classify("/x", D("p", d), L("p", last) if last else None, a, overwrite=overwrite)
+    assert (item.action, item.write, item.backup) == (action, write, backup)
+    if action in (Action.DRIFT, Action.CONFLICT, Action.PREEXISTING, Action.BLOCKED):
+        assert item.reason
+
+
+def test_blocked_desired_is_never_written_even_with_overwrite() -> None:
+    item = classify("/x", D("p", None, blocked="missing secrets: A"), None, MISSING, overwrite=True)
+    assert item.action == Action.BLOCKED and not item.write
+    assert item.reason == "missing secrets: A"
+
+
+def test_in_sync_records_missing_or_stale_ledger_only() -> None:
+    assert classify("/x", D("p", d1), None, file(d1)).record
+    assert not classify("/x", D("p", d1), L("p", d1), file(d1)).record
+
+
+def test_modes_new_secret_existing_and_manifest() -> None:
+    assert classify("/x", D("p", d1), None, MISSING).mode == 0o644
+    assert classify("/x", D("p", d1, has_secret=True), None, MISSING).mode == 0o600
+    assert classify("/x", D("p", d2), L("p", d1), file(d1, 0o640)).mode == 0o640  # kept
+    item = classify("/x", D("p", d1, mode=0o600), L("p", d1), file(d1, 0o644))
+    assert (item.action, item.write, item.mode) == (Action.UPDATE, True, 0o600)
+    assert "mode 0644 -> 0600" in (item.reason or "")
+
+
+# (name, A, prune, overwrite, empty, remove, forget)
+PRUNE = [
+    ("off", file(d1), False, False, False, False, False),
+    ("on, unchanged", file(d1), True, False, False, True, False),
+    ("on, changed on host", file(d2), True, False, False, False, False),
+    ("on, changed, overwrite", file(d2), True, True, False, True, False),
+    ("on, already gone", MISSING, True, False, False, False, True),
+    ("on, empty desired set", file(d1), True, True, True, False, False),
+    ("on, unsafe", A("blocked", reason="symlink"), True, True, False, False, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("a", "prune", "overwrite", "empty", "remove", "forget"),
+    [row[1:] for row in PRUNE],
+    ids=[row[0] for row in PRUNE],
+)
+def test_prune_rules(
+    a: A, prune: bool, overwrite: bool, empty: bool, remove: bool, forget: bool
+) -> None:
+    item = prune_item("/x", L("p", d1), a, prune=prune, overwrite=overwrite, empty=empty)
+    assert item.action == Action.PRUNE
+    assert (item.remove, item.backup, item.forget) == (remove, remove, forget)
+    assert item.reason
+
+
+def test_plan_orders_and_counts() -> None:
+    result = plan(
+        {"/b": D("b", d1), "/a": D("a", d2)},
+        {"/a": L("a", d1), "/gone": L("gone", d1)},
+        {"/a": file(d1), "/gone": file(d1)},
+        prune=True,
+    )
+    assert [i.dest for i in result.items] == ["/a", "/b", "/gone"]
+    assert [i.action for i in result.items] == [Action.UPDATE, Action.CREATE, Action.PRUNE]
+    assert result.count()["prune"] == 1 and result.changes and not result.attention
+
+
+def test_empty_desired_set_never_prunes() -> None:
+    result = plan({}, {"/a": L("a", d1)}, {"/a": file(d1)}, prune=True, overwrite=True)
+    assert not result.items[0].remove

@@ -1,0 +1,302 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+import tether.desired
+import tether.engine
+from testing.reconcile import Site, make_site
+from tether.exitcodes import ExitCode
+from tether.host import TEMP_PREFIX
+
+SECRET = "hunter2-very-secret"
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return make_site(
+        tmp_path,
+        {
+            "app/a.conf": "a=1\n",
+            "app/b.conf": "b=1\n",
+            "app/.env": "PASSWORD=__REDACTED_APP_PASSWORD__\n",
+        },
+        secrets=f"APP_PASSWORD='{SECRET}'\n",
+    )
+
+
+def test_plan_changes_nothing_then_apply_then_all_in_sync(site: Site) -> None:
+    first = site.reconcile()
+    assert first.code == ExitCode.CHANGES, first.err
+    assert "Plan: 3 to create" in first.out
+    assert not any(site.root.iterdir())
+    applied = site.reconcile("--apply")
+    assert applied.code == ExitCode.OK, applied.out + applied.err
+    assert site.dest("app/a.conf").read_text() == "a=1\n"
+    assert site.dest("app/.env").read_text() == f"PASSWORD={SECRET}\n"
+    assert stat.S_IMODE(site.dest("app/.env").stat().st_mode) == 0o600
+    assert stat.S_IMODE(site.dest("app/a.conf").stat().st_mode) == 0o644
+    assert set(site.plan().values()) == {"in_sync"}
+    again = site.reconcile()
+    assert again.code == ExitCode.OK and "Nothing to do" in again.out
+    assert stat.S_IMODE(site.state.stat().st_mode) == 0o700
+
+
+def test_json_shape(site: Site) -> None:
+    doc = site.reconcile("--json").json()
+    assert doc["revision"] is None
+    assert set(doc["summary"]) == {
+        "create", "update", "in_sync", "drift", "conflict", "preexisting", "blocked", "prune",
+    }  # fmt: skip
+    assert doc["summary"]["create"] == 3
+    row = doc["files"][0]
+    assert {"path", "dest", "action", "reason"} <= set(row)
+
+
+def test_env_variables_of_the_article(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRY_RUN", "false")
+    assert site.reconcile().code == ExitCode.OK
+    assert site.dest("app/a.conf").exists()
+    site.dest("app/a.conf").write_text("host edit\n")
+    monkeypatch.setenv("OVERWRITE", "true")
+    assert site.reconcile().code == ExitCode.OK
+    assert site.dest("app/a.conf").read_text() == "a=1\n"
+
+
+def test_target_home_option(site: Site) -> None:
+    site.reconcile("--apply", "--target-home", "/srv/other")
+    assert (site.root / "srv/other/app/a.conf").exists()
+
+
+def test_update_drift_conflict_and_overwrite_with_backups(site: Site) -> None:
+    site.reconcile("--apply")
+    site.set_source("app/a.conf", "a=2\n")  # repo only: update
+    site.dest("app/b.conf").write_text("b=host\n")  # host only: drift
+    site.set_source("app/.env", "PASSWORD=__REDACTED_APP_PASSWORD__\nX=1\n")
+    site.dest("app/.env").write_text("host\n")  # both: conflict
+    assert site.plan() == {"app/.env": "conflict", "app/a.conf": "update", "app/b.conf": "drift"}
+    plain = site.reconcile("--apply")
+    assert plain.code == ExitCode.ATTENTION
+    assert site.dest("app/a.conf").read_text() == "a=2\n"
+    assert site.dest("app/b.conf").read_text() == "b=host\n"  # drift survives a plain apply
+    assert site.dest("app/.env").read_text() == "host\n"
+    forced = site.reconcile("--apply", "--overwrite", "--json")
+    assert forced.code == ExitCode.OK, forced.err
+    doc = forced.json()
+    assert len(doc["backups"]) == 2
+    assert site.dest("app/b.conf").read_text() == "b=1\n"
+    assert site.dest("app/.env").read_text() == f"PASSWORD={SECRET}\nX=1\n"
+    listing = site.tether("backups", "--state-dir", str(site.state), "--json").json()
+    backup = next(b for b in listing if b["dest"].endswith("b.conf"))
+    restored = site.tether("backups", "--state-dir", str(site.state), "restore", backup["id"])
+    assert restored.code == 0, restored.err
+    assert site.dest("app/b.conf").read_text() == "b=host\n"
+    assert site.plan()["app/b.conf"] == "drift"
+
+
+def test_preexisting_is_left_alone_unless_overwrite(site: Site) -> None:
+    site.dest("app/a.conf").parent.mkdir(parents=True)
+    site.dest("app/a.conf").write_text("mine\n")
+    site.dest("app/b.conf").write_text("b=1\n")  # already as desired: in sync
+    assert site.plan()["app/a.conf"] == "preexisting"
+    assert site.plan()["app/b.conf"] == "in_sync"
+    assert site.reconcile("--apply").code == ExitCode.ATTENTION
+    assert site.dest("app/a.conf").read_text() == "mine\n"
+    assert site.reconcile("--apply", "--overwrite").code == ExitCode.OK
+    assert site.dest("app/a.conf").read_text() == "a=1\n"
+
+
+def test_missing_secret_is_blocked_and_never_written(tmp_path: Path) -> None:
+    site = make_site(tmp_path, {"x.env": "A=__REDACTED_NOT_THERE__\n", "ok": "fine\n"})
+    result = site.reconcile("--apply", "--json")
+    assert result.code == ExitCode.ATTENTION
+    row = next(f for f in result.json()["files"] if f["path"] == "x.env")
+    assert row["action"] == "blocked" and "NOT_THERE" in row["reason"]
+    assert not site.dest("x.env").exists()
+    assert site.dest("ok").read_text() == "fine\n"
+    assert not any(b"REDACTED" in p.read_bytes() for p in site.root.rglob("*") if p.is_file())
+
+
+def test_missing_source_is_blocked(tmp_path: Path) -> None:
+    site = make_site(tmp_path, {"ok": "1"}, inventory="ok\nnot-in-repo\n")
+    assert site.plan()["not-in-repo"] == "blocked"
+
+
+@pytest.mark.parametrize(
+    "kind", ["parent-outside", "relative-parent-outside", "dest-link", "dest-dir", "fifo"]
+)
+def test_unsafe_destinations_are_blocked(tmp_path: Path, kind: str) -> None:
+    site = make_site(tmp_path, {"app/f": "new\n"})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("precious\n")
+    home = site.dest("")
+    home.mkdir(parents=True)
+    if kind == "parent-outside":
+        (home / "app").symlink_to(outside)
+    elif kind == "relative-parent-outside":
+        (home / "app").symlink_to(os.path.relpath(outside, home))
+    else:
+        (home / "app").mkdir()
+        if kind == "dest-link":
+            (home / "app" / "f").symlink_to(outside / "f")
+        elif kind == "dest-dir":
+            (home / "app" / "f").mkdir()
+        else:
+            os.mkfifo(home / "app" / "f")
+    result = site.reconcile("--apply", "--overwrite", "--json")
+    assert result.code == ExitCode.ATTENTION, result.err
+    (row,) = result.json()["files"]
+    assert row["action"] == "blocked" and row["reason"]
+    assert (outside / "f").read_text() == "precious\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["f"]
+
+
+def test_diff_masks_secrets(site: Site) -> None:
+    site.reconcile("--apply")
+    site.set_source("app/.env", "PASSWORD=__REDACTED_APP_PASSWORD__\nNEW=1\n")
+    result = site.reconcile("--diff")
+    assert "+NEW=1" in result.out
+    assert "(secret APP_PASSWORD)" in result.out
+    assert SECRET not in result.out + result.err
+
+
+def test_no_secret_value_in_json_ledger_or_saved_plan(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = site.reconcile("--json", "--out", str(out))
+    site.reconcile("--apply")
+    for text in (result.out, out.read_text(), (site.state / "ledger.json").read_text()):
+        assert SECRET not in text
+
+
+def test_prune_only_when_asked_and_backed_up(site: Site) -> None:
+    site.reconcile("--apply")
+    (site.repo / "inventory/include-paths.txt").write_text("app/a.conf\napp/.env\n")
+    assert site.plan()["app/b.conf"] == "prune"
+    site.reconcile("--apply")
+    assert site.dest("app/b.conf").exists()
+    pruned = site.reconcile("--apply", "--prune", "--json")
+    assert pruned.code == ExitCode.OK, pruned.err
+    assert not site.dest("app/b.conf").exists()
+    assert pruned.json()["backups"]
+    assert "app/b.conf" not in site.plan("--prune")
+
+
+def test_empty_desired_set_never_prunes(site: Site) -> None:
+    site.reconcile("--apply")
+    (site.repo / "inventory/include-paths.txt").write_text("")
+    site.reconcile("--apply", "--prune", "--overwrite")
+    assert site.dest("app/a.conf").exists()
+
+
+def test_manifest_mode_and_dest_override(tmp_path: Path) -> None:
+    manifest = (
+        "version: 1\ntarget:\n  home: /home/demo\nfiles:\n"
+        '  app/a.conf:\n    mode: "0640"\n    dir_mode: "0700"\n'
+        "  b.conf:\n    dest: /etc/b.conf\n"
+        "  other.conf:\n    hosts: [no-such-host]\n"
+    )
+    site = make_site(
+        tmp_path, {"app/a.conf": "a", "b.conf": "b", "other.conf": "o"}, manifest=manifest
+    )
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert stat.S_IMODE(site.dest("app/a.conf").stat().st_mode) == 0o640
+    assert stat.S_IMODE(site.dest("app").stat().st_mode) == 0o700
+    assert (site.root / "etc/b.conf").read_text() == "b"
+    assert not site.dest("other.conf").exists()
+    site.dest("app/a.conf").chmod(0o644)
+    assert site.plan()["app/a.conf"] == "update"
+
+
+def test_existing_file_keeps_its_mode(site: Site) -> None:
+    site.reconcile("--apply")
+    site.dest("app/a.conf").chmod(0o604)
+    site.reconcile("--apply", "--rebuild-ledger")
+    site.set_source("app/a.conf", "a=3\n")
+    site.reconcile("--apply")
+    assert stat.S_IMODE(site.dest("app/a.conf").stat().st_mode) == 0o604
+
+
+def test_corrupt_ledger_says_how_to_rebuild(site: Site) -> None:
+    site.reconcile("--apply")
+    (site.state / "ledger.json").write_text("{not json")
+    result = site.reconcile()
+    assert result.code == ExitCode.ERROR
+    assert "ledger.json: the ledger is corrupt" in result.err
+    assert "tether reconcile --rebuild-ledger" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    rebuilt = site.reconcile("--rebuild-ledger")
+    assert rebuilt.code == 0 and "3 destinations in sync recorded" in rebuilt.out
+    assert set(site.plan().values()) == {"in_sync"}
+
+
+def test_rebuild_ledger_records_only_in_sync(site: Site) -> None:
+    site.reconcile("--apply")
+    site.dest("app/a.conf").write_text("edited\n")
+    site.reconcile("--rebuild-ledger")
+    ledger = json.loads((site.state / "ledger.json").read_text())["entries"]
+    assert sorted(Path(d).name for d in ledger) == [".env", "b.conf"]
+    assert site.plan()["app/a.conf"] == "preexisting"
+
+
+def test_stat_cache_plans_without_reading(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    site.reconcile("--apply")
+    time.sleep(0.2)  # signatures younger than a clock tick are not trusted (ledger.RACY_NS)
+    site.reconcile("--apply")  # ... so this run records them
+
+    def no_reads(*_: object) -> bytes:
+        raise AssertionError("read a file the stat cache vouches for")
+
+    real_read = tether.desired.FolderTree.read_bytes
+
+    def no_config_reads(tree: tether.desired.FolderTree, relpath: str) -> bytes:
+        if relpath.startswith("configs/"):
+            no_reads()
+        return real_read(tree, relpath)
+
+    monkeypatch.setattr(tether.engine, "read_regular", no_reads)
+    monkeypatch.setattr(tether.desired.FolderTree, "read_bytes", no_config_reads)
+    assert site.reconcile().code == ExitCode.OK
+    # A same-size edit with a new mtime is still seen.
+    site.dest("app/a.conf").write_text("a=9\n")
+    monkeypatch.undo()
+    assert site.plan()["app/a.conf"] == "drift"
+
+
+def test_secret_change_updates_file(site: Site) -> None:
+    site.reconcile("--apply")
+    site.reconcile("--apply")
+    site.secrets.write_text("APP_PASSWORD='another-value'\n")
+    assert site.plan()["app/.env"] == "update"
+
+
+def test_interrupted_apply_temps_are_removed_by_next_run(site: Site) -> None:
+    site.reconcile("--apply")
+    leftover = site.dest("app") / f"{TEMP_PREFIX}dead-a.conf"
+    leftover.write_text("half")
+    journal = {"root": str(site.root), "folders": [str(site.dest("app"))], "entries": {}}
+    (site.state / "applying.json").write_text(json.dumps(journal))
+    site.reconcile()
+    assert not leftover.exists()
+
+
+def test_unreadable_secret_store_is_one_line(site: Site) -> None:
+    site.secrets.chmod(0o644)
+    result = site.reconcile()
+    assert result.code == ExitCode.ERROR
+    assert "chmod 600" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_missing_target_root_is_one_clear_line(site: Site) -> None:
+    site.root.rmdir()
+    result = site.reconcile("--apply")
+    assert result.code == ExitCode.ERROR
+    assert (
+        result.err.strip()
+        == f"tether: target root {site.root}: no such folder (create it first, or pass the right --target-root)"
+    )
