@@ -21,8 +21,8 @@ demo: $(VENV)/.runtime
 	$(BIN)/python examples/demo.py
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests testing bench
+	$(BIN)/ruff format --check src tests testing bench
 
 types: $(VENV)/.dev
 	$(BIN)/mypy --strict src

@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures serving real git repos (git daemon, smart HTTP, a closed port).
+from testing.gitrepos import closed_port, git_daemon, http_server, upstream  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -75,6 +75,17 @@ def host_options(func: F) -> F:
     )(func)
 
 
+def state_dir_option(func: F) -> F:
+    """--state-dir alone, for commands that keep a mirror but write nothing to the host."""
+    return click.option(
+        "--state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="TETHER_STATE_DIR",
+        metavar="DIR",
+        help="tether's own state (the git mirror lives here) [env: TETHER_STATE_DIR].",
+    )(func)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print data as JSON on stdout.")(
         func
@@ -108,16 +119,23 @@ def cli() -> None:
     "directory", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[DIR]"
 )
 @source_options
+@state_dir_option
 @json_option
 def validate(
-    directory: Path | None, source: Path | None, repo: str | None, ref: str | None, as_json: bool
+    *,
+    directory: Path | None,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    state_dir: Path | None,
+    as_json: bool,
 ) -> int:
     """Check the manifest, the inventory, overrides, services and tracked files."""
     from tether.commands.validate import validate as run
     from tether.desired import open_tree
 
     src = SourceOptions.resolve(directory or source, repo, ref)
-    return run(open_tree(src), as_json=as_json)
+    return run(open_tree(src, state_dir), as_json=as_json)
 
 
 @cli.command()
@@ -128,6 +146,407 @@ def init(directory: Path, target_home: str | None) -> int:
     from tether.commands.init import init as run
 
     return run(directory, target_home=target_home)
+
+
+def root_option(func: F) -> F:
+    func = click.option(
+        "--user", is_flag=True, help="systemd --user units (~/.config/systemd/user)."
+    )(func)
+    return click.option(
+        "--root",
+        type=click.Path(path_type=Path, file_okay=False),
+        metavar="DIR",
+        help="Work on the units under another root (an image, a test) instead of this host.",
+    )(func)
+
+
+@cli.group()
+def agent() -> None:
+    """Run tether on a schedule: systemd timers, or a foreground loop."""
+
+
+@agent.command("install")
+@source_options
+@host_options
+@root_option
+@click.option("--print", "print_only", is_flag=True, help="Print the units; install nothing.")
+@click.option(
+    "--interval", default="15min", show_default=True, metavar="DURATION", help="How often."
+)
+@click.option("--jitter", metavar="DURATION", help="RandomizedDelaySec (default: interval/4).")
+@click.option(
+    "--capture",
+    type=click.Choice(["off", "hourly", "daily", "weekly"]),
+    default="off",
+    show_default=True,
+    help="Also run `tether capture` on this schedule.",
+)
+@click.option(
+    "--writable",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="What reconcile may write (repeatable; default: the target root).",
+)
+@click.option(
+    "--metrics-dir",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Write Prometheus textfile metrics here (tether-*.prom).",
+)
+@click.option("--no-verify", is_flag=True, help="Skip `systemd-analyze verify`.")
+def agent_install(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    root: Path | None,
+    user: bool,
+    print_only: bool,
+    interval: str,
+    jitter: str | None,
+    capture: str,
+    writable: tuple[Path, ...],
+    metrics_dir: Path | None,
+    no_verify: bool,
+) -> int:
+    """Install systemd timers for reconcile (and capture) with these options."""
+    from tether.commands import agent as cmd
+    from tether.durations import parse_duration
+
+    spec = cmd.build_spec(
+        SourceOptions.resolve(source, repo, ref),
+        host(target_root, target_home, state_dir, secrets_file),
+        interval=parse_duration(interval, "--interval"),
+        jitter=parse_duration(jitter, "--jitter") if jitter else None,
+        capture=capture,
+        user=user,
+        writable=writable,
+        metrics_dir=metrics_dir,
+    )
+    return cmd.install(spec, root=root, print_only=print_only, verify=not no_verify)
+
+
+@agent.command("uninstall")
+@root_option
+def agent_uninstall(root: Path | None, user: bool) -> int:
+    """Remove exactly what `agent install` wrote."""
+    from tether.commands.agent import uninstall
+
+    return uninstall(root=root, user=user)
+
+
+@agent.command("run")
+@source_options
+@host_options
+@click.option(
+    "--interval", default="5min", show_default=True, metavar="DURATION", help="Between ticks."
+)
+@click.option(
+    "--jitter", default="30s", show_default=True, metavar="DURATION", help="Random extra wait."
+)
+@click.option("--once", is_flag=True, help="Run one tick and exit with its exit code.")
+def agent_run(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    interval: str,
+    jitter: str,
+    once: bool,
+) -> int:
+    """Reconcile in the foreground every --interval (for hosts without systemd)."""
+    from tether.commands.agent import run
+
+    return run(
+        SourceOptions.resolve(source, repo, ref),
+        host(target_root, target_home, state_dir, secrets_file),
+        interval=interval,
+        jitter=jitter,
+        once=once,
+    )
+
+
+@agent.command("suspend")
+@state_dir_option
+@click.option("--reason", metavar="TEXT", help="Why (shown by status and the agent).")
+def agent_suspend(state_dir: Path | None, reason: str | None) -> int:
+    """Skip scheduled runs until `tether agent resume`."""
+    from tether.commands.agent import suspend_cmd
+
+    return suspend_cmd(host(None, None, state_dir, None).state_dir, reason)
+
+
+@agent.command("resume")
+@state_dir_option
+def agent_resume(state_dir: Path | None) -> int:
+    """Let scheduled runs happen again."""
+    from tether.commands.agent import resume_cmd
+
+    return resume_cmd(host(None, None, state_dir, None).state_dir)
+
+
+@cli.command()
+@state_dir_option
+@json_option
+def status(state_dir: Path | None, as_json: bool) -> int:
+    """Conditions, revisions and the last runs (exit 0 when Ready, 3 otherwise)."""
+    from tether.commands.status import status as run
+
+    return run(host(None, None, state_dir, None).state_dir, as_json=as_json)
+
+
+@cli.command()
+@source_options
+@host_options
+@root_option
+@json_option
+def doctor(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    root: Path | None,
+    user: bool,
+    as_json: bool,
+) -> int:
+    """Check that this host can reconcile: config repo, secrets, units, suspension."""
+    from tether.commands.doctor import doctor as run
+
+    return run(
+        (source, repo, ref),
+        host(target_root, target_home, state_dir, secrets_file),
+        root=root,
+        user=user,
+        as_json=as_json,
+    )
+
+
+@cli.command()
+@source_options
+@state_dir_option
+@click.option("--name", metavar="NAME", help="Tag name (default: snapshots.tag of the manifest).")
+@click.option("--message", metavar="MSG", help="Tag message.")
+@click.option("--push", is_flag=True, help="Push the tag to the remote (fails loudly if rejected).")
+@json_option
+def snapshot(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    state_dir: Path | None,
+    name: str | None,
+    message: str | None,
+    push: bool,
+    as_json: bool,
+) -> int:
+    """Tag the remote's current head (an annotated tag; an existing tag is never moved)."""
+    from tether.commands.snapshot import snapshot as run
+
+    src = SourceOptions.resolve(source, repo, ref)
+    return run(src, state_dir, name=name, message=message, push=push, as_json=as_json)
+
+
+@cli.command()
+@source_options
+@state_dir_option
+@click.option("--all", "all_tags", is_flag=True, help="Every tag, not only snapshot tags.")
+@json_option
+def snapshots(
+    *,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    state_dir: Path | None,
+    all_tags: bool,
+    as_json: bool,
+) -> int:
+    """List the snapshot tags: name, date, commit and message, newest first."""
+    from tether.commands.snapshot import snapshots as run
+
+    src = SourceOptions.resolve(source, repo, ref)
+    return run(src, state_dir, as_json=as_json, all_tags=all_tags)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
+@click.option("--staged", is_flag=True, help="Scan the index (what `git commit` would record).")
+@click.option("--commits", metavar="A..B", help="Scan what each commit in A..B adds.")
+@click.option(
+    "--pre-push",
+    is_flag=True,
+    help="Scan every commit a push sends (git's pre-push stdin, or pre-commit's environment).",
+)
+@click.option(
+    "--remote",
+    metavar="NAME",
+    help="With --pre-push: the remote pushed to (git passes it to the hook as $1); only its "
+    "tracking refs count as already pushed.",
+)
+@click.option(
+    "--hook",
+    is_flag=True,
+    help="As a pre-commit framework hook: pushed commits at pre-push, else the files given.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Output format on stdout.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Accepted findings (default: .tether-baseline.json at the repo root).",
+)
+@click.option(
+    "--update-baseline", is_flag=True, help="Accept every current finding into the baseline."
+)
+@click.option(
+    "--max-size",
+    type=int,
+    default=1024 * 1024,
+    show_default=True,
+    metavar="BYTES",
+    help="Skip (and count) larger files.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="REGEX",
+    help="Leave out paths (relative to the repo root) matching this regex; repeatable.",
+)
+def scan(  # noqa: PLR0917 (one parameter per click option)
+    paths: tuple[Path, ...],
+    staged: bool,
+    commits: str | None,
+    pre_push: bool,
+    remote: str | None,
+    hook: bool,
+    fmt: str,
+    baseline: Path | None,
+    update_baseline: bool,
+    max_size: int,
+    exclude: tuple[str, ...],
+) -> int:
+    """Find secrets in files, the index, a commit range or a push (exit 3 when found).
+
+    Values are never printed. Silence a line with a `tether:allow` comment; accept existing
+    findings with --update-baseline.
+    """
+    from tether.commands.scan import ScanRequest
+    from tether.commands.scan import scan as run
+
+    request = ScanRequest(
+        paths=paths,
+        staged=staged,
+        commits=commits,
+        pre_push=pre_push,
+        remote=remote,
+        hook=hook,
+        fmt=fmt,
+        baseline=baseline,
+        update_baseline=update_baseline,
+        max_size=max_size,
+        exclude=exclude,
+    )
+    return run(request)
+
+
+@cli.group()
+def hooks() -> None:
+    """Plain git hooks (for repos without the pre-commit framework)."""
+
+
+@hooks.command("install")
+@click.argument(
+    "repo", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[REPO]"
+)
+@click.option("--force", is_flag=True, help="Replace a hook tether did not write.")
+@click.option("--chain", is_flag=True, help="Keep a foreign hook and run it after tether's.")
+def hooks_install(repo: Path | None, force: bool, chain: bool) -> int:
+    """Install pre-commit and pre-push hooks that run `tether scan` (honours core.hooksPath)."""
+    from tether.commands.hooks import install
+
+    return install(repo or Path.cwd(), force=force, chain=chain)
+
+
+def secrets_file_option(func: F) -> F:
+    return click.option(
+        "--secrets-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="TETHER_SECRETS_FILE",
+        metavar="FILE",
+        help="The dotenv secret store [env: TETHER_SECRETS_FILE; default: tether.yaml's].",
+    )(func)
+
+
+@cli.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PATH..."
+)
+@click.option("--check", is_flag=True, help="Write nothing; list what would be redacted.")
+@secrets_file_option
+def redact(paths: tuple[Path, ...], check: bool, secrets_file: Path | None) -> int:
+    """Replace secrets in PATH... by named placeholders; store the values.
+
+    With --check (the pre-commit mode) exit 3 listing `path:line: NAME` for each secret.
+    """
+    from tether.commands.redact import run
+
+    return run(list(paths), check=check, secrets_file=secrets_file)
+
+
+@cli.group()
+def secrets() -> None:
+    """The secret store against the config repo's placeholders (names only, never values)."""
+
+
+@secrets.command("list")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="The config repo folder (default: the current folder).",
+)
+@secrets_file_option
+@json_option
+def secrets_list(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
+    """Every secret name: whether it is stored and where the repo uses it."""
+    from tether.commands.secrets import list_secrets
+
+    return list_secrets(source, secrets_file, as_json=as_json)
+
+
+@secrets.command("check")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="The config repo folder (default: the current folder).",
+)
+@secrets_file_option
+@json_option
+def secrets_check(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
+    """Exit 3 when a placeholder in the repo has no value in the store."""
+    from tether.commands.secrets import check_secrets
+
+    return check_secrets(source, secrets_file, as_json=as_json)
 
 
 def wait_option(func: F) -> F:

@@ -14,13 +14,16 @@ import pwd
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
+import click
+
 from tether.configrepo import ConfigRepo
-from tether.errors import SourceError, UsageError
+from tether.errors import SourceError
 from tether.ledger import Keyring, LedgerEntry, Sig, git_blob_id, stat_sig
 from tether.manifest import FileOverride
-from tether.options import SourceOptions
+from tether.options import SourceOptions, default_state_dir
 from tether.secrets.render import render
 from tether.secrets.store import SecretStore
 from tether.sourcetree import FolderTree, SourceTree
@@ -28,10 +31,20 @@ from tether.sourcetree import FolderTree, SourceTree
 CACHE_BUDGET = 32 * 1024 * 1024  # rendered bytes kept in memory between plan and apply
 
 
-def open_tree(source: SourceOptions) -> SourceTree:
+def open_tree(
+    source: SourceOptions, state_dir: Path | None = None, *, require_fresh: bool = False
+) -> SourceTree:
     if source.folder is not None:
         return source.folder_tree()
-    raise UsageError("--repo is accepted but reading from a remote is not built yet")
+    from tether.gittree import open_remote_tree  # noqa: PLC0415 (dulwich loads only for --repo)
+
+    assert source.repo is not None
+    tree = open_remote_tree(
+        source.repo, source.ref, state_dir or default_state_dir(), require_fresh=require_fresh
+    )
+    for line in tree.notices():  # stale source, rewritten history, a re-cloned mirror
+        click.echo(f"tether: {line}", err=True)
+    return tree
 
 
 class DesiredFile(NamedTuple):

@@ -144,7 +144,7 @@ def parse_inventory(text: str, origin: str) -> Inventory:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        why = check_relative_path(line)
+        why = check_relative_path(line) or check_relative_path(posixpath.normpath(line))
         if why:
             problems.append(f"{origin}:{number}: {why}: {line!r}")
             continue

@@ -55,6 +55,8 @@ class FileOverride:
     capture: bool = True
     allow_binary: bool = False
     max_size: int | None = None
+    # The fields the manifest wrote, so an exact path can set a field back to its default.
+    given: frozenset[str] = frozenset()
 
     @property
     def is_glob(self) -> bool:
@@ -98,11 +100,8 @@ class Manifest:
         ordered = sorted(self.files, key=lambda o: not o.is_glob)  # globs first
         for override in ordered:
             if matches(override.pattern, path):
-                for name in FileOverride.__dataclass_fields__:
-                    value = getattr(override, name)
-                    if name != "pattern" and value != getattr(_NO_OVERRIDE, name):
-                        merged[name] = value
-        return FileOverride(pattern=path, **merged)
+                merged.update({name: getattr(override, name) for name in override.given})
+        return FileOverride(pattern=path, given=frozenset(merged), **merged)
 
     def secret_names_for(self, path: str) -> dict[str, str]:
         """The `secrets.map` key -> name table that applies to `path`."""
@@ -111,9 +110,6 @@ class Manifest:
             if matches(pattern, path):
                 names.update(table)
         return names
-
-
-_NO_OVERRIDE = FileOverride(pattern="")
 
 
 def _mode(value: str | None) -> int | None:
@@ -136,6 +132,7 @@ def _build(data: Mapping[str, Any], origin: str) -> Manifest:
             capture=spec.get("capture", True),
             allow_binary=spec.get("allow_binary", False),
             max_size=spec.get("max_size"),
+            given=frozenset(spec),
         )
         for pattern, spec in data.get("files", {}).items()
     )
@@ -172,7 +169,12 @@ def _build(data: Mapping[str, Any], origin: str) -> Manifest:
 def _json_path(path: list[str | int]) -> str:
     out = "$"
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.isidentifier():
+            out += f".{part}"
+        else:  # keys such as `a.txt` or `**/*.env` would read as nested paths
+            out += f"[{json.dumps(part)}]"
     return out
 
 
@@ -214,7 +216,9 @@ def _describe(error: ValidationError, doc: YamlDocument, origin: str) -> list[tu
             return out
     line, col = doc.position(path)
     message = error.message
-    if error.validator == "pattern" and isinstance(error.instance, str):
+    if error.validator == "type" and path and path[-1] in ("mode", "dir_mode"):
+        message = f'{error.instance!r} is not a quoted mode (write it as a string, e.g. "0600")'
+    elif error.validator == "pattern" and isinstance(error.instance, str):
         message = f"{error.instance!r} has the wrong form ({_pattern_help(error)})"
     return [(line, col, f"{_json_path(path)}: {message}")]
 
@@ -262,9 +266,8 @@ def _semantic_problems(doc: YamlDocument) -> list[tuple[int, int, str]]:
                 and any(c in GLOB_CHARS for c in pattern)
             ):
                 line, col = doc.position(["files", pattern, "dest"])
-                problems.append(
-                    (line, col, f"$.files.{pattern}.dest: a glob cannot have one destination")
-                )
+                where = _json_path(["files", pattern, "dest"])
+                problems.append((line, col, f"{where}: a glob cannot have one destination"))
     services = data.get("services")
     if isinstance(services, list):
         seen: set[str] = set()

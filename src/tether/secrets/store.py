@@ -59,9 +59,20 @@ def _parse_value(text: str, pos: int, origin: str, line: int) -> tuple[str, int]
     return "".join(out), pos
 
 
-def parse_dotenv(text: str, origin: str) -> dict[str, str]:
-    """NAME=value lines; `export`, comments, blank lines, quotes and multi-line quoted values."""
-    values: dict[str, str] = {}
+@dataclass(frozen=True)
+class Assignment:
+    """One `NAME=value` in a store file: its value and the span of its text (to rewrite it)."""
+
+    name: str
+    value: str
+    start: int  # first character of the line
+    end: int  # end of the value's last line, newline excluded
+    export: bool
+
+
+def assignments(text: str, origin: str) -> list[Assignment]:
+    """Every assignment in file order; `export`, comments, quotes, multi-line quoted values."""
+    found: list[Assignment] = []
     pos = 0
     while pos < len(text):
         line = text.count("\n", 0, pos) + 1
@@ -79,7 +90,6 @@ def parse_dotenv(text: str, origin: str) -> dict[str, str]:
                 hint="write one `NAME=value` or `export NAME=value` per line",
             )
         value, pos = _parse_value(text, match.end(), origin, line)
-        values[match["name"]] = value
         rest_end = text.find("\n", pos)
         rest_end = len(text) if rest_end < 0 else rest_end
         rest = text[pos:rest_end].strip(" \t")
@@ -88,8 +98,25 @@ def parse_dotenv(text: str, origin: str) -> dict[str, str]:
                 f"{origin}:{line}: unexpected text after the value of {match['name']}",
                 hint="quote values that contain spaces",
             )
+        found.append(Assignment(match["name"], value, start, pos, stripped.startswith("export")))
         pos = rest_end + 1
-    return values
+    return found
+
+
+def parse_dotenv(text: str, origin: str) -> dict[str, str]:
+    """NAME=value lines; `export`, comments, blank lines, quotes and multi-line quoted values."""
+    return {a.name: a.value for a in assignments(text, origin)}
+
+
+# Characters a shell leaves alone in an unquoted word (no expansion, splitting or globbing).
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+
+
+def shell_quote(value: str) -> str:
+    """The value as one shell word that `source` and tether both read back byte for byte."""
+    if _SHELL_SAFE.fullmatch(value):
+        return value
+    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def check_private(path: Path, st: os.stat_result) -> None:
@@ -98,7 +125,8 @@ def check_private(path: Path, st: os.stat_result) -> None:
             f"{path}: group or others may access it (mode {stat.S_IMODE(st.st_mode):04o})",
             hint=f"run `chmod 600 {path}`",
         )
-    if st.st_uid not in (os.geteuid(), 0):
+    # root may use any user's store (the restore container, a system unit reading ~/.x.env)
+    if os.geteuid() != 0 and st.st_uid not in (os.geteuid(), 0):
         raise SecretError(
             f"{path}: owned by uid {st.st_uid}, not by this user",
             hint="the store must belong to the user running tether (or root)",
@@ -150,3 +178,87 @@ def load_store(path: Path | None, environ: Mapping[str, str] | None = None) -> S
     except UnicodeDecodeError:
         raise SecretError(f"{path}: not UTF-8 text", hint="save the store as UTF-8") from None
     return SecretStore(path, parse_dotenv(text, str(path)), env)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Temp file (0600) in the same folder, fsync, rename over, fsync the folder."""
+    folder = path.parent
+    tmp = folder / f".{path.name}.tether-{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise SecretError(
+            f"{path}: cannot write the secret store ({exc.strerror})",
+            hint="check the folder exists, is writable and the disk is not full",
+        ) from None
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_values(path: Path, values: Mapping[str, str]) -> list[str]:
+    """Add or update `values` in the store file; return the names whose value changed.
+
+    Never removes a name. Creates the file 0600 (and its folder 0700); an existing value is
+    rewritten in place, keeping its `export` and the rest of the file byte for byte.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        raise SecretError(f"{path}: cannot read the secret store ({exc.strerror})") from None
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            raise SecretError(
+                f"{path}: not a regular file", hint="point --secrets-file at a plain file"
+            )
+        check_private(path, st)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise SecretError(f"{path}: not UTF-8 text", hint="save the store as UTF-8") from None
+    existing = assignments(text, str(path))
+    current = {a.name: a for a in existing}  # the last assignment of a name wins, as in a shell
+    export = any(a.export for a in existing) or not existing
+    changed = sorted(name for name, value in values.items() if _differs(current.get(name), value))
+    if not changed:
+        return []
+    edits = sorted(
+        ((current[n].start, current[n].end, n) for n in changed if n in current), reverse=True
+    )
+    for start, end, name in edits:
+        prefix = "export " if current[name].export else ""
+        text = f"{text[:start]}{prefix}{name}={shell_quote(values[name])}{text[end:]}"
+    added = [n for n in changed if n not in current]
+    if added:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        prefix = "export " if export else ""
+        text += "".join(f"{prefix}{n}={shell_quote(values[n])}\n" for n in added)
+    if not path.parent.exists():
+        try:
+            path.parent.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise SecretError(f"{path.parent}: cannot create ({exc.strerror})") from None
+    _write_atomic(path, text.encode("utf-8"))
+    return changed
+
+
+def _differs(current: Assignment | None, value: str) -> bool:
+    return current is None or current.value != value

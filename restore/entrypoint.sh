@@ -1,0 +1,64 @@
+#!/bin/sh
+# tether restore job: the article's DRY_RUN / OVERWRITE contract on top of `tether reconcile`.
+#
+#   DRY_RUN=true  (default)  tether reconcile --plan   : show what would be restored, write nothing
+#   DRY_RUN=false            tether reconcile --apply  : write it
+#   OVERWRITE=true           also replace files changed on the host (tether backs them up first)
+#   TARGET_HOME=/home/NAME   the home inventory paths are relative to (default: tether.yaml's)
+#
+# The config repo is mounted read-only at $REPO_DIR (/repo), the host's / at $HOST_ROOT (/host),
+# the secret store at $SECRETS_FILE (/run/secrets/tether.env). Extra arguments go to tether.
+set -eu
+
+fail() {
+    echo "tether-restore: $*" >&2
+    exit 2
+}
+
+flag() { # NAME VALUE: only the words true and false, as in the article
+    case "$2" in
+        true | false) ;;
+        *) fail "$1 must be true or false, got '$2' (run with -e $1=true or -e $1=false)" ;;
+    esac
+}
+
+DRY_RUN="${DRY_RUN:-true}"
+OVERWRITE="${OVERWRITE:-false}"
+flag DRY_RUN "$DRY_RUN"
+flag OVERWRITE "$OVERWRITE"
+
+REPO_DIR="${REPO_DIR:-/repo}"
+HOST_ROOT="${HOST_ROOT:-/host}"
+STATE_DIR="${STATE_DIR:-$HOST_ROOT/var/lib/tether}"
+SECRETS_FILE="${SECRETS_FILE:-/run/secrets/tether.env}"
+TARGET_HOME="${TARGET_HOME:-}"
+
+[ -d "$REPO_DIR" ] || fail "$REPO_DIR: no config repo mounted (add -v /path/to/repo:$REPO_DIR:ro)"
+[ -d "$HOST_ROOT" ] || fail "$HOST_ROOT: the host's root is not mounted (add -v /:$HOST_ROOT)"
+case "$TARGET_HOME" in
+    "" | /*) ;;
+    *) fail "TARGET_HOME must be an absolute path, got '$TARGET_HOME' (e.g. /home/anas)" ;;
+esac
+
+if [ "$DRY_RUN" = true ]; then mode=--plan; else mode=--apply; fi
+
+# Build tether's argv in front of the caller's extra arguments, each path one word.
+count=$#
+set -- "$@" reconcile "$mode" --source "$REPO_DIR" --target-root "$HOST_ROOT" --state-dir "$STATE_DIR"
+[ -z "$TARGET_HOME" ] || set -- "$@" --target-home "$TARGET_HOME"
+[ "$OVERWRITE" = false ] || set -- "$@" --overwrite
+if [ -e "$SECRETS_FILE" ]; then
+    set -- "$@" --secrets-file "$SECRETS_FILE"
+else
+    echo "tether-restore: no secret store at $SECRETS_FILE; files with placeholders stay blocked" >&2
+fi
+while [ "$count" -gt 0 ]; do # rotate the caller's arguments to the end
+    first=$1
+    shift
+    set -- "$@" "$first"
+    count=$((count - 1))
+done
+
+echo "tether-restore: home ${TARGET_HOME:-(from tether.yaml)} under $HOST_ROOT;" \
+    "dry run: $DRY_RUN; overwrite: $OVERWRITE" >&2
+exec tether "$@"

@@ -1,0 +1,298 @@
+"""`tether doctor`: can this host reconcile? A list of small checks, each ok/warning/error.
+
+Add a check by writing `def check_x(ctx: DoctorContext) -> list[CheckResult]` and listing it
+in CHECKS. A check never raises a TetherError: it turns it into an error result saying what
+to do. Secret values never appear in results, only secret names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tether.agent import suspension
+from tether.commands.validate import check_config_repo
+from tether.configrepo import ConfigRepo, open_config_repo
+from tether.desired import open_tree
+from tether.errors import SourceError, TetherError
+from tether.exitcodes import ExitCode
+from tether.findings import Level
+from tether.options import HostOptions, SourceOptions
+from tether.secrets.render import has_marker, render
+from tether.secrets.store import SecretStore, load_store
+from tether.sourcetree import SourceTree
+from tether.units import RECONCILE, exec_program, unit_dir, wants_link
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    level: Level
+    message: str
+    hint: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "check": self.check,
+            "level": self.level,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+@dataclass
+class DoctorContext:
+    """What the checks look at; the expensive parts are read once, on first use."""
+
+    source: tuple[Path | None, str | None, str | None]  # --source, --repo, --ref as given
+    host: HostOptions
+    root: Path | None = None  # where the units live (`--root` of agent install)
+    user: bool = False
+    environ: dict[str, str] | None = field(default=None)
+
+    @cached_property
+    def tree(self) -> SourceTree:
+        return open_tree(SourceOptions.resolve(*self.source))
+
+    @cached_property
+    def repo(self) -> ConfigRepo:
+        return open_config_repo(self.tree)
+
+    @cached_property
+    def store_path(self) -> Path:
+        if self.host.secrets_file is not None:
+            return self.host.secrets_file
+        configured = self.repo.manifest.secrets_file
+        home = self.host.target_home or self.repo.manifest.target_home
+        text = f"{home}/{configured[2:]}" if configured.startswith("~/") else configured
+        return self.host.target_root / text.lstrip("/")
+
+    @cached_property
+    def store(self) -> SecretStore:
+        return load_store(self.store_path, self.environ)
+
+    @cached_property
+    def placeholder_files(self) -> dict[str, bytes]:
+        """Tracked files that hold a placeholder, by inventory path."""
+        found = {}
+        for path in self.repo.tracked_paths:
+            try:
+                data = self.tree.read_bytes(self.repo.source_path(path))
+            except SourceError:
+                continue  # validate reports missing files
+            if has_marker(data):
+                found[path] = data
+        return found
+
+
+Check = Callable[[DoctorContext], list[CheckResult]]
+
+
+def _failed(check: str, exc: TetherError) -> list[CheckResult]:
+    return [CheckResult(check, "error", exc.message, exc.hint or "")]
+
+
+def _skipped(check: str, what: str) -> CheckResult:
+    # the check of `what` already reported why; one cause is counted once
+    return CheckResult(check, "warning", f"not checked: {what} is unusable")
+
+
+def check_manifest(ctx: DoctorContext) -> list[CheckResult]:
+    name = "manifest"
+    try:
+        findings = check_config_repo(ctx.tree)
+    except TetherError as exc:
+        return _failed(name, exc)
+    results = [
+        CheckResult(
+            name,
+            f.level,
+            f"{f.where}: {f.message}" if f.where else f.message,
+            "fix it, then run `tether validate`" if f.level == "error" else "",
+        )
+        for f in findings
+        if f.level != "ok"
+    ]
+    if any(r.level == "error" for r in results):
+        return results
+    count = len(ctx.repo.tracked_paths)
+    return [*results, CheckResult(name, "ok", f"{ctx.tree.label}: valid, {count} tracked files")]
+
+
+def check_secret_store(ctx: DoctorContext) -> list[CheckResult]:
+    name = "secret store"
+    try:
+        path = ctx.store_path
+    except TetherError:
+        return [_skipped(name, "the config repo")]
+    try:
+        needed = bool(ctx.placeholder_files)
+    except TetherError:
+        needed = True
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        if not needed:
+            return [CheckResult(name, "ok", f"{path}: absent, and no tracked file needs it")]
+        return [
+            CheckResult(
+                name,
+                "error",
+                f"{path}: no secret store, and tracked files hold placeholders",
+                f"create it (one NAME=value per line) and run `chmod 600 {path}`",
+            )
+        ]
+    if stat.S_ISLNK(st.st_mode):
+        return [CheckResult(name, "error", f"{path}: is a symlink", "point at the real file")]
+    try:
+        store = ctx.store
+    except TetherError as exc:
+        return _failed(name, exc)
+    mode = stat.S_IMODE(st.st_mode)
+    return [CheckResult(name, "ok", f"{path}: {len(store.names())} secrets, mode {mode:04o}")]
+
+
+def check_placeholders(ctx: DoctorContext) -> list[CheckResult]:
+    name = "placeholders"
+    try:
+        files = ctx.placeholder_files
+    except TetherError:
+        return [_skipped(name, "the config repo")]
+    if not files:
+        return [CheckResult(name, "ok", "no tracked file holds a placeholder")]
+    try:
+        store = ctx.store
+    except TetherError:
+        return [_skipped(name, "the secret store")]
+    results = []
+    for path, data in sorted(files.items()):
+        rendered = render(data, store.get, ctx.repo.manifest.secret_names_for(path))
+        if rendered.missing:
+            results.append(
+                CheckResult(
+                    name,
+                    "error",
+                    f"{ctx.repo.source_path(path)}: no value for {', '.join(rendered.missing)}",
+                    f"add them to {ctx.store_path}; reconcile leaves this file blocked until then",
+                )
+            )
+    if results:
+        return results
+    return [CheckResult(name, "ok", f"every placeholder in {len(files)} files has a value")]
+
+
+def check_units(ctx: DoctorContext) -> list[CheckResult]:
+    name = "units"
+    folder = unit_dir(user=ctx.user, root=ctx.root)
+    service, timer = folder / f"{RECONCILE}.service", f"{RECONCILE}.timer"
+    if not service.exists() or not (folder / timer).exists():
+        return [
+            CheckResult(
+                name,
+                "warning",
+                f"no {RECONCILE} units in {folder}",
+                "run `tether agent install`, or keep `tether agent run` going",
+            )
+        ]
+    link = wants_link(folder, timer)
+    if not link.is_symlink() and not link.exists():
+        return [
+            CheckResult(
+                name,
+                "error",
+                f"{folder / timer} is installed but not enabled",
+                f"run `systemctl enable --now {timer}`",
+            )
+        ]
+    try:
+        program = exec_program(service.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        program = None
+    if program is None:
+        return [
+            CheckResult(name, "error", f"{service}: no ExecStart=", "run `tether agent install`")
+        ]
+    seen = Path(f"{ctx.root}/{program}") if ctx.root is not None else Path(program)
+    if not os.access(seen, os.X_OK):
+        return [
+            CheckResult(
+                name,
+                "error",
+                f"{service.name} runs {program}, which is missing or not executable",
+                "tether moved or its venv was rebuilt: run `tether agent install` again",
+            )
+        ]
+    return [CheckResult(name, "ok", f"{timer} installed and enabled in {folder}")]
+
+
+def check_suspended(ctx: DoctorContext) -> list[CheckResult]:
+    held = suspension(ctx.host.state_dir)
+    if held is None:
+        return [CheckResult("suspended", "ok", "the agent is not suspended")]
+    why = f": {held.reason}" if held.reason else ""
+    return [
+        CheckResult(
+            "suspended",
+            "warning",
+            f"scheduled runs are suspended since {held.since}{why}",
+            "run `tether agent resume` when ready",
+        )
+    ]
+
+
+CHECKS: tuple[Check, ...] = (
+    check_manifest,
+    check_secret_store,
+    check_placeholders,
+    check_units,
+    check_suspended,
+)
+
+
+def run_checks(ctx: DoctorContext, checks: tuple[Check, ...] = CHECKS) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for check in checks:
+        results.extend(check(ctx))
+    return results
+
+
+def _echo(results: list[CheckResult], *, as_json: bool) -> None:
+    errors = sum(r.level == "error" for r in results)
+    warnings = sum(r.level == "warning" for r in results)
+    if as_json:
+        payload: dict[str, Any] = {
+            "ok": errors == 0,
+            "errors": errors,
+            "warnings": warnings,
+            "checks": [r.to_json() for r in results],
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    for r in results:
+        hint = f" -> {r.hint}" if r.hint else ""
+        click.echo(f"{r.level:<8} {r.check}: {r.message}{hint}")
+    click.echo(f"doctor: {errors} errors, {warnings} warnings", err=True)
+
+
+def doctor(
+    source: tuple[Path | None, str | None, str | None],
+    host: HostOptions,
+    *,
+    root: Path | None,
+    user: bool,
+    as_json: bool,
+    environ: dict[str, str] | None = None,
+) -> int:
+    """Exit OK when no check found an error (warnings allowed), ERROR otherwise."""
+    ctx = DoctorContext(source, host, root, user, environ)
+    results = run_checks(ctx)
+    _echo(results, as_json=as_json)
+    return int(ExitCode.ERROR if any(r.level == "error" for r in results) else ExitCode.OK)

@@ -1,0 +1,112 @@
+"""`tether snapshot` tags the remote's current head; `tether snapshots` lists the tags.
+
+Restoring one is `tether reconcile --repo URL --ref snapshot/...`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import socket
+from pathlib import Path
+
+import click
+
+from tether import gitstore
+from tether.errors import GitError, TetherError, UsageError
+from tether.exitcodes import ExitCode
+from tether.gittree import RemoteTree, open_remote_tree
+from tether.manifest import MANIFEST_NAME, Manifest, parse_manifest
+from tether.options import SourceOptions, default_state_dir
+
+
+def _remote_only(source: SourceOptions, command: str) -> str:
+    if source.repo is None:
+        raise UsageError(f"{command} needs --repo URL", hint="snapshots are tags on a git remote")
+    return source.repo
+
+
+def _manifest(tree: RemoteTree) -> Manifest:
+    text = tree.read_bytes(MANIFEST_NAME).decode("utf-8", "replace")
+    return parse_manifest(text, f"{tree.label}:{MANIFEST_NAME}")
+
+
+def tag_name(pattern: str, now: dt.datetime) -> str:
+    """`snapshots.tag` with {date} (UTC YYYY-MM-DD) and {time} (UTC HHMMSS) filled in."""
+    utc = now.astimezone(dt.UTC)
+    return pattern.replace("{date}", utc.strftime("%Y-%m-%d")).replace(
+        "{time}", utc.strftime("%H%M%S")
+    )
+
+
+def _prefix(pattern: str) -> str:
+    return pattern.split("{", 1)[0]
+
+
+def _short(ref: str | None) -> str | None:
+    return ref.removeprefix("refs/heads/").removeprefix("refs/tags/") if ref else None
+
+
+def _echo_notices(tree: RemoteTree) -> None:
+    for line in tree.notices():
+        click.echo(f"tether: {line}", err=True)
+
+
+def snapshot(
+    source: SourceOptions,
+    state_dir: Path | None,
+    *,
+    name: str | None,
+    message: str | None,
+    push: bool,
+    as_json: bool = False,
+    now: dt.datetime | None = None,
+) -> int:
+    repo = _remote_only(source, "snapshot")
+    remote = gitstore.parse_remote(repo)
+    moment = now or dt.datetime.now(dt.UTC)
+    # A snapshot names the remote's head now: a stale mirror would tag the wrong commit.
+    with open_remote_tree(
+        repo, source.ref, state_dir or default_state_dir(), require_fresh=True
+    ) as tree:
+        _echo_notices(tree)
+        manifest = _manifest(tree)
+        tag = name or tag_name(manifest.snapshot_tag, moment)
+        tagger = manifest.capture.author or f"tether <tether@{socket.gethostname()}>"
+        text = message or f"tether snapshot of {_short(tree.ref) or tree.commit[:12]}"
+        info = gitstore.create_tag(
+            tree.mirror, tag, tree.commit, text, tagger=tagger, when=int(moment.timestamp())
+        )
+        if push:
+            try:
+                gitstore.push_tag(remote, tree.mirror, tag)
+            except TetherError as exc:
+                gitstore.delete_local_tag(tree.mirror, tag)  # so a retry can create it again
+                raise GitError(exc.message, hint="the tag was not kept; nothing changed") from None
+    if as_json:
+        click.echo(json.dumps({**dataclasses.asdict(info), "pushed": push}, indent=2))
+    else:
+        where = "pushed to the remote" if push else "in the local mirror only; --push to share it"
+        click.echo(f"created tag {info.name} on {info.commit[:12]} ({where})")
+    return int(ExitCode.OK)
+
+
+def snapshots(
+    source: SourceOptions, state_dir: Path | None, *, as_json: bool, all_tags: bool = False
+) -> int:
+    repo = _remote_only(source, "snapshots")
+    with open_remote_tree(repo, source.ref, state_dir or default_state_dir()) as tree:
+        _echo_notices(tree)
+        prefix = "" if all_tags else _prefix(_manifest(tree).snapshot_tag)
+        tags = gitstore.list_tags(tree.mirror, prefix)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(t) for t in tags], indent=2))
+    elif not tags:
+        click.echo(f"no tags starting with {prefix!r}" if prefix else "no tags", err=True)
+    else:
+        width = max(len(t.name) for t in tags)
+        for t in tags:
+            first = t.message.splitlines()[0] if t.message else ""
+            click.echo(f"{t.name:<{width}}  {t.date}  {t.commit[:12]}  {first}".rstrip())
+    return int(ExitCode.OK)

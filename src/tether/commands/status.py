@@ -1,0 +1,167 @@
+"""`tether status`: Flux-style conditions, revisions and the last runs, from the state dir."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tether.agent import Suspension, suspension
+from tether.exitcodes import ExitCode
+from tether.runs import RunRecord, load_runs
+
+LOCK_FILE = "lock"  # the reconcile/capture lock: flock(LOCK_EX) on <state dir>/lock
+SHOWN_RUNS = 10
+STALLED_AFTER = 3  # failed runs in a row
+PENDING_ACTIONS = ("drift", "conflict", "preexisting", "blocked", "prune", "create", "update")
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str  # "True" | "False" | "Unknown", as Kubernetes writes them
+    reason: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "type": self.type,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+
+def lock_held(state_dir: Path) -> bool:
+    """True while a run holds the lock (probe it without creating or taking it)."""
+    try:
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _counts_text(counts: dict[str, int] | Any) -> str:
+    parts = [f"{counts[a]} {a}" for a in PENDING_ACTIONS if counts.get(a)]
+    return ", ".join(parts) or "no changes"
+
+
+def ready_condition(last: RunRecord | None) -> Condition:
+    if last is None:
+        return Condition("Ready", "Unknown", "NeverRun", "no reconcile has been recorded yet")
+    rev = last.revision_applied or last.revision_attempted or "unknown revision"
+    if last.exit_code == ExitCode.OK:
+        return Condition("Ready", "True", "ReconciliationSucceeded", f"applied {rev}")
+    if last.exit_code == ExitCode.CHANGES:
+        return Condition("Ready", "False", "ChangesPending", _counts_text(last.counts))
+    if last.exit_code == ExitCode.ATTENTION:
+        return Condition(
+            "Ready", "False", "NeedsAttention", last.message or _counts_text(last.counts)
+        )
+    return Condition(
+        "Ready", "False", "ReconciliationFailed", last.message or f"exit code {last.exit_code}"
+    )
+
+
+def stalled_condition(reconciles: Sequence[RunRecord]) -> Condition:
+    last = reconciles[-1] if reconciles else None
+    if last is not None and last.exit_code in (ExitCode.USAGE, ExitCode.BUG):
+        reason = "InvalidInvocation" if last.exit_code == ExitCode.USAGE else "InternalError"
+        return Condition("Stalled", "True", reason, last.message or last.result)
+    streak = 0
+    for run in reversed(reconciles):
+        if not run.failed:
+            break
+        streak += 1
+    if streak >= STALLED_AFTER and last is not None:
+        message = f"{streak} runs in a row failed; last: {last.message or last.result}"
+        return Condition("Stalled", "True", "RepeatedFailures", message)
+    return Condition("Stalled", "False", "Progressing", "")
+
+
+def build_status(state_dir: Path) -> dict[str, Any]:
+    runs = load_runs(state_dir)
+    reconciles = [r for r in runs if r.kind == "reconcile"]
+    last = reconciles[-1] if reconciles else None
+    busy = lock_held(state_dir)
+    held: Suspension | None = suspension(state_dir)
+    conditions = [
+        ready_condition(last),
+        Condition(
+            "Reconciling",
+            "True" if busy else "False",
+            "LockHeld" if busy else "Idle",
+            "a tether run holds the lock" if busy else "",
+        ),
+        stalled_condition(reconciles),
+    ]
+    applied = next((r.revision_applied for r in reversed(reconciles) if r.revision_applied), None)
+    attempted = next(
+        (r.revision_attempted for r in reversed(reconciles) if r.revision_attempted), None
+    )
+    pending = {a: n for a, n in (last.counts if last else {}).items() if a in PENDING_ACTIONS and n}
+    return {
+        "stateDir": str(state_dir),
+        "conditions": [c.to_json() for c in conditions],
+        "lastAppliedRevision": applied,
+        "lastAttemptedRevision": attempted,
+        "pendingDrift": pending,
+        "suspended": held is not None,
+        "suspendedSince": held.since if held else None,
+        "suspendReason": held.reason if held else None,
+        "runs": [r.to_json() for r in runs[-SHOWN_RUNS:]],
+    }
+
+
+def _when(started: float) -> str:
+    return dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _echo_text(status: dict[str, Any]) -> None:
+    for cond in status["conditions"]:
+        message = f": {cond['message']}" if cond["message"] else ""
+        click.echo(f"{cond['type']:<12}{cond['status']:<8}{cond['reason']}{message}")
+    click.echo(f"applied     {status['lastAppliedRevision'] or '-'}")
+    click.echo(f"attempted   {status['lastAttemptedRevision'] or '-'}")
+    if status["pendingDrift"]:
+        click.echo(f"pending     {_counts_text(status['pendingDrift'])}")
+    if status["suspended"]:
+        reason = f" ({status['suspendReason']})" if status["suspendReason"] else ""
+        click.echo(f"suspended   since {status['suspendedSince']}{reason}")
+    if status["runs"]:
+        click.echo("")
+        click.echo("started               took    result      command")
+        for run in reversed(status["runs"]):
+            counts = ", ".join(f"{n} {a}" for a, n in run["counts"].items() if n)
+            click.echo(
+                f"{_when(run['started'])}  {run['duration']:>6.1f}s  {run['result']:<10}  "
+                f"{run['command']}" + (f"  [{counts}]" if counts else "")
+            )
+
+
+def status(state_dir: Path, *, as_json: bool) -> int:
+    """Exit OK when Ready is True and nothing is stalled, ATTENTION otherwise."""
+    report = build_status(state_dir)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _echo_text(report)
+    by_type = {c["type"]: c["status"] for c in report["conditions"]}
+    healthy = by_type["Ready"] == "True" and by_type["Stalled"] != "True"
+    return int(ExitCode.OK if healthy else ExitCode.ATTENTION)

@@ -1,0 +1,52 @@
+"""Small file helpers for tether's own files (units, run history, metrics, flags)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` all at once: a reader sees the old or the new file, whole.
+
+    The temp name does not end like the target (`.prom`, `.timer`), so a collector or
+    systemd scanning the folder never picks up a half-written file.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        Path(name).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(name).unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # some filesystems refuse to fsync a folder
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def make_dirs(path: Path, mode: int = 0o755) -> list[Path]:
+    """mkdir -p; returns the folders it created, outermost first (to undo it exactly)."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=mode)
+    return list(reversed(missing))

@@ -1,0 +1,83 @@
+"""Prometheus textfile-collector metrics for the last run, written atomically.
+
+node_exporter's textfile collector reads `*.prom` files; the file is replaced by rename, so a
+scrape sees the previous run or this one, never half of either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tether.errors import StateError
+from tether.fsutil import write_atomic
+from tether.runs import RunRecord
+
+ACTIONS = (
+    "in_sync",
+    "create",
+    "update",
+    "drift",
+    "conflict",
+    "preexisting",
+    "blocked",
+    "prune",
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def render_metrics(run: RunRecord) -> str:
+    job = f'command="{_label(run.kind)}"'
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{{{labels}}} {_number(value)}" for labels, value in samples)
+
+    metric(
+        "tether_last_run_timestamp_seconds",
+        "gauge",
+        "When the last run started (unix time).",
+        [(job, round(run.started, 3))],
+    )
+    metric(
+        "tether_last_run_success",
+        "gauge",
+        "1 when the last run did its job (exit 0, 1 or 3), else 0.",
+        [(job, 0.0 if run.failed else 1.0)],
+    )
+    metric(
+        "tether_last_run_exit_code", "gauge", "Exit code of the last run.", [(job, run.exit_code)]
+    )
+    metric(
+        "tether_run_duration_seconds",
+        "gauge",
+        "How long the last run took.",
+        [(job, round(run.duration, 3))],
+    )
+    actions = list(ACTIONS) + sorted(set(run.counts) - set(ACTIONS))
+    metric(
+        "tether_files",
+        "gauge",
+        "Files per plan action in the last run.",
+        [(f'{job},action="{_label(a)}"', run.counts.get(a, 0)) for a in actions],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics(path: Path, run: RunRecord) -> None:
+    """Replace `path` with the metrics of `run` (0644, for node_exporter)."""
+    try:
+        write_atomic(path, render_metrics(run).encode("utf-8"), 0o644)
+    except OSError as exc:
+        raise StateError(
+            f"{path}: cannot write metrics ({exc.strerror})",
+            hint="check --metrics-file points into an existing, writable folder",
+        ) from None

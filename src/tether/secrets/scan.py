@@ -1,0 +1,398 @@
+"""The scanning engine: which parts of a file can hold a secret, and which findings to report.
+
+Per file: skip binaries and oversized files (counted), run the shared rules only when one of
+their keywords occurs (the prefilter), add generic `key = value` assignments whose value looks
+random (entropy), then drop tether's own placeholders and interpolations (`is_reference`),
+lines marked `tether:allow`, and findings whose keyed fingerprint is in the baseline.
+
+The secret itself never leaves this module: a `Finding` holds a masked preview and an HMAC
+fingerprint keyed by a per-repo salt, so reports and baselines cannot be brute-forced offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import string
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from tether.secrets.render import NAME_PATTERN
+
+ALLOW_MARK = "tether:allow"
+MAX_SIZE = 1024 * 1024  # files above this are skipped and counted (minified bundles, dumps)
+ENTROPY_RULE = "generic-high-entropy"
+_BINARY_PROBE = 8192  # like git: a NUL in the first 8 KiB means binary
+# In program source a hard-coded secret is a string literal; an unquoted value after a
+# secret-sounding name is code (`key: str | None = None`, `password = ask()`), not a secret.
+CODE_SUFFIXES = frozenset(
+    [
+        ".py",
+        ".pyi",
+        ".js",
+        ".mjs",
+        ".cjs",
+        ".ts",
+        ".tsx",
+        ".jsx",
+        ".go",
+        ".rs",
+        ".java",
+        ".kt",
+        ".rb",
+        ".php",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".cs",
+        ".swift",
+        ".lua",
+        ".pl",
+    ]
+)
+_KEY_NAME_RULES = frozenset({"key-name"})
+# tether.yaml maps keys to secret NAMES (`jwt_secret: TAUTULLI_JWT_SECRET`): references.
+_MANIFEST = "tether.yaml"
+_SECRET_NAME = re.compile(NAME_PATTERN)
+_TEMPLATE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.\[\]'\"]*(?:![rsa])?(?::[^{}]*)?\}")
+
+
+class MatchLike(Protocol):
+    """What the shared rules return (tether.secrets.rules.SecretMatch)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def line(self) -> int: ...
+
+
+FindFn = Callable[[str, str], Sequence[MatchLike]]
+ReferenceFn = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The detection rules the engine runs; injected so the engine can be tested on its own."""
+
+    find: FindFn
+    keywords: frozenset[str]
+    is_reference: ReferenceFn
+
+
+def default_rules() -> RuleSet:
+    # Imported here: the rules compile their regexes on import.
+    from tether.secrets.rules import KEYWORDS, find_secrets, is_reference  # noqa: PLC0415
+
+    return RuleSet(find_secrets, KEYWORDS, is_reference)
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    line: int
+    rule: str
+    fingerprint: str
+    preview: str  # masked: never the value
+    commit: str | None = None
+
+    def text(self) -> str:
+        where = f"{self.path}:{self.line}: {self.rule}"
+        shown = f" {self.preview}" if self.preview else ""
+        commit = f" (commit {self.commit[:12]})" if self.commit else ""
+        return f"{where}{shown}{commit}"
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding] = field(default_factory=list)
+    files_scanned: int = 0
+    files_skipped: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    baselined: int = 0
+
+
+def mask(secret: str) -> str:
+    """What may be shown of a secret: its first two characters when it is long, else nothing."""
+    return f"{secret[:2]}***" if len(secret) >= 24 else "***"
+
+
+def fingerprint(salt: bytes, path: str, rule: str, secret: str) -> str:
+    """Keyed hash of where and what, without the line: it survives lines moving."""
+    message = "\0".join((path, rule, secret)).encode("utf-8", "surrogateescape")
+    return hmac.new(salt, message, hashlib.sha256).hexdigest()
+
+
+def shannon(value: str) -> float:
+    counts = Counter(value)
+    size = len(value)
+    return -sum(n / size * math.log2(n / size) for n in counts.values())
+
+
+# -- generic high-entropy assignments ---------------------------------------------------------
+
+# A run of token characters; the assignment before it is checked separately (cheaper than one
+# regex that would retry the key at every offset).
+_TOKEN = re.compile(r"(?<![A-Za-z0-9+/_\-.~])[A-Za-z0-9+/_\-.~]{20,}={0,2}(?![A-Za-z0-9+/_\-.~=])")
+_KEY_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
+_MAX_KEY = 80
+# Keys whose long values are identifiers or digests, not credentials.
+_BENIGN_LAST_WORDS = frozenset(
+    [
+        "sha",
+        "sha1",
+        "sha256",
+        "sha512",
+        "hash",
+        "hashes",
+        "digest",
+        "digests",
+        "checksum",
+        "checksums",
+        "integrity",
+        "commit",
+        "revision",
+        "rev",
+        "uuid",
+        "guid",
+        "id",
+        "ids",
+        "identifier",
+        "version",
+        "image",
+        "url",
+        "uri",
+        "path",
+        "file",
+        "dir",
+        "name",
+        "host",
+        "domain",
+        "email",
+        "icon",
+        "color",
+        "etag",
+        "fingerprint",
+        "thumbprint",
+        "kid",
+    ]
+)
+_KEY_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def benign_key(key: str) -> bool:
+    """Keys whose long values are identifiers, digests or public keys, not credentials."""
+    words = [w.lower() for w in _KEY_WORD.findall(key)]
+    if not words:
+        return False
+    return words[-1] in _BENIGN_LAST_WORDS or any(w in ("public", "pubkey", "pub") for w in words)
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_DIGIT = re.compile(r"[0-9]")
+_LETTER = re.compile(r"[A-Za-z]")
+_DOTTED = re.compile(r"^[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)+$")
+_WORDY = re.compile(r"^[A-Za-z.\-_/]+$")
+
+
+def looks_random(value: str) -> bool:
+    """A long value with mixed character classes and high entropy for its length."""
+    core = value.rstrip("=")
+    if len(core) < 20 or _UUID.match(core) or _WORDY.match(core):
+        return False
+    if core[0] in "/." or "//" in core or ".." in core:
+        return False  # paths and URLs
+    if _DOTTED.match(core):
+        return False  # module paths, host names, versions: random tokens hold no dots
+    if _DIGIT.search(core) is None or _LETTER.search(core) is None:
+        return False
+    if _HEX.match(core):
+        return len(core) >= 32 and shannon(core) >= 3.0
+    # Random base62/base64 of n characters has entropy close to log2(n) up to ~6.
+    ceiling = math.log2(min(len(core), 64))
+    return shannon(core) >= max(3.6, ceiling - 0.9)
+
+
+def assigned_key(text: str, start: int) -> str | None:
+    """The key a value at `start` is assigned to: `key = v`, `key: v`, `"key": "v"`, `KEY=v`,
+    `key := v`, `key => v`; None when no assignment precedes it on its line.
+
+    Read backwards character by character: a regex searched over the line would retry at
+    every offset, which is quadratic on a minified one-line file.
+    """
+    i = start
+    if i > 0 and text[i - 1] in "\"'`":
+        i -= 1
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    if text[max(0, i - 2) : i] in ("=>", ":="):
+        i -= 2
+    elif i > 0 and text[i - 1] in "=:":
+        i -= 1
+    else:
+        return None
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    if i > 0 and text[i - 1] in "\"'":
+        i -= 1
+    end = i
+    while i > 0 and end - i < _MAX_KEY and text[i - 1] in _KEY_CHARS:
+        i -= 1
+    key = text[i:end].lstrip("0123456789.-")
+    return key or None
+
+
+def entropy_matches(
+    text: str, is_reference: ReferenceFn, *, code: bool = False
+) -> list[tuple[int, int]]:
+    """Spans of random-looking values assigned to a key (`key = v`, `key: v`, `KEY=v`, ...).
+
+    In program source (`code`) only string literals count: an unquoted value there is an
+    expression (`x = module.Draft202012Validator`), not data.
+    """
+    spans = []
+    for match in _TOKEN.finditer(text):
+        value = match.group()
+        if text[match.end() : match.end() + 1] in ("(", "["):
+            continue  # a call or an index: code
+        if code and not _quoted_at(text, match.start()):
+            continue
+        if not looks_random(value):
+            continue
+        key = assigned_key(text, match.start())
+        if key is None or benign_key(key):
+            continue
+        if is_reference(value):
+            continue
+        spans.append((match.start(), match.end()))
+    return spans
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+
+class Scanner:
+    """Scans texts with one rule set, salt and baseline; collects a ScanResult."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        salt: bytes,
+        baseline: frozenset[str] = frozenset(),
+        max_size: int = MAX_SIZE,
+    ) -> None:
+        self.rules = rules
+        self.salt = salt
+        self.baseline = baseline
+        self.max_size = max_size
+        self.result = ScanResult()
+        self.path_filter: Callable[[str], bool] = lambda path: True
+        self._seen: set[tuple[str, int, str, str]] = set()
+
+    def skip(self, path: str, reason: str) -> None:
+        self.result.files_skipped += 1
+        self.result.skipped.append((path, reason))
+
+    def scan_bytes(self, path: str, data: bytes, commit: str | None = None) -> None:
+        if not self.path_filter(path):
+            return
+        if len(data) > self.max_size:
+            self.skip(path, f"larger than {self.max_size} bytes")
+            return
+        if b"\0" in data[:_BINARY_PROBE]:
+            self.skip(path, "binary")
+            return
+        self.result.files_scanned += 1
+        text = data.decode("utf-8", "replace")
+        for finding in self.scan_text(path, text, commit):
+            key = (finding.path, finding.line, finding.rule, finding.fingerprint)
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            if finding.fingerprint in self.baseline:
+                self.result.baselined += 1
+                continue
+            self.result.findings.append(finding)
+
+    def scan_text(self, path: str, text: str, commit: str | None = None) -> list[Finding]:
+        spans: list[tuple[int, int, str, int]] = []  # start, end, rule, line
+        lower = text.lower()
+        code = PurePosixPath(path).suffix.lower() in CODE_SUFFIXES
+        if any(word in lower for word in self.rules.keywords):
+            for m in self.rules.find(text, path):
+                if code and m.rule in _KEY_NAME_RULES and not _quoted_at(text, m.start):
+                    continue
+                spans.append((m.start, m.end, m.rule, m.line))
+        taken = sorted((s, e) for s, e, _, _ in spans)
+        starts = [s for s, _ in taken]
+        reach = list(accumulate((e for _, e in taken), max))
+        line, counted = 1, 0  # entropy spans come in text order: count newlines once
+        for start, end in entropy_matches(text, self.rules.is_reference, code=code):
+            if _overlaps(starts, reach, start, end):
+                continue
+            line += text.count("\n", counted, start)
+            counted = start
+            spans.append((start, end, ENTROPY_RULE, line))
+        if not spans:
+            return []
+        has_allow = ALLOW_MARK in text
+        manifest = PurePosixPath(path).name == _MANIFEST
+        out = []
+        for start, end, rule, line in sorted(spans):
+            secret = text[start:end]
+            if not secret or self.rules.is_reference(secret):
+                continue
+            if _is_name_or_template(secret, manifest=manifest):
+                continue
+            if has_allow and ALLOW_MARK in _line_at(text, start):
+                continue
+            out.append(
+                Finding(
+                    path=path,
+                    line=line,
+                    rule=rule,
+                    fingerprint=fingerprint(self.salt, path, rule, secret),
+                    preview=mask(secret),
+                    commit=commit,
+                )
+            )
+        return out
+
+
+def _overlaps(starts: list[int], reach: list[int], start: int, end: int) -> bool:
+    """Does [start, end) overlap a taken span? `starts` are the spans' sorted starts and
+    `reach[i]` the furthest end among the first i+1 of them."""
+    index = bisect_left(starts, end)
+    return index > 0 and reach[index - 1] > start
+
+
+def _is_name_or_template(value: str, *, manifest: bool) -> bool:
+    """`{pw}` (f-string, str.format), `DB_PASSWORD` (an environment variable's name), and in
+    tether.yaml any secret name: references to a secret, not one."""
+    if _TEMPLATE.fullmatch(value):
+        return True
+    if _SECRET_NAME.fullmatch(value):
+        return manifest or "_" in value
+    return False
+
+
+def _quoted_at(text: str, start: int) -> bool:
+    return start > 0 and text[start - 1] in "\"'`"
+
+
+def _line_at(text: str, offset: int) -> str:
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    return text[start : end if end >= 0 else len(text)]

@@ -1,0 +1,268 @@
+"""The foreground loop, run as a real process with real ticks and real signals."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tether.agent import (
+    LoopConfig,
+    next_delay,
+    resume,
+    run_loop,
+    suspend,
+    suspension,
+)
+from tether.commands.agent import run as agent_run
+from tether.commands.agent import tick_command as tick_command_of
+from tether.exitcodes import ExitCode
+from tether.options import HostOptions, SourceOptions
+
+LAUNCH = """
+import json, sys
+from pathlib import Path
+from tether.agent import LoopConfig, run_loop
+c = json.loads(sys.argv[1])
+config = LoopConfig(tuple(c["command"]), Path(c["state"]), c["interval"], 0.0,
+                    max_backoff=c.get("cap"))
+raise SystemExit(run_loop(config))
+"""
+
+
+def tick_command(log: Path, code: int | str = 0, sleep: float = 0.0) -> list[str]:
+    """A tick that appends its start time to `log`, maybe sleeps, then exits with `code`.
+
+    `code` may name a file holding the exit code, so a test can change it between ticks.
+    """
+    script = (
+        "import sys, time, signal, pathlib\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (open(sys.argv[1] + '.term', 'w').close(),"
+        " sys.exit(143)))\n"
+        "with open(sys.argv[1], 'a') as f: f.write(f'{time.monotonic()}\\n')\n"
+        "time.sleep(float(sys.argv[3]))\n"
+        "c = sys.argv[2]\n"
+        "sys.exit(int(pathlib.Path(c).read_text()) if not c.isdigit() else int(c))\n"
+    )
+    return [sys.executable, "-c", script, str(log), str(code), str(sleep)]
+
+
+class Loop:
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 5.0) -> tuple[int, float, str]:
+        sent = time.monotonic()
+        self.proc.send_signal(signum)
+        _, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, time.monotonic() - sent, err
+
+
+@pytest.fixture
+def start_loop(tmp_path: Path) -> Iterator[object]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(command: list[str], interval: float, cap: float | None = None) -> Loop:
+        config = {"command": command, "state": str(tmp_path / "state"), "interval": interval}
+        if cap is not None:
+            config["cap"] = cap
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, json.dumps(config)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        return Loop(proc)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def wait_for(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def ticks(log: Path) -> list[float]:
+    return [float(x) for x in log.read_text().split()] if log.exists() else []
+
+
+# ---- pure backoff ---------------------------------------------------------------------------
+
+
+def test_backoff_doubles_and_caps() -> None:
+    config = LoopConfig(("x",), Path("/nonexistent"), interval=60.0, jitter=0.0)
+    delays = [next_delay(config, n, lambda: 0.0) for n in range(6)]
+    assert delays == [60.0, 120.0, 240.0, 480.0, 480.0, 480.0]  # 8 x interval
+    hourly = LoopConfig(("x",), Path("/nonexistent"), interval=900.0, jitter=0.0)
+    assert next_delay(hourly, 10, lambda: 0.0) == 3600.0  # and never more than 1h
+    long = LoopConfig(("x",), Path("/nonexistent"), interval=7200.0, jitter=0.0)
+    assert next_delay(long, 3, lambda: 0.0) == 7200.0  # nor less than the interval
+
+
+def test_jitter_is_added_on_top() -> None:
+    config = LoopConfig(("x",), Path("/nonexistent"), interval=10.0, jitter=4.0)
+    assert next_delay(config, 0, lambda: 0.5) == 12.0
+
+
+# ---- the loop as a process ------------------------------------------------------------------
+
+
+def test_failing_ticks_back_off_exponentially_and_capped(
+    tmp_path: Path, start_loop: object
+) -> None:
+    log = tmp_path / "ticks"
+    loop = start_loop(tick_command(log, 4), interval=0.15, cap=0.6)  # type: ignore[operator]
+    wait_for(lambda: len(ticks(log)) >= 5, timeout=15)
+    code, _, err = loop.stop()
+    times = ticks(log)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert code == 0
+    assert gaps[0] >= 0.29  # 2 x interval after the first failure
+    assert gaps[1] >= 0.55  # 4 x, capped at 0.6
+    assert gaps[1] > gaps[0]
+    assert gaps[3] < 2.0  # capped at 0.6 (uncapped it would be 2.4), slack for a busy machine
+    assert "backing off after 1 failure(s)" in err
+    assert "error" in err
+
+
+def test_success_resets_the_backoff(tmp_path: Path, start_loop: object) -> None:
+    log, code_file = tmp_path / "ticks", tmp_path / "code"
+    code_file.write_text("70")
+    loop = start_loop(tick_command(log, str(code_file)), interval=0.1, cap=5.0)  # type: ignore[operator]
+    wait_for(lambda: len(ticks(log)) >= 3, timeout=15)
+    code_file.write_text("0")
+    wait_for(lambda: len(ticks(log)) >= 6, timeout=15)
+    code, _, err = loop.stop()
+    assert code == 0
+    assert "bug" in err  # exit 70 named
+    assert "next in 0s" in err  # back to the plain interval after a success
+
+
+def test_a_tick_that_cannot_start_does_not_kill_the_loop(
+    tmp_path: Path, start_loop: object
+) -> None:
+    loop = start_loop([str(tmp_path / "missing-tether")], interval=0.05, cap=0.1)  # type: ignore[operator]
+    time.sleep(0.6)
+    assert loop.proc.poll() is None
+    code, _, err = loop.stop()
+    assert code == 0
+    assert err.count("cannot start") >= 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_the_wait_exits_at_once(
+    tmp_path: Path, start_loop: object, signum: int
+) -> None:
+    log = tmp_path / "ticks"
+    loop = start_loop(tick_command(log, 0), interval=120.0)  # type: ignore[operator]
+    wait_for(lambda: len(ticks(log)) == 1)
+    time.sleep(0.2)  # now in the 2-minute wait
+    code, took, err = loop.stop(signum)
+    assert code == 0
+    assert took < 2.0
+    assert f"stopping on {signal.Signals(signum).name}" in err
+    assert "Traceback" not in err
+
+
+def test_sigterm_during_a_tick_is_forwarded_and_waited_for(
+    tmp_path: Path, start_loop: object
+) -> None:
+    log = tmp_path / "ticks"
+    loop = start_loop(tick_command(log, 0, sleep=30.0), interval=120.0)  # type: ignore[operator]
+    wait_for(lambda: len(ticks(log)) == 1)
+    time.sleep(0.3)  # the tick has installed its handler and sleeps
+    code, took, err = loop.stop()
+    assert code == 0
+    assert took < 5.0
+    assert Path(f"{log}.term").exists()  # the child got the SIGTERM
+    assert "stopped by signal" in err
+
+
+def test_suspended_loop_skips_ticks_and_logs_once(tmp_path: Path, start_loop: object) -> None:
+    log, state = tmp_path / "ticks", tmp_path / "state"
+    suspend(state, "maintenance")
+    loop = start_loop(tick_command(log, 0), interval=0.05)  # type: ignore[operator]
+    time.sleep(0.8)
+    assert ticks(log) == []
+    resume(state)
+    wait_for(lambda: len(ticks(log)) >= 2)
+    code, _, err = loop.stop()
+    assert code == 0
+    assert err.count("suspended since") == 1
+    assert "maintenance" in err
+    assert "resumed" in err
+
+
+# ---- --once, in process ---------------------------------------------------------------------
+
+
+def test_once_returns_the_tick_exit_code(tmp_path: Path) -> None:
+    config = LoopConfig(tuple(tick_command(tmp_path / "t", 3)), tmp_path, 1.0, 0.0, once=True)
+    assert run_loop(config) == 3
+    assert len(ticks(tmp_path / "t")) == 1
+
+
+def test_once_while_suspended_runs_nothing(tmp_path: Path) -> None:
+    suspend(tmp_path, None)
+    config = LoopConfig(tuple(tick_command(tmp_path / "t", 3)), tmp_path, 1.0, 0.0, once=True)
+    assert run_loop(config) == ExitCode.OK
+    assert ticks(tmp_path / "t") == []
+
+
+def test_agent_run_command_builds_the_reconcile_tick(tmp_path: Path) -> None:
+    host = HostOptions(Path("/"), None, tmp_path, None)
+    code = agent_run(
+        SourceOptions(folder=tmp_path),
+        host,
+        interval="5m",
+        jitter="0",
+        once=True,
+        command=tick_command(tmp_path / "t", 1),
+    )
+    assert code == 1
+
+
+def test_tick_runs_reconcile_with_the_same_options(tmp_path: Path) -> None:
+    host = HostOptions(Path("/srv/host"), "/home/a b", tmp_path / "st", tmp_path / "s.env")
+    argv = tick_command_of(SourceOptions(repo="https://git.example/c.git", ref="v1"), host)
+    assert argv == [
+        sys.executable,
+        "-m",
+        "tether",
+        "reconcile",
+        "--apply",
+        "--repo",
+        "https://git.example/c.git",
+        "--ref",
+        "v1",
+        "--target-root",
+        "/srv/host",
+        "--target-home",
+        "/home/a b",
+        "--state-dir",
+        str(tmp_path / "st"),
+        "--secrets-file",
+        str(tmp_path / "s.env"),
+    ]
+
+
+def test_unreadable_suspend_flag_still_suspends(tmp_path: Path) -> None:
+    (tmp_path / "agent.suspended").write_text("not json")
+    held = suspension(tmp_path)
+    assert held is not None
+    assert held.reason == "not json"

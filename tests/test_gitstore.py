@@ -1,0 +1,446 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testing.gitrepos import (
+    commit,
+    config_files,
+    decline_pushes,
+    free_port,
+    init_bare,
+    ref_of,
+    serve_repo,
+    tag,
+)
+from tether import gitstore
+from tether.errors import GitError, UsageError
+
+
+def _sync(url: str, state: Path) -> gitstore.FetchResult:
+    return gitstore.fetch(gitstore.parse_remote(url), state)
+
+
+def _all_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+
+
+# --- remotes and credentials ------------------------------------------------------------------
+
+
+def test_http_credentials_are_split_off_the_url() -> None:
+    remote = gitstore.parse_remote("https://alice:s3cret@git.example.com:8443/cfg.git", environ={})
+    assert remote.url == "https://git.example.com:8443/cfg.git"
+    assert (remote.username, remote.password) == ("alice", "s3cret")
+    assert "s3cret" not in remote.display and "s3cret" not in repr(remote)
+    assert remote.scrub("failed for s3cret") == "failed for ***"
+
+
+def test_a_token_given_as_the_url_user_is_never_shown() -> None:
+    remote = gitstore.parse_remote("https://ghp_abcdef123456@github.com/me/cfg.git", environ={})
+    assert remote.url == "https://github.com/me/cfg.git"
+    assert remote.username == "ghp_abcdef123456"
+    assert remote.display == "https://***@github.com/me/cfg.git"
+    assert "ghp_abcdef123456" not in remote.scrub("401 for ghp_abcdef123456")
+    with pytest.raises(UsageError, match="port"):
+        gitstore.parse_remote("https://h:notaport/x.git", environ={})
+
+
+def test_token_from_the_environment_is_the_http_password() -> None:
+    remote = gitstore.parse_remote(
+        "https://git.example.com/cfg.git", environ={"TETHER_GIT_TOKEN": "tok"}
+    )
+    assert (remote.username, remote.password) == ("tether", "tok")
+    assert remote.url == "https://git.example.com/cfg.git"
+    named = gitstore.parse_remote(
+        "https://git.example.com/cfg.git",
+        environ={"TETHER_GIT_TOKEN": "tok", "TETHER_GIT_USERNAME": "oauth2"},
+    )
+    assert named.username == "oauth2"
+
+
+def test_ssh_password_is_refused_and_plain_forms_are_kept(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="ssh key"):
+        gitstore.parse_remote("ssh://git:pw@host/x.git", environ={})
+    assert gitstore.parse_remote("git@host:cfg.git", environ={}).url == "git@host:cfg.git"
+    assert gitstore.parse_remote("ssh://git@host/x.git", environ={}).url == "ssh://git@host/x.git"
+    local = gitstore.parse_remote(str(tmp_path / "a" / ".." / "r"), environ={})
+    assert local.url == str(tmp_path / "r")
+
+
+def test_mirror_name_is_safe_stable_and_ignores_credentials(tmp_path: Path) -> None:
+    a = gitstore.mirror_path(tmp_path, gitstore.parse_remote("http://u:pw@h/x/cfg.git", environ={}))
+    b = gitstore.mirror_path(tmp_path, gitstore.parse_remote("http://h/x/cfg.git", environ={}))
+    c = gitstore.mirror_path(tmp_path, gitstore.parse_remote("http://h/y/cfg.git", environ={}))
+    assert a == b != c
+    assert a.parent == tmp_path / "mirrors"
+    assert a.name.startswith("cfg-") and a.name.endswith(".git")
+    odd = gitstore.mirror_path(tmp_path, gitstore.parse_remote("git@h:../../etc", environ={}))
+    assert odd.parent == tmp_path / "mirrors" and "/" not in odd.name
+
+
+# --- clone, fetch, resolve ------------------------------------------------------------------
+
+
+def test_clone_then_fetch_from_a_local_path(upstream: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = _sync(str(upstream), state)
+    assert first.cloned and first.head == "refs/heads/main"
+    assert first.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
+    new = commit(upstream, {"configs/.bashrc": b"changed\n"})
+    again = _sync(str(upstream), state)
+    assert not again.cloned and again.refs["refs/heads/main"] == new
+    assert again.forced == ()
+    config = (again.path / "config").read_text()
+    assert "url" not in config  # nothing about the remote is kept in the mirror's config
+    assert not list(again.path.parent.glob(".config.git.*"))  # no leftover temp clone
+
+
+def test_file_url_and_path_share_nothing_but_both_work(upstream: Path, tmp_path: Path) -> None:
+    result = _sync(f"file://{upstream}", tmp_path / "state")
+    assert result.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
+
+
+def test_resolve_branch_tag_commit_and_default(upstream: Path, tmp_path: Path) -> None:
+    old = ref_of(upstream, "refs/heads/main")
+    assert old is not None
+    tag(upstream, "snapshot/2026-01-01", old)
+    new = commit(upstream, {"configs/.bashrc": b"v2\n"})
+    commit(upstream, {"configs/.bashrc": b"dev\n"}, branch="dev")
+    path = _sync(str(upstream), tmp_path / "s").path
+    assert gitstore.resolve(path, None) == gitstore.Resolved(new, "refs/heads/main")
+    assert gitstore.resolve(path, "main").commit == new
+    assert gitstore.resolve(path, "refs/heads/main").commit == new
+    assert gitstore.resolve(path, "snapshot/2026-01-01") == gitstore.Resolved(
+        old, "refs/tags/snapshot/2026-01-01"
+    )
+    assert gitstore.resolve(path, old) == gitstore.Resolved(old, None)
+    assert gitstore.resolve(path, old[:7]).commit == old
+    assert gitstore.resolve(path, "dev").commit != new
+    with pytest.raises(GitError, match="no branch, tag or commit 'nope'") as err:
+        gitstore.resolve(path, "nope", display="URL")
+    assert "dev, main" in (err.value.hint or "") and "snapshot/2026-01-01" in (err.value.hint or "")
+    with pytest.raises(GitError, match="no branch, tag or commit"):
+        gitstore.resolve(path, "deadbeef")
+
+
+def test_default_branch_follows_the_remote_head_symref(tmp_path: Path) -> None:
+    up = init_bare(tmp_path / "up.git", branch="trunk")
+    sha = commit(up, config_files(), branch="trunk")
+    commit(up, {"x": b"x"}, branch="main")
+    result = _sync(str(up), tmp_path / "s")
+    assert result.head == "refs/heads/trunk"
+    assert gitstore.resolve(result.path, None).commit == sha
+
+
+def test_empty_remote_has_no_default_branch(tmp_path: Path) -> None:
+    up = init_bare(tmp_path / "empty.git")
+    result = _sync(str(up), tmp_path / "s")
+    with pytest.raises(GitError, match="no default branch"):
+        gitstore.resolve(result.path, None)
+
+
+def test_force_push_is_detected_and_followed(upstream: Path, tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    base = ref_of(upstream, "refs/heads/main")
+    assert base is not None
+    commit(upstream, {"configs/.bashrc": b"will be rewritten\n"})
+    _sync(str(upstream), state)
+    rewritten = commit(upstream, {"configs/.bashrc": b"rewritten\n"}, parent=base)
+    result = _sync(str(upstream), state)
+    assert result.forced == ("refs/heads/main",)
+    assert result.refs["refs/heads/main"] == rewritten
+    commit(upstream, {"configs/.bashrc": b"fast-forward\n"})
+    assert _sync(str(upstream), state).forced == ()
+
+
+def test_branch_deleted_upstream_leaves_the_mirror(upstream: Path, tmp_path: Path) -> None:
+    commit(upstream, {"x": b"x"}, branch="topic")
+    state = tmp_path / "s"
+    assert "refs/heads/topic" in _sync(str(upstream), state).refs
+    subprocess.run(["git", "--git-dir", str(upstream), "branch", "-D", "topic"], check=True)
+    assert "refs/heads/topic" not in _sync(str(upstream), state).refs
+
+
+def test_damaged_mirror_is_cloned_again_with_a_warning(upstream: Path, tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    path = _sync(str(upstream), state).path
+    shutil.rmtree(path / "objects")
+    (path / "objects").mkdir()
+    assert gitstore.mirror_problem(path) is not None
+    result = _sync(str(upstream), state)
+    assert result.cloned
+    assert any("damaged" in w for w in result.warnings)
+    assert gitstore.mirror_problem(path) is None
+    assert gitstore.resolve(path, None).commit == ref_of(upstream, "refs/heads/main")
+
+
+def test_damaged_mirror_and_remote_down_is_one_clear_error(
+    upstream: Path, tmp_path: Path, closed_port: str
+) -> None:
+    state = tmp_path / "s"
+    remote = gitstore.parse_remote(closed_port)
+    path = gitstore.mirror_path(state, remote)
+    path.mkdir(parents=True)
+    (path / "HEAD").write_text("garbage")
+    with pytest.raises(GitError, match="damaged and cannot clone") as err:
+        gitstore.fetch(remote, state)
+    assert "delete the mirror" in (err.value.hint or "")
+
+
+def test_unreachable_remote_is_a_fetch_failure(tmp_path: Path, closed_port: str) -> None:
+    with pytest.raises(gitstore.FetchFailed, match="connection refused") as err:
+        _sync(closed_port, tmp_path / "s")
+    assert err.value.reason == "connection refused"
+    assert not any((tmp_path / "s" / "mirrors").glob("*.git"))  # no half mirror left behind
+
+
+def test_missing_local_repo_is_a_fetch_failure(tmp_path: Path) -> None:
+    with pytest.raises(gitstore.FetchFailed, match="not a git repository"):
+        _sync(str(tmp_path / "nowhere"), tmp_path / "s")
+
+
+# --- trees and blobs --------------------------------------------------------------------------
+
+
+def test_list_tree_keeps_modes_and_skips_submodules(upstream: Path, tmp_path: Path) -> None:
+    sha = commit(
+        upstream,
+        {"run.sh": b"#!/bin/sh\n", "link": b"run.sh", "sub": b""},
+        modes={"run.sh": 0o100755, "link": 0o120000},
+    )
+    path = _sync(str(upstream), tmp_path / "s").path
+    tree = gitstore.list_tree(path, sha)
+    assert tree["run.sh"][0] == 0o100755 and tree["link"][0] == 0o120000
+    with gitstore.ObjectReader(path) as reader:
+        assert reader.read_blob(tree["link"][1]) == b"run.sh"
+        manifest = reader.read_blob(tree["tether.yaml"][1])
+    assert tree["tether.yaml"][1] == gitstore.blob_id_of(manifest)
+
+
+def test_reading_a_missing_object_is_a_clear_error(upstream: Path, tmp_path: Path) -> None:
+    path = _sync(str(upstream), tmp_path / "s").path
+    with pytest.raises(GitError, match="object 000000000000 is missing"):
+        gitstore.read_blob(path, "0" * 40)
+    assert gitstore.mirror_problem(path) == "object 000000000000 is missing"
+
+
+# --- tags -------------------------------------------------------------------------------------
+
+
+def test_tags_are_created_never_moved_and_listed_newest_first(
+    upstream: Path, tmp_path: Path
+) -> None:
+    path = _sync(str(upstream), tmp_path / "s").path
+    first = gitstore.resolve(path, None).commit
+    gitstore.create_tag(path, "snapshot/a", first, "first", tagger="Bot <b@x>", when=1000)
+    commit(upstream, {"configs/.bashrc": b"v2\n"})
+    _sync(str(upstream), tmp_path / "s")
+    second = gitstore.resolve(path, None).commit
+    info = gitstore.create_tag(path, "snapshot/b", second, "second", tagger="Bot <b@x>", when=2000)
+    assert info.commit == second and info.annotated
+    with pytest.raises(GitError, match=r"already exists .* never moved"):
+        gitstore.create_tag(path, "snapshot/a", second, "again")
+    assert gitstore.resolve(path, "snapshot/a").commit == first
+    listed = gitstore.list_tags(path)
+    assert [t.name for t in listed] == ["snapshot/b", "snapshot/a"]
+    assert listed[1].message == "first" and listed[1].date == "1970-01-01T00:16:40+00:00"
+    assert gitstore.list_tags(path, "other/") == []
+    with pytest.raises(UsageError, match="not a valid git ref name"):
+        gitstore.create_tag(path, "bad..name", first, "x")
+    with pytest.raises(UsageError, match="Name <email>"):
+        gitstore.create_tag(path, "ok", first, "x", tagger="nobody")
+
+
+def test_tags_survive_a_fetch_and_follow_the_remote(upstream: Path, tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    path = _sync(str(upstream), state).path
+    head = gitstore.resolve(path, None).commit
+    gitstore.create_tag(path, "local-only", head, "kept")
+    subprocess.run(["git", "--git-dir", str(upstream), "tag", "light", head], check=True)
+    _sync(str(upstream), state)
+    names = {t.name: t for t in gitstore.list_tags(path)}
+    assert "local-only" in names
+    assert not names["light"].annotated and names["light"].commit == head
+
+
+# --- commits and pushes -----------------------------------------------------------------------
+
+
+def test_build_commit_applies_changes_without_a_work_tree(upstream: Path, tmp_path: Path) -> None:
+    commit(upstream, {"run.sh": b"#!/bin/sh\n"}, modes={"run.sh": 0o100755})
+    path = _sync(str(upstream), tmp_path / "s").path
+    parent = gitstore.resolve(path, None).commit
+    new = gitstore.build_commit(
+        path,
+        parent,
+        {"configs/.bashrc": b"captured\n", "run.sh": b"#!/bin/sh\necho\n", "gone": None},
+        "capture: host edits",
+        author="Bot <bot@example.com>",
+        when=5000,
+    )
+    assert new is not None
+    tree = gitstore.list_tree(path, new)
+    assert gitstore.read_blob(path, tree["configs/.bashrc"][1]) == b"captured\n"
+    assert tree["run.sh"][0] == 0o100755  # the exec bit survives
+    assert (
+        gitstore.build_commit(
+            path, new, {"configs/.bashrc": b"captured\n"}, "noop", author="Bot <b@x>"
+        )
+        is None
+    )
+    deleted = gitstore.build_commit(path, new, {"run.sh": None}, "rm", author="Bot <b@x>")
+    assert deleted is not None and "run.sh" not in gitstore.list_tree(path, deleted)
+    with pytest.raises(GitError, match=r"'\.\.' segment"):
+        gitstore.build_commit(path, new, {"../x": b""}, "bad", author="Bot <b@x>")
+    out = subprocess.run(
+        ["git", "--git-dir", str(path), "cat-file", "-p", new],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "author Bot <bot@example.com> 5000 +0000" in out
+
+
+def test_push_branch_ok_then_lost_race(upstream: Path, tmp_path: Path) -> None:
+    remote = gitstore.parse_remote(str(upstream))
+    path = gitstore.fetch(remote, tmp_path / "s").path
+    parent = gitstore.resolve(path, None).commit
+    new = gitstore.build_commit(path, parent, {"a": b"1"}, "capture", author="Bot <b@x>")
+    assert new is not None
+    result = gitstore.push_branch(remote, path, "main", new, parent=parent)
+    assert result.ok and ref_of(upstream, "refs/heads/main") == new
+    assert gitstore.resolve(path, "main").commit == new  # the mirror follows
+    racer = commit(upstream, {"b": b"racer"})
+    stale = gitstore.build_commit(path, new, {"a": b"2"}, "capture", author="Bot <b@x>")
+    assert stale is not None
+    lost = gitstore.push_branch(remote, path, "main", stale, parent=new)
+    assert lost.status == "lost-race" and not lost.ok
+    assert ref_of(upstream, "refs/heads/main") == racer  # nothing overwritten
+
+
+# --- real servers -----------------------------------------------------------------------------
+
+
+def test_git_daemon_clone_fetch_and_push(upstream: Path, tmp_path: Path, git_daemon: str) -> None:
+    url = f"{git_daemon}/config.git"
+    state = tmp_path / "s"
+    remote = gitstore.parse_remote(url)
+    result = gitstore.fetch(remote, state)
+    assert result.head == "refs/heads/main"
+    new = commit(upstream, {"configs/.bashrc": b"over git://\n"})
+    assert gitstore.fetch(remote, state).refs["refs/heads/main"] == new
+    gitstore.create_tag(result.path, "snapshot/d", new, "daemon")
+    assert gitstore.push_tag(remote, result.path, "snapshot/d").ok
+    assert ref_of(upstream, "refs/tags/snapshot/d") is not None
+    with pytest.raises(GitError, match="already exists on the remote"):
+        gitstore.push_tag(remote, result.path, "snapshot/d")
+
+
+def test_git_daemon_push_declined_by_a_hook_fails_loudly(
+    upstream: Path, tmp_path: Path, git_daemon: str
+) -> None:
+    remote = gitstore.parse_remote(f"{git_daemon}/config.git")
+    path = gitstore.fetch(remote, tmp_path / "s").path
+    parent = gitstore.resolve(path, None).commit
+    decline_pushes(upstream)
+    gitstore.create_tag(path, "snapshot/x", parent, "x")
+    with pytest.raises(GitError, match=r"rejected: .*hook declined"):
+        gitstore.push_tag(remote, path, "snapshot/x")
+    new = gitstore.build_commit(path, parent, {"a": b"1"}, "capture", author="Bot <b@x>")
+    assert new is not None
+    result = gitstore.push_branch(remote, path, "main", new, parent=parent)
+    assert result.status == "rejected" and "hook declined" in (result.reason or "")
+    assert ref_of(upstream, "refs/heads/main") == parent
+    assert gitstore.resolve(path, "main").commit == parent  # the mirror did not move
+
+
+def test_git_daemon_lost_race_is_reported(upstream: Path, tmp_path: Path, git_daemon: str) -> None:
+    remote = gitstore.parse_remote(f"{git_daemon}/config.git")
+    path = gitstore.fetch(remote, tmp_path / "s").path
+    parent = gitstore.resolve(path, None).commit
+    racer = commit(upstream, {"r": b"racer"})
+    new = gitstore.build_commit(path, parent, {"a": b"1"}, "capture", author="Bot <b@x>")
+    assert new is not None
+    assert gitstore.push_branch(remote, path, "main", new, parent=parent).status == "lost-race"
+    assert ref_of(upstream, "refs/heads/main") == racer
+
+
+def test_http_clone_never_stores_or_prints_the_password(
+    upstream: Path, tmp_path: Path, http_server: str
+) -> None:
+    url = http_server.replace("http://", "http://user:s3cret@") + "/config.git"
+    state = tmp_path / "s"
+    result = _sync(url, state)
+    assert result.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
+    new = commit(upstream, {"configs/.bashrc": b"over http\n"})
+    assert _sync(url, state).refs["refs/heads/main"] == new
+    assert b"s3cret" not in _all_bytes(state)
+    assert "s3cret" not in (result.path / "config").read_text()
+
+
+def test_http_unreachable_error_masks_the_password(tmp_path: Path) -> None:
+    url = f"http://user:s3cret@127.0.0.1:{free_port()}/config.git"
+    with pytest.raises(gitstore.FetchFailed) as err:
+        _sync(url, tmp_path / "s")
+    assert "s3cret" not in str(err.value) and "user:***@" in str(err.value)
+    assert "connection refused" in err.value.reason
+
+
+def test_ssh_goes_through_git_ssh_command(
+    upstream: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in ssh runs the remote command locally, as sshd would; it logs its arguments."""
+    fake = tmp_path / "fake-ssh"
+    log = tmp_path / "ssh-argv.log"
+    fake.write_text(
+        f'#!/bin/sh\necho "$*" >> {log}\nfor a; do last="$a"; done\nexec sh -c "$last"\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(fake))
+    result = _sync(f"ssh://git@example.invalid{upstream}", tmp_path / "s")
+    assert result.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
+    assert "git@example.invalid" in log.read_text() and "git-upload-pack" in log.read_text()
+
+
+@pytest.fixture
+def auth_server(upstream: Path) -> Iterator[str]:
+    with serve_repo(upstream, auth=("tether", "tok-9f8e7d6c5b")) as url:
+        yield url
+
+
+def test_token_from_the_environment_authenticates_and_is_never_stored(
+    upstream: Path, tmp_path: Path, auth_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "s"
+    monkeypatch.delenv("TETHER_GIT_TOKEN", raising=False)
+    with pytest.raises(gitstore.FetchFailed, match="authentication failed"):
+        _sync(auth_server, state)
+    monkeypatch.setenv("TETHER_GIT_TOKEN", "wrong")
+    with pytest.raises(gitstore.FetchFailed, match="authentication failed") as err:
+        _sync(auth_server, state)
+    assert "wrong" not in str(err.value)
+    monkeypatch.setenv("TETHER_GIT_TOKEN", "tok-9f8e7d6c5b")
+    result = _sync(auth_server, state)
+    assert result.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
+    assert b"tok-9f8e7d6c5b" not in _all_bytes(state)
+
+
+def test_small_fetch_packs_are_repacked(upstream: Path, tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    path = _sync(str(upstream), state).path
+    with (path / "config").open("a") as config:
+        config.write("[gc]\n\tautoPackLimit = 3\n")
+    for n in range(4):
+        commit(upstream, {"configs/.bashrc": f"round {n}\n".encode()})
+        result = _sync(str(upstream), state)
+        assert result.warnings == ()
+        assert len(list((path / "objects" / "pack").glob("*.pack"))) < 3
+    head = gitstore.resolve(path, None).commit
+    tree = gitstore.list_tree(path, head)
+    assert gitstore.read_blob(path, tree["configs/.bashrc"][1]) == b"round 3\n"
+    assert gitstore.mirror_problem(path) is None

@@ -1,0 +1,228 @@
+"""The restore container: its real entrypoint with a recording `tether`; compose; Dockerfile."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRYPOINT = ROOT / "restore" / "entrypoint.sh"
+COMPOSE = ROOT / "restore" / "docker-compose.restore.yml"
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> dict[str, Path]:
+    """A fake container: repo and host folders, and a `tether` that records its argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "tether"
+    fake.write_text(
+        '#!/bin/sh\nfor a in "$@"; do printf "%s\\0" "$a"; done > "$ARGV_LOG"\n'
+        'exit "${FAKE_EXIT:-0}"\n'
+    )
+    fake.chmod(0o755)
+    for name in ("repo", "host"):
+        (tmp_path / name).mkdir()
+    return {"bin": bin_dir, "repo": tmp_path / "repo", "host": tmp_path / "host", "tmp": tmp_path}
+
+
+def entry(box: dict[str, Path], *args: str, **env: str) -> tuple[int, list[str] | None, str]:
+    log = box["tmp"] / "argv"
+    log.unlink(missing_ok=True)
+    environ = {
+        "PATH": f"{box['bin']}:/usr/bin:/bin",
+        "ARGV_LOG": str(log),
+        "REPO_DIR": str(box["repo"]),
+        "HOST_ROOT": str(box["host"]),
+        "SECRETS_FILE": str(box["tmp"] / "secrets.env"),
+        **env,
+    }
+    done = subprocess.run(
+        ["/bin/sh", str(ENTRYPOINT), *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    argv = log.read_text().split("\0")[:-1] if log.exists() else None
+    return done.returncode, argv, done.stderr
+
+
+def test_defaults_are_a_dry_run(box: dict[str, Path]) -> None:
+    code, argv, err = entry(box)
+    assert code == 0
+    assert argv == [
+        "reconcile",
+        "--plan",
+        "--source",
+        str(box["repo"]),
+        "--target-root",
+        str(box["host"]),
+        "--state-dir",
+        f"{box['host']}/var/lib/tether",
+    ]
+    assert "dry run: true; overwrite: false" in err
+    assert "no secret store" in err
+
+
+def test_apply_with_overwrite_home_and_secrets(box: dict[str, Path]) -> None:
+    (box["tmp"] / "secrets.env").write_text("")
+    code, argv, _ = entry(box, DRY_RUN="false", OVERWRITE="true", TARGET_HOME="/home/anas")
+    assert code == 0
+    assert argv is not None
+    assert argv[:2] == ["reconcile", "--apply"]
+    assert argv[argv.index("--target-home") + 1] == "/home/anas"
+    assert "--overwrite" in argv
+    assert argv[argv.index("--secrets-file") + 1] == str(box["tmp"] / "secrets.env")
+
+
+def test_dry_run_with_overwrite_previews_the_overwrite(box: dict[str, Path]) -> None:
+    _, argv, _ = entry(box, OVERWRITE="true")
+    assert argv is not None
+    assert argv[:2] == ["reconcile", "--plan"]
+    assert "--overwrite" in argv
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("DRY_RUN", "yes"), ("DRY_RUN", "TRUE"), ("OVERWRITE", "1"), ("DRY_RUN", "")],
+)
+def test_only_true_or_false(box: dict[str, Path], name: str, value: str) -> None:
+    code, argv, err = entry(box, **{name: value}) if value else entry(box, **{name: " "})
+    assert code == 2
+    assert argv is None  # tether never ran
+    assert f"{name} must be true or false" in err
+    assert err.count("\n") == 1
+
+
+def test_relative_target_home_is_refused(box: dict[str, Path]) -> None:
+    code, argv, err = entry(box, TARGET_HOME="home/anas")
+    assert (code, argv) == (2, None)
+    assert "TARGET_HOME must be an absolute path" in err
+
+
+def test_missing_mounts_are_named(box: dict[str, Path]) -> None:
+    code, argv, err = entry(box, HOST_ROOT=str(box["tmp"] / "nohost"))
+    assert (code, argv) == (2, None)
+    assert "the host's root is not mounted (add -v /:" in err
+    code, argv, err = entry(box, REPO_DIR=str(box["tmp"] / "norepo"))
+    assert (code, argv) == (2, None)
+    assert "no config repo mounted" in err
+
+
+def test_paths_with_spaces_stay_one_argument(box: dict[str, Path]) -> None:
+    odd = box["tmp"] / "my host $HOME *"
+    odd.mkdir()
+    _, argv, _ = entry(box, HOST_ROOT=str(odd), TARGET_HOME="/home/a b")
+    assert argv is not None
+    assert argv[argv.index("--target-root") + 1] == str(odd)
+    assert argv[argv.index("--target-home") + 1] == "/home/a b"
+
+
+def test_extra_arguments_go_last(box: dict[str, Path]) -> None:
+    _, argv, _ = entry(box, "--json", "--only", "a b")
+    assert argv is not None
+    assert argv[:2] == ["reconcile", "--plan"]
+    assert argv[-3:] == ["--json", "--only", "a b"]
+
+
+def test_tether_exit_code_is_the_container_exit_code(box: dict[str, Path]) -> None:
+    code, _, _ = entry(box, FAKE_EXIT="3")
+    assert code == 3
+
+
+# ---- compose and Dockerfile -----------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{(?P<name>[A-Z_]+)(?:(?P<op>:-|:\?)(?P<arg>[^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ${NAME:-default} and ${NAME:?error} for the forms this file uses."""
+
+    def value(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"] or ""
+        if env.get(name):
+            return env[name]
+        if op == ":?":
+            raise KeyError(f"{name}: {arg}")
+        return arg
+
+    return _VAR.sub(value, text)
+
+
+def resolve(node: Any, env: dict[str, str]) -> Any:
+    """Compose parses the YAML first, then interpolates each string (so "true" stays a string)."""
+    if isinstance(node, dict):
+        return {k: resolve(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve(v, env) for v in node]
+    return interpolate(node, env) if isinstance(node, str) else node
+
+
+def service(env: dict[str, str]) -> dict[str, Any]:
+    data = resolve(yaml.safe_load(COMPOSE.read_text()), env)
+    assert list(data["services"]) == ["restore"]
+    result: dict[str, Any] = data["services"]["restore"]
+    return result
+
+
+def test_compose_defaults_match_the_article() -> None:
+    svc = service({"SECRETS_FILE": "/root/secrets.env"})
+    assert svc["environment"]["DRY_RUN"] == "true"
+    assert svc["environment"]["OVERWRITE"] == "false"
+    assert svc["environment"]["TARGET_HOME"] == ""
+    assert svc["entrypoint"] == ["/usr/local/bin/tether-restore"]
+    assert svc["command"] == []
+    assert svc["network_mode"] == "none"
+
+
+def test_compose_mounts() -> None:
+    svc = service({"SECRETS_FILE": "/root/secrets.env"})
+    mounts = {v["target"]: v for v in svc["volumes"]}
+    assert mounts["/repo"]["read_only"] is True
+    assert mounts["/repo"]["source"] == ".."
+    assert mounts["/host"]["source"] == "/"
+    assert not mounts["/host"].get("read_only", False)
+    assert mounts["/run/secrets/tether.env"] == {
+        "type": "bind",
+        "source": "/root/secrets.env",
+        "target": "/run/secrets/tether.env",
+        "read_only": True,
+    }
+    env = svc["environment"]
+    assert (env["REPO_DIR"], env["HOST_ROOT"]) == ("/repo", "/host")
+    assert env["SECRETS_FILE"] == "/run/secrets/tether.env"
+
+
+def test_compose_env_overrides() -> None:
+    svc = service({"SECRETS_FILE": "/s", "DRY_RUN": "false", "TARGET_HOME": "/home/anas"})
+    assert svc["environment"]["DRY_RUN"] == "false"
+    assert svc["environment"]["TARGET_HOME"] == "/home/anas"
+
+
+def test_compose_requires_the_secret_store() -> None:
+    with pytest.raises(KeyError, match="SECRETS_FILE"):
+        service({})
+
+
+def test_dockerfile_installs_tether_and_uses_the_entrypoint() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.\d+-slim$", text, re.M)
+    assert "RUN pip install . " in text
+    assert "COPY restore/entrypoint.sh /usr/local/bin/tether-restore" in text
+    assert 'ENTRYPOINT ["/usr/local/bin/tether-restore"]' in text
+    for needed in ("pyproject.toml", "README.md", "schema", "src"):  # what the build reads
+        assert (ROOT / needed).exists()
+        assert re.search(rf"^COPY .*\b{needed}\b", text, re.M)
+
+
+def test_entrypoint_is_executable_posix_sh() -> None:
+    assert os.access(ENTRYPOINT, os.X_OK)
+    assert ENTRYPOINT.read_text().startswith("#!/bin/sh\n")
+    subprocess.run(["/bin/sh", "-n", str(ENTRYPOINT)], check=True)

@@ -1,0 +1,103 @@
+"""The run history: append, bound, survive bad lines and concurrent writers."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from tether.errors import StateError
+from tether.runs import RunRecord, load_runs, record_run, runs_path
+
+
+def run(n: int, code: int = 0, **extra: object) -> RunRecord:
+    return RunRecord(
+        command="reconcile --apply",
+        started=1_700_000_000.0 + n,
+        duration=0.5,
+        exit_code=code,
+        counts={"create": n, "in_sync": 2},
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    first = run(1, revision_attempted="abc", revision_applied="abc")
+    record_run(tmp_path, first)
+    assert load_runs(tmp_path) == [first]
+    assert load_runs(tmp_path)[0].result == "ok"
+
+
+def test_no_history_is_empty(tmp_path: Path) -> None:
+    assert load_runs(tmp_path / "missing") == []
+
+
+def test_bounded_to_the_last_runs(tmp_path: Path) -> None:
+    for n in range(8):
+        record_run(tmp_path, run(n), keep=5)
+    assert [r.counts["create"] for r in load_runs(tmp_path)] == [3, 4, 5, 6, 7]
+    assert len(runs_path(tmp_path).read_text().splitlines()) == 5
+
+
+def test_private_file_and_no_temp_left(tmp_path: Path) -> None:
+    record_run(tmp_path, run(1))
+    assert runs_path(tmp_path).stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".runs.jsonl.lock", "runs.jsonl"]
+
+
+def test_bad_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
+    record_run(tmp_path, run(1))
+    with runs_path(tmp_path).open("a") as f:
+        f.write("{not json\n")
+        f.write(json.dumps({"command": "x"}) + "\n")
+        f.write("\n")
+    record_run(tmp_path, run(2))
+    assert [r.counts["create"] for r in load_runs(tmp_path)] == [1, 2]
+
+
+def test_result_words() -> None:
+    assert run(0, 1).result == "changes"
+    assert run(0, 3).result == "attention"
+    assert run(0, 4).failed
+    assert not run(0, 3).failed
+    assert run(0, 99).result == "unknown"
+    assert run(0, 99).failed
+
+
+def _writer(state: str, start: int) -> None:
+    for n in range(start, start + 20):
+        record_run(Path(state), run(n))
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), k * 100)) for k in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert len(load_runs(tmp_path)) == 60
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_unreadable_history_is_a_state_error(tmp_path: Path) -> None:
+    record_run(tmp_path, run(1))
+    runs_path(tmp_path).chmod(0)
+    with pytest.raises(StateError, match="cannot read the run history"):
+        load_runs(tmp_path)
+
+
+def test_unwritable_state_dir_is_a_state_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StateError, match="cannot record the run"):
+        record_run(blocker / "state", run(1))
+
+
+def test_history_that_is_a_folder_is_a_state_error(tmp_path: Path) -> None:
+    runs_path(tmp_path).mkdir()
+    with pytest.raises(StateError, match="cannot read the run history"):
+        load_runs(tmp_path)

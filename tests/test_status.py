@@ -1,0 +1,158 @@
+"""`tether status`: conditions and revisions from real run records, lock and suspend flag."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tether.agent import suspend
+from tether.cli import main
+from tether.runs import RunRecord, record_run
+
+
+def reconcile(
+    n: int, code: int = 0, counts: dict[str, int] | None = None, **extra: Any
+) -> RunRecord:
+    return RunRecord(
+        command="reconcile --apply",
+        started=1_764_324_000.0 + 60 * n,
+        duration=0.8,
+        exit_code=code,
+        counts=counts or {"in_sync": 5},
+        **extra,
+    )
+
+
+def status(state: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    code = main(["status", "--json", "--state-dir", str(state)])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def conditions(report: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+    return {c["type"]: (c["status"], c["reason"], c["message"]) for c in report["conditions"]}
+
+
+def test_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = status(tmp_path, capsys)
+    assert code == 3
+    assert set(report) >= {
+        "conditions",
+        "lastAppliedRevision",
+        "lastAttemptedRevision",
+        "runs",
+        "suspended",
+    }
+    assert conditions(report)["Ready"][:2] == ("Unknown", "NeverRun")
+    assert report["runs"] == []
+    assert report["suspended"] is False
+
+
+def test_ready_after_a_good_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record_run(tmp_path, reconcile(1, revision_attempted="aaa", revision_applied="aaa"))
+    code, report = status(tmp_path, capsys)
+    assert code == 0
+    assert conditions(report)["Ready"] == ("True", "ReconciliationSucceeded", "applied aaa")
+    assert conditions(report)["Reconciling"][0] == "False"
+    assert conditions(report)["Stalled"][0] == "False"
+    assert report["lastAppliedRevision"] == "aaa"
+    assert report["runs"][0]["result"] == "ok"
+
+
+def test_failed_attempt_keeps_the_last_applied_revision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_run(tmp_path, reconcile(1, revision_attempted="aaa", revision_applied="aaa"))
+    record_run(
+        tmp_path,
+        reconcile(2, 4, revision_attempted="bbb", message="remote unreachable: git.example"),
+    )
+    code, report = status(tmp_path, capsys)
+    assert code == 3
+    assert report["lastAppliedRevision"] == "aaa"
+    assert report["lastAttemptedRevision"] == "bbb"
+    assert conditions(report)["Ready"] == (
+        "False",
+        "ReconciliationFailed",
+        "remote unreachable: git.example",
+    )
+    assert conditions(report)["Stalled"][0] == "False"
+
+
+def test_drift_is_pending_and_needs_attention(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_run(tmp_path, reconcile(1, 3, {"in_sync": 3, "drift": 2, "conflict": 1}))
+    code, report = status(tmp_path, capsys)
+    assert code == 3
+    assert report["pendingDrift"] == {"drift": 2, "conflict": 1}
+    assert conditions(report)["Ready"] == ("False", "NeedsAttention", "2 drift, 1 conflict")
+
+
+def test_repeated_failures_stall(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for n in range(3):
+        record_run(tmp_path, reconcile(n, 4, message="permission denied: /etc/x"))
+    _, report = status(tmp_path, capsys)
+    stalled = conditions(report)["Stalled"]
+    assert stalled[:2] == ("True", "RepeatedFailures")
+    assert "3 runs in a row failed" in stalled[2]
+    assert "permission denied" in stalled[2]
+
+
+def test_usage_error_stalls_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record_run(tmp_path, reconcile(1, 2, message="--source x: not a folder"))
+    _, report = status(tmp_path, capsys)
+    assert conditions(report)["Stalled"][:2] == ("True", "InvalidInvocation")
+
+
+def test_capture_runs_are_listed_but_do_not_decide_ready(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_run(tmp_path, reconcile(1, revision_applied="aaa"))
+    record_run(tmp_path, RunRecord("capture", 1_764_330_000.0, 2.0, 4, message="push rejected"))
+    code, report = status(tmp_path, capsys)
+    assert code == 0
+    assert [r["command"] for r in report["runs"]] == ["reconcile --apply", "capture"]
+
+
+def test_only_the_last_ten_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for n in range(14):
+        record_run(tmp_path, reconcile(n))
+    _, report = status(tmp_path, capsys)
+    assert len(report["runs"]) == 10
+    assert report["runs"][-1]["started"] == reconcile(13).started
+
+
+def test_lock_held_means_reconciling(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fd = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _, report = status(tmp_path, capsys)
+        assert conditions(report)["Reconciling"][:2] == ("True", "LockHeld")
+    finally:
+        os.close(fd)
+    _, report = status(tmp_path, capsys)
+    assert conditions(report)["Reconciling"][0] == "False"  # a lock file alone is not a lock
+
+
+def test_suspended(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suspend(tmp_path, "moving house")
+    _, report = status(tmp_path, capsys)
+    assert report["suspended"] is True
+    assert report["suspendReason"] == "moving house"
+
+
+def test_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record_run(tmp_path, reconcile(1, 3, {"drift": 1}, revision_applied="abc123"))
+    suspend(tmp_path, None)
+    assert main(["status", "--state-dir", str(tmp_path)]) == 3
+    out = capsys.readouterr().out
+    assert "Ready       False   NeedsAttention: 1 drift" in out
+    assert "applied     abc123" in out
+    assert "pending     1 drift" in out
+    assert "suspended   since" in out
+    assert "attention" in out

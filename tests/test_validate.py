@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from testing.repos import MINIMAL_MANIFEST, make_config_repo
+from tether.cli import main
+from tether.commands.validate import check_config_repo, service_cycle
+from tether.exitcodes import ExitCode
+from tether.manifest import Service
+from tether.sourcetree import FolderTree
+
+
+def validate(capsys: pytest.CaptureFixture[str], repo: Path) -> tuple[int, str]:
+    code = main(["validate", str(repo)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out + err
+
+
+@pytest.mark.parametrize(
+    ("manifest", "expected"),
+    [
+        ("version: 1\ntarget: {home: /a\n", "tether.yaml:3:1: "),
+        (
+            "version: 1\ntarget: {home: 5}\n",
+            "tether.yaml:2:16: error: $.target.home: 5 is not of type",
+        ),
+        ("version: 1\nversion: 1\ntarget: {home: /a}\n", "tether.yaml:2:1: error: duplicate key"),
+        ("version: 1\ntarget: {home: /a}\nfilez: {}\n", "did you mean 'files'?"),
+    ],
+)
+def test_bad_manifests_fail_with_file_line_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, manifest: str, expected: str
+) -> None:
+    repo = make_config_repo(tmp_path, {"a.yml": "x\n"}, manifest=manifest)
+    code, text = validate(capsys, repo)
+    assert code == ExitCode.ERROR
+    assert expected in text
+
+
+def test_unsafe_inventory_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    repo = make_config_repo(tmp_path, {"a.yml": "x\n"}, inventory="a.yml\n../../etc/shadow\n")
+    code, text = validate(capsys, repo)
+    assert code == ExitCode.ERROR
+    assert "inventory/include-paths.txt:2: error: '..' segment" in text
+
+
+def test_missing_inventory_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    repo = make_config_repo(tmp_path, {"a.yml": "x\n"})
+    (repo / "inventory" / "include-paths.txt").unlink()
+    code, text = validate(capsys, repo)
+    assert code == ExitCode.ERROR and "include-paths.txt: error: no such file" in text
+
+
+def test_unreadable_manifest(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    repo = make_config_repo(tmp_path, {"a.yml": "x\n"})
+    (repo / "tether.yaml").write_bytes(b"version: 1\n\xff\n")
+    code, text = validate(capsys, repo)
+    assert code == ExitCode.ERROR and "tether.yaml: error: not UTF-8" in text
+
+
+def test_missing_manifest_says_how_to_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, text = validate(capsys, tmp_path)
+    assert code == ExitCode.ERROR and "no tether.yaml here" in text and "tether init" in text
+
+
+def findings(repo: Path) -> list[str]:
+    return [f"{f.level}: {f.message}" for f in check_config_repo(FolderTree(repo))]
+
+
+def test_overrides_services_and_missing_files(tmp_path: Path) -> None:
+    manifest = MINIMAL_MANIFEST + (
+        "files:\n"
+        "  a.yml: {mode: '0600'}\n"
+        "  tratefik/*.yml: {mode: '0600'}\n"
+        "secrets:\n"
+        "  map:\n"
+        "    nowhere.ini: {key: X}\n"
+        "services:\n"
+        "  - {name: web, paths: [a.yml], after: [db, dbb]}\n"
+        "  - {name: db, paths: [gone/**], after: [cache]}\n"
+        "  - {name: cache, after: [web]}\n"
+    )
+    repo = make_config_repo(
+        tmp_path, {"a.yml": "x\n"}, manifest=manifest, inventory="a.yml\nb.yml\nc/*.yml\n"
+    )
+    got = findings(repo)
+    assert "warning: missing: configs/b.yml (restore will skip it)" in got
+    assert "warning: 'c/*.yml' matches nothing under configs/" in got
+    assert "error: files: 'tratefik/*.yml' matches no tracked path" in got
+    assert "warning: secrets.map: 'nowhere.ini' matches no tracked path" in got
+    assert "error: service 'web' is after unknown service 'dbb' (did you mean 'db'?)" in got
+    assert "warning: service 'db': path 'gone/**' matches no tracked file" in got
+    assert "error: services form a cycle: web -> db -> cache -> web" in got
+
+
+def test_a_clean_repo_has_no_findings(tmp_path: Path) -> None:
+    manifest = MINIMAL_MANIFEST + "files:\n  '**/*.yml': {mode: '0640'}\n"
+    repo = make_config_repo(tmp_path, {"a/b.yml": "x\n"}, manifest=manifest)
+    assert findings(repo) == []
+
+
+@pytest.mark.parametrize(
+    ("graph", "cycle"),
+    [
+        ({"a": ["b"], "b": []}, None),
+        ({"a": ["b"], "b": ["a"]}, ["a", "b", "a"]),
+        ({"a": ["a"]}, None),  # self-reference is its own error, not a cycle here
+        ({"a": ["b"], "b": ["c"], "c": ["b"]}, ["b", "c", "b"]),
+        ({"a": ["zzz"]}, None),
+    ],
+)
+def test_service_cycle(graph: dict[str, list[str]], cycle: list[str] | None) -> None:
+    services = tuple(Service(name=n, after=tuple(a)) for n, a in graph.items())
+    assert service_cycle(services) == cycle
