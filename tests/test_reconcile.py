@@ -356,3 +356,29 @@ def test_rebuild_works_with_a_journal_and_a_corrupt_ledger(site: Site) -> None:
     assert site.reconcile().code == ExitCode.ERROR
     assert site.reconcile("--rebuild-ledger").code == ExitCode.OK
     assert set(site.plan().values()) == {"in_sync"}
+
+
+def test_reconcile_from_a_git_repo_uses_blob_ids(tmp_path: Path, upstream: Path) -> None:
+    root, state = tmp_path / "host", tmp_path / "state"
+    root.mkdir()
+    store = tmp_path / "s.env"
+    store.write_text("")
+    store.chmod(0o600)
+    args = [
+        "--repo",
+        str(upstream),
+        "--target-root",
+        str(root),
+        "--state-dir",
+        str(state),
+        "--secrets-file",
+        str(store),
+    ]
+    site = Site(tmp_path, root, state, store)
+    applied = site.tether("reconcile", "--apply", "--json", *args)
+    assert applied.code == ExitCode.OK, applied.err
+    assert applied.json()["revision"]
+    assert (root / "home/u/.bashrc").read_text() == "alias ll='ls -l'\n"
+    again = site.tether("reconcile", "--json", *args)
+    assert again.code == ExitCode.OK, again.err
+    assert again.json()["summary"]["in_sync"] == 1

@@ -162,7 +162,7 @@ def prepare(
 ) -> Run:
     # Tens of thousands of small immutable values and no cycles: collecting is wasted time.
     gc.set_threshold(200_000, 50, 100)
-    tree = open_tree(source)
+    tree = open_tree(source, host.state_dir)
     repo = open_config_repo(tree)
     root, home = resolve_paths(repo, host, explicit_root)
     if not Path(root).is_dir():
