@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from tether.errors import ManifestError
 from tether.manifest import load_manifest, load_schema, parse_manifest, schema_path
@@ -184,6 +185,7 @@ def test_unreadable_and_missing_files(tmp_path: Path) -> None:
 def test_schema_is_valid_2020_12() -> None:
     schema = load_schema()
     assert schema["$schema"].endswith("2020-12/schema")
+    Draft202012Validator.check_schema(schema)
 
 
 @pytest.mark.slow
@@ -219,3 +221,17 @@ def test_an_exact_path_can_set_a_field_back_to_its_default() -> None:
 def test_unquoted_mode_says_to_quote_it() -> None:
     (line,) = problems("version: 1\ntarget: {home: /a}\nfiles:\n  a.txt: {mode: 0600}\n")
     assert line.startswith('tether.yaml:4:17: $.files["a.txt"].mode: 384 is not a quoted mode')
+
+
+def test_a_valid_manifest_is_cached_and_read_back(tmp_path: Path) -> None:
+    first = parse_manifest(FULL, cache_dir=tmp_path)
+    (entry,) = tmp_path.glob("manifest-*.json")
+    assert parse_manifest(FULL, cache_dir=tmp_path) == first
+    # the cache is keyed on the bytes: an edited manifest is validated again, and errors
+    # are never cached
+    with pytest.raises(ManifestError):
+        parse_manifest(FULL.replace("version: 1", "version: 2"), cache_dir=tmp_path)
+    assert list(tmp_path.glob("manifest-*.json")) == [entry]
+    # a damaged cache entry is ignored, not trusted
+    entry.write_text("{not json")
+    assert parse_manifest(FULL, cache_dir=tmp_path) == first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from tether.errors import InventoryError, ManifestError, SourceError
 from tether.inventory import Inventory, parse_inventory
@@ -50,7 +51,7 @@ def _text(tree: SourceTree, relpath: str, error: type[ManifestError | InventoryE
         raise error([f"{origin}: not UTF-8 text"], hint="save the file as UTF-8") from None
 
 
-def open_config_repo(tree: SourceTree) -> ConfigRepo:
+def open_config_repo(tree: SourceTree, *, cache_dir: Path | None = None) -> ConfigRepo:
     """Read and check tether.yaml and the inventory; raise the first kind of error found."""
     if not tree.is_file(MANIFEST_NAME):
         raise SourceError(
@@ -58,7 +59,7 @@ def open_config_repo(tree: SourceTree) -> ConfigRepo:
             hint="point --source at a config repo, or create one with `tether init DIR`",
         )
     manifest = parse_manifest(
-        _text(tree, MANIFEST_NAME, ManifestError), _origin(tree, MANIFEST_NAME)
+        _text(tree, MANIFEST_NAME, ManifestError), _origin(tree, MANIFEST_NAME), cache_dir=cache_dir
     )
     if not tree.is_file(manifest.inventory):
         raise InventoryError(

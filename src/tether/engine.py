@@ -159,18 +159,19 @@ def prepare(
     *,
     explicit_root: bool,
     rebuild_ledger: bool = False,
+    require_fresh: bool = False,
 ) -> Run:
     # Tens of thousands of small immutable values and no cycles: collecting is wasted time.
     gc.set_threshold(200_000, 50, 100)
-    tree = open_tree(source, host.state_dir)
-    repo = open_config_repo(tree)
+    state_dir = ensure_state_dir(host.state_dir)
+    tree = open_tree(source, state_dir, require_fresh=require_fresh)
+    repo = open_config_repo(tree, cache_dir=state_dir)
     root, home = resolve_paths(repo, host, explicit_root)
     if not Path(root).is_dir():
         raise HostError(
             f"target root {root}: no such folder",
             hint="create it first, or pass the right --target-root",
         )
-    state_dir = ensure_state_dir(host.state_dir)
     keyring = load_key(state_dir)
     store = load_store(secrets_path(repo, host))
     ledger = {} if rebuild_ledger else load_ledger(state_dir)

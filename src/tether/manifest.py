@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
+from tether import __version__
 from tether.errors import ManifestError
 from tether.inventory import GLOB_CHARS, matches
-from tether.yamlload import YamlDocument, YamlLoadError, load_yaml
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+
+    from tether.yamlload import YamlDocument
 
 MANIFEST_NAME = "tether.yaml"
 DEFAULT_SOURCE = "configs"
@@ -38,8 +42,8 @@ def schema_path() -> Path:
 
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
+    # Checked against the metaschema by the test suite, not on every run (30 ms).
     schema: dict[str, Any] = json.loads(schema_path().read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
     return schema
 
 
@@ -228,8 +232,48 @@ def _pattern_help(error: ValidationError) -> str:
     return str(description) if description else f"must match {error.validator_value}"
 
 
-def parse_manifest(text: str, origin: str = MANIFEST_NAME) -> Manifest:
-    """Parse and validate a manifest; every problem is reported, each as `origin:LINE:COL: ...`."""
+def _cache_key(text: str) -> str:
+    schema = schema_path().read_bytes()
+    material = b"\0".join([__version__.encode(), schema, text.encode("utf-8")])
+    return hashlib.sha256(material).hexdigest()
+
+
+def _cached(cache_dir: Path, key: str) -> Any:
+    try:
+        return json.loads((cache_dir / f"manifest-{key}.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def _remember(cache_dir: Path, key: str, data: Any) -> None:
+    """Keep a valid manifest's data so the next run skips YAML and schema validation."""
+    for old in cache_dir.glob("manifest-*.json"):
+        old.unlink(missing_ok=True)
+    tmp = cache_dir / f".manifest-{key}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(cache_dir / f"manifest-{key}.json")
+    except OSError:  # a cache: never worth failing a run for
+        tmp.unlink(missing_ok=True)
+
+
+def parse_manifest(
+    text: str, origin: str = MANIFEST_NAME, *, cache_dir: Path | None = None
+) -> Manifest:
+    """Parse and validate a manifest; every problem is reported, each as `origin:LINE:COL: ...`.
+
+    With `cache_dir`, a manifest already found valid (same bytes, same schema, same tether) is
+    read back from there: validation is pure, and jsonschema's import alone costs 30 ms a run.
+    """
+    key = _cache_key(text) if cache_dir is not None else None
+    if cache_dir is not None and key is not None:
+        data = _cached(cache_dir, key)
+        if isinstance(data, dict):
+            return _build(data, origin)
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 (see the docstring)
+
+    from tether.yamlload import YamlLoadError, load_yaml  # noqa: PLC0415
+
     try:
         doc = load_yaml(text)
     except YamlLoadError as exc:
@@ -250,6 +294,8 @@ def parse_manifest(text: str, origin: str = MANIFEST_NAME) -> Manifest:
     if problems:
         lines = [f"{origin}:{line}:{col}: {msg}" for line, col, msg in sorted(set(problems))]
         raise ManifestError(lines, hint="see docs/manifest.md")
+    if cache_dir is not None and key is not None:
+        _remember(cache_dir, key, doc.data)
     return _build(doc.data, origin)
 
 
