@@ -584,12 +584,25 @@ def wait_option(func: F) -> F:
     is_flag=True,
     help="Start a new ledger recording the destinations already in sync.",
 )
+@click.option(
+    "--require-fresh",
+    is_flag=True,
+    help="Fail when the remote cannot be fetched (default: carry on from the last fetch, exit 3).",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH",
+    help="Write Prometheus textfile-collector metrics of this run to PATH.",
+)
 @wait_option
 @source_options
 @host_options
 @json_option
 def reconcile(  # noqa: PLR0917
     plan_only: bool | None,
+    require_fresh: bool,
+    metrics_file: Path | None,
     overwrite: bool,
     prune: bool,
     diff: bool,
@@ -620,6 +633,8 @@ def reconcile(  # noqa: PLR0917
         out=out,
         rebuild_ledger=rebuild_ledger,
         wait=wait,
+        require_fresh=require_fresh,
+        metrics_file=metrics_file,
     )
 
 

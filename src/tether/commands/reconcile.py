@@ -17,7 +17,8 @@ from tether.lock import state_lock
 from tether.options import HostOptions, SourceOptions, mask_url
 from tether.planner import ATTENTION, Action, Item, Plan
 from tether.progress import Progress
-from tether.report import exit_code, render_text, to_json, unified
+from tether.report import exit_code, render_text, summary, to_json, unified
+from tether.runlog import RunOutcome, recording
 from tether.savedplan import PlanContext, plan_document
 
 
@@ -69,6 +70,20 @@ def context(run: Run, host: HostOptions, overwrite: bool, prune: bool) -> PlanCo
     )
 
 
+def source_status(run: Run) -> dict[str, object]:
+    """Where the desired state came from, and whether it is the remote's latest."""
+    tree = run.repo.tree
+    stale = getattr(tree, "stale", None)  # set when a fetch failed and the mirror was used
+    return {
+        "folder": str(run.source.folder) if run.source.folder else None,
+        "repo": mask_url(run.source.repo) if run.source.repo else None,
+        "ref": run.source.ref,
+        "stale": stale is not None,
+        "reason": stale,
+        "forced": bool(getattr(tree, "forced", False)),
+    }
+
+
 def output(
     run: Run,
     report: Report,
@@ -82,12 +97,17 @@ def output(
     if out is not None:
         doc = plan_document(report, ctx)
         out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    status = source_status(run)
     if as_json:
-        click.echo(json.dumps(to_json(report), indent=1))
+        click.echo(json.dumps(to_json(report, {"source": status}), indent=1))
         return
     label = run.source.folder or mask_url(run.source.repo or "")
     revision = f" @ {report.revision[:12]}" if report.revision else ""
     header = f"tether {verb}: {label}{revision} -> {run.root} (home {run.home})"
+    if status["stale"]:
+        header += f"\nsource is stale: {status['reason']} (using the last fetched revision)"
+    if status["forced"]:
+        header += "\nthe remote's history was rewritten (force-push); following it"
     diff_for = (lambda item: diffs.get(item.dest)) if diffs is not None else None
     click.echo(render_text(report, header, diff_for))
     if out is not None:
@@ -107,6 +127,8 @@ def reconcile(
     out: Path | None = None,
     rebuild_ledger: bool = False,
     wait: float = 0.0,
+    require_fresh: bool = False,
+    metrics_file: Path | None = None,
 ) -> int:
     apply = env_flag("DRY_RUN", "false") if apply is None else apply
     overwrite = overwrite or env_flag("OVERWRITE", "true")
@@ -116,17 +138,23 @@ def reconcile(
             _notice_dead(dead)
             recover(state_dir, have_lock=True)
             return _rebuild(source, host, explicit_root=explicit_root, as_json=as_json)
-    if not apply:
-        recover(state_dir, have_lock=False)
-        run = prepare(source, host, explicit_root=explicit_root)
-        return _run(run, host, DryRunHost(run.confinement), overwrite, prune, diff, as_json, out)
-    with state_lock(state_dir, "reconcile --apply", wait) as dead:
-        _notice_dead(dead)
-        removed = recover(state_dir, have_lock=True)
-        if removed:
-            click.echo(f"tether: removed {removed} temp files of an interrupted apply", err=True)
-        run = prepare(source, host, explicit_root=explicit_root)
-        return _run(run, host, RealHost(run.confinement), overwrite, prune, diff, as_json, out)
+    options = (overwrite, prune, diff, as_json, out)
+    with recording(state_dir, f"reconcile --{'apply' if apply else 'plan'}", metrics_file) as rec:
+        if not apply:
+            recover(state_dir, have_lock=False)
+            run = prepare(source, host, explicit_root=explicit_root, require_fresh=require_fresh)
+            rec.exit_code = _run(run, host, DryRunHost(run.confinement), *options, rec)
+            return rec.exit_code
+        with state_lock(state_dir, "reconcile --apply", wait) as dead:
+            _notice_dead(dead)
+            removed = recover(state_dir, have_lock=True)
+            if removed:
+                click.echo(
+                    f"tether: removed {removed} temp files of an interrupted apply", err=True
+                )
+            run = prepare(source, host, explicit_root=explicit_root, require_fresh=require_fresh)
+            rec.exit_code = _run(run, host, RealHost(run.confinement), *options, rec)
+            return rec.exit_code
 
 
 def _notice_dead(pid: int | None) -> None:
@@ -143,7 +171,9 @@ def _run(  # noqa: PLR0917
     diff: bool,
     as_json: bool,
     out: Path | None,
+    outcome: RunOutcome,
 ) -> int:
+    outcome.revision_attempted = run.desired.revision
     plan = run.make_plan(overwrite=overwrite, prune=prune)
     diffs = diffs_before(run, plan) if diff and not as_json else None
     progress = Progress(enabled=not as_json and not host.dry_run)
@@ -163,7 +193,13 @@ def _run(  # noqa: PLR0917
     )
     for failed in report.failed:
         click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)
-    return int(exit_code(report))
+    code = exit_code(report)
+    if getattr(run.repo.tree, "stale", None) is not None and code < ExitCode.ATTENTION:
+        code = ExitCode.ATTENTION  # converged on the last known state, not the latest one
+    outcome.counts = summary(report)
+    if not host.dry_run and not report.failed:
+        outcome.revision_applied = run.desired.revision or "folder"
+    return int(code)
 
 
 def _rebuild(

@@ -1,0 +1,67 @@
+"""Record every reconcile/capture run in the run history (and metrics), however it ends."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from tether.errors import TetherError
+from tether.exitcodes import ExitCode
+from tether.metrics import write_metrics
+from tether.runs import RunRecord, record_run
+
+
+@dataclass
+class RunOutcome:
+    """Filled in by the command as it learns what happened."""
+
+    exit_code: int = int(ExitCode.OK)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    revision_attempted: str | None = None
+    revision_applied: str | None = None
+    message: str | None = None
+
+
+@contextlib.contextmanager
+def recording(
+    state_dir: Path, command: str, metrics_file: Path | None = None
+) -> Iterator[RunOutcome]:
+    """Yield an outcome to fill; on the way out (an error included) append it to the history.
+
+    Bookkeeping never changes the run's result: a history that cannot be written is a warning.
+    """
+    outcome = RunOutcome()
+    started = time.time()
+    clock = time.monotonic()
+    try:
+        yield outcome
+    except TetherError as exc:
+        outcome.exit_code, outcome.message = int(exc.exit_code), exc.line()
+        raise
+    except BaseException:
+        outcome.exit_code, outcome.message = int(ExitCode.BUG), "internal error"
+        raise
+    finally:
+        run = RunRecord(
+            command=command,
+            started=started,
+            duration=time.monotonic() - clock,
+            exit_code=outcome.exit_code,
+            counts=dict(outcome.counts),
+            revision_attempted=outcome.revision_attempted,
+            revision_applied=outcome.revision_applied,
+            message=outcome.message,
+        )
+        try:
+            if state_dir.is_dir():
+                record_run(state_dir, run)
+            if metrics_file is not None:
+                write_metrics(metrics_file, run)
+        except (TetherError, OSError) as exc:
+            why = exc.line() if isinstance(exc, TetherError) else exc.strerror
+            click.echo(f"tether: warning: run not recorded ({why})", err=True)
