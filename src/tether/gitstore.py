@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import urllib3.exceptions
 from dulwich.client import (
     GitClient,
     HTTPProxyUnauthorized,
@@ -67,15 +66,22 @@ _IDENTITY = re.compile(r"^[^<>\n]+ <[^<>\n]*>$")
 # Server messages that mean "someone else moved the ref first": rebuild on the new tip.
 _RACE_WORDS = ("non-fast-forward", "fetch first", "stale info", "failed to lock", "cannot lock")
 
-# What a failing remote raises: network, DNS, auth, protocol, a missing local repo.
-_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    GitProtocolError,
-    NotGitRepository,
-    HTTPUnauthorized,
-    HTTPProxyUnauthorized,
-    urllib3.exceptions.HTTPError,
-)
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What a failing remote raises: network, DNS, auth, protocol, a missing local repo.
+
+    A function, so urllib3 (40 ms to import) loads only when something failed.
+    """
+    import urllib3.exceptions  # noqa: PLC0415
+
+    return (
+        OSError,
+        GitProtocolError,
+        NotGitRepository,
+        HTTPUnauthorized,
+        HTTPProxyUnauthorized,
+        urllib3.exceptions.HTTPError,
+    )
 
 
 # What reading a damaged object store raises (missing object, bad zlib stream, bad checksum).
@@ -208,6 +214,8 @@ def _connected(remote: Remote, operation: str) -> Iterator[tuple[GitClient, str]
 
 def _reason(remote: Remote, exc: BaseException) -> str:
     """One printable line about a transport failure (never a credential)."""
+    import urllib3.exceptions  # noqa: PLC0415 (only on a failure)
+
     if isinstance(exc, HTTPUnauthorized):
         return "authentication failed (HTTP 401)"
     if isinstance(exc, HTTPProxyUnauthorized):
@@ -412,7 +420,7 @@ def _clone(remote: Remote, path: Path) -> tuple[str | None, dict[str, str]]:
         with Repo.init_bare(str(tmp)) as repo:
             try:
                 head, _ = _fetch_into(repo, remote)
-            except _TRANSPORT_ERRORS as exc:
+            except _transport_errors() as exc:
                 raise _transport_failure(remote, exc, "clone") from None
             refs = _refs_of(repo)
         _write_fetch_state(tmp, remote)
@@ -440,7 +448,7 @@ def fetch(remote: Remote, state_dir: Path) -> FetchResult:
                 with Repo(str(path)) as repo:
                     try:
                         head, forced = _fetch_into(repo, remote)
-                    except _TRANSPORT_ERRORS as exc:
+                    except _transport_errors() as exc:
                         raise _transport_failure(remote, exc, "fetch") from None
                     refs = _refs_of(repo)
                     warnings.extend(_tidy(repo))
@@ -524,8 +532,29 @@ def resolve(path: Path, ref: str | None, *, display: str = "") -> Resolved:
         raise _not_found(repo, ref, shown)
 
 
+TREE_CACHE = "tether-tree.json"
+
+
 def list_tree(path: Path, commit: str) -> dict[str, tuple[int, str]]:
-    """Every blob of the commit's tree: {path: (mode, blob id)}; submodules are left out."""
+    """Every blob of the commit's tree: {path: (mode, blob id)}; submodules are left out.
+
+    A commit id names its tree for good, so the last listing is kept beside the mirror: a
+    no-op reconcile then reads one JSON file instead of walking every tree object.
+    """
+    cache = path / TREE_CACHE
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        doc = json.loads(cache.read_bytes())
+        if doc["commit"] == commit:
+            return {p: (int(mode), str(sha)) for p, (mode, sha) in doc["entries"].items()}
+    entries = _walk_tree(path, commit)
+    with contextlib.suppress(OSError):
+        tmp = path / f".{TREE_CACHE}.{os.getpid()}"
+        tmp.write_text(json.dumps({"commit": commit, "entries": entries}), encoding="utf-8")
+        tmp.replace(cache)
+    return entries
+
+
+def _walk_tree(path: Path, commit: str) -> dict[str, tuple[int, str]]:
     with Repo(str(path)) as repo:
         try:
             obj = repo[ObjectID(commit.encode())]
@@ -765,7 +794,7 @@ def push_ref(remote: Remote, path: Path, ref: str, sha: str, *, expected: str | 
                 update_refs,
                 generate_pack_data=repo.generate_pack_data,  # type: ignore[arg-type]
             )
-        except _TRANSPORT_ERRORS as exc:
+        except _transport_errors() as exc:
             raise _transport_failure(remote, exc, "push to") from None
     if "current" not in seen:
         raise GitError(f"push to {remote.display}: the server never listed its refs")
