@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scanhelp import BIN, git, git_env, init_repo
+from testing.gitrepos import commit, config_files, free_port, init_bare
 from tether.agent import suspend
 from tether.cli import main
 from tether.commands.doctor import CHECKS, DoctorContext, run_checks
+from tether.ledger import ledger_path
+from tether.lock import INFO_NAME, LOCK_NAME, state_lock
 from tether.options import HostOptions
 
 SECRET = "s3cr3t-Value-123"
@@ -76,11 +81,17 @@ def test_healthy_host_passes_with_a_warning_for_no_units(
     assert report["ok"] is True
     assert levels(report) == {
         "manifest": "ok",
+        "remote": "ok",
         "secret store": "ok",
         "placeholders": "ok",
+        "ledger": "ok",
+        "lock": "ok",
+        "hooks": "ok",
         "units": "warning",
         "suspended": "ok",
     }
+    assert "not a git work tree" in messages(report, "hooks")
+    assert "no remote configured" in messages(report, "remote")
     assert "1 secrets, mode 0600" in messages(report, "secret store")
 
 
@@ -208,3 +219,179 @@ def test_environment_overrides_the_store(setup: dict[str, Path]) -> None:
     env = {"APP_TOKEN": "from-env"}
     ctx = DoctorContext((setup["cfg"], None, None), host, setup["root"], False, env)
     assert not any(r.level == "error" for r in run_checks(ctx))
+
+
+# ---- the remote -------------------------------------------------------------------------------
+
+
+def doctor_repo(
+    url: str, paths: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> tuple[int, dict[str, Any], str]:
+    args = ["doctor", "--json", "--repo", url, "--secrets-file", str(paths["store"])]
+    code = main([*args, "--state-dir", str(paths["state"]), "--root", str(paths["root"])])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.out + captured.err
+
+
+def test_reachable_repo(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bare = init_bare(tmp_path / "config.git")
+    commit(bare, config_files(**{"app.conf": b"x\n"}))
+    code, report, _ = doctor_repo(str(bare), setup, capsys)
+    assert levels(report)["remote"] == "ok"
+    assert "reachable, 1 branches" in messages(report, "remote")
+    assert levels(report)["manifest"] == "ok"
+    assert code == 0
+
+
+def test_unreachable_repo_is_an_error_naming_the_url(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str], closed_port: str
+) -> None:
+    code, report, _ = doctor_repo(closed_port, setup, capsys)
+    assert code == 4
+    assert levels(report)["remote"] == "error"
+    text = messages(report, "remote")
+    assert f"{closed_port} (--repo): unreachable" in text
+    assert "connection refused" in text
+
+
+def test_unreachable_remote_url_is_masked(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://deploy:{SECRET}@127.0.0.1:{free_port()}/config.git"
+    code, report, out = doctor_repo(url, setup, capsys)
+    assert code == 4
+    assert levels(report)["remote"] == "error"
+    assert "http://deploy:***@127.0.0.1" in messages(report, "remote")
+    assert SECRET not in out
+
+
+def test_capture_remote_of_the_manifest_is_probed(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str], closed_port: str
+) -> None:
+    manifest = setup["cfg"] / "tether.yaml"
+    text = manifest.read_text().replace("capture:\n", f"capture:\n  remote: {closed_port}\n")
+    manifest.write_text(text)
+    code, report, _ = doctor(setup, capsys)
+    assert code == 4
+    assert levels(report)["remote"] == "error"
+    assert "capture.remote in tether.yaml" in messages(report, "remote")
+
+
+# ---- ledger and lock --------------------------------------------------------------------------
+
+
+def test_corrupt_ledger(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    setup["state"].mkdir()
+    ledger_path(setup["state"]).write_text("{not json")
+    code, report, _ = doctor(setup, capsys)
+    assert code == 4
+    assert levels(report)["ledger"] == "error"
+    text = messages(report, "ledger")
+    assert "the ledger is corrupt" in text
+    assert "tether reconcile --rebuild-ledger" in text
+
+
+def test_ledger_written_by_a_real_apply_is_ok(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup["root"].mkdir()
+    host = ["--target-root", str(setup["root"]), "--state-dir", str(setup["state"])]
+    args = ["reconcile", "--apply", "--source", str(setup["cfg"]), *host]
+    assert main([*args, "--secrets-file", str(setup["store"])]) == 0
+    capsys.readouterr()
+    code, report, _ = doctor(setup, capsys)
+    assert code == 0
+    assert levels(report)["ledger"] == "ok"
+    assert "readable, 2 destinations" in messages(report, "ledger")
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_lock_left_by_a_dead_process_is_a_warning(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup["state"].mkdir()
+    (setup["state"] / LOCK_NAME).write_text("")
+    pid = dead_pid()
+    info = {"pid": pid, "command": "reconcile --apply", "since": "2026-01-01T00:00:00Z"}
+    (setup["state"] / INFO_NAME).write_text(json.dumps(info))
+    code, report, _ = doctor(setup, capsys)
+    assert code == 0
+    assert levels(report)["lock"] == "warning"
+    text = messages(report, "lock")
+    assert f"pid {pid} (reconcile --apply)" in text
+    assert "the next run takes the lock over" in text
+    with state_lock(setup["state"], "reconcile --apply") as took_over:
+        assert took_over == pid  # what doctor promised
+    _, report, _ = doctor(setup, capsys)
+    assert levels(report)["lock"] == "ok"
+
+
+def test_lock_held_by_a_live_run_is_ok(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup["state"].mkdir()
+    with state_lock(setup["state"], "reconcile --apply"):
+        code, report, _ = doctor(setup, capsys)
+    assert code == 0
+    assert levels(report)["lock"] == "ok"
+    assert "a run is in progress: pid" in messages(report, "lock")
+
+
+# ---- hooks ------------------------------------------------------------------------------------
+
+
+def test_git_config_repo_without_hooks_is_a_warning(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    init_repo(setup["cfg"], git_env(tmp_path))
+    code, report, _ = doctor(setup, capsys)
+    assert code == 0
+    assert levels(report)["hooks"] == "warning"
+    assert "tether hooks install" in messages(report, "hooks")
+
+
+def test_tether_hooks_installed(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    init_repo(setup["cfg"], git_env(tmp_path))
+    assert main(["hooks", "install", str(setup["cfg"])]) == 0
+    (setup["cfg"] / ".git/hooks/pre-push").unlink()
+    _, report, _ = doctor(setup, capsys)
+    assert levels(report)["hooks"] == "warning"
+    assert "no pre-push hook" in messages(report, "hooks")
+    assert main(["hooks", "install", str(setup["cfg"])]) == 0
+    _, report, _ = doctor(setup, capsys)
+    assert levels(report)["hooks"] == "ok"
+    assert "tether's pre-commit and pre-push hooks" in messages(report, "hooks")
+
+
+def test_pre_commit_framework_running_tether_scan(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env = git_env(tmp_path)
+    init_repo(setup["cfg"], env)
+    installed = subprocess.run(
+        [str(BIN / "pre-commit"), "install"],
+        cwd=setup["cfg"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    _, report, _ = doctor(setup, capsys)
+    assert levels(report)["hooks"] == "ok"
+    assert "pre-commit runs tether-scan" in messages(report, "hooks")
+    config = setup["cfg"] / ".pre-commit-config.yaml"
+    config.write_text(config.read_text().replace("tether-scan", "something-else"))
+    _, report, _ = doctor(setup, capsys)
+    assert levels(report)["hooks"] == "warning"
+    assert "does not use tether-scan" in messages(report, "hooks")
+    git(setup["cfg"], "status", env=env)  # still a healthy work tree

@@ -433,6 +433,23 @@ def _clone(remote: Remote, path: Path) -> tuple[str | None, dict[str, str]]:
     return head, refs
 
 
+def ls_remote(remote: Remote) -> dict[str, str]:
+    """The remote's heads and tags (ref -> commit id), nothing fetched; FetchFailed if unreachable.
+
+    A cheap reachability probe (`tether doctor`): one round trip, no objects downloaded.
+    """
+    try:
+        with _connected(remote, "upload-pack") as (client, rpath):
+            result = client.get_refs(rpath)  # type: ignore[arg-type]
+    except _transport_errors() as exc:
+        raise _transport_failure(remote, exc, "reach") from None
+    return {
+        ref.decode(): sha.decode()
+        for ref, sha in result.refs.items()
+        if sha is not None and _wanted(ref)
+    }
+
+
 def has_mirror(state_dir: Path, remote: Remote) -> bool:
     return (mirror_path(state_dir, remote) / "HEAD").is_file()
 

@@ -71,6 +71,16 @@ def hooks_dir(path: Path) -> Path:
         return Path(repo.commondir()).resolve() / "hooks"
 
 
+def work_tree(path: Path) -> Path | None:
+    """The top of the git work tree holding `path`, or None (not in git, or a bare repo)."""
+    try:
+        repo = Repo.discover(str(path))
+    except NotGitRepository:
+        return None
+    with repo:
+        return None if repo.bare else Path(repo.path).resolve()
+
+
 @dataclass(frozen=True)
 class Plan:
     name: str

@@ -16,9 +16,10 @@ import click
 
 from tether.agent import Suspension, suspension
 from tether.exitcodes import ExitCode
+from tether.lock import LOCK_NAME
 from tether.runs import RunRecord, load_runs
 
-LOCK_FILE = "lock"  # the reconcile/capture lock: flock(LOCK_EX) on <state dir>/lock
+LOCK_FILE = LOCK_NAME  # the reconcile/capture lock: flock(LOCK_EX) on <state dir>/lock
 SHOWN_RUNS = 10
 STALLED_AFTER = 3  # failed runs in a row
 PENDING_ACTIONS = ("drift", "conflict", "preexisting", "blocked", "prune", "create", "update")
