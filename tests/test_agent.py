@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from testing.gitrepos import commit, config_files, init_bare
 from tether.agent import (
     LoopConfig,
     next_delay,
@@ -21,6 +23,7 @@ from tether.agent import (
     suspend,
     suspension,
 )
+from tether.cli import main
 from tether.commands.agent import run as agent_run
 from tether.commands.agent import tick_command as tick_command_of
 from tether.exitcodes import ExitCode
@@ -266,3 +269,144 @@ def test_unreadable_suspend_flag_still_suspends(tmp_path: Path) -> None:
     held = suspension(tmp_path)
     assert held is not None
     assert held.reason == "not json"
+
+
+# ---- end to end: the real reconcile on a real --repo -----------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> dict[str, Path]:
+    """A bare config repo built with dulwich, an empty host root and a state dir."""
+    bare = init_bare(tmp_path / "config.git")
+    root = tmp_path / "root"
+    root.mkdir()
+    return {"bare": bare, "root": root, "state": tmp_path / "state", "tmp": tmp_path}
+
+
+def host_args(site: dict[str, Path]) -> list[str]:
+    return ["--target-root", str(site["root"]), "--state-dir", str(site["state"])]
+
+
+def status_json(state: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    capsys.readouterr()
+    main(["status", "--json", "--state-dir", str(state)])
+    data: dict[str, object] = json.loads(capsys.readouterr().out)
+    return data
+
+
+def condition(status: dict[str, object], kind: str) -> dict[str, str]:
+    found = [c for c in status["conditions"] if c["type"] == kind]  # type: ignore[attr-defined]
+    return found[0]  # type: ignore[no-any-return]
+
+
+def test_once_converges_the_host_from_a_real_repo(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = commit(site["bare"], config_files(**{"app.conf": b"v1\n"}))
+    run = ["agent", "run", "--once", "--repo", str(site["bare"]), *host_args(site)]
+    assert main(run) == 0
+    dest = site["root"] / "home/u/app.conf"
+    assert dest.read_text() == "v1\n"
+    status = status_json(site["state"], capsys)
+    assert condition(status, "Ready")["status"] == "True"
+    assert status["lastAppliedRevision"] == first
+    assert status["lastAttemptedRevision"] == first
+    second = commit(site["bare"], {"configs/app.conf": b"v2\n"})
+    assert main(run) == 0
+    assert dest.read_text() == "v2\n"
+    status = status_json(site["state"], capsys)
+    assert status["lastAppliedRevision"] == second
+    runs = status["runs"]
+    assert [r["command"] for r in runs] == ["reconcile --apply"] * 2  # type: ignore[attr-defined]
+    assert [r["revisionApplied"] for r in runs] == [first, second]  # type: ignore[attr-defined]
+
+
+def test_loop_follows_new_commits_and_stops_on_sigterm(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit(site["bare"], config_files(**{"app.conf": b"v1\n"}))
+    argv = [sys.executable, "-m", "tether", "agent", "run", "--interval", "0.2s", "--jitter", "0"]
+    proc = subprocess.Popen(
+        [*argv, "--repo", str(site["bare"]), *host_args(site)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    dest = site["root"] / "home/u/app.conf"
+    try:
+        wait_for(lambda: dest.exists() and dest.read_text() == "v1\n", timeout=30)
+        second = commit(site["bare"], {"configs/app.conf": b"v2\n"})
+        wait_for(lambda: dest.read_text() == "v2\n", timeout=30)
+        runs_file = site["state"] / "runs.jsonl"
+        wait_for(lambda: second in runs_file.read_text(), timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert "stopping on SIGTERM" in err
+    status = status_json(site["state"], capsys)
+    assert condition(status, "Ready")["status"] == "True"
+    assert condition(status, "Reconciling")["status"] == "False"
+    assert status["lastAppliedRevision"] == second
+
+
+def test_unreachable_remote_backs_off_and_stalls(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str], closed_port: str
+) -> None:
+    run = ["agent", "run", "--repo", closed_port, *host_args(site)]
+    assert main([*run, "--once"]) == ExitCode.ERROR
+    assert not any(site["root"].iterdir())  # nothing fetched, nothing written
+    status = status_json(site["state"], capsys)
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ReconciliationFailed")
+    assert "connection refused" in ready["message"]
+    assert condition(status, "Stalled")["status"] == "False"  # one failure is not a stall
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tether", *run, "--interval", "0.1s", "--jitter", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        runs_file = site["state"] / "runs.jsonl"
+        wait_for(lambda: len(runs_file.read_text().splitlines()) >= 4, timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+    assert "tick 1: error in" in err
+    assert "backing off after 2 failure(s)" in err
+    status = status_json(site["state"], capsys)
+    stalled = condition(status, "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "RepeatedFailures")
+    assert "runs in a row failed" in stalled["message"]
+    assert "connection refused" in stalled["message"]
+    assert status["lastAppliedRevision"] is None
+    assert main(["status", "--state-dir", str(site["state"])]) == ExitCode.ATTENTION
+
+
+def test_unit_exec_start_runs_on_the_real_reconcile(site: dict[str, Path], tmp_path: Path) -> None:
+    """The options the units pass (metrics file included) exist on the real command."""
+    first = commit(site["bare"], config_files(**{"app.conf": b"v1\n"}))
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    install = ["agent", "install", "--repo", str(site["bare"]), *host_args(site)]
+    unit_root = tmp_path / "image"
+    assert (
+        main([*install, "--root", str(unit_root), "--metrics-dir", str(metrics), "--no-verify"])
+        == 0
+    )
+    service = (unit_root / "etc/systemd/system/tether-reconcile.service").read_text()
+    line = next(x for x in service.splitlines() if x.startswith("ExecStart="))
+    argv = shlex.split(line.split("=", 1)[1].replace("%%", "%").replace("$$", "$"))
+    assert "--metrics-file" in argv
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (site["root"] / "home/u/app.conf").read_text() == "v1\n"
+    prom = (metrics / "tether-reconcile.prom").read_text()
+    assert "tether_" in prom
+    assert first in (site["state"] / "runs.jsonl").read_text()
