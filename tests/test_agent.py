@@ -303,10 +303,12 @@ def test_once_converges_the_host_from_a_real_repo(
     site: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = commit(site["bare"], config_files(**{"app.conf": b"v1\n"}))
+    metrics = site["tmp"] / "tether.prom"
     run = ["agent", "run", "--once", "--repo", str(site["bare"]), *host_args(site)]
-    assert main(run) == 0
+    assert main([*run, "--metrics-file", str(metrics)]) == 0
     dest = site["root"] / "home/u/app.conf"
     assert dest.read_text() == "v1\n"
+    assert "tether_last_run" in metrics.read_text()
     status = status_json(site["state"], capsys)
     assert condition(status, "Ready")["status"] == "True"
     assert status["lastAppliedRevision"] == first
@@ -408,5 +410,5 @@ def test_unit_exec_start_runs_on_the_real_reconcile(site: dict[str, Path], tmp_p
     assert done.returncode == 0, done.stderr
     assert (site["root"] / "home/u/app.conf").read_text() == "v1\n"
     prom = (metrics / "tether-reconcile.prom").read_text()
-    assert "tether_" in prom
+    assert "tether_last_run_success" in prom
     assert first in (site["state"] / "runs.jsonl").read_text()

@@ -250,6 +250,12 @@ def agent_uninstall(root: Path | None, user: bool) -> int:
     "--jitter", default="30s", show_default=True, metavar="DURATION", help="Random extra wait."
 )
 @click.option("--once", is_flag=True, help="Run one tick and exit with its exit code.")
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH",
+    help="Each tick writes Prometheus textfile-collector metrics to PATH.",
+)
 def agent_run(
     *,
     source: Path | None,
@@ -262,6 +268,7 @@ def agent_run(
     interval: str,
     jitter: str,
     once: bool,
+    metrics_file: Path | None,
 ) -> int:
     """Reconcile in the foreground every --interval (for hosts without systemd)."""
     from tether.commands.agent import run
@@ -272,6 +279,7 @@ def agent_run(
         interval=interval,
         jitter=jitter,
         once=once,
+        metrics_file=metrics_file,
     )
 
 

@@ -376,9 +376,12 @@ def uninstall(*, root: Path | None, user: bool) -> int:
     return int(ExitCode.ATTENTION if changed else ExitCode.OK)
 
 
-def tick_command(source: SourceOptions, host: HostOptions) -> list[str]:
+def tick_command(
+    source: SourceOptions, host: HostOptions, metrics_file: Path | None = None
+) -> list[str]:
     """What each `agent run` tick executes: this tether, reconcile --apply, the same options."""
-    return [*tether_command(), "reconcile", "--apply", *passthrough_args(source, host)]
+    args = passthrough_args(source, host, metrics_file)
+    return [*tether_command(), "reconcile", "--apply", *args]
 
 
 def run(
@@ -389,12 +392,13 @@ def run(
     jitter: str,
     once: bool,
     command: Sequence[str] | None = None,
+    metrics_file: Path | None = None,
 ) -> int:
     every = parse_duration(interval, "--interval")
     spread = parse_duration(jitter, "--jitter")
     if every <= 0:
         raise UsageError(f"--interval {interval}: must be longer than 0", hint="e.g. 5min")
-    tick = command or tick_command(source, host)
+    tick = command or tick_command(source, host, metrics_file)
     config = LoopConfig(tuple(tick), host.state_dir, every, spread, once)
     if not once:
         say(f"reconciling every {format_duration(every)} (+ up to {format_duration(spread)})")
