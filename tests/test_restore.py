@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from testing.repos import make_config_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "restore" / "entrypoint.sh"
@@ -226,3 +230,73 @@ def test_entrypoint_is_executable_posix_sh() -> None:
     assert os.access(ENTRYPOINT, os.X_OK)
     assert ENTRYPOINT.read_text().startswith("#!/bin/sh\n")
     subprocess.run(["/bin/sh", "-n", str(ENTRYPOINT)], check=True)
+
+
+# ---- the entrypoint with the real tether ----------------------------------------------------
+
+RESTORED_SECRET = "restore-Value-9f3"
+
+
+@pytest.fixture
+def real_box(tmp_path: Path) -> dict[str, Path]:
+    """A config repo with a placeholder, an empty "/host", a 0600 secret store; real tether."""
+    repo = make_config_repo(
+        tmp_path / "repo",
+        {"app/config.yaml": "token: __REDACTED_APP_TOKEN__\n", "app/plain.txt": "hello\n"},
+    )
+    host = tmp_path / "host"
+    host.mkdir()
+    source = tmp_path / "on-the-host.env"
+    source.write_text(f"APP_TOKEN='{RESTORED_SECRET}'\n")
+    store = tmp_path / "secrets" / "tether.env"  # what the read-only mount shows the container
+    store.parent.mkdir()
+    shutil.copyfile(source, store)
+    store.chmod(0o600)
+    return {"repo": repo, "host": host, "store": store, "tmp": tmp_path}
+
+
+def real_entry(box: dict[str, Path], *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",  # the venv's `tether`
+        "HOME": str(box["tmp"]),
+        "REPO_DIR": str(box["repo"]),
+        "HOST_ROOT": str(box["host"]),
+        "SECRETS_FILE": str(box["store"]),
+        "TETHER_LOG_DIR": str(box["tmp"] / "logs"),
+        **env,
+    }
+    return subprocess.run(
+        ["/bin/sh", str(ENTRYPOINT), *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_real_tether_dry_run_then_apply(real_box: dict[str, Path]) -> None:
+    home = real_box["host"] / "home/demo"
+    preview = real_entry(real_box, DRY_RUN="true")
+    assert preview.returncode == 1, preview.stderr  # changes pending, nothing written
+    assert "app/config.yaml" in preview.stdout
+    assert not home.exists()
+    applied = real_entry(real_box, DRY_RUN="false")
+    assert applied.returncode == 0, applied.stderr
+    assert (home / "app/plain.txt").read_text() == "hello\n"
+    restored = home / "app/config.yaml"
+    assert restored.read_text() == f"token: {RESTORED_SECRET}\n"
+    assert (real_box["host"] / "var/lib/tether/ledger.json").is_file()  # state on the host
+    again = real_entry(real_box, DRY_RUN="true")
+    assert again.returncode == 0, again.stdout  # converged
+    for done in (preview, applied, again):
+        assert RESTORED_SECRET not in done.stdout + done.stderr
+    assert (real_box["repo"] / "configs/app/config.yaml").read_text().startswith("token: __RED")
+
+
+def test_real_tether_refuses_a_store_others_can_read(real_box: dict[str, Path]) -> None:
+    real_box["store"].chmod(0o644)
+    done = real_entry(real_box, DRY_RUN="false")
+    assert done.returncode == 4
+    assert "group or others may access it" in done.stderr
+    assert not (real_box["host"] / "home/demo").exists()
+    assert RESTORED_SECRET not in done.stdout + done.stderr
