@@ -300,3 +300,12 @@ def test_real_tether_refuses_a_store_others_can_read(real_box: dict[str, Path]) 
     assert "group or others may access it" in done.stderr
     assert not (real_box["host"] / "home/demo").exists()
     assert RESTORED_SECRET not in done.stdout + done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, as in the container")
+def test_real_tether_as_root_reads_a_store_owned_by_the_user(real_box: dict[str, Path]) -> None:
+    os.chown(real_box["store"], 1000, 1000)  # the host user's 0600 store, mounted as is
+    done = real_entry(real_box, DRY_RUN="false")
+    assert done.returncode == 0, done.stderr
+    restored = real_box["host"] / "home/demo/app/config.yaml"
+    assert restored.read_text() == f"token: {RESTORED_SECRET}\n"

@@ -330,7 +330,7 @@ def doctor(
     user: bool,
     as_json: bool,
 ) -> int:
-    """Check that this host can reconcile: config repo, secrets, units, suspension."""
+    """Check this host can reconcile: repo, remote, secrets, ledger, lock, hooks, units."""
     from tether.commands.doctor import doctor as run
 
     return run(
