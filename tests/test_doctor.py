@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from scanhelp import BIN, git, git_env, init_repo
 from testing.gitrepos import commit, config_files, free_port, init_bare
 from tether.agent import suspend
 from tether.cli import main
-from tether.commands.doctor import CHECKS, DoctorContext, run_checks
+from tether.commands.doctor import CHECKS, DoctorContext, check_remote, run_checks
 from tether.ledger import ledger_path
 from tether.lock import INFO_NAME, LOCK_NAME, state_lock
 from tether.options import HostOptions
@@ -395,3 +397,19 @@ def test_pre_commit_framework_running_tether_scan(
     assert levels(report)["hooks"] == "warning"
     assert "does not use tether-scan" in messages(report, "hooks")
     git(setup["cfg"], "status", env=env)  # still a healthy work tree
+
+
+@pytest.mark.parametrize("scheme", ["git", "http"])
+def test_remote_that_never_answers_times_out(setup: dict[str, Path], scheme: str) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"{scheme}://127.0.0.1:{silent.getsockname()[1]}/config.git"
+        host = HostOptions(Path("/"), None, setup["state"], setup["store"])
+        ctx = DoctorContext((None, url, None), host, setup["root"], remote_timeout=0.3)
+        started = time.monotonic()
+        results = check_remote(ctx)
+    assert time.monotonic() - started < 5
+    assert [r.level for r in results] == ["error"]
+    assert "unreachable: timed out" in results[0].message
+    assert socket.getdefaulttimeout() is None  # the process-wide default is restored

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import zlib
@@ -433,13 +434,28 @@ def _clone(remote: Remote, path: Path) -> tuple[str | None, dict[str, str]]:
     return head, refs
 
 
-def ls_remote(remote: Remote) -> dict[str, str]:
+@contextlib.contextmanager
+def _socket_timeout(seconds: float | None) -> Iterator[None]:
+    """Bound every socket dulwich and urllib3 open (both use the default timeout)."""
+    if seconds is None:
+        yield
+        return
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def ls_remote(remote: Remote, *, timeout: float | None = None) -> dict[str, str]:
     """The remote's heads and tags (ref -> commit id), nothing fetched; FetchFailed if unreachable.
 
     A cheap reachability probe (`tether doctor`): one round trip, no objects downloaded.
+    `timeout` bounds each socket operation of git:// and http(s) (not an ssh subprocess).
     """
     try:
-        with _connected(remote, "upload-pack") as (client, rpath):
+        with _socket_timeout(timeout), _connected(remote, "upload-pack") as (client, rpath):
             result = client.get_refs(rpath)  # type: ignore[arg-type]
     except _transport_errors() as exc:
         raise _transport_failure(remote, exc, "reach") from None

@@ -35,6 +35,8 @@ from tether.secrets.store import SecretStore, load_store
 from tether.sourcetree import SourceTree
 from tether.units import RECONCILE, exec_program, unit_dir, wants_link
 
+REMOTE_TIMEOUT = 20.0  # seconds per socket operation of the remote probe
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -61,6 +63,7 @@ class DoctorContext:
     root: Path | None = None  # where the units live (`--root` of agent install)
     user: bool = False
     environ: dict[str, str] | None = field(default=None)
+    remote_timeout: float = REMOTE_TIMEOUT
 
     @cached_property
     def tree(self) -> SourceTree:
@@ -213,7 +216,7 @@ def check_remote(ctx: DoctorContext) -> list[CheckResult]:
         return [CheckResult(name, "ok", "no remote configured (a --source folder, no capture)")]
     try:
         remote = parse_remote(location)
-        refs = ls_remote(remote)
+        refs = ls_remote(remote, timeout=ctx.remote_timeout)
     except FetchFailed as exc:
         return [
             CheckResult(
