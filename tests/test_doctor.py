@@ -256,6 +256,8 @@ def test_unreachable_repo_is_an_error_naming_the_url(
     text = messages(report, "remote")
     assert f"{closed_port} (--repo): unreachable" in text
     assert "connection refused" in text
+    assert report["errors"] == 1  # one cause counted once
+    assert "not checked: the remote is unusable" in messages(report, "manifest")
 
 
 def test_unreachable_remote_url_is_masked(
@@ -413,3 +415,26 @@ def test_remote_that_never_answers_times_out(setup: dict[str, Path], scheme: str
     assert [r.level for r in results] == ["error"]
     assert "unreachable: timed out" in results[0].message
     assert socket.getdefaulttimeout() is None  # the process-wide default is restored
+
+
+def test_units_enabled_where_systemd_does_not_run(
+    setup: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    if Path("/run/systemd/system").is_dir():
+        pytest.skip("systemd runs here: a real install would start the timer")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    install = ["agent", "install", "--user", "--source", str(setup["cfg"])]
+    assert main([*install, "--state-dir", str(setup["state"])]) == 0
+    capsys.readouterr()
+    args = ["doctor", "--json", "--user", "--source", str(setup["cfg"])]
+    code = main([*args, "--secrets-file", str(setup["store"]), "--state-dir", str(setup["state"])])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert levels(report)["units"] == "warning"
+    assert "systemd is not running here" in messages(report, "units")
+    assert "tether agent run" in messages(report, "units")
+    assert main(["agent", "uninstall", "--user"]) == 0

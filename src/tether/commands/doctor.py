@@ -20,11 +20,12 @@ import click
 import yaml
 
 from tether.agent import suspension
+from tether.commands.agent import pid1_name, systemd_booted
 from tether.commands.status import lock_held
 from tether.commands.validate import check_config_repo
 from tether.configrepo import ConfigRepo, open_config_repo
 from tether.desired import open_tree
-from tether.errors import SourceError, StateError, TetherError
+from tether.errors import GitError, SourceError, StateError, TetherError
 from tether.exitcodes import ExitCode
 from tether.findings import Level
 from tether.ledger import ledger_path, load_ledger
@@ -64,6 +65,7 @@ class DoctorContext:
     user: bool = False
     environ: dict[str, str] | None = field(default=None)
     remote_timeout: float = REMOTE_TIMEOUT
+    unreachable: bool = False  # set by check_remote: the --repo remote did not answer
 
     @cached_property
     def tree(self) -> SourceTree:
@@ -117,6 +119,8 @@ def check_manifest(ctx: DoctorContext) -> list[CheckResult]:
     try:
         findings = check_config_repo(ctx.tree)
     except TetherError as exc:
+        if ctx.unreachable and isinstance(exc, GitError):
+            return [_skipped(name, "the remote")]  # nothing fetched yet: the remote check said why
         return _failed(name, exc)
     results = [
         CheckResult(
@@ -218,6 +222,7 @@ def check_remote(ctx: DoctorContext) -> list[CheckResult]:
         remote = parse_remote(location)
         refs = ls_remote(remote, timeout=ctx.remote_timeout)
     except FetchFailed as exc:
+        ctx.unreachable = origin == "--repo"
         return [
             CheckResult(
                 name,
@@ -388,6 +393,16 @@ def check_units(ctx: DoctorContext) -> list[CheckResult]:
                 "tether moved or its venv was rebuilt: run `tether agent install` again",
             )
         ]
+    if ctx.root is None and not systemd_booted():
+        return [
+            CheckResult(
+                name,
+                "warning",
+                f"{timer} is installed and enabled, but systemd is not running here "
+                f"(PID 1 is {pid1_name()}): the timer never fires",
+                "run `tether agent run` (a foreground loop) instead",
+            )
+        ]
     return [CheckResult(name, "ok", f"{timer} installed and enabled in {folder}")]
 
 
@@ -407,8 +422,8 @@ def check_suspended(ctx: DoctorContext) -> list[CheckResult]:
 
 
 CHECKS: tuple[Check, ...] = (
+    check_remote,  # first: an unreachable --repo explains why the manifest cannot be read
     check_manifest,
-    check_remote,
     check_secret_store,
     check_placeholders,
     check_ledger,
