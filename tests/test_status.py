@@ -5,11 +5,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from testing.gitrepos import commit, config_files, init_bare
+from testing.reconcile import make_site
 from tether.agent import suspend
 from tether.cli import main
 from tether.runs import RunRecord, record_run
@@ -166,3 +169,48 @@ def test_status_probes_the_lock_file_the_lock_really_uses(tmp_path: Path) -> Non
     with state_lock(tmp_path, "reconcile --apply"):
         assert lock_held(tmp_path)
     assert not lock_held(tmp_path)
+
+
+# ---- from real runs -------------------------------------------------------------------------
+
+
+def test_real_runs_pending_is_what_apply_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = make_site(tmp_path, {"a.conf": "a\n", "b.conf": "b\n"})
+    assert site.reconcile().code == 1  # a plan: two creates pending
+    code, report = status(site.state, capsys)
+    assert report["pendingDrift"] == {"create": 2}
+    assert conditions(report)["Ready"][:2] == ("False", "ChangesPending")
+    assert site.reconcile("--apply").code == 0
+    code, report = status(site.state, capsys)
+    assert code == 0
+    assert report["pendingDrift"] == {}  # the creates were done
+    assert report["lastAppliedRevision"] == "folder"  # a --source folder has no commit id
+    site.dest("a.conf").write_text("edited on the host\n")
+    assert site.reconcile("--apply").code == 3
+    code, report = status(site.state, capsys)
+    assert code == 3
+    assert report["pendingDrift"] == {"drift": 1}
+    assert conditions(report)["Ready"][:2] == ("False", "NeedsAttention")
+    assert site.reconcile("--apply", "--overwrite").code == 0
+    _, report = status(site.state, capsys)
+    assert report["pendingDrift"] == {}
+
+
+def test_real_stale_source_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bare = init_bare(tmp_path / "config.git")
+    first = commit(bare, config_files(**{"a.conf": b"a\n"}))
+    (tmp_path / "root").mkdir()
+    args = ["reconcile", "--apply", "--repo", f"file://{bare}", "--target-root"]
+    args += [str(tmp_path / "root"), "--state-dir", str(tmp_path / "state")]
+    assert main(args) == 0
+    shutil.rmtree(bare)  # the remote is gone; the mirror is left
+    assert main(args) == 3
+    capsys.readouterr()
+    _, report = status(tmp_path / "state", capsys)
+    ready = conditions(report)["Ready"]
+    assert ready[:2] == ("False", "NeedsAttention")
+    assert ready[2].startswith("source is stale (")
+    assert "converged on the last fetched revision" in ready[2]
+    assert report["lastAppliedRevision"] == first

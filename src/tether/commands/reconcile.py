@@ -194,8 +194,11 @@ def _run(  # noqa: PLR0917
     for failed in report.failed:
         click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)
     code = exit_code(report)
-    if getattr(run.repo.tree, "stale", None) is not None and code < ExitCode.ATTENTION:
-        code = ExitCode.ATTENTION  # converged on the last known state, not the latest one
+    stale = getattr(run.repo.tree, "stale", None)
+    if stale is not None:
+        outcome.message = f"source is stale ({stale}): converged on the last fetched revision"
+        # converged on the last known state, not the latest one
+        code = max(code, ExitCode.ATTENTION)
     outcome.counts = summary(report)
     if not host.dry_run and not report.failed:
         outcome.revision_applied = run.desired.revision or "folder"

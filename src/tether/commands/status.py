@@ -23,6 +23,7 @@ LOCK_FILE = LOCK_NAME  # the reconcile/capture lock: flock(LOCK_EX) on <state di
 SHOWN_RUNS = 10
 STALLED_AFTER = 3  # failed runs in a row
 PENDING_ACTIONS = ("drift", "conflict", "preexisting", "blocked", "prune", "create", "update")
+ATTENTION_ACTIONS = ("drift", "conflict", "preexisting", "blocked")  # apply leaves these alone
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,22 @@ def lock_held(state_dir: Path) -> bool:
 def _counts_text(counts: dict[str, int] | Any) -> str:
     parts = [f"{counts[a]} {a}" for a in PENDING_ACTIONS if counts.get(a)]
     return ", ".join(parts) or "no changes"
+
+
+def pending_actions(last: RunRecord | None) -> dict[str, int]:
+    """What the last reconcile left to do: all of a plan; after an apply, what needs a person.
+
+    The counts are the plan's; an apply did the creates, updates (and overwrites, prunes when
+    asked) and exits 3 only when something was left for a person.
+    """
+    if last is None:
+        return {}
+    left: tuple[str, ...] = PENDING_ACTIONS
+    if last.command.endswith("--apply"):
+        if last.exit_code != ExitCode.ATTENTION:
+            return {}
+        left = ATTENTION_ACTIONS
+    return {a: n for a, n in last.counts.items() if a in left and n}
 
 
 def ready_condition(last: RunRecord | None) -> Condition:
@@ -116,7 +133,7 @@ def build_status(state_dir: Path) -> dict[str, Any]:
     attempted = next(
         (r.revision_attempted for r in reversed(reconciles) if r.revision_attempted), None
     )
-    pending = {a: n for a, n in (last.counts if last else {}).items() if a in PENDING_ACTIONS and n}
+    pending = pending_actions(last)
     return {
         "stateDir": str(state_dir),
         "conditions": [c.to_json() for c in conditions],
