@@ -412,3 +412,36 @@ def test_unit_exec_start_runs_on_the_real_reconcile(site: dict[str, Path], tmp_p
     prom = (metrics / "tether-reconcile.prom").read_text()
     assert "tether_last_run_success" in prom
     assert first in (site["state"] / "runs.jsonl").read_text()
+
+
+def test_a_tick_that_fails_before_reconcile_starts_is_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The config folder vanished after the agent started: the child stops at its options."""
+    gone = tmp_path / "config"
+    host = HostOptions(tmp_path, None, tmp_path / "state", None)
+    argv = tick_command_of(SourceOptions(folder=gone), host)
+    config = LoopConfig(
+        tuple(argv), host.state_dir, 60, 0, once=True, record_as="reconcile --apply"
+    )
+    assert run_loop(config) == ExitCode.USAGE
+    assert f"--source {gone}: not a folder" in capsys.readouterr().err  # relayed as it came
+    status = status_json(host.state_dir, capsys)
+    stalled = condition(status, "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "InvalidInvocation")
+    assert f"--source {gone}: not a folder" in stalled["message"]
+    assert condition(status, "Ready")["reason"] == "ReconciliationFailed"
+
+
+def test_a_tick_that_recorded_its_run_is_not_recorded_twice(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str], closed_port: str
+) -> None:
+    host = HostOptions(site["root"], None, site["state"], None)
+    argv = tick_command_of(SourceOptions(repo=closed_port), host)
+    config = LoopConfig(
+        tuple(argv), host.state_dir, 60, 0, once=True, record_as="reconcile --apply"
+    )
+    assert run_loop(config) == ExitCode.ERROR
+    runs = status_json(site["state"], capsys)["runs"]
+    assert len(runs) == 1  # type: ignore[arg-type]
+    assert "connection refused" in runs[0]["message"]  # type: ignore[index]

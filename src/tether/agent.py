@@ -18,15 +18,18 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 from tether.errors import StateError
 from tether.exitcodes import ExitCode
 from tether.fsutil import write_atomic
+from tether.runs import RunRecord, record_run, runs_path
 from tether.units import SUSPEND_FLAG
 
 SUCCESS_CODES = frozenset({ExitCode.OK, ExitCode.CHANGES, ExitCode.ATTENTION})
@@ -104,6 +107,9 @@ class LoopConfig:
     jitter: float = 30.0
     once: bool = False
     max_backoff: float | None = None  # default: min(8 x interval, 1h), never below interval
+    # the run-history name of a tick ("reconcile --apply"): a failed tick that recorded nothing
+    # (a usage error, a crash before the command started) is recorded by the loop under it
+    record_as: str | None = None
 
     def cap(self) -> float:
         if self.max_backoff is not None:
@@ -180,16 +186,33 @@ class _Signals:
         return True
 
 
-def _run_tick(command: Sequence[str], signals: _Signals) -> int:
+def _relay(stream: IO[bytes], last: list[str]) -> None:
+    """Copy the child's stderr to ours as it comes, keeping its last non-empty line."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        with contextlib.suppress(OSError, ValueError):  # keep draining: a full pipe blocks it
+            sys.stderr.write(line)
+            sys.stderr.flush()
+        if line.strip():
+            last[0] = line.strip()
+    stream.close()
+
+
+def _run_tick(command: Sequence[str], signals: _Signals) -> tuple[int, str]:
+    """The tick's exit code and the last line it wrote on stderr (its error, when it failed)."""
     try:
-        child = subprocess.Popen(list(command), start_new_session=True)
+        child = subprocess.Popen(list(command), start_new_session=True, stderr=subprocess.PIPE)
     except OSError as exc:
         log(f"cannot start {command[0]}: {exc.strerror}")
-        return int(ExitCode.ERROR)
+        return int(ExitCode.ERROR), f"cannot start {command[0]}: {exc.strerror}"
+    last = [""]
+    assert child.stderr is not None
+    relay = threading.Thread(target=_relay, args=(child.stderr, last), daemon=True)
+    relay.start()
     signals.child = child
     try:
         try:
-            return child.wait(timeout=None)
+            return child.wait(timeout=None), last[0]
         finally:
             if signals.received is not None and child.poll() is None:
                 try:
@@ -197,8 +220,32 @@ def _run_tick(command: Sequence[str], signals: _Signals) -> int:
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait()
+            relay.join(timeout=5)
     finally:
         signals.child = None
+
+
+def _history_mark(state_dir: Path) -> tuple[int, int] | None:
+    try:
+        st = runs_path(state_dir).stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _record_unrecorded(
+    config: LoopConfig, started: float, took: float, code: int, why: str
+) -> None:
+    """A failed tick that left no run record (it stopped before reconcile began) gets one."""
+    if config.record_as is None:
+        return
+    message = why[:300] or f"the tick ended: {describe(code)}"
+    exit_code = code if code >= 0 else int(ExitCode.ERROR)  # killed: no exit code of its own
+    run = RunRecord(config.record_as, started, took, exit_code, message=message)
+    try:
+        record_run(config.state_dir, run)
+    except StateError as exc:
+        log(f"cannot record the failed tick: {exc.line()}")
 
 
 def run_loop(config: LoopConfig, rand: Callable[[], float] = random.random) -> int:
@@ -222,12 +269,15 @@ def run_loop(config: LoopConfig, rand: Callable[[], float] = random.random) -> i
                     log("resumed")
                     reported = None
                 tick += 1
-                started = time.monotonic()
-                code = _run_tick(config.command, signals)
+                started, wall = time.monotonic(), time.time()
+                mark = _history_mark(config.state_dir)
+                code, last_line = _run_tick(config.command, signals)
                 took = time.monotonic() - started
                 if signals.stopped():
                     log(f"tick {tick} stopped by signal ({describe(code)}, {took:.1f}s)")
                     break
+                if code not in SUCCESS_CODES and _history_mark(config.state_dir) == mark:
+                    _record_unrecorded(config, wall, took, code, last_line)
                 if config.once:
                     return code
                 failures = 0 if code in SUCCESS_CODES else failures + 1

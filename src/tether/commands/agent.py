@@ -399,7 +399,8 @@ def run(
     if every <= 0:
         raise UsageError(f"--interval {interval}: must be longer than 0", hint="e.g. 5min")
     tick = command or tick_command(source, host, metrics_file)
-    config = LoopConfig(tuple(tick), host.state_dir, every, spread, once)
+    record_as = None if command else "reconcile --apply"
+    config = LoopConfig(tuple(tick), host.state_dir, every, spread, once, record_as=record_as)
     if not once:
         say(f"reconciling every {format_duration(every)} (+ up to {format_duration(spread)})")
     return run_loop(config)
