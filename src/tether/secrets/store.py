@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.errors import SecretError
+from tether.fsutil import write_atomic
 
 _ASSIGNMENT = re.compile(r"(?:export[ \t]+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 
@@ -181,34 +182,14 @@ def load_store(path: Path | None, environ: Mapping[str, str] | None = None) -> S
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file (0600) in the same folder, fsync, rename over, fsync the folder."""
-    folder = path.parent
-    tmp = folder / f".{path.name}.tether-{os.getpid()}.tmp"
+    """Replace the store whole, 0600 from its first byte (see fsutil.write_atomic)."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
+        write_atomic(path, data, 0o600)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise SecretError(
             f"{path}: cannot write the secret store ({exc.strerror})",
             hint="check the folder exists, is writable and the disk is not full",
         ) from None
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def save_values(path: Path, values: Mapping[str, str]) -> list[str]:
