@@ -819,3 +819,22 @@ def delete_local_tag(path: Path, name: str) -> None:
         ref = check_tag_name(name)
         if ref in repo.refs:
             del repo.refs[ref]
+
+
+def set_ref(path: Path, ref: str, sha: str) -> None:
+    """Point a local ref of the mirror at `sha` (e.g. refs/tether/pending/<time>)."""
+    raw = Ref(ref.encode())
+    if not check_ref_format(raw):
+        raise UsageError(f"{ref!r} is not a valid git ref name")
+    with Repo(str(path)) as repo:
+        repo.refs[raw] = ObjectID(sha.encode())
+
+
+def local_refs(path: Path, prefix: str) -> dict[str, str]:
+    """The mirror's refs starting with `prefix` (e.g. refs/tether/pending/)."""
+    with Repo(str(path)) as repo:
+        return {
+            ref.decode(): sha.decode()
+            for ref, sha in repo.get_refs().items()
+            if ref.startswith(prefix.encode())
+        }
