@@ -16,11 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from dulwich.objects import Blob, Commit
 from dulwich.repo import Repo
 
-from tether.cli import main
 from testing.gitrepos import commit, init_bare
+from tether.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
@@ -94,7 +95,7 @@ def _git(*args: str, cwd: Path) -> str:
     return done.stdout
 
 
-def test_round_trip(tmp_path: Path, git_daemon: str, capsys: object) -> None:  # noqa: PLR0915
+def test_round_trip(tmp_path: Path, git_daemon: str, capsys: pytest.CaptureFixture[str]) -> None:
     root, paths, values = _host_tree(tmp_path, files=60)
     remote = init_bare(tmp_path / "srv" / "config.git")
     inventory = "".join(f"{p}\n" for p in paths).encode()
@@ -130,9 +131,9 @@ def test_round_trip(tmp_path: Path, git_daemon: str, capsys: object) -> None:  #
         assert (restored / path).read_bytes() == (home / path).read_bytes(), path
 
     # 3. The capturing host's next reconcile is all in sync (ledger coherence).
-    capsys.readouterr()  # type: ignore[attr-defined]
+    capsys.readouterr()
     assert main(["reconcile", "--repo", url, "--json", *host_args]) == 0
-    report = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    report = json.loads(capsys.readouterr().out)
     actions = {item["action"] for item in report["files"]}
     assert actions == {"in_sync"}, actions
 
