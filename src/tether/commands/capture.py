@@ -328,7 +328,7 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
         if plan.rotated:
             parts.append(f"{verb}rotated: {', '.join(plan.rotated)}")
         click.echo(f"secrets {'; '.join(parts)}")
-    click.echo(_summary(settings, request, done, shown), err=not done.lines)
+    click.echo(_summary(settings, request, done, shown), err=True)
     for line in done.lines:
         click.echo(f"  {line}")
 
