@@ -324,13 +324,20 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
         verb = "would be " if request.dry_run else ""
         parts = []
         if plan.added:
-            parts.append(f"{verb}added: {', '.join(plan.added)}")
+            parts.append(f"{verb}added: {_names(plan.added)}")
         if plan.rotated:
-            parts.append(f"{verb}rotated: {', '.join(plan.rotated)}")
+            parts.append(f"{verb}rotated: {_names(plan.rotated)}")
         click.echo(f"secrets {'; '.join(parts)}")
     click.echo(_summary(settings, request, done, shown), err=True)
     for line in done.lines:
         click.echo(f"  {line}")
+
+
+def _names(names: tuple[str, ...], limit: int = 12) -> str:
+    """Names (never values); a long list is cut short (--json lists them all)."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more (--json lists all)"
 
 
 def _summary(settings: Settings, request: CaptureRequest, done: Done, shown: int) -> str:
