@@ -288,28 +288,43 @@ def _text(data: bytes) -> str:
     return data.decode(TEXT, "surrogateescape")
 
 
-def _repo_names(repo: ConfigRepo, tip: Tip, skip: set[str]) -> dict[str, list[str]]:
-    """The placeholder names each other file of the tip uses (read only when needed)."""
+def _repo_names(
+    repo: ConfigRepo, tip: Tip, skip: set[str], ledger: Mapping[str, LedgerEntry]
+) -> dict[str, list[str]]:
+    """The placeholder names each other file of the tip uses: from the ledger when it recorded
+    that very blob, else read from the blob."""
     prefix = repo.manifest.source + "/"
+    known = {e.path: e for e in ledger.values()}
     names: dict[str, list[str]] = {}
     with gitstore.ObjectReader(tip.mirror) as reader:
         for repo_path, (_mode, blob) in tip.entries.items():
-            if not repo_path.startswith(prefix) or repo_path[len(prefix) :] in skip:
+            path = repo_path[len(prefix) :]
+            if not repo_path.startswith(prefix) or path in skip:
+                continue
+            entry = known.get(path)
+            if entry is not None and entry.blob == blob:
+                names[path] = list(entry.secrets)
                 continue
             data = reader.read_blob(blob)
             if has_marker(data):
-                names[repo_path[len(prefix) :]] = [n for n, _ in placeholders_in(_text(data))]
+                names[path] = [n for n, _ in placeholders_in(_text(data))]
     return names
 
 
-def redact_reads(
-    obs: Observation, repo: ConfigRepo, tip: Tip, store: Mapping[str, str], binary: set[str]
+def redact_reads(  # noqa: PLR0917
+    obs: Observation,
+    repo: ConfigRepo,
+    tip: Tip,
+    store: Mapping[str, str],
+    binary: set[str],
+    ledger: Mapping[str, LedgerEntry],
 ) -> dict[str, str]:
     """Fill `repo` of every read with its redacted bytes; returns the values found by name."""
     texts = {p: _text(r.host) for p, r in obs.reads.items() if p not in binary}
     results = redact_files(texts, store, {})
-    if any(r.secrets for r in results.values()):  # new names: avoid the other files' names
-        results = redact_files(texts, store, _repo_names(repo, tip, set(texts)))
+    fresh = (s for r in results.values() for s in r.secrets)
+    if any(store.get(s.name) != s.value for s in fresh):  # a new name: avoid other files' names
+        results = redact_files(texts, store, _repo_names(repo, tip, set(texts), ledger))
     values: dict[str, str] = {}
     for path, read in obs.reads.items():
         if path in binary:
@@ -470,7 +485,7 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
         binary = {t.path for t in found if t.allow_binary and t.path in obs.reads}
         binary = {p for p in binary if b"\0" in obs.reads[p].host[:BINARY_PROBE]}
         store = load_store(secrets_path(settings, repo))
-        values = redact_reads(obs, repo, tip, store.file_values, binary)
+        values = redact_reads(obs, repo, tip, store.file_values, binary, settings.ledger)
         added, rotated = store_changes(store, values)
         changes = classify(settings, repo, tip, obs, store, values)
         findings = scan_changes(tip, changes) if changes else []

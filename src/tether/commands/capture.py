@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -41,7 +41,7 @@ from tether.lock import state_lock
 from tether.manifest import DEFAULT_BRANCH, MANIFEST_NAME
 from tether.options import HostOptions, check_remote
 from tether.runs import RunRecord, record_run
-from tether.secrets.store import load_store, save_values
+from tether.secrets.store import save_values
 
 ATTENTION_ACTIONS = (Action.CONFLICT, Action.REFUSED, Action.MISSING)
 
@@ -141,8 +141,6 @@ def _lock(state_dir: Path, wait: float, *, dry_run: bool) -> Iterator[None]:
 
 
 def _with_ledger(settings: Settings) -> Settings:
-    from dataclasses import replace  # noqa: PLC0415
-
     return replace(settings, ledger=load_ledger(settings.state_dir))
 
 
@@ -237,6 +235,7 @@ def _commit_and_push(
             hint=f"nothing was lost: the commit is kept at {ref} in {plan.tip.mirror}",
         )
     _update_ledger(settings, plan, commit)
+    gitstore.list_tree(plan.tip.mirror, commit)  # the next capture diffs its listing from here
     return Done(final, plan, commit, pushed=True)
 
 
@@ -254,7 +253,8 @@ def _final_code(plan: Plan) -> ExitCode:
 
 
 def _update_ledger(settings: Settings, plan: Plan, revision: str) -> None:
-    store = load_store(plan.store.path) if plan.store.path else plan.store
+    saved = {n: plan.values[n] for n in (*plan.added, *plan.rotated)}
+    store = replace(plan.store, file_values={**plan.store.file_values, **saved})
     updates = ledger_updates(settings, plan, revision, store, now_iso())
     if not updates:
         return
