@@ -16,6 +16,7 @@ from tether.cli import main
 from tether.commands.capture import CaptureRequest
 from tether.commands.capture import capture as run_capture
 from tether.exitcodes import ExitCode
+from tether.lock import state_lock
 from tether.options import resolve_host_options
 from tether.runs import load_runs
 
@@ -423,3 +424,35 @@ def test_git_fsck_is_clean_after_captures(world: World) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_symlinks_are_refused_never_followed(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not for the repo\n")
+    (world.home / "notes" / "link.txt").symlink_to(outside)
+    assert world.capture() == ExitCode.ATTENTION
+    assert "refused   notes/link.txt" in capsys.readouterr().out
+    assert "configs/notes/link.txt" not in world.files_at(world.head())
+
+
+def test_a_held_lock_stops_capture(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.state.mkdir()
+    with state_lock(world.state, "reconcile --apply"):
+        assert world.capture() == ExitCode.ATTENTION
+    assert "locked by" in capsys.readouterr().err
+    assert world.capture() == ExitCode.OK
+
+
+def test_secret_values_never_reach_output_or_git(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.capture("--dry-run") == ExitCode.CHANGES
+    assert world.capture() == ExitCode.OK
+    assert world.capture("--json") == ExitCode.OK
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err
+    with Repo(str(world.remote)) as repo:
+        store = repo.object_store
+        assert not any(SECRET.encode() in store[sha].as_raw_string() for sha in store)
