@@ -456,3 +456,47 @@ def test_secret_values_never_reach_output_or_git(
     with Repo(str(world.remote)) as repo:
         store = repo.object_store
         assert not any(SECRET.encode() in store[sha].as_raw_string() for sha in store)
+
+
+def test_findings_in_json(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.write("notes/leak.txt", f"x: {ENTROPY}\n")
+    assert world.capture("--json") == ExitCode.ATTENTION
+    doc = _json(capsys)
+    assert doc["pushed"] is False
+    assert doc["findings"] == ["configs/notes/leak.txt:1: generic-high-entropy aB***"]
+
+
+def test_deleted_on_the_host_and_changed_upstream_is_a_conflict(world: World) -> None:
+    assert world.capture() == ExitCode.OK
+    upstream = commit(world.remote, {"configs/notes/a.txt": b"from upstream\n"}, "upstream")
+    (world.home / "notes/a.txt").unlink()
+    assert world.capture("--prune") == ExitCode.ATTENTION
+    assert world.head() == upstream
+    assert world.capture() == ExitCode.ATTENTION  # without --prune: reported missing
+    assert world.head() == upstream
+
+
+def test_dry_run_reports_a_conflict_without_a_pending_ref(world: World) -> None:
+    assert world.capture() == ExitCode.OK
+    commit(world.remote, {"configs/notes/a.txt": b"from upstream\n"}, "upstream")
+    world.write("notes/a.txt", "from the host\n")
+    assert world.capture("--dry-run") == ExitCode.ATTENTION
+    assert gitstore.local_refs(world.mirror(), "refs/tether/") == {}
+
+
+def test_a_file_that_would_not_restore_is_refused(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.write("notes/bare.txt", "password: REDACTED\n")
+    assert world.capture() == ExitCode.ATTENTION
+    assert "refused   notes/bare.txt: redacting it would not give the host bytes back" in (
+        capsys.readouterr().out
+    )
+    assert "configs/notes/bare.txt" not in world.files_at(world.head())
+
+
+def test_ref_is_an_alias_of_branch(tmp_path: Path) -> None:
+    w = World(tmp_path, "a.conf\n")
+    w.write("a.conf", "x\n")
+    assert w.capture("--ref", "nope") == ExitCode.ERROR  # no such branch: nothing happens
+    assert w.capture("--ref", "main") == ExitCode.OK

@@ -559,6 +559,7 @@ def ledger_updates(
 def results_json(
     plan: Plan | None, revision: str | None, pushed: bool, pending: str | None
 ) -> dict[str, object]:
+    """The --json document; `findings` are masked (never a value)."""
     files = []
     if plan is not None:
         for path, result in sorted(plan.observation.results.items()):
@@ -574,6 +575,7 @@ def results_json(
             "rotated": list(plan.rotated) if plan else [],
         },
         "pending_ref": pending,
+        "findings": [f.text() for f in plan.findings] if plan else [],
     }
 
 

@@ -633,7 +633,13 @@ def reconcile(  # noqa: PLR0917
     metavar="DIR",
     help="A config repo folder whose tether.yaml names capture.remote (default: the current one).",
 )
-@click.option("--branch", metavar="BRANCH", help="Branch to commit to [default: capture.branch].")
+@click.option(
+    "--branch",
+    "--ref",
+    "branch",
+    metavar="BRANCH",
+    help="Branch to commit to [default: capture.branch, else main]; --ref is an alias.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be committed; write nothing.")
 @click.option("--no-push", is_flag=True, help="Commit to the mirror only.")
 @click.option("--prune", is_flag=True, help="Remove files gone from the host from the repo.")

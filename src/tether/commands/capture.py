@@ -302,8 +302,7 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
     if as_json:
         click.echo(dump(results_json(plan, done.revision, done.pushed, done.pending)))
         if done.lines:
-            for line in done.lines:
-                click.echo(f"tether: finding: {line}", err=True)
+            click.echo(f"tether: {len(done.lines)} finding(s); nothing was committed", err=True)
         return
     assert plan is not None
     click.echo(
