@@ -172,7 +172,7 @@ def test_conflict_pushes_nothing_and_keeps_a_pending_ref(
     assert world.head() == upstream  # nothing pushed at all
     assert "conflict  notes/a.txt" in out.out
     assert "CONFLICT in notes/a.txt" in out.err
-    assert "tether reconcile --repo URL --plan --diff" in out.err
+    assert f"tether reconcile --repo {world.remote} --plan --diff" in out.err
     pending = gitstore.local_refs(world.mirror(), "refs/tether/pending/")
     assert len(pending) == 1
     ref, sha = next(iter(pending.items()))
@@ -289,9 +289,9 @@ def test_unreachable_remote_is_one_line_and_error(
     assert runs[-1].command == "capture" and runs[-1].exit_code == ExitCode.ERROR
 
 
-def test_lost_race_rebuilds_on_the_new_tip(world: World) -> None:
-    assert world.capture() == ExitCode.OK
-    world.write("app/config.yml", "server:\n  port: 1\n")
+def test_lost_race_rebuilds_on_the_new_tip(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     raced: list[int] = []
 
     def racer(attempt: int) -> None:
@@ -301,12 +301,23 @@ def test_lost_race_rebuilds_on_the_new_tip(world: World) -> None:
 
     host = resolve_host_options(world.root, None, world.state, world.store)
     code = run_capture(
-        CaptureRequest(repo=str(world.remote)), host, explicit_root=True, before_push=racer
+        CaptureRequest(repo=str(world.remote)),
+        host,
+        explicit_root=True,
+        as_json=True,
+        before_push=racer,
     )
     assert code == ExitCode.OK and raced == [1]
+    doc = _json(capsys)
+    assert doc["secrets"] == {"added": ["APP_DB_PASSWORD"], "rotated": []}  # stored in attempt 1
     files = world.files_at(world.head())
     assert files["configs/README"] == b"someone else\n"
-    assert files["configs/app/config.yml"] == b"server:\n  port: 1\n"
+    assert files["configs/app/config.yml"] == b"server:\n  port: 8080\n"
+    with Repo(str(world.remote)) as repo:
+        head = repo[world.head().encode()]
+        assert isinstance(head, Commit)
+        racer_commit = repo[head.parents[0]]
+        assert isinstance(racer_commit, Commit) and racer_commit.message == b"racer\n"
 
 
 def test_gives_up_after_bounded_lost_races(

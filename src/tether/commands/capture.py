@@ -145,8 +145,13 @@ def _with_ledger(settings: Settings) -> Settings:
 
 
 def _attempts(settings: Settings, request: CaptureRequest, before_push: BeforePush | None) -> Done:
+    added: set[str] = set()  # names an earlier attempt already stored
+    rotated: set[str] = set()
     for attempt in range(1, max(request.attempts, 1) + 1):
         plan = plan_attempt(settings, want_diffs=request.dry_run)
+        added.update(plan.added)
+        rotated.update(plan.rotated)
+        plan = plan._replace(added=tuple(sorted(added)), rotated=tuple(sorted(rotated - added)))
         if plan.findings:
             lines = tuple(f.text() for f in plan.findings)
             return Done(ExitCode.ATTENTION, plan, plan.tip.commit, lines=lines)
@@ -182,7 +187,7 @@ def _dry_run(plan: Plan) -> Done:
 
 
 def _save_store(plan: Plan) -> None:
-    changed = {n: plan.values[n] for n in (*plan.added, *plan.rotated)}
+    changed = {n: plan.values[n] for n in (*plan.added, *plan.rotated) if n in plan.values}
     if changed and plan.store.path is not None:
         save_values(plan.store.path, changed)
     elif changed:
@@ -253,7 +258,7 @@ def _final_code(plan: Plan) -> ExitCode:
 
 
 def _update_ledger(settings: Settings, plan: Plan, revision: str) -> None:
-    saved = {n: plan.values[n] for n in (*plan.added, *plan.rotated)}
+    saved = {n: plan.values[n] for n in (*plan.added, *plan.rotated) if n in plan.values}
     store = replace(plan.store, file_values={**plan.store.file_values, **saved})
     updates = ledger_updates(settings, plan, revision, store, now_iso())
     if not updates:
@@ -354,12 +359,13 @@ def _summary(settings: Settings, request: CaptureRequest, done: Done, shown: int
             p for p, r in plan.observation.results.items() if r.action == Action.CONFLICT
         )
         mirror = plan.tip.mirror
+        url = settings.remote.display
         return (
             f"CONFLICT in {', '.join(conflicted)}: nothing was pushed. This capture is kept at "
             f"{done.pending} (inspect: git --git-dir {mirror} show {done.pending}). Resolve: "
-            "`tether reconcile --repo URL --plan --diff`, then either take upstream with "
-            "`tether reconcile --repo URL --apply --overwrite`, or merge upstream's change into "
-            "the host file and run `tether capture --keep-host PATH`."
+            f"`tether reconcile --repo {url} --plan --diff`, then either take upstream with "
+            f"`tether reconcile --repo {url} --apply --overwrite`, or merge upstream's change "
+            "into the host file and run `tether capture --keep-host PATH`."
         )
     if request.dry_run:
         if not plan.changes:
