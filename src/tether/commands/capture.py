@@ -215,9 +215,11 @@ def _commit_and_push(
             author=author_for(plan, settings.hostname),
             when=int(moment.timestamp()),
         )
-    if commit is not None and has_conflict(plan):
-        ref = pending_ref(moment)
-        gitstore.set_ref(plan.tip.mirror, ref, commit)
+    if has_conflict(plan):  # nothing is pushed and the ledger stays as it was
+        ref = None
+        if commit is not None:
+            ref = pending_ref(moment)
+            gitstore.set_ref(plan.tip.mirror, ref, commit)
         return Done(ExitCode.ATTENTION, plan, plan.tip.commit, pending=ref)
     if commit is None:
         _update_ledger(settings, plan, plan.tip.commit)
@@ -354,15 +356,20 @@ def _summary(settings: Settings, request: CaptureRequest, done: Done, shown: int
             "committed or stored. Redact them on the host, name them in secrets.map, or accept "
             "them in the repo's .tether-baseline.json (`tether scan --update-baseline`):"
         )
-    if done.pending:
-        conflicted = sorted(
-            p for p, r in plan.observation.results.items() if r.action == Action.CONFLICT
-        )
-        mirror = plan.tip.mirror
+    conflicted = sorted(
+        p for p, r in plan.observation.results.items() if r.action == Action.CONFLICT
+    )
+    if conflicted:
         url = settings.remote.display
+        kept = (
+            f" This capture is kept at {done.pending} "
+            f"(inspect: git --git-dir {plan.tip.mirror} show {done.pending})."
+            if done.pending
+            else ""
+        )
+        pushed = "nothing would be pushed" if request.dry_run else "nothing was pushed"
         return (
-            f"CONFLICT in {', '.join(conflicted)}: nothing was pushed. This capture is kept at "
-            f"{done.pending} (inspect: git --git-dir {mirror} show {done.pending}). Resolve: "
+            f"CONFLICT in {', '.join(conflicted)}: {pushed}.{kept} Resolve: "
             f"`tether reconcile --repo {url} --plan --diff`, then either take upstream with "
             f"`tether reconcile --repo {url} --apply --overwrite`, or merge upstream's change "
             "into the host file and run `tether capture --keep-host PATH`."
