@@ -315,13 +315,11 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
     click.echo(
         f"tether capture: {settings.remote.display} {settings.branch} @ {plan.tip.commit[:12]}"
     )
-    shown = 0
     for path, result in sorted(plan.observation.results.items()):
         if result.action == Action.UNCHANGED and result.reason is None:
             continue
         reason = f": {result.reason}" if result.reason else ""
         click.echo(f"  {result.action:<9} {path}{reason}")
-        shown += 1
         if request.dry_run:
             diff = plan.diffs.get(plan.repo.source_path(path))
             if diff:
@@ -334,7 +332,7 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
         if plan.rotated:
             parts.append(f"{verb}rotated: {_names(plan.rotated)}")
         click.echo(f"secrets {'; '.join(parts)}")
-    click.echo(_summary(settings, request, done, shown), err=True)
+    click.echo(_summary(settings, request, done), err=True)
     for line in done.lines:
         click.echo(f"  {line}")
 
@@ -346,7 +344,7 @@ def _names(names: tuple[str, ...], limit: int = 12) -> str:
     return f"{', '.join(names[:limit])} and {len(names) - limit} more (--json lists all)"
 
 
-def _summary(settings: Settings, request: CaptureRequest, done: Done, shown: int) -> str:
+def _summary(settings: Settings, request: CaptureRequest, done: Done) -> str:
     plan = done.plan
     assert plan is not None
     n = sum(1 for r in plan.observation.results.values() if r.action in COMMITTED)
