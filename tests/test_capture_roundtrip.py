@@ -96,7 +96,7 @@ def _git(*args: str, cwd: Path) -> str:
 
 
 def test_round_trip(tmp_path: Path, git_daemon: str, capsys: pytest.CaptureFixture[str]) -> None:
-    root, paths, values = _host_tree(tmp_path, files=60)
+    root, paths, values = _host_tree(tmp_path, files=100)
     remote = init_bare(tmp_path / "srv" / "config.git")
     inventory = "".join(f"{p}\n" for p in paths).encode()
     commit(
