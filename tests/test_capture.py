@@ -260,6 +260,7 @@ def test_dry_run_changes_nothing(world: World, capsys: pytest.CaptureFixture[str
     assert world.store.read_bytes() == store_before
     assert gitstore.local_refs(world.mirror(), "refs/") == mirror_refs
     assert (world.state / "ledger.json").read_bytes() == ledger_before
+    assert [r.command for r in load_runs(world.state)] == ["capture"]
 
 
 def test_missing_host_file_is_reported_and_pruned_only_with_prune(

@@ -293,7 +293,8 @@ def _record(  # noqa: PLR0917
         revision_applied=done.revision if done and done.pushed else None,
         message=message,
     )
-    record_run(state_dir, record)
+    if not command.endswith("--dry-run"):  # a dry run leaves no trace in the state dir
+        record_run(state_dir, record)
     if metrics_file is not None:
         from tether.metrics import write_metrics  # noqa: PLC0415
 
