@@ -512,3 +512,22 @@ def test_ref_is_an_alias_of_branch(tmp_path: Path) -> None:
     w.write("a.conf", "x\n")
     assert w.capture("--ref", "nope") == ExitCode.ERROR  # no such branch: nothing happens
     assert w.capture("--ref", "main") == ExitCode.OK
+
+
+def test_a_new_file_never_takes_over_a_name_another_file_uses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = World(tmp_path, "app/*.env\n")
+    w.write("app/a.env", "DB_PASSWORD=firstValue123456\n")
+    assert w.capture() == ExitCode.OK
+    w.write("app/b.env", "DB_PASSWORD=otherValue654321\n")  # same key, another value
+    capsys.readouterr()
+    assert w.capture("--json") == ExitCode.OK
+    doc = _json(capsys)
+    assert doc["secrets"]["rotated"] == []  # type: ignore[index]
+    files = w.files_at(w.head())
+    assert files["configs/app/a.env"] == b"DB_PASSWORD=__REDACTED_APP_DB_PASSWORD__\n"
+    assert b"__REDACTED_APP_DB_PASSWORD__" not in files["configs/app/b.env"]
+    store = w.store.read_text()
+    assert "firstValue123456" in store and "otherValue654321" in store
+    assert w.reconcile() == ExitCode.OK  # both render back as they are on the host

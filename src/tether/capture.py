@@ -324,7 +324,9 @@ def redact_reads(  # noqa: PLR0917
     results = redact_files(texts, store, {})
     fresh = (s for r in results.values() for s in r.secrets)
     if any(store.get(s.name) != s.value for s in fresh):  # a new name: avoid other files' names
-        results = redact_files(texts, store, _repo_names(repo, tip, set(texts), ledger))
+        others = _repo_names(repo, tip, set(texts), ledger)
+        if any(others.values()):  # none (a first capture): the first pass was already right
+            results = redact_files(texts, store, others)
     values: dict[str, str] = {}
     for path, read in obs.reads.items():
         if path in binary:
