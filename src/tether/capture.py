@@ -377,15 +377,15 @@ def classify(  # noqa: PLR0917
         assert read.repo is not None
         repo_path = repo.source_path(path)
         now = tip.blob(repo_path)
-        if git_blob_id(read.repo) == now:
-            obs.results[path] = FileResult(path, Action.UNCHANGED)  # recorded in the ledger
-            continue
-        names = repo.manifest.secret_names_for(path)
-        back = render(read.repo, lookup, names)
+        # Checked first: the ledger must never record bytes that reconcile would not restore.
+        back = render(read.repo, lookup, repo.manifest.secret_names_for(path))
         if back.data != read.host:
             why = "redacting it would not give the host bytes back (a bare REDACTED on the host?)"
             obs.results[path] = FileResult(path, Action.REFUSED, why)
             del obs.reads[path]
+            continue
+        if git_blob_id(read.repo) == now:
+            obs.results[path] = FileResult(path, Action.UNCHANGED)  # recorded in the ledger
             continue
         conflict = upstream_changed(settings, read.dest, path, now)
         if conflict and not any(matches(p, path) for p in settings.keep_host):
