@@ -75,8 +75,10 @@ def assignments(text: str, origin: str) -> list[Assignment]:
     """Every assignment in file order; `export`, comments, quotes, multi-line quoted values."""
     found: list[Assignment] = []
     pos = 0
+    line, counted = 1, 0  # count newlines once, not from the start for every line
     while pos < len(text):
-        line = text.count("\n", 0, pos) + 1
+        line += text.count("\n", counted, pos)
+        counted = pos
         end_of_line = text.find("\n", pos)
         end_of_line = len(text) if end_of_line < 0 else end_of_line
         stripped = text[pos:end_of_line].lstrip(" \t")
