@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dulwich.objects import Commit
+from dulwich.repo import Repo
 
 from testing.gitrepos import (
     commit,
@@ -444,3 +446,49 @@ def test_small_fetch_packs_are_repacked(upstream: Path, tmp_path: Path) -> None:
     tree = gitstore.list_tree(path, head)
     assert gitstore.read_blob(path, tree["configs/.bashrc"][1]) == b"round 3\n"
     assert gitstore.mirror_problem(path) is None
+
+
+def _walk(repo_path: Path, sha: str) -> dict[str, tuple[int, str]]:
+    """The listing by a full walk (dulwich), to check the cached listing against."""
+    with Repo(str(repo_path)) as repo:
+        obj = repo[sha.encode()]
+        assert isinstance(obj, Commit)
+        return {
+            e.path.decode(): (e.mode, e.sha.decode())
+            for e in repo.object_store.iter_tree_contents(obj.tree)
+            if e.path is not None and e.sha is not None
+        }
+
+
+def test_list_tree_from_the_cached_listing_matches_a_full_walk(tmp_path: Path) -> None:
+    repo = init_bare(tmp_path / "r.git")
+    first = commit(repo, {"a/b/c.txt": b"1", "a/d.txt": b"2", "e": b"3", "f/g": b"4"})
+    assert gitstore.list_tree(repo, first) == _walk(repo, first)
+    assert (repo / gitstore.TREE_CACHE).is_file()
+    # A file becomes a folder, a folder becomes a file, files come and go.
+    commit(repo, {"a/b/c.txt": None, "e": None})
+    second = commit(repo, {"a/b": b"now a file", "e/x": b"5", "f/g": b"44", "h": b"6"})
+    assert gitstore.list_tree(repo, second) == _walk(repo, second)
+    assert gitstore.list_tree(repo, first) == _walk(repo, first)  # and back again
+    (repo / gitstore.TREE_CACHE).write_text("{broken")
+    assert gitstore.list_tree(repo, second) == _walk(repo, second)
+
+
+def test_pushed_commit_sends_only_what_differs(tmp_path: Path) -> None:
+    remote = init_bare(tmp_path / "remote.git")
+    base = commit(remote, {f"d{i}/f{j}": f"{i}.{j}".encode() for i in range(5) for j in range(5)})
+    state = tmp_path / "state"
+    where = gitstore.parse_remote(str(remote))
+    mirror = gitstore.fetch(where, state).path
+    new = gitstore.build_commit(
+        mirror, base, {"d1/f1": b"changed", "n/new": b"x"}, "m", author="A <a@b>"
+    )
+    assert new is not None
+    assert gitstore.push_branch(where, mirror, "main", new, parent=base).ok
+    done = subprocess.run(
+        ["git", "--git-dir", str(remote), "fsck", "--strict", "--no-dangling"],
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert gitstore.list_tree(remote, new)["n/new"][0] == gitstore.REGULAR

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tether.errors import StateError
-from tether.ledger import Keyring, write_all
+from tether.fsutil import write_all, write_atomic
+from tether.ledger import Keyring
 
 BACKUPS_NAME = "backups"
 INDEX_NAME = "index.jsonl"
@@ -47,14 +48,7 @@ class BackupStore:
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not path.exists():
-                tmp = path.with_name(f".{backup_id}.tmp-{os.getpid()}")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-                try:
-                    write_all(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                tmp.replace(path)
+                write_atomic(path, data, 0o600)
             record = Backup(
                 id=backup_id,
                 dest=dest,

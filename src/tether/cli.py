@@ -646,6 +646,83 @@ def reconcile(  # noqa: PLR0917
     )
 
 
+@cli.command()
+@click.option(
+    "--repo", metavar="URL_OR_PATH", help="The remote to capture into [default: capture.remote]."
+)
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="A config repo folder whose tether.yaml names capture.remote (default: the current one).",
+)
+@click.option(
+    "--branch",
+    "--ref",
+    "branch",
+    metavar="BRANCH",
+    help="Branch to commit to [default: capture.branch, else main]; --ref is an alias.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be committed; write nothing.")
+@click.option("--no-push", is_flag=True, help="Commit to the mirror only.")
+@click.option("--prune", is_flag=True, help="Remove files gone from the host from the repo.")
+@click.option("--message", metavar="MSG", help="Commit message ({time}: the UTC time).")
+@click.option(
+    "--keep-host",
+    multiple=True,
+    metavar="PATH",
+    help="Resolve a conflict for PATH (or glob) with the host's version (repeatable).",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Write Prometheus textfile metrics of this run.",
+)
+@wait_option
+@host_options
+@json_option
+def capture(  # noqa: PLR0917
+    repo: str | None,
+    source: Path | None,
+    branch: str | None,
+    dry_run: bool,
+    no_push: bool,
+    prune: bool,
+    message: str | None,
+    keep_host: tuple[str, ...],
+    metrics_file: Path | None,
+    wait: float,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    as_json: bool,
+) -> int:
+    """Copy allowlisted host files into the config repo: redacted, scanned, committed, pushed."""
+    from tether.commands.capture import CaptureRequest
+    from tether.commands.capture import capture as run
+
+    request = CaptureRequest(
+        repo=repo,
+        source=source,
+        branch=branch,
+        dry_run=dry_run,
+        no_push=no_push,
+        prune=prune,
+        message=message,
+        keep_host=keep_host,
+    )
+    return run(
+        request,
+        host(target_root, target_home, state_dir, secrets_file),
+        explicit_root=target_root is not None,
+        as_json=as_json,
+        metrics_file=metrics_file,
+        wait=wait,
+    )
+
+
 @cli.command("apply")
 @click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False), metavar="PLAN.json")
 @click.option(

@@ -29,6 +29,13 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out (a write may be partial)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):  # some filesystems refuse to fsync a folder
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

@@ -18,13 +18,14 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dulwich.client import (
@@ -37,12 +38,14 @@ from dulwich.errors import (
     ChecksumMismatch,
     GitProtocolError,
     NotGitRepository,
+    NotTreeError,
     ObjectFormatException,
 )
 from dulwich.gc import maybe_auto_gc
 from dulwich.graph import can_fast_forward
-from dulwich.object_store import commit_tree_changes
-from dulwich.objects import ZERO_SHA, Blob, Commit, ObjectID, Tag
+from dulwich.object_store import BaseObjectStore, commit_tree_changes, tree_lookup_path
+from dulwich.objects import ZERO_SHA, Blob, Commit, ObjectID, ShaFile, Tag, Tree
+from dulwich.pack import UnpackedObject, pack_objects_to_data
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
@@ -58,6 +61,7 @@ USERNAME_ENV = "TETHER_GIT_USERNAME"
 DEFAULT_TOKEN_USER = "tether"  # noqa: S105
 DEFAULT_IDENTITY = "tether <tether@localhost>"
 GITLINK = 0o160000
+LOOSE_MAX = 64  # more new objects than this are written as one pack
 REGULAR = 0o100644
 EXECUTABLE = 0o100755
 SYMLINK = 0o120000
@@ -565,41 +569,113 @@ def resolve(path: Path, ref: str | None, *, display: str = "") -> Resolved:
         raise _not_found(repo, ref, shown)
 
 
-TREE_CACHE = "tether-tree.json"
-
-
 def list_tree(path: Path, commit: str) -> dict[str, tuple[int, str]]:
     """Every blob of the commit's tree: {path: (mode, blob id)}; submodules are left out.
 
-    A commit id names its tree for good, so the last listing is kept beside the mirror: a
-    no-op reconcile then reads one JSON file instead of walking every tree object.
+    The last listing is kept in the mirror (TREE_CACHE). A commit id names its tree for good, so
+    the same commit is answered from it without opening the repo (a no-op reconcile reads one
+    JSON file), and the next commit's listing walks only the subtrees that differ from it.
     """
-    cache = path / TREE_CACHE
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        doc = json.loads(cache.read_bytes())
-        if doc["commit"] == commit:
-            return {p: (int(mode), str(sha)) for p, (mode, sha) in doc["entries"].items()}
-    entries = _walk_tree(path, commit)
-    with contextlib.suppress(OSError):
-        tmp = path / f".{TREE_CACHE}.{os.getpid()}"
-        tmp.write_text(json.dumps({"commit": commit, "entries": entries}), encoding="utf-8")
-        tmp.replace(cache)
-    return entries
-
-
-def _walk_tree(path: Path, commit: str) -> dict[str, tuple[int, str]]:
+    cached = _read_tree_cache(path)
+    if cached is not None and cached[0] == commit:
+        return cached[2]
     with Repo(str(path)) as repo:
         try:
             obj = repo[ObjectID(commit.encode())]
             if not isinstance(obj, Commit):
                 raise GitError(f"{commit[:12]}: not a commit")
-            return {
-                entry.path.decode("utf-8", "surrogateescape"): (entry.mode, entry.sha.decode())
-                for entry in repo.object_store.iter_tree_contents(obj.tree)
-                if entry.mode != GITLINK and entry.path is not None and entry.sha is not None
-            }
+            if cached is not None and ObjectID(cached[1].encode()) in repo.object_store:
+                entries = dict(cached[2])
+                changes: dict[bytes, tuple[int, bytes] | None] = {}
+                _diff_trees(repo, ObjectID(cached[1].encode()), obj.tree, b"", changes, [])
+                for raw, entry in changes.items():
+                    name = raw.decode("utf-8", "surrogateescape")
+                    if entry is None or entry[0] == GITLINK:
+                        entries.pop(name, None)
+                    else:
+                        entries[name] = (entry[0], entry[1].decode())
+            else:
+                entries = {
+                    entry.path.decode("utf-8", "surrogateescape"): (entry.mode, entry.sha.decode())
+                    for entry in repo.object_store.iter_tree_contents(obj.tree)
+                    if entry.mode != GITLINK and entry.path is not None and entry.sha is not None
+                }
         except _DAMAGE as exc:
             raise mark_damaged(path, f"the tree of {commit[:12]}", exc) from None
+    _write_tree_cache(path, commit, obj.tree.decode(), entries)
+    return entries
+
+
+TREE_CACHE = "tether-tree.json"  # in the mirror: the last listed commit's tree
+
+
+def _read_tree_cache(path: Path) -> tuple[str, str, dict[str, tuple[int, str]]] | None:
+    try:
+        data = json.loads((path / TREE_CACHE).read_text(encoding="utf-8"))
+        entries = {str(k): (int(v[0]), str(v[1])) for k, v in data["entries"].items()}
+        return str(data["commit"]), str(data["tree"]), entries
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def _write_tree_cache(
+    path: Path, commit: str, tree: str, entries: Mapping[str, tuple[int, str]]
+) -> None:
+    """Best effort: a cache that cannot be written only costs the next walk."""
+    data = {"commit": commit, "tree": tree, "entries": entries}
+    tmp = path / f".{TREE_CACHE}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        tmp.replace(path / TREE_CACHE)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _tree_items(repo: Repo, sha: ObjectID | None) -> dict[bytes, tuple[int, bytes]]:
+    if sha is None:
+        return {}
+    tree = repo[sha]
+    if not isinstance(tree, Tree):
+        raise ValueError(f"{sha.decode()[:12]} is not a tree")
+    return {e.path: (e.mode, e.sha) for e in tree.iteritems() if e.path and e.sha and e.mode}
+
+
+def _diff_trees(  # noqa: PLR0917
+    repo: Repo,
+    old: ObjectID | None,
+    new: ObjectID | None,
+    prefix: bytes,
+    changes: dict[bytes, tuple[int, bytes] | None],
+    objects: list[bytes],
+) -> None:
+    """Entries that differ between two trees (None: gone), walking only differing subtrees;
+    `objects` collects the new side's trees and blobs met on the way (what a push must send)."""
+    a, b = _tree_items(repo, old), _tree_items(repo, new)
+    for name in sorted(a.keys() | b.keys()):
+        was, now = a.get(name), b.get(name)
+        if was == now:
+            continue
+        path = prefix + name
+        was_dir = was is not None and stat.S_ISDIR(was[0])
+        now_dir = now is not None and stat.S_ISDIR(now[0])
+        if was_dir or now_dir:
+            if now is not None and now_dir:
+                objects.append(now[1])
+            _diff_trees(
+                repo,
+                ObjectID(was[1]) if was is not None and was_dir else None,
+                ObjectID(now[1]) if now is not None and now_dir else None,
+                path + b"/",
+                changes,
+                objects,
+            )
+        if now is not None and not now_dir:
+            changes[path] = now
+            if now[0] != GITLINK:
+                objects.append(now[1])
+        elif was is not None and not was_dir:
+            changes[path] = None
 
 
 class ObjectReader:
@@ -755,26 +831,22 @@ def build_commit(
         base = repo[parent.encode()]
         if not isinstance(base, Commit):
             raise GitError(f"{parent[:12]}: not a commit")
-        current = {
-            entry.path: entry.mode
-            for entry in repo.object_store.iter_tree_contents(base.tree)
-            if entry.path is not None
-        }
+        pending = _Pending(repo.object_store)
         edits: list[tuple[bytes, int | None, ObjectID | None]] = []
         for name, data in sorted(changes.items()):
             problem = check_relative_path(name)
             if problem:
                 raise GitError(f"cannot commit {name!r}: {problem}")
             raw = name.encode()
+            mode = _mode_at(repo, base.tree, raw)  # one path lookup, not a walk of the tree
             if data is None:
-                if raw in current:
+                if mode is not None:
                     edits.append((raw, None, None))
                 continue
             blob = Blob.from_string(data)
-            repo.object_store.add_object(blob)
-            mode = current.get(raw)
+            pending.add_object(blob)
             edits.append((raw, mode if mode in (REGULAR, EXECUTABLE) else REGULAR, blob.id))
-        tree_id = commit_tree_changes(repo.object_store, base.tree, edits) if edits else base.tree
+        tree_id = commit_tree_changes(pending, base.tree, edits) if edits else base.tree  # type: ignore[arg-type]
         if tree_id == base.tree:
             return None
         commit = Commit()
@@ -785,8 +857,40 @@ def build_commit(
         commit.author_timezone = commit.commit_timezone = 0
         commit.encoding = b"UTF-8"
         commit.message = message.encode() if message.endswith("\n") else (message + "\n").encode()
-        repo.object_store.add_object(commit)
+        pending.add_object(commit)
+        pending.flush()
         return commit.id.decode()
+
+
+class _Pending:
+    """New objects kept in memory, then written as one pack (not thousands of loose files)."""
+
+    def __init__(self, store: BaseObjectStore) -> None:
+        self.store = store
+        self.new: dict[bytes, ShaFile] = {}
+
+    def __getitem__(self, sha: bytes) -> ShaFile:
+        found = self.new.get(sha)
+        return found if found is not None else self.store[ObjectID(sha)]
+
+    def add_object(self, obj: ShaFile) -> None:
+        self.new[obj.id] = obj
+
+    def flush(self) -> None:
+        fresh = [(obj, None) for sha, obj in self.new.items() if ObjectID(sha) not in self.store]
+        if len(fresh) > LOOSE_MAX:
+            self.store.add_objects(fresh)
+        else:
+            for obj, _ in fresh:
+                self.store.add_object(obj)
+
+
+def _mode_at(repo: Repo, tree: ObjectID, path: bytes) -> int | None:
+    try:
+        mode, _sha = tree_lookup_path(repo.object_store.__getitem__, tree, path)
+    except (KeyError, NotTreeError):
+        return None
+    return mode
 
 
 PushStatus = Literal["ok", "rejected", "lost-race"]
@@ -802,6 +906,33 @@ class PushResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+def _pack_data(repo: Repo) -> Callable[..., tuple[int, Iterator[UnpackedObject]]]:
+    """Pack generation for a push: a commit on a parent the remote has sends only what differs
+    between the two trees (dulwich's generic finder walks every tree the remote has)."""
+
+    def generate(
+        have: Iterable[ObjectID], want: Iterable[ObjectID], **kwargs: Any
+    ) -> tuple[int, Iterator[UnpackedObject]]:
+        have, want = set(have), set(want)
+        if len(want) == 1:
+            tip = repo[next(iter(want))]
+            if isinstance(tip, Commit) and len(tip.parents) == 1 and tip.parents[0] in have:
+                base = repo[tip.parents[0]]
+                assert isinstance(base, Commit)
+                objects: list[bytes] = [tip.id]
+                if tip.tree != base.tree:
+                    objects.append(tip.tree)
+                    _diff_trees(repo, base.tree, tip.tree, b"", {}, objects)
+                ids = list(dict.fromkeys(objects))
+                return pack_objects_to_data(
+                    [(repo[ObjectID(i)], None) for i in ids],
+                    ofs_delta=bool(kwargs.get("ofs_delta", True)),
+                )
+        return repo.generate_pack_data(have, want, **kwargs)
+
+    return generate
 
 
 def push_ref(remote: Remote, path: Path, ref: str, sha: str, *, expected: str | None) -> PushResult:
@@ -825,7 +956,7 @@ def push_ref(remote: Remote, path: Path, ref: str, sha: str, *, expected: str | 
             result = client.send_pack(
                 rpath.encode() if isinstance(rpath, str) else rpath,
                 update_refs,
-                generate_pack_data=repo.generate_pack_data,  # type: ignore[arg-type]
+                generate_pack_data=_pack_data(repo),
             )
         except _transport_errors() as exc:
             raise _transport_failure(remote, exc, "push to") from None
@@ -881,3 +1012,22 @@ def delete_local_tag(path: Path, name: str) -> None:
         ref = check_tag_name(name)
         if ref in repo.refs:
             del repo.refs[ref]
+
+
+def set_ref(path: Path, ref: str, sha: str) -> None:
+    """Point a local ref of the mirror at `sha` (e.g. refs/tether/pending/<time>)."""
+    raw = Ref(ref.encode())
+    if not check_ref_format(raw):
+        raise UsageError(f"{ref!r} is not a valid git ref name")
+    with Repo(str(path)) as repo:
+        repo.refs[raw] = ObjectID(sha.encode())
+
+
+def local_refs(path: Path, prefix: str) -> dict[str, str]:
+    """The mirror's refs starting with `prefix` (e.g. refs/tether/pending/)."""
+    with Repo(str(path)) as repo:
+        return {
+            ref.decode(): sha.decode()
+            for ref, sha in repo.get_refs().items()
+            if ref.startswith(prefix.encode())
+        }

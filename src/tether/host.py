@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
-from tether.ledger import Sig, stat_sig, write_all
+from tether.fsutil import write_all
+from tether.ledger import Sig, stat_sig
 
 TEMP_PREFIX = ".tether-tmp-"
 DEFAULT_DIR_MODE = 0o755

@@ -6,7 +6,6 @@ hashes: every hash is an HMAC-SHA256 with a random key that never leaves this ho
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -17,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tether import fsutil
 from tether.errors import StateError
 
 LEDGER_NAME = "ledger.json"
@@ -188,30 +188,10 @@ def _replace_sigs(entry: LedgerEntry, sig: Sig | None, source: Sig | None) -> Le
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Replace `path` with `data` so a crash leaves the old or the new file, never a mix."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """Replace one of tether's state files whole (see fsutil.write_atomic), or say why not."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsutil.write_atomic(path, data, mode)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise StateError(
             f"{path}: cannot write ({exc.strerror})", hint="check the state dir"
         ) from None
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.errors import SecretError
+from tether.fsutil import write_atomic
 
 _ASSIGNMENT = re.compile(r"(?:export[ \t]+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 
@@ -74,8 +75,10 @@ def assignments(text: str, origin: str) -> list[Assignment]:
     """Every assignment in file order; `export`, comments, quotes, multi-line quoted values."""
     found: list[Assignment] = []
     pos = 0
+    line, counted = 1, 0  # count newlines once, not from the start for every line
     while pos < len(text):
-        line = text.count("\n", 0, pos) + 1
+        line += text.count("\n", counted, pos)
+        counted = pos
         end_of_line = text.find("\n", pos)
         end_of_line = len(text) if end_of_line < 0 else end_of_line
         stripped = text[pos:end_of_line].lstrip(" \t")
@@ -181,34 +184,14 @@ def load_store(path: Path | None, environ: Mapping[str, str] | None = None) -> S
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file (0600) in the same folder, fsync, rename over, fsync the folder."""
-    folder = path.parent
-    tmp = folder / f".{path.name}.tether-{os.getpid()}.tmp"
+    """Replace the store whole, 0600 from its first byte (see fsutil.write_atomic)."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
+        write_atomic(path, data, 0o600)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise SecretError(
             f"{path}: cannot write the secret store ({exc.strerror})",
             hint="check the folder exists, is writable and the disk is not full",
         ) from None
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def save_values(path: Path, values: Mapping[str, str]) -> list[str]:

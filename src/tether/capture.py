@@ -1,0 +1,597 @@
+"""Capture: allowlisted host files -> redacted -> scanned -> one commit on the fetched tip -> push.
+
+Replaces the article's backup-and-push.sh without its work tree, `git add -A` or `pull --rebase
+--autostash` (research/dulwich_tooling.md §2.5 shows dulwich's rebase and stash lose data). Each
+attempt fetches, reads the manifest and inventory from the tip of the branch, compares every
+host file with the tip and with the ledger (what this host last received or captured), and
+builds a commit in the mirror's object store on top of that tip. A push that loses a race is
+rebuilt on the new tip; every attempt re-observes the host, so nothing needs merging.
+
+A file changed both upstream (the tip's blob is not the ledger's) and on the host (its keyed
+hash is not the ledger's) is a conflict: capture then pushes nothing at all and keeps its commit
+at refs/tether/pending/<time> in the mirror, so no one's work is lost or half-published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import NamedTuple
+
+from tether import gitstore
+from tether.configrepo import ConfigRepo, open_config_repo
+from tether.desired import destination, names_host
+from tether.errors import GitError, SourceError, UsageError
+from tether.gittree import RemoteTree
+from tether.host import Confinement, Probe, read_regular
+from tether.inventory import matches
+from tether.ledger import Keyring, LedgerEntry, git_blob_id
+from tether.manifest import MANIFEST_NAME, parse_manifest
+from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt
+from tether.secrets.redact import placeholders_in, redact_files
+from tether.secrets.render import has_marker, render
+from tether.secrets.scan import Finding, Scanner, default_rules
+from tether.secrets.store import SecretStore, load_store
+
+ATTEMPTS = 3
+PENDING_PREFIX = "refs/tether/pending/"
+BINARY_PROBE = 8192
+TEXT = "utf-8"
+
+
+class Action(StrEnum):
+    ADD = "add"
+    MODIFY = "modify"
+    DELETE = "delete"
+    CONFLICT = "conflict"
+    REFUSED = "refused"
+    UNCHANGED = "unchanged"
+    MISSING = "missing"
+
+
+COMMITTED = (Action.ADD, Action.MODIFY, Action.DELETE)
+
+
+class FileResult(NamedTuple):
+    path: str  # inventory path
+    action: Action
+    reason: str | None = None
+
+
+class Target(NamedTuple):
+    """One allowlisted path and where it lives on the host."""
+
+    path: str
+    dest: str
+    max_size: int
+    allow_binary: bool
+
+
+class Read(NamedTuple):
+    """A host file read for capture: its bytes and what the repo would hold instead."""
+
+    path: str
+    dest: str
+    probe: Probe
+    host: bytes
+    repo: bytes | None = None  # redacted; None until redacted
+
+
+@dataclass(frozen=True)
+class Tip:
+    mirror: Path
+    commit: str
+    entries: Mapping[str, tuple[int, str]]  # the tip's tree: path -> (mode, blob id)
+
+    def blob(self, repo_path: str) -> str | None:
+        entry = self.entries.get(repo_path)
+        return entry[1] if entry else None
+
+
+@dataclass
+class Observation:
+    """What one attempt found: results per path, and the files whose bytes go to the repo."""
+
+    results: dict[str, FileResult] = field(default_factory=dict)
+    reads: dict[str, Read] = field(default_factory=dict)  # path -> read (changed or to record)
+    refresh: dict[str, Probe] = field(default_factory=dict)  # dest -> probe: host == ledger
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an attempt needs that does not change between attempts."""
+
+    remote: gitstore.Remote
+    branch: str
+    state_dir: Path
+    target_root: Path
+    explicit_root: bool
+    target_home: str | None
+    keyring: Keyring
+    secrets_file: Path | None
+    ledger: Mapping[str, LedgerEntry]
+    prune: bool = False
+    keep_host: tuple[str, ...] = ()
+    hostname: str = field(default_factory=socket.gethostname)
+
+
+class Plan(NamedTuple):
+    """One attempt's result before anything is written."""
+
+    tip: Tip
+    repo: ConfigRepo
+    store: SecretStore
+    observation: Observation
+    changes: dict[str, bytes | None]  # repo path -> bytes (None: delete), conflicts included
+    values: dict[str, str]  # secret values found on the host, by name
+    added: tuple[str, ...]
+    rotated: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    diffs: dict[str, str]
+
+
+# ---------------------------------------------------------------------------------------------
+# The tip
+
+
+def fetch_tip(settings: Settings) -> Tip:
+    """Fetch the mirror and list the tree of the branch's tip; the branch must exist."""
+    result = gitstore.fetch(settings.remote, settings.state_dir)
+    ref = f"refs/heads/{settings.branch}"
+    commit = result.refs.get(ref)
+    if commit is None:
+        raise GitError(
+            f"{settings.remote.display}: no branch {settings.branch!r}",
+            hint="create the config repo first (tether init, commit, push), or pass --branch",
+        )
+    return Tip(result.path, commit, gitstore.list_tree(result.path, commit))
+
+
+def open_tip(settings: Settings, tip: Tip) -> tuple[ConfigRepo, RemoteTree]:
+    tree = RemoteTree(
+        tip.mirror, tip.commit, tip.entries, display=settings.remote.display, ref=settings.branch
+    )
+    if not tree.is_file(MANIFEST_NAME):
+        tree.close()
+        raise SourceError(
+            f"{tree.label}: no {MANIFEST_NAME} at the root of branch {settings.branch}",
+            hint="capture needs a config repo: create one with `tether init` and push it",
+        )
+    return open_config_repo(tree), tree
+
+
+def manifest_remote(source: Path) -> tuple[str | None, str | None]:
+    """`capture.remote` and `capture.branch` of the manifest in a config repo folder."""
+    path = source / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+    manifest = parse_manifest(text, str(path))
+    return manifest.capture.remote, manifest.capture.branch
+
+
+# ---------------------------------------------------------------------------------------------
+# Which host files
+
+
+def host_root(settings: Settings, repo: ConfigRepo) -> tuple[str, str]:
+    manifest = repo.manifest
+    if settings.explicit_root:
+        root = os.path.realpath(settings.target_root)
+    else:
+        root = os.path.realpath(manifest.target_root or "/")
+    return root, settings.target_home or manifest.target_home
+
+
+def targets(settings: Settings, repo: ConfigRepo, root: str, home: str) -> list[Target]:
+    """The allowlist expanded on the host (a new matching file counts) and in the tip (a
+    file gone from the host counts), minus `capture: false` and other hosts' files."""
+    inventory = repo.inventory
+    manifest = repo.manifest
+    paths = set(inventory.select(()))
+    if any(e.is_glob for e in inventory.entries):
+        home_dir = Path(destination(root, "/", home.lstrip("/"), None))
+        paths.update(inventory.expand_folder(home_dir))
+        paths.update(inventory.select(repo.source_files))
+    found = []
+    limit = manifest.capture.max_file_size
+    for path in sorted(paths):
+        override = manifest.override_for(path)
+        if not override.capture:
+            continue
+        if override.hosts and not names_host(override.hosts, settings.hostname):
+            continue
+        dest = destination(root, home, path, override.dest)
+        found.append(Target(path, dest, override.max_size or limit, override.allow_binary))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Observing the host
+
+
+def _size(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB" if n >= 1048576 else f"{n} bytes"
+
+
+def observe(
+    settings: Settings, repo: ConfigRepo, tip: Tip, found: Sequence[Target], root: str
+) -> Observation:
+    """Probe every target; read only what the ledger's stat cache cannot vouch for."""
+    seen = Observation()
+    confinement = Confinement(root)
+    for target in found:
+        path, dest = target.path, target.dest
+        in_tip = tip.blob(repo.source_path(path)) is not None
+        probe = confinement.probe(dest)
+        if probe.kind == "missing":
+            if not in_tip:
+                why = "not on the host (nor in the repo)"
+                seen.results[path] = FileResult(path, Action.MISSING, why)
+            elif settings.prune:
+                seen.results[path] = FileResult(path, Action.DELETE)
+            else:
+                why = "gone from the host; kept in the repo (--prune removes it)"
+                seen.results[path] = FileResult(path, Action.MISSING, why)
+            continue
+        if probe.kind == "blocked" or probe.real is None:
+            seen.results[path] = FileResult(path, Action.REFUSED, probe.reason)
+            continue
+        known = settings.ledger.get(dest)
+        if known is not None and known.path != path:
+            known = None
+        upstream = None
+        if known is not None and tip.blob(repo.source_path(path)) != known.blob:
+            upstream = "changed upstream, not on the host; reconcile brings it"
+        if known is not None and known.sig == probe.sig:
+            seen.results[path] = FileResult(path, Action.UNCHANGED, upstream)  # stat cache
+            continue
+        size = probe.sig[0] if probe.sig else 0
+        if size > target.max_size:
+            why = (
+                f"{_size(size)}, over the {_size(target.max_size)} limit "
+                f"(raise files.<path>.max_size or capture.max_file_size)"
+            )
+            seen.results[path] = FileResult(path, Action.REFUSED, why)
+            continue
+        try:
+            data = read_regular(probe.real)
+        except OSError as exc:
+            why = f"cannot read ({exc.strerror})"
+            seen.results[path] = FileResult(path, Action.REFUSED, why)
+            continue
+        if known is not None and settings.keyring.hash(data) == known.hash:
+            seen.results[path] = FileResult(path, Action.UNCHANGED, upstream)
+            seen.refresh[dest] = probe
+            continue
+        if b"\0" in data[:BINARY_PROBE] and not target.allow_binary:
+            why = "binary (NUL byte); set files.<path>.allow_binary to capture it"
+            seen.results[path] = FileResult(path, Action.REFUSED, why)
+            continue
+        seen.reads[path] = Read(path, dest, probe, data)
+    return seen
+
+
+# ---------------------------------------------------------------------------------------------
+# Redaction
+
+
+def _text(data: bytes) -> str:
+    return data.decode(TEXT, "surrogateescape")
+
+
+def _repo_names(
+    repo: ConfigRepo, tip: Tip, skip: set[str], ledger: Mapping[str, LedgerEntry]
+) -> dict[str, list[str]]:
+    """The placeholder names each other file of the tip uses: from the ledger when it recorded
+    that very blob, else read from the blob."""
+    prefix = repo.manifest.source + "/"
+    known = {e.path: e for e in ledger.values()}
+    names: dict[str, list[str]] = {}
+    with gitstore.ObjectReader(tip.mirror) as reader:
+        for repo_path, (_mode, blob) in tip.entries.items():
+            path = repo_path[len(prefix) :]
+            if not repo_path.startswith(prefix) or path in skip:
+                continue
+            entry = known.get(path)
+            if entry is not None and entry.blob == blob:
+                names[path] = list(entry.secrets)
+                continue
+            data = reader.read_blob(blob)
+            if has_marker(data):
+                names[path] = [n for n, _ in placeholders_in(_text(data))]
+    return names
+
+
+def redact_reads(  # noqa: PLR0917
+    obs: Observation,
+    repo: ConfigRepo,
+    tip: Tip,
+    store: Mapping[str, str],
+    binary: set[str],
+    ledger: Mapping[str, LedgerEntry],
+) -> dict[str, str]:
+    """Fill `repo` of every read with its redacted bytes; returns the values found by name."""
+    texts = {p: _text(r.host) for p, r in obs.reads.items() if p not in binary}
+    results = redact_files(texts, store, {})
+    fresh = (s for r in results.values() for s in r.secrets)
+    if any(store.get(s.name) != s.value for s in fresh):  # a new name: avoid other files' names
+        others = _repo_names(repo, tip, set(texts), ledger)
+        if any(others.values()):  # none (a first capture): the first pass was already right
+            results = redact_files(texts, store, others)
+    values: dict[str, str] = {}
+    for path, read in obs.reads.items():
+        if path in binary:
+            obs.reads[path] = read._replace(repo=read.host)
+            continue
+        result = results[path]
+        obs.reads[path] = read._replace(repo=result.text.encode(TEXT, "surrogateescape"))
+        values.update((s.name, s.value) for s in result.secrets)
+    return values
+
+
+def store_changes(store: SecretStore, values: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """(added, rotated) names, compared with the store file."""
+    current = store.file_values
+    added = sorted(n for n in values if n not in current)
+    rotated = sorted(n for n in values if n in current and current[n] != values[n])
+    return added, rotated
+
+
+def lookup_with(store: SecretStore, values: Mapping[str, str]) -> Callable[[str], str | None]:
+    """How reconcile will look names up once `values` are saved (the environment first)."""
+
+    def lookup(name: str) -> str | None:
+        found = store.environ.get(name)
+        if found is not None:
+            return found
+        return values.get(name, store.file_values.get(name))
+
+    return lookup
+
+
+# ---------------------------------------------------------------------------------------------
+# Classification
+
+
+def classify(  # noqa: PLR0917
+    settings: Settings,
+    repo: ConfigRepo,
+    tip: Tip,
+    obs: Observation,
+    store: SecretStore,
+    values: Mapping[str, str],
+) -> dict[str, bytes | None]:
+    """Decide each read file (and each deletion); returns the changes for the commit."""
+    changes: dict[str, bytes | None] = {}
+    lookup = lookup_with(store, values)
+    for path, read in sorted(obs.reads.items()):
+        assert read.repo is not None
+        repo_path = repo.source_path(path)
+        now = tip.blob(repo_path)
+        # Checked first: the ledger must never record bytes that reconcile would not restore.
+        back = render(read.repo, lookup, repo.manifest.secret_names_for(path))
+        if back.data != read.host:
+            why = "redacting it would not give the host bytes back (a bare REDACTED on the host?)"
+            obs.results[path] = FileResult(path, Action.REFUSED, why)
+            del obs.reads[path]
+            continue
+        if git_blob_id(read.repo) == now:
+            obs.results[path] = FileResult(path, Action.UNCHANGED)  # recorded in the ledger
+            continue
+        conflict = upstream_changed(settings, read.dest, path, now)
+        if conflict and not any(matches(p, path) for p in settings.keep_host):
+            obs.results[path] = FileResult(path, Action.CONFLICT, conflict)
+        else:
+            action = Action.ADD if now is None else Action.MODIFY
+            obs.results[path] = FileResult(path, action)
+        changes[repo_path] = read.repo
+    for path, result in obs.results.items():
+        if result.action == Action.DELETE:
+            repo_path = repo.source_path(path)
+            dest = destination_of(settings, obs, path)
+            conflict = upstream_changed(settings, dest, path, tip.blob(repo_path))
+            if conflict and not any(matches(p, path) for p in settings.keep_host):
+                why = f"deleted on the host, but {conflict.split(', ', 1)[0]}"
+                obs.results[path] = FileResult(path, Action.CONFLICT, why)
+            changes[repo_path] = None
+    return changes
+
+
+def destination_of(settings: Settings, obs: Observation, path: str) -> str | None:
+    for dest, entry in settings.ledger.items():
+        if entry.path == path:
+            return dest
+    return None
+
+
+def upstream_changed(
+    settings: Settings, dest: str | None, path: str, now: str | None
+) -> str | None:
+    """Why the tip's version is not what this host last received or captured, or None."""
+    known = settings.ledger.get(dest) if dest else None
+    if known is None or known.path != path:
+        if now is None:
+            return None
+        return "the repo has its own version and this host has no record of receiving it"
+    if known.blob == (now or ""):
+        return None
+    since = f" {known.revision[:12]}" if known.revision else ""
+    if now is None:
+        return f"deleted upstream since revision{since}, and changed on the host"
+    return f"changed upstream since revision{since}, and changed on the host"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scanning
+
+
+def scanner_for(tip: Tip, reader: gitstore.ObjectReader) -> Scanner:
+    """The scanner, with the repo's own baseline (accepted findings) when it has one."""
+    blob = tip.blob(BASELINE_NAME)
+    baseline = None
+    if blob is not None:
+        with tempfile.TemporaryDirectory(prefix="tether-capture-") as tmp:
+            path = Path(tmp) / BASELINE_NAME
+            path.write_bytes(reader.read_blob(blob))
+            baseline = load_baseline(path)
+    salt = baseline.salt if baseline else new_salt()
+    return Scanner(default_rules(), salt, baseline.fingerprints if baseline else frozenset())
+
+
+def scan_changes(tip: Tip, changes: Mapping[str, bytes | None]) -> list[Finding]:
+    """Findings left in what would be committed (the repo's baseline applies)."""
+    with gitstore.ObjectReader(tip.mirror) as reader:
+        scanner = scanner_for(tip, reader)
+    scanner.max_size = max([scanner.max_size, *(len(d) for d in changes.values() if d)])
+    for repo_path, data in sorted(changes.items()):
+        if data is not None:
+            scanner.scan_bytes(repo_path, data)
+    return scanner.result.findings
+
+
+def diffs_for(
+    tip: Tip, changes: Mapping[str, bytes | None], secrets: Mapping[str, str]
+) -> dict[str, str]:
+    """Unified diffs of the repo side (placeholders, values masked anyway)."""
+    from tether.report import unified  # noqa: PLC0415 (only --dry-run shows diffs)
+
+    out = {}
+    with gitstore.ObjectReader(tip.mirror) as reader:
+        for repo_path, data in sorted(changes.items()):
+            blob = tip.blob(repo_path)
+            old = reader.read_blob(blob) if blob else None
+            out[repo_path] = unified(old, data, secrets, f"a/{repo_path}", f"b/{repo_path}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# One attempt, before anything is written
+
+
+def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
+    tip = fetch_tip(settings)
+    repo, tree = open_tip(settings, tip)
+    try:
+        root, home = host_root(settings, repo)
+        found = targets(settings, repo, root, home)
+        obs = observe(settings, repo, tip, found, root)
+        binary = {t.path for t in found if t.allow_binary and t.path in obs.reads}
+        binary = {p for p in binary if b"\0" in obs.reads[p].host[:BINARY_PROBE]}
+        store = load_store(secrets_path(settings, repo))
+        values = redact_reads(obs, repo, tip, store.file_values, binary, settings.ledger)
+        added, rotated = store_changes(store, values)
+        changes = classify(settings, repo, tip, obs, store, values)
+        findings = scan_changes(tip, changes) if changes else []
+        diffs = {}
+        if want_diffs and changes:
+            diffs = diffs_for(tip, changes, {**store.known(), **values})
+    finally:
+        tree.close()
+    return Plan(
+        tip, repo, store, obs, changes, values, tuple(added), tuple(rotated), tuple(findings), diffs
+    )
+
+
+def secrets_path(settings: Settings, repo: ConfigRepo) -> Path:
+    return settings.secrets_file or Path(repo.manifest.secrets_file).expanduser()
+
+
+def has_conflict(plan: Plan) -> bool:
+    return any(r.action == Action.CONFLICT for r in plan.observation.results.values())
+
+
+def commit_message(template: str, now: dt.datetime) -> str:
+    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return template.replace("{time}", stamp)
+
+
+def pending_ref(now: dt.datetime) -> str:
+    return PENDING_PREFIX + now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def author_for(plan: Plan, hostname: str) -> str:
+    return plan.repo.manifest.capture.author or f"tether <tether@{hostname}>"
+
+
+def ledger_updates(
+    settings: Settings, plan: Plan, revision: str, store: SecretStore, when: str
+) -> dict[str, LedgerEntry | None]:
+    """What the repo now describes for each captured destination (None: forget it)."""
+    updates: dict[str, LedgerEntry | None] = {}
+    for path, read in plan.observation.reads.items():
+        result = plan.observation.results[path]
+        if result.action not in (*COMMITTED, Action.UNCHANGED) or read.repo is None:
+            continue
+        names = plan.repo.manifest.secret_names_for(path)
+        used = render(read.repo, store.get, names).used
+        updates[read.dest] = LedgerEntry(
+            path=path,
+            hash=settings.keyring.hash(read.host),
+            mode=read.probe.mode,
+            uid=read.probe.uid,
+            gid=read.probe.gid,
+            revision=revision,
+            time=when,
+            blob=git_blob_id(read.repo),
+            secrets=used,
+            secret_digest=settings.keyring.secret_digest(names, [(n, store.get(n)) for n in used]),
+            sig=read.probe.sig,
+        )
+    for dest, probe in plan.observation.refresh.items():
+        known = settings.ledger.get(dest)
+        if known is not None:
+            updates[dest] = known._replace(sig=probe.sig)
+    for path, result in plan.observation.results.items():
+        if result.action == Action.DELETE:
+            gone = destination_of(settings, plan.observation, path)
+            if gone is not None:
+                updates[gone] = None
+    return updates
+
+
+def results_json(
+    plan: Plan | None, revision: str | None, pushed: bool, pending: str | None
+) -> dict[str, object]:
+    """The --json document; `findings` are masked (never a value)."""
+    files = []
+    if plan is not None:
+        for path, result in sorted(plan.observation.results.items()):
+            if result.action == Action.UNCHANGED and result.reason is None:
+                continue
+            files.append({"path": path, "action": str(result.action), "reason": result.reason})
+    return {
+        "revision": revision,
+        "pushed": pushed,
+        "files": files,
+        "secrets": {
+            "added": list(plan.added) if plan else [],
+            "rotated": list(plan.rotated) if plan else [],
+        },
+        "pending_ref": pending,
+        "findings": [f.text() for f in plan.findings] if plan else [],
+    }
+
+
+def counts(plan: Plan | None) -> dict[str, int]:
+    found: dict[str, int] = {}
+    if plan is not None:
+        for result in plan.observation.results.values():
+            found[str(result.action)] = found.get(str(result.action), 0) + 1
+    return found
+
+
+def dump(data: object) -> str:
+    return json.dumps(data, indent=1)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

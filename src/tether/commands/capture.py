@@ -1,0 +1,390 @@
+"""`tether capture`: host changes flow back into the config repo, redacted, scanned and pushed.
+
+The flow lives in tether.capture (one attempt = fetch, observe, redact, classify, scan); this
+module runs the attempts under the lock, writes (store, commit, push, ledger) and reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+
+from tether import gitstore
+from tether.capture import (
+    ATTEMPTS,
+    COMMITTED,
+    Action,
+    Plan,
+    Settings,
+    author_for,
+    commit_message,
+    counts,
+    dump,
+    has_conflict,
+    ledger_updates,
+    manifest_remote,
+    now_iso,
+    pending_ref,
+    plan_attempt,
+    results_json,
+)
+from tether.errors import GitError, TetherError, UsageError
+from tether.exitcodes import ExitCode
+from tether.ledger import ensure_state_dir, load_key, load_ledger, save_ledger
+from tether.lock import state_lock
+from tether.manifest import DEFAULT_BRANCH, MANIFEST_NAME
+from tether.options import HostOptions, check_remote
+from tether.runs import RunRecord, record_run
+from tether.secrets.store import save_values
+
+ATTENTION_ACTIONS = (Action.CONFLICT, Action.REFUSED, Action.MISSING)
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    repo: str | None = None
+    source: Path | None = None  # a config repo folder whose manifest names capture.remote
+    branch: str | None = None
+    dry_run: bool = False
+    no_push: bool = False
+    prune: bool = False
+    message: str | None = None
+    keep_host: tuple[str, ...] = ()
+    attempts: int = ATTEMPTS
+
+
+@dataclass
+class Done:
+    code: ExitCode
+    plan: Plan | None = None
+    revision: str | None = None
+    pushed: bool = False
+    pending: str | None = None
+    lines: tuple[str, ...] = ()
+
+
+BeforePush = Callable[[int], None]  # called with the attempt number right before each push
+
+
+def resolve_remote(request: CaptureRequest) -> tuple[str, str]:
+    """The remote (--repo, else capture.remote of a config repo folder) and the branch."""
+    branch = request.branch
+    if request.repo is not None:
+        return check_remote(request.repo), branch or DEFAULT_BRANCH
+    folder = request.source or Path.cwd()
+    if (folder / MANIFEST_NAME).is_file():
+        remote, manifest_branch = manifest_remote(folder)
+        if remote:
+            return check_remote(remote), branch or manifest_branch or DEFAULT_BRANCH
+    raise UsageError(
+        "capture needs a git remote",
+        hint="pass --repo URL, or set capture.remote in the tether.yaml of --source DIR",
+    )
+
+
+def capture(
+    request: CaptureRequest,
+    host: HostOptions,
+    *,
+    explicit_root: bool,
+    as_json: bool = False,
+    metrics_file: Path | None = None,
+    wait: float = 0.0,
+    before_push: BeforePush | None = None,
+) -> int:
+    started = time.time()
+    url, branch = resolve_remote(request)
+    state_dir = ensure_state_dir(host.state_dir)
+    settings = Settings(
+        remote=gitstore.parse_remote(url),
+        branch=branch,
+        state_dir=state_dir,
+        target_root=host.target_root,
+        explicit_root=explicit_root,
+        target_home=host.target_home,
+        keyring=load_key(state_dir),
+        secrets_file=host.secrets_file,
+        ledger={},
+        prune=request.prune,
+        keep_host=request.keep_host,
+    )
+    command = "capture --dry-run" if request.dry_run else "capture"
+    try:
+        with _lock(state_dir, wait, dry_run=request.dry_run):
+            settings = _with_ledger(settings)
+            done = _attempts(settings, request, before_push)
+    except TetherError as exc:
+        _record(state_dir, command, started, int(exc.exit_code), None, metrics_file, exc.line())
+        raise
+    _record(state_dir, command, started, int(done.code), done, metrics_file, None)
+    _report(settings, request, done, as_json=as_json)
+    return int(done.code)
+
+
+@contextlib.contextmanager
+def _lock(state_dir: Path, wait: float, *, dry_run: bool) -> Iterator[None]:
+    if dry_run:  # writes nothing of the host's state (the mirror has its own lock)
+        yield
+        return
+    with state_lock(state_dir, "capture", wait) as dead:
+        if dead is not None:
+            click.echo(
+                f"tether: took over the lock left by pid {dead} (no longer running)", err=True
+            )
+        yield
+
+
+def _with_ledger(settings: Settings) -> Settings:
+    return replace(settings, ledger=load_ledger(settings.state_dir))
+
+
+def _attempts(settings: Settings, request: CaptureRequest, before_push: BeforePush | None) -> Done:
+    added: set[str] = set()  # names an earlier attempt already stored
+    rotated: set[str] = set()
+    for attempt in range(1, max(request.attempts, 1) + 1):
+        plan = plan_attempt(settings, want_diffs=request.dry_run)
+        added.update(plan.added)
+        rotated.update(plan.rotated)
+        plan = plan._replace(added=tuple(sorted(added)), rotated=tuple(sorted(rotated - added)))
+        if plan.findings:
+            lines = tuple(f.text() for f in plan.findings)
+            return Done(ExitCode.ATTENTION, plan, plan.tip.commit, lines=lines)
+        if request.dry_run:
+            return _dry_run(plan)
+        _save_store(plan)
+        done = _commit_and_push(settings, request, plan, attempt, before_push)
+        if done is not None:
+            return done
+        click.echo(
+            f"tether: {settings.remote.display} moved on during the push; "
+            f"rebuilding on the new tip (attempt {attempt + 1})",
+            err=True,
+        )
+    raise GitError(
+        f"push to {settings.remote.display}: lost the race {request.attempts} times",
+        hint="someone pushes continuously; run capture again later (nothing was lost)",
+    )
+
+
+def _attention(plan: Plan) -> bool:
+    return any(r.action in ATTENTION_ACTIONS for r in plan.observation.results.values())
+
+
+def _dry_run(plan: Plan) -> Done:
+    if _attention(plan):
+        code = ExitCode.ATTENTION
+    elif plan.changes or plan.added or plan.rotated:
+        code = ExitCode.CHANGES
+    else:
+        code = ExitCode.OK
+    return Done(code, plan, plan.tip.commit)
+
+
+def _save_store(plan: Plan) -> None:
+    changed = {n: plan.values[n] for n in (*plan.added, *plan.rotated) if n in plan.values}
+    if changed and plan.store.path is not None:
+        save_values(plan.store.path, changed)
+    elif changed:
+        raise UsageError("secrets were found but no secret store is configured")
+
+
+def _commit_and_push(
+    settings: Settings,
+    request: CaptureRequest,
+    plan: Plan,
+    attempt: int,
+    before_push: BeforePush | None,
+) -> Done | None:
+    """Commit, push, record; None when the push lost a race (rebuild on the new tip)."""
+    moment = dt.datetime.now(dt.UTC)
+    final = _final_code(plan)
+    template = request.message or plan.repo.manifest.capture.message
+    commit = None
+    if plan.changes:
+        commit = gitstore.build_commit(
+            plan.tip.mirror,
+            plan.tip.commit,
+            plan.changes,
+            commit_message(template, moment),
+            author=author_for(plan, settings.hostname),
+            when=int(moment.timestamp()),
+        )
+    if has_conflict(plan):  # nothing is pushed and the ledger stays as it was
+        ref = None
+        if commit is not None:
+            ref = pending_ref(moment)
+            gitstore.set_ref(plan.tip.mirror, ref, commit)
+        return Done(ExitCode.ATTENTION, plan, plan.tip.commit, pending=ref)
+    if commit is None:
+        _update_ledger(settings, plan, plan.tip.commit)
+        return Done(final, plan, plan.tip.commit)
+    if request.no_push:
+        gitstore.set_ref(plan.tip.mirror, f"refs/heads/{settings.branch}", commit)
+        return Done(final, plan, commit)
+    if before_push is not None:
+        before_push(attempt)
+    result = gitstore.push_branch(
+        settings.remote, plan.tip.mirror, settings.branch, commit, parent=plan.tip.commit
+    )
+    if result.status == "lost-race" or (not result.ok and _moved(settings, plan)):
+        return None
+    if not result.ok:
+        ref = pending_ref(moment)
+        gitstore.set_ref(plan.tip.mirror, ref, commit)
+        raise GitError(
+            f"push to {settings.remote.display} was rejected: {result.reason}",
+            hint=f"nothing was lost: the commit is kept at {ref} in {plan.tip.mirror}",
+        )
+    _update_ledger(settings, plan, commit)
+    gitstore.list_tree(plan.tip.mirror, commit)  # the next capture diffs its listing from here
+    return Done(final, plan, commit, pushed=True)
+
+
+def _moved(settings: Settings, plan: Plan) -> bool:
+    """After a rejection: did the branch move (a race git reported as a lock failure)?"""
+    try:
+        fresh = gitstore.fetch(settings.remote, settings.state_dir)
+    except gitstore.FetchFailed:
+        return False
+    return fresh.refs.get(f"refs/heads/{settings.branch}") != plan.tip.commit
+
+
+def _final_code(plan: Plan) -> ExitCode:
+    return ExitCode.ATTENTION if _attention(plan) else ExitCode.OK
+
+
+def _update_ledger(settings: Settings, plan: Plan, revision: str) -> None:
+    saved = {n: plan.values[n] for n in (*plan.added, *plan.rotated) if n in plan.values}
+    store = replace(plan.store, file_values={**plan.store.file_values, **saved})
+    updates = ledger_updates(settings, plan, revision, store, now_iso())
+    if not updates:
+        return
+    ledger = load_ledger(settings.state_dir)
+    for dest, entry in updates.items():
+        if entry is None:
+            ledger.pop(dest, None)
+        else:
+            ledger[dest] = entry
+    save_ledger(settings.state_dir, ledger)
+
+
+def _record(  # noqa: PLR0917
+    state_dir: Path,
+    command: str,
+    started: float,
+    code: int,
+    done: Done | None,
+    metrics_file: Path | None,
+    message: str | None,
+) -> None:
+    record = RunRecord(
+        command=command,
+        started=started,
+        duration=time.time() - started,
+        exit_code=code,
+        counts=counts(done.plan if done else None),
+        revision_attempted=done.plan.tip.commit if done and done.plan else None,
+        revision_applied=done.revision if done and done.pushed else None,
+        message=message,
+    )
+    if not command.endswith("--dry-run"):  # a dry run leaves no trace in the state dir
+        record_run(state_dir, record)
+    if metrics_file is not None:
+        from tether.metrics import write_metrics  # noqa: PLC0415
+
+        write_metrics(metrics_file, record)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json: bool) -> None:
+    plan = done.plan
+    if as_json:
+        click.echo(dump(results_json(plan, done.revision, done.pushed, done.pending)))
+        if done.lines:
+            click.echo(f"tether: {len(done.lines)} finding(s); nothing was committed", err=True)
+        return
+    assert plan is not None
+    click.echo(
+        f"tether capture: {settings.remote.display} {settings.branch} @ {plan.tip.commit[:12]}"
+    )
+    for path, result in sorted(plan.observation.results.items()):
+        if result.action == Action.UNCHANGED and result.reason is None:
+            continue
+        reason = f": {result.reason}" if result.reason else ""
+        click.echo(f"  {result.action:<9} {path}{reason}")
+        if request.dry_run:
+            diff = plan.diffs.get(plan.repo.source_path(path))
+            if diff:
+                click.echo("    " + diff.rstrip("\n").replace("\n", "\n    "))
+    if plan.added or plan.rotated:
+        verb = "would be " if request.dry_run else ""
+        parts = []
+        if plan.added:
+            parts.append(f"{verb}added: {_names(plan.added)}")
+        if plan.rotated:
+            parts.append(f"{verb}rotated: {_names(plan.rotated)}")
+        click.echo(f"secrets {'; '.join(parts)}")
+    click.echo(_summary(settings, request, done), err=True)
+    for line in done.lines:
+        click.echo(f"  {line}")
+
+
+def _names(names: tuple[str, ...], limit: int = 12) -> str:
+    """Names (never values); a long list is cut short (--json lists them all)."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more (--json lists all)"
+
+
+def _summary(settings: Settings, request: CaptureRequest, done: Done) -> str:
+    plan = done.plan
+    assert plan is not None
+    n = sum(1 for r in plan.observation.results.values() if r.action in COMMITTED)
+    if done.lines:
+        return (
+            f"STOPPED: {len(done.lines)} secret finding(s) remain after redaction; nothing was "
+            "committed or stored. Redact them on the host, name them in secrets.map, or accept "
+            "them in the repo's .tether-baseline.json (`tether scan --update-baseline`):"
+        )
+    conflicted = sorted(
+        p for p, r in plan.observation.results.items() if r.action == Action.CONFLICT
+    )
+    if conflicted:
+        url = settings.remote.display
+        kept = (
+            f" This capture is kept at {done.pending} "
+            f"(inspect: git --git-dir {plan.tip.mirror} show {done.pending})."
+            if done.pending
+            else ""
+        )
+        pushed = "nothing would be pushed" if request.dry_run else "nothing was pushed"
+        return (
+            f"CONFLICT in {', '.join(conflicted)}: {pushed}.{kept} Resolve: "
+            f"`tether reconcile --repo {url} --plan --diff`, then either take upstream with "
+            f"`tether reconcile --repo {url} --apply --overwrite`, or merge upstream's change "
+            "into the host file and run `tether capture --keep-host PATH`."
+        )
+    if request.dry_run:
+        if not plan.changes:
+            return "dry run: nothing to capture"
+        return f"dry run: would commit {len(plan.changes)} file(s); nothing was written"
+    if done.revision == plan.tip.commit:
+        return "nothing to capture: the repo already describes the host"
+    if not done.pushed:
+        return (
+            f"committed {done.revision[:12] if done.revision else '?'} ({n} file(s)) to "
+            f"refs/heads/{settings.branch} in the mirror {plan.tip.mirror} only (--no-push)"
+        )
+    return (
+        f"committed {done.revision[:12] if done.revision else '?'} ({n} file(s)) and pushed "
+        f"to {settings.remote.display} {settings.branch}"
+    )
