@@ -445,3 +445,19 @@ def test_a_tick_that_recorded_its_run_is_not_recorded_twice(
     runs = status_json(site["state"], capsys)["runs"]
     assert len(runs) == 1  # type: ignore[arg-type]
     assert "connection refused" in runs[0]["message"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("job", ["tether-reconcile", "tether-capture"])
+def test_every_option_a_unit_passes_exists_on_the_real_command(job: str, tmp_path: Path) -> None:
+    """Click rejects an unknown option before it looks at --help: the argv parses as written."""
+    install = ["agent", "install", "--repo", "https://git.example/c.git", "--ref", "v1"]
+    install += ["--target-home", "/home/u", "--secrets-file", str(tmp_path / "s.env")]
+    install += ["--state-dir", str(tmp_path / "state"), "--metrics-dir", str(tmp_path / "m")]
+    root = tmp_path / "image"
+    assert main([*install, "--capture", "daily", "--root", str(root), "--no-verify"]) == 0
+    service = (root / f"etc/systemd/system/{job}.service").read_text()
+    line = next(x for x in service.splitlines() if x.startswith("ExecStart="))
+    argv = shlex.split(line.split("=", 1)[1].replace("%%", "%").replace("$$", "$"))
+    assert "--metrics-file" in argv
+    done = subprocess.run([*argv, "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
