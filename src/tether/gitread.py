@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from dulwich.diff_tree import tree_changes
 from dulwich.errors import NotGitRepository
+from dulwich.ignore import IgnoreFilterManager
 from dulwich.index import ConflictedIndexEntry, Index
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import Blob, Commit, ObjectID, Tag
@@ -305,3 +306,44 @@ def _added_only(data: bytes, olds: list[bytes]) -> bytes | None:
             out.append(line)
             new_any = True
     return b"\n".join(out) if new_any else None
+
+
+def hooks_dir(path: Path) -> Path:
+    """Where git runs hooks from for the repo at `path`."""
+    try:
+        repo = Repo.discover(str(path))
+    except NotGitRepository:
+        raise GitError(
+            f"{path}: not inside a git repository", hint="give a repo folder, or run `git init`"
+        ) from None
+    with repo:
+        try:
+            value = repo.get_config_stack().get((b"core",), b"hooksPath")
+        except KeyError:
+            value = None
+        if value:
+            configured = Path(value.decode("utf-8", "replace")).expanduser()
+            # git resolves a relative hooksPath against the work tree top (the git dir if bare).
+            base = Path(repo.path) if not repo.bare else Path(repo.controldir())
+            return configured if configured.is_absolute() else base / configured
+        return Path(repo.commondir()).resolve() / "hooks"
+
+
+def work_tree(path: Path) -> Path | None:
+    """The top of the git work tree holding `path`, or None (not in git, or a bare repo)."""
+    try:
+        repo = Repo.discover(str(path))
+    except NotGitRepository:
+        return None
+    with repo:
+        return None if repo.bare else Path(repo.path).resolve()
+
+
+def git_ignored(root: Path) -> Callable[[str], bool] | None:
+    """What `.gitignore` (and info/exclude) leave out of the work tree at `root`; None
+    when `root` is not the top of a work tree."""
+    if not (root / ".git").exists():
+        return None
+    with Repo(str(root)) as repo:
+        manager = IgnoreFilterManager.from_repo(repo)
+    return lambda relpath: not relpath.startswith("/") and bool(manager.is_ignored(relpath))

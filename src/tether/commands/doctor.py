@@ -293,7 +293,7 @@ _SCAN_IDS = frozenset({"tether-scan", "tether-scan-push"})
 
 def _hook_kind(path: Path) -> str | None:
     """ "tether", "pre-commit" or None for an installed, executable git hook."""
-    from tether.commands.hooks import MARKER  # noqa: PLC0415 (imports dulwich)
+    from tether.commands.hooks import MARKER  # noqa: PLC0415 (gitread imports dulwich)
 
     try:
         text = path.read_text("utf-8", errors="replace")
@@ -322,7 +322,8 @@ def _config_uses_scan(top: Path) -> bool:
 
 def check_hooks(ctx: DoctorContext) -> list[CheckResult]:
     """tether's own git hooks, or pre-commit's running tether-scan, in the config repo."""
-    from tether.commands.hooks import HOOK_NAMES, hooks_dir, work_tree  # noqa: PLC0415
+    from tether.commands.hooks import HOOK_NAMES  # noqa: PLC0415
+    from tether.gitread import hooks_dir, work_tree  # noqa: PLC0415
 
     name = "hooks"
     try:

@@ -17,11 +17,10 @@ from importlib import resources
 from pathlib import Path
 
 import click
-from dulwich.errors import NotGitRepository
-from dulwich.repo import Repo
 
-from tether.errors import GitError, TetherError
+from tether.errors import TetherError
 from tether.exitcodes import ExitCode
+from tether.gitread import hooks_dir
 
 HOOK_NAMES = ("pre-commit", "pre-push")
 MARKER = "# tether-hook:"
@@ -48,37 +47,6 @@ def installed_tether() -> str | None:
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     return shutil.which("tether")
-
-
-def hooks_dir(path: Path) -> Path:
-    """Where git runs hooks from for the repo at `path`."""
-    try:
-        repo = Repo.discover(str(path))
-    except NotGitRepository:
-        raise GitError(
-            f"{path}: not inside a git repository", hint="give a repo folder, or run `git init`"
-        ) from None
-    with repo:
-        try:
-            value = repo.get_config_stack().get((b"core",), b"hooksPath")
-        except KeyError:
-            value = None
-        if value:
-            configured = Path(value.decode("utf-8", "replace")).expanduser()
-            # git resolves a relative hooksPath against the work tree top (the git dir if bare).
-            base = Path(repo.path) if not repo.bare else Path(repo.controldir())
-            return configured if configured.is_absolute() else base / configured
-        return Path(repo.commondir()).resolve() / "hooks"
-
-
-def work_tree(path: Path) -> Path | None:
-    """The top of the git work tree holding `path`, or None (not in git, or a bare repo)."""
-    try:
-        repo = Repo.discover(str(path))
-    except NotGitRepository:
-        return None
-    with repo:
-        return None if repo.bare else Path(repo.path).resolve()
 
 
 @dataclass(frozen=True)

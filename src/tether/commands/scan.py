@@ -26,7 +26,7 @@ from tether.secrets.scan import MAX_SIZE, RuleSet, Scanner, ScanResult, default_
 from tether.secrets.scanreport import render
 
 if TYPE_CHECKING:
-    from dulwich.objects import ObjectID
+    from dulwich.objects import ObjectID  # a type only; gitread does the reading
 
     from tether.gitread import WorkRepo
 
@@ -116,12 +116,9 @@ def git_ignored(root: Path) -> IgnoreFn:
     """What `.gitignore` (and info/exclude) leave out of the work tree at `root`."""
     if not (root / ".git").exists():
         return _nothing_ignored
-    from dulwich.ignore import IgnoreFilterManager  # noqa: PLC0415 (only for folder walks)
-    from dulwich.repo import Repo  # noqa: PLC0415
+    from tether.gitread import git_ignored as read_ignores  # noqa: PLC0415 (dulwich, walks only)
 
-    with Repo(str(root)) as repo:
-        manager = IgnoreFilterManager.from_repo(repo)
-    return lambda relpath: not relpath.startswith("/") and bool(manager.is_ignored(relpath))
+    return read_ignores(root) or _nothing_ignored
 
 
 def walk(
