@@ -74,3 +74,22 @@ def test_not_a_plan(tmp_path: Path, site: Site) -> None:
     assert result.code == ExitCode.ERROR and "not a tether plan" in result.err
     result = site.tether("apply", str(tmp_path / "none.json"))
     assert result.code == ExitCode.ERROR and "no such plan file" in result.err
+
+
+def test_plan_with_bad_context_types_is_one_line(tmp_path: Path, site: Site) -> None:
+    out = save(site, tmp_path)
+    doc = json.loads(out.read_text())
+    doc["context"]["target_root"] = 5
+    out.write_text(json.dumps(doc))
+    result = site.tether("apply", str(out))
+    assert result.code == ExitCode.ERROR and "not a tether plan" in result.err, result.err
+
+
+def test_plan_from_another_version_says_so(tmp_path: Path, site: Site) -> None:
+    out = save(site, tmp_path)
+    doc = json.loads(out.read_text())
+    doc["format"] = "tether-plan/2"
+    out.write_text(json.dumps(doc))
+    result = site.tether("apply", str(out))
+    assert result.code == ExitCode.ERROR
+    assert "tether-plan/2" in result.err and "another tether version" in result.err

@@ -43,6 +43,19 @@ def plan_document(report: Report, context: PlanContext) -> dict[str, Any]:
     return doc
 
 
+_TEXT = ("target_root", "target_home", "state_dir", "key_id")
+_OPTIONAL_TEXT = ("source", "repo", "ref", "secrets_file")
+
+
+def _check_types(context: PlanContext) -> None:
+    """A hand-edited or foreign context fails here, not as a TypeError deep in apply."""
+    fields = context.__dict__
+    ok = all(isinstance(fields[k], str) for k in _TEXT)
+    ok = ok and all(fields[k] is None or isinstance(fields[k], str) for k in _OPTIONAL_TEXT)
+    if not ok or not isinstance(context.overwrite, bool) or not isinstance(context.prune, bool):
+        raise TypeError("bad context")
+
+
 @dataclass(frozen=True)
 class SavedItem:
     dest: str
@@ -62,10 +75,17 @@ def load_plan(path: Path) -> tuple[PlanContext, list[SavedItem]]:
     except (OSError, ValueError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not JSON"
         raise StateError(f"{path}: cannot read the plan ({why})") from None
+    found = doc.get("format") if isinstance(doc, dict) else None
+    if isinstance(found, str) and found.startswith("tether-plan/") and found != FORMAT:
+        raise StateError(
+            f"{path}: made by another tether version ({found}; this one reads {FORMAT})",
+            hint="make a new plan with this tether: `tether reconcile --plan --out PLAN.json`",
+        )
     try:
-        if doc.get("format") != FORMAT:
+        if found != FORMAT:
             raise ValueError
         context = PlanContext(**doc["context"])
+        _check_types(context)
         items = [
             SavedItem(
                 row["dest"],
