@@ -93,3 +93,25 @@ def test_plan_from_another_version_says_so(tmp_path: Path, site: Site) -> None:
     result = site.tether("apply", str(out))
     assert result.code == ExitCode.ERROR
     assert "tether-plan/2" in result.err and "another tether version" in result.err
+
+
+def test_out_to_a_missing_folder_is_one_line(tmp_path: Path, site: Site) -> None:
+    result = site.reconcile("--out", str(tmp_path / "no" / "such" / "plan.json"))
+    assert result.code == ExitCode.ERROR, result.err
+    assert "cannot save the plan" in result.err and "Traceback" not in result.err
+
+
+def test_saved_plan_is_private_and_names_absolute_paths(
+    tmp_path: Path, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = site.state.relative_to(tmp_path)
+    secrets = site.secrets.relative_to(tmp_path)
+    result = site.tether(
+        "reconcile", "--source", str(site.repo), "--target-root", str(site.root),
+        "--state-dir", str(relative), "--secrets-file", str(secrets), "--out", "plan.json",
+    )  # fmt: skip
+    assert result.code == ExitCode.CHANGES, result.err
+    ctx = json.loads((tmp_path / "plan.json").read_text())["context"]
+    assert ctx["state_dir"] == str(site.state) and ctx["secrets_file"] == str(site.secrets)
+    assert (tmp_path / "plan.json").stat().st_mode & 0o077 == 0

@@ -10,8 +10,10 @@ import click
 
 from tether.applier import Report, apply_plan
 from tether.engine import Run, prepare, recover
+from tether.errors import HostError
 from tether.exitcodes import ExitCode
-from tether.host import DryRunHost, Host, RealHost
+from tether.fsutil import write_atomic
+from tether.host import DryRunHost, Host, RealHost, describe_os_error
 from tether.ledger import ensure_state_dir
 from tether.lock import state_lock
 from tether.options import HostOptions, SourceOptions, mask_url
@@ -62,8 +64,9 @@ def context(run: Run, host: HostOptions, overwrite: bool, prune: bool) -> PlanCo
         ref=run.source.ref,
         target_root=run.root,
         target_home=run.home,
-        state_dir=str(run.state_dir),
-        secrets_file=str(host.secrets_file) if host.secrets_file else None,
+        # absolute: `tether apply` may run from another folder
+        state_dir=str(run.state_dir.absolute()),
+        secrets_file=str(host.secrets_file.absolute()) if host.secrets_file else None,
         key_id=run.keyring.key_id,
         overwrite=overwrite,
         prune=prune,
@@ -95,8 +98,7 @@ def output(
     ctx: PlanContext,
 ) -> None:
     if out is not None:
-        doc = plan_document(report, ctx)
-        out.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        save_plan(out, plan_document(report, ctx))
     status = source_status(run)
     if as_json:
         click.echo(json.dumps(to_json(report, {"source": status}), indent=1))
@@ -112,6 +114,17 @@ def output(
     click.echo(render_text(report, header, diff_for))
     if out is not None:
         click.echo(f"plan saved to {out}; apply it with `tether apply {out}`", err=True)
+
+
+def save_plan(out: Path, doc: dict[str, object]) -> None:
+    """Write the plan whole and private (it names every destination and the source's URL)."""
+    try:
+        write_atomic(out, (json.dumps(doc, indent=1) + "\n").encode("utf-8"), 0o600)
+    except OSError as exc:
+        raise HostError(
+            f"{out}: cannot save the plan ({describe_os_error(exc)})",
+            hint="pass --out a path in a writable folder",
+        ) from None
 
 
 def reconcile(
