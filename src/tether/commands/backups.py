@@ -12,7 +12,7 @@ import click
 from tether.backupstore import BackupStore
 from tether.errors import HostError
 from tether.exitcodes import ExitCode
-from tether.host import Confinement, RealHost, WriteOp
+from tether.host import Confinement, RealHost, WriteOp, describe_os_error, read_regular
 from tether.ledger import ensure_state_dir, load_key
 from tether.lock import state_lock
 
@@ -41,7 +41,13 @@ def restore_backup(state_dir: Path, backup_id: str, *, wait: float = 0.0) -> int
         if probe.kind == "blocked":
             raise HostError(f"cannot restore {backup.id}: {probe.reason}")
         if probe.kind == "file" and probe.real is not None:
-            current = Path(probe.real).read_bytes()
+            try:
+                current = read_regular(probe.real)  # never through a link swapped in since
+            except OSError as exc:
+                raise HostError(
+                    f"{backup.dest}: cannot read it to back it up ({describe_os_error(exc)})",
+                    hint="nothing was restored; fix its permissions and retry",
+                ) from None
             if current == data:
                 click.echo(f"{backup.dest} already holds backup {backup.id}")
                 return int(ExitCode.OK)
