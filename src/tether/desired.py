@@ -256,7 +256,10 @@ def build_desired(  # noqa: PLR0915
     _block_shared_destinations(state)
 
     def reader(item: DesiredFile) -> bytes:
-        raw = read_source(item.path)
+        try:
+            raw = read_source(item.path)
+        except SourceError as exc:
+            raise StaleSource(f"{exc.message} (it was there when planned)") from None
         rendered = render(raw, store.get, manifest.secret_names_for(item.path))
         if rendered.data is None or keyring.hash(rendered.data) != item.hash:
             raise StaleSource(f"{repo.source_path(item.path)} changed since the plan")
