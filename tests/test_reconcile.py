@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import tether.commands.reconcile
 import tether.desired
 import tether.engine
+import tether.options
 from testing.reconcile import Site, make_site
 from tether.exitcodes import ExitCode
 from tether.host import TEMP_PREFIX
@@ -382,3 +384,18 @@ def test_reconcile_from_a_git_repo_uses_blob_ids(tmp_path: Path, upstream: Path)
     again = site.tether("reconcile", "--json", *args)
     assert again.code == ExitCode.OK, again.err
     assert again.json()["summary"]["in_sync"] == 1
+
+
+def test_diff_of_a_source_gone_since_the_plan_says_so(tmp_path: Path) -> None:
+    site = make_site(tmp_path, {"a": "a\n"})
+    host = tether.options.HostOptions(site.root, None, site.state, site.secrets)
+    run = tether.engine.prepare(
+        tether.options.SourceOptions(folder=site.repo), host, explicit_root=True
+    )
+    plan = run.make_plan(overwrite=False, prune=False)
+    site.source("a").unlink()
+    run.desired.cache.clear()
+    assert (
+        "it was there when planned"
+        in tether.commands.reconcile.diffs_before(run, plan)[str(site.dest("a"))]
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from tether.applier import Report, apply_plan
+from tether.desired import StaleSource
 from tether.engine import Run, prepare, recover
 from tether.errors import HostError
 from tether.exitcodes import ExitCode
@@ -50,7 +51,10 @@ def diffs_before(run: Run, plan: Plan) -> dict[str, str]:
             return None
         old = run.read_actual(item.dest)
         desired = files.get(item.dest)
-        new = run.desired.content(desired) if desired and desired.hash else None
+        try:
+            new = run.desired.content(desired) if desired and desired.hash else None
+        except (StaleSource, OSError) as exc:
+            return f"(no diff: {exc})"
         source = f"repo:{run.repo.source_path(item.path)}" if desired else "/dev/null"
         return unified(old, new, secrets, f"host:{item.dest}", source) or None
 
