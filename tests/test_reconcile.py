@@ -399,3 +399,15 @@ def test_diff_of_a_source_gone_since_the_plan_says_so(tmp_path: Path) -> None:
         "it was there when planned"
         in tether.commands.reconcile.diffs_before(run, plan)[str(site.dest("a"))]
     )
+
+
+def test_target_root_that_is_a_file_says_so(site: Site) -> None:
+    manifest = site.repo / "tether.yaml"
+    rootfile = site.root.parent / "rootfile"
+    rootfile.write_text("x\n")
+    text = manifest.read_text()
+    assert "target:\n" in text
+    manifest.write_text(text.replace("target:\n", f"target:\n  root: {rootfile}\n", 1))
+    result = site.tether("reconcile", *site.host_args()[:2], *site.host_args()[4:])
+    assert result.code == ExitCode.ERROR
+    assert f"target root {rootfile}: not a folder" in result.err, result.err

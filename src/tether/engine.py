@@ -168,8 +168,9 @@ def prepare(
     repo = open_config_repo(tree, cache_dir=state_dir)
     root, home = resolve_paths(repo, host, explicit_root)
     if not Path(root).is_dir():
+        what = "not a folder" if Path(root).exists() else "no such folder"
         raise HostError(
-            f"target root {root}: no such folder",
+            f"target root {root}: {what}",
             hint="create it first, or pass the right --target-root",
         )
     keyring = load_key(state_dir)
