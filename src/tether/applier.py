@@ -112,8 +112,8 @@ def apply_plan(  # noqa: PLR0915
         ops: list[WriteOp] = []
         for item in chunk:
             desired = files[item.dest]
-            try:
-                data = run.desired.content(desired)
+            try:  # a dry run writes nothing: reading and rendering again would be wasted
+                data = b"" if host.dry_run else run.desired.content(desired)
             except (StaleSource, OSError) as exc:
                 outcomes[item.dest] = Outcome(item, error=f"not written: {exc}")
                 continue
