@@ -531,3 +531,15 @@ def test_a_new_file_never_takes_over_a_name_another_file_uses(
     store = w.store.read_text()
     assert "firstValue123456" in store and "otherValue654321" in store
     assert w.reconcile() == ExitCode.OK  # both render back as they are on the host
+
+
+def test_a_missing_target_root_prunes_nothing(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.capture() == ExitCode.OK
+    before = world.head()
+    world.root.rename(world.tmp / "unmounted")  # a /host that is not mounted, a typo
+    capsys.readouterr()
+    assert world.capture("--prune") == ExitCode.ERROR
+    assert f"target root {world.root}: no such folder" in capsys.readouterr().err
+    assert world.head() == before

@@ -30,7 +30,7 @@ from tether.configrepo import ConfigRepo, open_config_repo
 from tether.desired import destination, names_host
 from tether.errors import GitError, SourceError, UsageError
 from tether.gittree import RemoteTree
-from tether.host import Confinement, Probe, read_regular
+from tether.host import Confinement, Probe, read_regular, require_root
 from tether.inventory import matches
 from tether.ledger import Keyring, LedgerEntry, git_blob_id
 from tether.manifest import MANIFEST_NAME, parse_manifest
@@ -188,6 +188,7 @@ def host_root(settings: Settings, repo: ConfigRepo) -> tuple[str, str]:
         root = os.path.realpath(settings.target_root)
     else:
         root = os.path.realpath(manifest.target_root or "/")
+    require_root(root)
     return root, settings.target_home or manifest.target_home
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tether.configrepo import ConfigRepo, open_config_repo
 from tether.desired import DesiredState, build_desired, open_tree
-from tether.errors import HostError, StateError
-from tether.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_regular
+from tether.errors import StateError
+from tether.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_regular, require_root
 from tether.ledger import (
     Keyring,
     LedgerEntry,
@@ -167,12 +167,7 @@ def prepare(
     tree = open_tree(source, state_dir, require_fresh=require_fresh)
     repo = open_config_repo(tree, cache_dir=state_dir)
     root, home = resolve_paths(repo, host, explicit_root)
-    if not Path(root).is_dir():
-        what = "not a folder" if Path(root).exists() else "no such folder"
-        raise HostError(
-            f"target root {root}: {what}",
-            hint="create it first, or pass the right --target-root",
-        )
+    require_root(root)
     keyring = load_key(state_dir)
     store = load_store(secrets_path(repo, host))
     ledger = {} if rebuild_ledger else load_ledger(state_dir)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
+from tether.errors import HostError
 from tether.fsutil import write_all
 from tether.ledger import Sig, stat_sig
 
@@ -59,6 +60,17 @@ def _normal(path: str) -> bool:
 
 def _inside(path: str, root: str) -> bool:
     return root in ("/", path) or path.startswith(root + "/")
+
+
+def require_root(root: str) -> None:
+    """Refuse a target root that is not a folder (a typo, a /host not mounted): every
+    destination under it would look missing, and a prune would remove them all."""
+    if not os.path.isdir(root):
+        what = "not a folder" if os.path.lexists(root) else "no such folder"
+        raise HostError(
+            f"target root {root}: {what}",
+            hint="create it first, or pass the right --target-root",
+        )
 
 
 class Confinement:
