@@ -543,3 +543,14 @@ def test_a_missing_target_root_prunes_nothing(
     assert world.capture("--prune") == ExitCode.ERROR
     assert f"target root {world.root}: no such folder" in capsys.readouterr().err
     assert world.head() == before
+
+
+def test_prune_never_empties_the_repo(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    assert world.capture() == ExitCode.OK
+    before = world.head()
+    capsys.readouterr()
+    code = main(["capture", "--repo", str(world.remote), "--prune", "--target-home", "/home/typo",
+                 *world.host_args()])  # fmt: skip
+    assert code == ExitCode.ATTENTION
+    assert "nothing of the allowlist is on the host" in capsys.readouterr().out
+    assert world.head() == before

@@ -278,7 +278,19 @@ def observe(
             seen.results[path] = FileResult(path, Action.REFUSED, why)
             continue
         seen.reads[path] = Read(path, dest, probe, data)
+    _never_prune_everything(seen)
     return seen
+
+
+def _never_prune_everything(seen: Observation) -> None:
+    """Nothing of the allowlist on the host is far likelier a wrong home than an intent."""
+    actions = {r.action for r in seen.results.values()}
+    if seen.reads or Action.DELETE not in actions or actions - {Action.DELETE, Action.MISSING}:
+        return
+    why = "nothing of the allowlist is on the host; tether never prunes everything"
+    for path, result in seen.results.items():
+        if result.action == Action.DELETE:
+            seen.results[path] = FileResult(path, Action.MISSING, why)
 
 
 # ---------------------------------------------------------------------------------------------
