@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from testing.gitrepos import serve_repo
 from testing.reconcile import Site, make_site
+from tether.cli import main
 from tether.exitcodes import ExitCode
 
 SECRET = "s3cret-value-xyz"
@@ -115,3 +117,21 @@ def test_saved_plan_is_private_and_names_absolute_paths(
     ctx = json.loads((tmp_path / "plan.json").read_text())["context"]
     assert ctx["state_dir"] == str(site.state) and ctx["secrets_file"] == str(site.secrets)
     assert (tmp_path / "plan.json").stat().st_mode & 0o077 == 0
+
+
+def test_a_password_in_the_repo_url_never_reaches_the_saved_plan(
+    tmp_path: Path, upstream: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TETHER_GIT_TOKEN", raising=False)
+    token = "tok-9f8e7d6c5b"
+    root, state, out = tmp_path / "host", tmp_path / "state", tmp_path / "plan.json"
+    root.mkdir()
+    with serve_repo(upstream, auth=("tether", token)) as url:
+        secret_url = url.replace("http://", f"http://tether:{token}@")
+        argv = ["reconcile", "--repo", secret_url, "--target-root", str(root),
+                "--state-dir", str(state), "--secrets-file", str(tmp_path / "none.env")]  # fmt: skip
+        assert main([*argv, "--out", str(out)]) == ExitCode.CHANGES
+        assert token not in out.read_text()
+        monkeypatch.setenv("TETHER_GIT_TOKEN", token)  # how a saved plan authenticates
+        assert main(["apply", str(out)]) == ExitCode.OK
+    assert (root / "home/u/.bashrc").read_bytes() == b"alias ll='ls -l'\n"

@@ -61,10 +61,18 @@ def diffs_before(run: Run, plan: Plan) -> dict[str, str]:
     return {i.dest: text for i in plan.items if (text := diff_for(i))}
 
 
+def plain_url(repo: str) -> str:
+    """The URL without its credentials: a saved plan is a file, and credentials never reach
+    tether's files (`tether apply` authenticates with TETHER_GIT_TOKEN, or uses the mirror)."""
+    from tether.gitstore import parse_remote  # noqa: PLC0415 (dulwich loads only for --repo)
+
+    return parse_remote(repo, environ={}).url
+
+
 def context(run: Run, host: HostOptions, overwrite: bool, prune: bool) -> PlanContext:
     return PlanContext(
         source=str(run.source.folder) if run.source.folder else None,
-        repo=run.source.repo,
+        repo=plain_url(run.source.repo) if run.source.repo else None,
         ref=run.source.ref,
         target_root=run.root,
         target_home=run.home,
