@@ -411,3 +411,14 @@ def test_target_root_that_is_a_file_says_so(site: Site) -> None:
     result = site.tether("reconcile", *site.host_args()[:2], *site.host_args()[4:])
     assert result.code == ExitCode.ERROR
     assert f"target root {rootfile}: not a folder" in result.err, result.err
+
+
+def test_diff_masks_a_host_secret_the_store_does_not_know(site: Site) -> None:
+    old = "Old-hunter-Value-9f8e7d"  # a rotated-away value still on the host
+    site.dest("app/.env").parent.mkdir(parents=True)
+    site.dest("app/.env").write_text(f"PASSWORD={old}\n")
+    result = site.reconcile("--diff")
+    assert result.code == ExitCode.ATTENTION, result.err
+    assert old not in result.out + result.err
+    assert "-PASSWORD=(secret APP_PASSWORD, host's value)" in result.out
+    assert "+PASSWORD=(secret APP_PASSWORD)" in result.out

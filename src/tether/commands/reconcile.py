@@ -39,6 +39,22 @@ def secrets_to_mask(run: Run) -> dict[str, str]:
     return known
 
 
+def host_secrets(data: bytes | None, path: str, known: dict[str, str]) -> dict[str, str]:
+    """Secret values in a host file that the store does not hold (an old value, one typed in
+    by hand), found by the redaction rules, so the diff masks them too."""
+    from tether.secrets.redact import redact  # noqa: PLC0415 (only --diff needs the rules)
+
+    if not data:
+        return {}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {}
+    values = set(known.values())
+    found = redact(text, path).secrets
+    return {f"{s.name}, host's value": s.value for s in found if s.value not in values}
+
+
 def diffs_before(run: Run, plan: Plan) -> dict[str, str]:
     """Diffs of every file that changes or needs attention, taken before anything is written."""
     files = {f.dest: f for f in run.desired.files}
@@ -56,7 +72,8 @@ def diffs_before(run: Run, plan: Plan) -> dict[str, str]:
         except (StaleSource, OSError) as exc:
             return f"(no diff: {exc})"
         source = f"repo:{run.repo.source_path(item.path)}" if desired else "/dev/null"
-        return unified(old, new, secrets, f"host:{item.dest}", source) or None
+        masks = {**secrets, **host_secrets(old, item.path, secrets)}
+        return unified(old, new, masks, f"host:{item.dest}", source) or None
 
     return {i.dest: text for i in plan.items if (text := diff_for(i))}
 
