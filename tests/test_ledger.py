@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 import time
 from pathlib import Path
@@ -73,3 +74,27 @@ def test_corrupt_ledger(tmp_path: Path, text: str) -> None:
 def test_git_blob_id_matches_git() -> None:
     # `printf 'hello\n' | git hash-object --stdin`
     assert git_blob_id(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+def test_runs_starting_together_never_read_a_half_written_key(tmp_path: Path) -> None:
+    failures = 0
+    for i in range(100):
+        state = ensure_state_dir(tmp_path / str(i))
+        go_r, go_w = os.pipe()
+        pids = []
+        for _ in range(3):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover (the child)
+                os.close(go_w)
+                os.read(go_r, 1)  # start together
+                try:
+                    load_key(state)
+                except StateError:
+                    os._exit(1)
+                os._exit(0)
+            pids.append(pid)
+        os.close(go_r)
+        os.close(go_w)
+        failures += sum(os.waitpid(pid, 0)[1] != 0 for pid in pids)
+    assert failures == 0
+    assert not list(tmp_path.rglob(".key.*"))  # no temp left behind

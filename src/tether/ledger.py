@@ -6,6 +6,7 @@ hashes: every hash is an HMAC-SHA256 with a random key that never leaves this ho
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -81,17 +82,8 @@ class Keyring:
 def load_key(state_dir: Path) -> Keyring:
     """Read the key (32 random bytes, 0600), creating it on first use."""
     path = state_dir / KEY_NAME
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise StateError(f"{path}: cannot create the hash key ({exc.strerror})") from None
-    else:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
-            handle.flush()
-            os.fsync(handle.fileno())
+    if not path.exists():
+        _create_key(path)
     try:
         key = path.read_bytes()
     except OSError as exc:
@@ -102,6 +94,26 @@ def load_key(state_dir: Path) -> Keyring:
             hint=f"remove it and {REBUILD_HINT}",
         )
     return Keyring(key)
+
+
+def _create_key(path: Path) -> None:
+    """Write the key whole under a temp name, then link it in: a run starting at the same
+    moment never reads a key still being written (the first link wins, the other is dropped)."""
+    tmp = path.with_name(f".{KEY_NAME}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+        fsutil.fsync_dir(path.parent)
+    except OSError as exc:
+        raise StateError(f"{path}: cannot create the hash key ({exc.strerror})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 class LedgerEntry(NamedTuple):
