@@ -111,9 +111,12 @@ def recover(state_dir: Path, *, have_lock: bool) -> int:
     Runs only under the lock (a live apply's journal is not a leftover); returns temps removed.
     """
     marker = state_dir / MARKER_NAME
-    if not marker.exists():
+    try:  # a state dir this user cannot use is reported by the run itself, in one line
+        if not marker.exists():
+            return 0
+        fd = None if have_lock else try_lock(state_dir)
+    except OSError:
         return 0
-    fd = None if have_lock else try_lock(state_dir)
     if fd is None and not have_lock:
         return 0
     try:
