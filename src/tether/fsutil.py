@@ -36,7 +36,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: str | Path) -> None:
     with contextlib.suppress(OSError):  # some filesystems refuse to fsync a folder
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
 from tether.errors import HostError
-from tether.fsutil import write_all
+from tether.fsutil import fsync_dir, write_all
 from tether.ledger import Sig, stat_sig
 
 TEMP_PREFIX = ".tether-tmp-"
@@ -380,12 +380,7 @@ class RealHost:
                     with contextlib.suppress(OSError):
                         os.fsync(fd)
                 for path in touched:  # folders that gained a new sub-folder
-                    with contextlib.suppress(OSError):
-                        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-                        try:
-                            os.fsync(fd)
-                        finally:
-                            os.close(fd)
+                    fsync_dir(path)
         finally:
             for fd in dir_fds.values():
                 os.close(fd)
@@ -452,15 +447,11 @@ class RealHost:
             if not stat.S_ISREG(st.st_mode) or stat_sig(st) != expect:
                 return "changed on the host during the apply; not removed"
             os.unlink(real)
-            fd = os.open(os.path.dirname(real), os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
             return describe_os_error(exc)
+        fsync_dir(os.path.dirname(real))  # best effort: the file is gone either way
         return None
 
     def clean_temps(self, folders: Iterable[str]) -> int:
