@@ -554,3 +554,14 @@ def test_prune_never_empties_the_repo(world: World, capsys: pytest.CaptureFixtur
     assert code == ExitCode.ATTENTION
     assert "nothing of the allowlist is on the host" in capsys.readouterr().out
     assert world.head() == before
+
+
+def test_bookkeeping_that_fails_after_a_push_is_a_warning(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metrics = world.tmp / "no" / "such" / "capture.prom"
+    assert world.capture("--metrics-file", str(metrics)) == ExitCode.OK
+    out, err = capsys.readouterr()
+    assert "tether: warning: run not recorded" in err and "and pushed to" in err
+    assert "configs/app/config.yml" in world.files_at(world.head())
+    assert load_runs(world.state)[-1].exit_code == ExitCode.OK

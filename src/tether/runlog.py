@@ -29,9 +29,10 @@ class RunOutcome:
 
 @contextlib.contextmanager
 def recording(
-    state_dir: Path, command: str, metrics_file: Path | None = None
+    state_dir: Path, command: str, metrics_file: Path | None = None, *, history: bool = True
 ) -> Iterator[RunOutcome]:
-    """Yield an outcome to fill; on the way out (an error included) append it to the history.
+    """Yield an outcome to fill; on the way out (an error included) append it to the history
+    (unless `history` is off: a capture dry run leaves no trace in the state dir).
 
     Bookkeeping never changes the run's result: a history that cannot be written is a warning.
     """
@@ -58,7 +59,7 @@ def recording(
             message=outcome.message,
         )
         try:
-            if state_dir.is_dir():
+            if history and state_dir.is_dir():
                 record_run(state_dir, run)
             if metrics_file is not None:
                 write_metrics(metrics_file, run)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,13 +33,13 @@ from tether.capture import (
     plan_attempt,
     results_json,
 )
-from tether.errors import GitError, TetherError, UsageError
+from tether.errors import GitError, UsageError
 from tether.exitcodes import ExitCode
 from tether.ledger import ensure_state_dir, load_key, load_ledger, save_ledger
 from tether.lock import state_lock
 from tether.manifest import DEFAULT_BRANCH, MANIFEST_NAME
 from tether.options import HostOptions, check_remote
-from tether.runs import RunRecord, record_run
+from tether.runlog import recording
 from tether.secrets.store import save_values
 
 ATTENTION_ACTIONS = (Action.CONFLICT, Action.REFUSED, Action.MISSING)
@@ -98,7 +97,6 @@ def capture(
     wait: float = 0.0,
     before_push: BeforePush | None = None,
 ) -> int:
-    started = time.time()
     url, branch = resolve_remote(request)
     state_dir = ensure_state_dir(host.state_dir)
     settings = Settings(
@@ -115,14 +113,14 @@ def capture(
         keep_host=request.keep_host,
     )
     command = "capture --dry-run" if request.dry_run else "capture"
-    try:
+    with recording(state_dir, command, metrics_file, history=not request.dry_run) as outcome:
         with _lock(state_dir, wait, dry_run=request.dry_run):
             settings = _with_ledger(settings)
             done = _attempts(settings, request, before_push)
-    except TetherError as exc:
-        _record(state_dir, command, started, int(exc.exit_code), None, metrics_file, exc.line())
-        raise
-    _record(state_dir, command, started, int(done.code), done, metrics_file, None)
+        outcome.exit_code = int(done.code)
+        outcome.counts = counts(done.plan)
+        outcome.revision_attempted = done.plan.tip.commit if done.plan else None
+        outcome.revision_applied = done.revision if done.pushed else None
     _report(settings, request, done, as_json=as_json)
     return int(done.code)
 
@@ -272,33 +270,6 @@ def _update_ledger(settings: Settings, plan: Plan, revision: str) -> None:
         else:
             ledger[dest] = entry
     save_ledger(settings.state_dir, ledger)
-
-
-def _record(  # noqa: PLR0917
-    state_dir: Path,
-    command: str,
-    started: float,
-    code: int,
-    done: Done | None,
-    metrics_file: Path | None,
-    message: str | None,
-) -> None:
-    record = RunRecord(
-        command=command,
-        started=started,
-        duration=time.time() - started,
-        exit_code=code,
-        counts=counts(done.plan if done else None),
-        revision_attempted=done.plan.tip.commit if done and done.plan else None,
-        revision_applied=done.revision if done and done.pushed else None,
-        message=message,
-    )
-    if not command.endswith("--dry-run"):  # a dry run leaves no trace in the state dir
-        record_run(state_dir, record)
-    if metrics_file is not None:
-        from tether.metrics import write_metrics  # noqa: PLC0415
-
-        write_metrics(metrics_file, record)
 
 
 # ---------------------------------------------------------------------------------------------
