@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import pytest
 from testing.reconcile import Site, make_site
 from tether.errors import LockError
 from tether.exitcodes import ExitCode
-from tether.lock import INFO_NAME, state_lock
+from tether.lock import INFO_NAME, state_lock, try_lock
 
 HOLD = """
 import sys, time
@@ -94,3 +95,13 @@ def test_lock_of_a_dead_process_is_taken_over(site: Site) -> None:
     assert result.code == ExitCode.OK, result.err
     assert f"took over the lock left by pid {pid}" in result.err
     assert not (site.state / INFO_NAME).exists()
+
+
+def test_an_info_file_that_cannot_be_written_does_not_stop_the_run(tmp_path: Path) -> None:
+    (tmp_path / INFO_NAME).mkdir()  # as a full disk would: the info cannot be written
+    with state_lock(tmp_path, "reconcile --apply") as dead:
+        assert dead is None
+        assert try_lock(tmp_path) is None  # the lock itself is held
+    fd = try_lock(tmp_path)
+    assert fd is not None
+    os.close(fd)

@@ -84,7 +84,8 @@ def state_lock(state_dir: Path, command: str, wait: float = 0.0) -> Iterator[int
         "since": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     try:
-        (state_dir / INFO_NAME).write_text(json.dumps(info), encoding="utf-8")
+        with contextlib.suppress(OSError):  # it only names the holder: a full disk must not stop us
+            (state_dir / INFO_NAME).write_text(json.dumps(info), encoding="utf-8")
         yield dead
     finally:
         with contextlib.suppress(OSError):
