@@ -410,7 +410,7 @@ def classify(  # noqa: PLR0917
     for path, result in obs.results.items():
         if result.action == Action.DELETE:
             repo_path = repo.source_path(path)
-            dest = destination_of(settings, obs, path)
+            dest = destination_of(settings, path)
             conflict = upstream_changed(settings, dest, path, tip.blob(repo_path))
             if conflict and not any(matches(p, path) for p in settings.keep_host):
                 why = f"deleted on the host, but {conflict.split(', ', 1)[0]}"
@@ -419,7 +419,7 @@ def classify(  # noqa: PLR0917
     return changes
 
 
-def destination_of(settings: Settings, obs: Observation, path: str) -> str | None:
+def destination_of(settings: Settings, path: str) -> str | None:
     for dest, entry in settings.ledger.items():
         if entry.path == path:
             return dest
@@ -565,7 +565,7 @@ def ledger_updates(
             updates[dest] = known._replace(sig=probe.sig)
     for path, result in plan.observation.results.items():
         if result.action == Action.DELETE:
-            gone = destination_of(settings, plan.observation, path)
+            gone = destination_of(settings, path)
             if gone is not None:
                 updates[gone] = None
     return updates

@@ -53,7 +53,7 @@ def summary(report: Report) -> dict[str, int]:
     return {key: counts[key] for key in SUMMARY_KEYS}
 
 
-def _line(outcome: Outcome, dry_run: bool) -> str:
+def _line(outcome: Outcome) -> str:
     item = outcome.item
     text = f"  {SYMBOL[item.action]} {item.action.value:<12} {item.dest}"
     reason = outcome.error or item.reason
@@ -102,7 +102,7 @@ def render_text(
             continue
         lines.append(f"{name} ({len(group)}):")
         for outcome in group:
-            lines.append(_line(outcome, report.dry_run))
+            lines.append(_line(outcome))
             text = diff_for(outcome.item) if diff_for else None
             if text:
                 lines.extend("      " + x for x in text.rstrip("\n").split("\n"))
