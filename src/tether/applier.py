@@ -8,7 +8,6 @@ save the ledger. A crash at any moment leaves each destination with its old or i
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from tether.desired import DesiredFile, StaleSource
 from tether.engine import MARKER_NAME, Run
 from tether.errors import StateError
 from tether.host import DEFAULT_DIR_MODE, Host, WriteOp, describe_os_error, read_regular
-from tether.ledger import LedgerEntry, Sig, save_ledger, write_atomic
+from tether.ledger import LedgerEntry, Sig, save_ledger, utc_stamp, write_atomic
 from tether.planner import Item, Plan
 
 CHUNK_FILES = 2000
@@ -73,10 +72,6 @@ def _offset(
     return lambda n: progress(base + n, total)
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def apply_plan(  # noqa: PLR0915
     run: Run,
     plan: Plan,
@@ -85,7 +80,7 @@ def apply_plan(  # noqa: PLR0915
     progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     files = {f.dest: f for f in run.desired.files}
-    now = _now()
+    now = utc_stamp()
     outcomes: dict[str, Outcome] = {i.dest: Outcome(i) for i in plan.items}
     report = Report(plan, run.desired.revision, host.dry_run, [], list(run.desired.warnings))
     writes = [i for i in plan.items if i.write]
@@ -208,7 +203,7 @@ def _record_in_sync(run: Run, plan: Plan, files: dict[str, DesiredFile]) -> None
             uid=probe.uid,
             gid=probe.gid,
             revision=known.revision if known and not item.record else run.desired.revision,
-            time=known.time if known and not item.record else _now(),
+            time=known.time if known and not item.record else utc_stamp(),
             blob=desired.blob or (known.blob if known else ""),
             secrets=desired.secrets,
             secret_digest=desired.secret_digest,

@@ -7,7 +7,6 @@ destination each came from and when. `tether backups restore ID` puts one back.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from tether.errors import StateError
 from tether.fsutil import write_all, write_atomic
-from tether.ledger import Keyring
+from tether.ledger import Keyring, utc_stamp
 
 BACKUPS_NAME = "backups"
 INDEX_NAME = "index.jsonl"
@@ -52,7 +51,7 @@ class BackupStore:
             record = Backup(
                 id=backup_id,
                 dest=dest,
-                time=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                time=utc_stamp(),
                 size=len(data),
                 mode=mode,
                 uid=uid,

@@ -604,7 +604,3 @@ def counts(plan: Plan | None) -> dict[str, int]:
 
 def dump(data: object) -> str:
     return json.dumps(data, indent=1)
-
-
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

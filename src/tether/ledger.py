@@ -7,6 +7,7 @@ hashes: every hash is an HMAC-SHA256 with a random key that never leaves this ho
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -29,6 +30,11 @@ REBUILD_HINT = "run `tether reconcile --rebuild-ledger` to record what is in syn
 RACY_NS = 100_000_000
 
 Sig = tuple[int, int, int, int]  # size, mtime_ns, inode, ctime_ns
+
+
+def utc_stamp() -> str:
+    """Now, as the ledger, backups, the lock info and captures write it (UTC, ISO 8601)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def stat_sig(st: os.stat_result) -> Sig:

@@ -7,7 +7,6 @@ article's stale-lock bug) is simply taken over; the info file says who holds a l
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import fcntl
 import json
 import os
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tether.errors import LockError
+from tether.ledger import utc_stamp
 
 LOCK_NAME = "lock"
 INFO_NAME = "lock.info"
@@ -81,7 +81,7 @@ def state_lock(state_dir: Path, command: str, wait: float = 0.0) -> Iterator[int
     info = {
         "pid": os.getpid(),
         "command": command,
-        "since": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "since": utc_stamp(),
     }
     try:
         with contextlib.suppress(OSError):  # it only names the holder: a full disk must not stop us

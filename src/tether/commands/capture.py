@@ -28,14 +28,13 @@ from tether.capture import (
     has_conflict,
     ledger_updates,
     manifest_remote,
-    now_iso,
     pending_ref,
     plan_attempt,
     results_json,
 )
 from tether.errors import GitError, UsageError
 from tether.exitcodes import ExitCode
-from tether.ledger import ensure_state_dir, load_key, load_ledger, save_ledger
+from tether.ledger import ensure_state_dir, load_key, load_ledger, save_ledger, utc_stamp
 from tether.lock import state_lock
 from tether.manifest import DEFAULT_BRANCH, MANIFEST_NAME
 from tether.options import HostOptions, check_remote
@@ -260,7 +259,7 @@ def _final_code(plan: Plan) -> ExitCode:
 def _update_ledger(settings: Settings, plan: Plan, revision: str) -> None:
     saved = {n: plan.values[n] for n in (*plan.added, *plan.rotated) if n in plan.values}
     store = replace(plan.store, file_values={**plan.store.file_values, **saved})
-    updates = ledger_updates(settings, plan, revision, store, now_iso())
+    updates = ledger_updates(settings, plan, revision, store, utc_stamp())
     if not updates:
         return
     ledger = load_ledger(settings.state_dir)
