@@ -82,6 +82,9 @@ class Read(NamedTuple):
     probe: Probe
     host: bytes
     repo: bytes | None = None  # redacted; None until redacted
+    host_hash: str | None = None  # keyed hash of `host`, once computed
+    blob: str | None = None  # git blob id of `repo`, once classified
+    used: tuple[str, ...] = ()  # the secret names `repo` uses, once classified
 
 
 @dataclass(frozen=True)
@@ -269,7 +272,8 @@ def observe(
             why = f"cannot read ({exc.strerror})"
             seen.results[path] = FileResult(path, Action.REFUSED, why)
             continue
-        if known is not None and settings.keyring.hash(data) == known.hash:
+        digest = settings.keyring.hash(data) if known is not None else None
+        if known is not None and digest == known.hash:
             seen.results[path] = FileResult(path, Action.UNCHANGED, upstream)
             seen.refresh[dest] = probe
             continue
@@ -277,7 +281,7 @@ def observe(
             why = "binary (NUL byte); set files.<path>.allow_binary to capture it"
             seen.results[path] = FileResult(path, Action.REFUSED, why)
             continue
-        seen.reads[path] = Read(path, dest, probe, data)
+        seen.reads[path] = Read(path, dest, probe, data, host_hash=digest)
     _never_prune_everything(seen)
     return seen
 
@@ -397,7 +401,9 @@ def classify(  # noqa: PLR0917
             obs.results[path] = FileResult(path, Action.REFUSED, why)
             del obs.reads[path]
             continue
-        if git_blob_id(read.repo) == now:
+        blob = git_blob_id(read.repo)
+        obs.reads[path] = read._replace(blob=blob, used=back.used)  # for the ledger
+        if blob == now:
             obs.results[path] = FileResult(path, Action.UNCHANGED)  # recorded in the ledger
             continue
         conflict = upstream_changed(settings, read.dest, path, now)
@@ -545,16 +551,16 @@ def ledger_updates(
         if result.action not in (*COMMITTED, Action.UNCHANGED) or read.repo is None:
             continue
         names = plan.repo.manifest.secret_names_for(path)
-        used = render(read.repo, store.get, names).used
+        used = read.used  # classify rendered it back with these values
         updates[read.dest] = LedgerEntry(
             path=path,
-            hash=settings.keyring.hash(read.host),
+            hash=read.host_hash or settings.keyring.hash(read.host),
             mode=read.probe.mode,
             uid=read.probe.uid,
             gid=read.probe.gid,
             revision=revision,
             time=when,
-            blob=git_blob_id(read.repo),
+            blob=read.blob or git_blob_id(read.repo),
             secrets=used,
             secret_digest=settings.keyring.secret_digest(names, [(n, store.get(n)) for n in used]),
             sig=read.probe.sig,
