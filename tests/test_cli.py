@@ -11,6 +11,7 @@ from testing.repos import make_config_repo
 from tether import __version__
 from tether.cli import main
 from tether.exitcodes import ExitCode
+from tether.options import mask_url
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -74,6 +75,21 @@ def test_url_passwords_never_printed(capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run(capsys, "validate", "--repo", "ftp://me:hunter2@example.com/x.git")
     assert code == ExitCode.USAGE
     assert "hunter2" not in out + err and "me:***@" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://me:pw@h/x", "https://me:***@h/x"),
+        ("https://ghp_token0123@h/x", "https://***@h/x"),
+        ("http://tok@h:80/x", "http://***@h:80/x"),
+        ("ssh://git@h/x", "ssh://git@h/x"),
+        ("git@h:x.git", "git@h:x.git"),
+        ("https://h/x", "https://h/x"),
+    ],
+)
+def test_mask_url_hides_passwords_and_http_tokens(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
 
 
 def test_internal_error_points_at_a_log_not_a_traceback(tmp_path: Path) -> None:
