@@ -1,8 +1,9 @@
 """The git layer: a bare mirror per remote, refs, trees, blobs, tags, commits and pushes.
 
 With `gitread.py` (read-only access to the local work repo a hook runs in), this is the only
-module that imports dulwich (research/dulwich_tooling.md says which calls are safe). Every Repo is opened in a `with` block; every commit and tag gets an explicit identity;
-every push checks the per-ref status the server returns. Credentials never reach the mirror's
+module that imports dulwich (research/dulwich_tooling.md says which calls are safe). Every Repo
+is opened in a `with` block; every commit and tag gets an explicit identity; every push checks
+the per-ref status the server returns. Credentials never reach the mirror's
 files or a message: an http(s) URL's user and password are stripped from the stored URL and sent
 as arguments, and every URL shown is masked.
 """
