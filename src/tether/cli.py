@@ -34,31 +34,66 @@ def source_options(func: F) -> F:
     func = click.option(
         "--repo", metavar="URL_OR_PATH", help="A git remote holding the config repo."
     )(func)
+    return folder_source_option(
+        "A config repo folder (default: the current folder if it holds tether.yaml)."
+    )(func)
+
+
+STATE_DIR_HELP = (
+    "tether's own state (ledger, mirror, backups, lock) [env: TETHER_STATE_DIR; "
+    "default /var/lib/tether for root, else $XDG_STATE_HOME/tether]."
+)
+
+
+def state_dir_option(help_text: str = STATE_DIR_HELP) -> Callable[[F], F]:
+    """--state-dir, the same everywhere but for what its default means to the command."""
     return click.option(
-        "--source",
-        type=click.Path(path_type=Path, file_okay=False),
-        metavar="DIR",
-        help="A config repo folder (default: the current folder if it holds tether.yaml).",
-    )(func)
-
-
-def host_options(func: F) -> F:
-    """--target-root / --target-home / --state-dir / --secrets-file."""
-    func = click.option(
-        "--secrets-file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        envvar="TETHER_SECRETS_FILE",
-        metavar="FILE",
-        help="The dotenv secret store [env: TETHER_SECRETS_FILE].",
-    )(func)
-    func = click.option(
         "--state-dir",
         type=click.Path(path_type=Path, file_okay=False),
         envvar="TETHER_STATE_DIR",
         metavar="DIR",
-        help="tether's own state (ledger, mirror, backups, lock) [env: TETHER_STATE_DIR; "
-        "default /var/lib/tether for root, else $XDG_STATE_HOME/tether].",
-    )(func)
+        help=help_text,
+    )
+
+
+SECRETS_FILE_HELP = (
+    "The dotenv secret store [env: TETHER_SECRETS_FILE; default: secrets.file of tether.yaml]."
+)
+
+
+def secrets_file_option(help_text: str = SECRETS_FILE_HELP) -> Callable[[F], F]:
+    return click.option(
+        "--secrets-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="TETHER_SECRETS_FILE",
+        metavar="FILE",
+        help=help_text,
+    )
+
+
+def folder_source_option(help_text: str) -> Callable[[F], F]:
+    """--source DIR alone, for commands that read a config repo folder but no remote."""
+    return click.option(
+        "--source",
+        type=click.Path(path_type=Path, file_okay=False),
+        metavar="DIR",
+        help=help_text,
+    )
+
+
+def metrics_file_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--metrics-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
+        help=help_text,
+    )
+
+
+def host_options(func: F) -> F:
+    """--target-root / --target-home / --state-dir / --secrets-file."""
+    func = secrets_file_option()(func)
+    func = state_dir_option()(func)
     func = click.option(
         "--target-home",
         envvar="TARGET_HOME",
@@ -72,17 +107,6 @@ def host_options(func: F) -> F:
         metavar="DIR",
         help="Prefix of every destination, e.g. /host in a container [env: TETHER_TARGET_ROOT; "
         "default /].",
-    )(func)
-
-
-def state_dir_option(func: F) -> F:
-    """--state-dir alone, for commands that keep a mirror but write nothing to the host."""
-    return click.option(
-        "--state-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        envvar="TETHER_STATE_DIR",
-        metavar="DIR",
-        help="tether's own state (the git mirror lives here) [env: TETHER_STATE_DIR].",
     )(func)
 
 
@@ -119,7 +143,7 @@ def cli() -> None:
     "directory", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[DIR]"
 )
 @source_options
-@state_dir_option
+@state_dir_option()
 @json_option
 def validate(
     *,
@@ -250,12 +274,7 @@ def agent_uninstall(root: Path | None, user: bool) -> int:
     "--jitter", default="30s", show_default=True, metavar="DURATION", help="Random extra wait."
 )
 @click.option("--once", is_flag=True, help="Run one tick and exit with its exit code.")
-@click.option(
-    "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="PATH",
-    help="Each tick writes Prometheus textfile-collector metrics to PATH.",
-)
+@metrics_file_option("Each tick writes Prometheus textfile-collector metrics to FILE.")
 def agent_run(
     *,
     source: Path | None,
@@ -284,7 +303,7 @@ def agent_run(
 
 
 @agent.command("suspend")
-@state_dir_option
+@state_dir_option()
 @click.option("--reason", metavar="TEXT", help="Why (shown by status and the agent).")
 def agent_suspend(state_dir: Path | None, reason: str | None) -> int:
     """Skip scheduled runs until `tether agent resume`."""
@@ -294,7 +313,7 @@ def agent_suspend(state_dir: Path | None, reason: str | None) -> int:
 
 
 @agent.command("resume")
-@state_dir_option
+@state_dir_option()
 def agent_resume(state_dir: Path | None) -> int:
     """Let scheduled runs happen again."""
     from tether.commands.agent import resume_cmd
@@ -303,7 +322,7 @@ def agent_resume(state_dir: Path | None) -> int:
 
 
 @cli.command()
-@state_dir_option
+@state_dir_option()
 @json_option
 def status(state_dir: Path | None, as_json: bool) -> int:
     """Conditions, revisions and the last runs (exit 0 when Ready, 3 otherwise)."""
@@ -344,7 +363,7 @@ def doctor(
 
 @cli.command()
 @source_options
-@state_dir_option
+@state_dir_option()
 @click.option("--name", metavar="NAME", help="Tag name (default: snapshots.tag of the manifest).")
 @click.option("--message", metavar="MSG", help="Tag message.")
 @click.option("--push", is_flag=True, help="Push the tag to the remote (fails loudly if rejected).")
@@ -369,7 +388,7 @@ def snapshot(
 
 @cli.command()
 @source_options
-@state_dir_option
+@state_dir_option()
 @click.option("--all", "all_tags", is_flag=True, help="Every tag, not only snapshot tags.")
 @json_option
 def snapshots(
@@ -494,22 +513,12 @@ def hooks_install(repo: Path | None, force: bool, chain: bool) -> int:
     return install(repo or Path.cwd(), force=force, chain=chain)
 
 
-def secrets_file_option(func: F) -> F:
-    return click.option(
-        "--secrets-file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        envvar="TETHER_SECRETS_FILE",
-        metavar="FILE",
-        help="The dotenv secret store [env: TETHER_SECRETS_FILE; default: tether.yaml's].",
-    )(func)
-
-
 @cli.command()
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PATH..."
 )
 @click.option("--check", is_flag=True, help="Write nothing; list what would be redacted.")
-@secrets_file_option
+@secrets_file_option()
 def redact(paths: tuple[Path, ...], check: bool, secrets_file: Path | None) -> int:
     """Replace secrets in PATH... by named placeholders; store the values.
 
@@ -526,13 +535,8 @@ def secrets() -> None:
 
 
 @secrets.command("list")
-@click.option(
-    "--source",
-    type=click.Path(path_type=Path, file_okay=False),
-    metavar="DIR",
-    help="The config repo folder (default: the current folder).",
-)
-@secrets_file_option
+@folder_source_option("The config repo folder (default: the current folder).")
+@secrets_file_option()
 @json_option
 def secrets_list(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
     """Every secret name: whether it is stored and where the repo uses it."""
@@ -542,13 +546,8 @@ def secrets_list(source: Path | None, secrets_file: Path | None, as_json: bool) 
 
 
 @secrets.command("check")
-@click.option(
-    "--source",
-    type=click.Path(path_type=Path, file_okay=False),
-    metavar="DIR",
-    help="The config repo folder (default: the current folder).",
-)
-@secrets_file_option
+@folder_source_option("The config repo folder (default: the current folder).")
+@secrets_file_option()
 @json_option
 def secrets_check(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
     """Exit 3 when a placeholder in the repo has no value in the store."""
@@ -597,12 +596,7 @@ def wait_option(func: F) -> F:
     is_flag=True,
     help="Fail when the remote cannot be fetched (default: carry on from the last fetch, exit 3).",
 )
-@click.option(
-    "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="PATH",
-    help="Write Prometheus textfile-collector metrics of this run to PATH.",
-)
+@metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
 @source_options
 @host_options
@@ -650,11 +644,8 @@ def reconcile(  # noqa: PLR0917
 @click.option(
     "--repo", metavar="URL_OR_PATH", help="The remote to capture into [default: capture.remote]."
 )
-@click.option(
-    "--source",
-    type=click.Path(path_type=Path, file_okay=False),
-    metavar="DIR",
-    help="A config repo folder whose tether.yaml names capture.remote (default: the current one).",
+@folder_source_option(
+    "A config repo folder whose tether.yaml names capture.remote (default: the current one)."
 )
 @click.option(
     "--branch",
@@ -673,12 +664,7 @@ def reconcile(  # noqa: PLR0917
     metavar="PATH",
     help="Resolve a conflict for PATH (or glob) with the host's version (repeatable).",
 )
-@click.option(
-    "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Write Prometheus textfile metrics of this run.",
-)
+@metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
 @host_options
 @json_option
@@ -725,19 +711,9 @@ def capture(  # noqa: PLR0917
 
 @cli.command("apply")
 @click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False), metavar="PLAN.json")
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="TETHER_STATE_DIR",
-    metavar="DIR",
-    help="State dir (default: the one the plan was made with) [env: TETHER_STATE_DIR].",
-)
-@click.option(
-    "--secrets-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="TETHER_SECRETS_FILE",
-    metavar="FILE",
-    help="The dotenv secret store [env: TETHER_SECRETS_FILE].",
+@state_dir_option("State dir (default: the one the plan was made with) [env: TETHER_STATE_DIR].")
+@secrets_file_option(
+    "The dotenv secret store (default: the one the plan was made with) [env: TETHER_SECRETS_FILE]."
 )
 @wait_option
 @json_option
@@ -753,13 +729,7 @@ def apply_cmd(
 
 
 @cli.group(invoke_without_command=True)
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="TETHER_STATE_DIR",
-    metavar="DIR",
-    help="tether's state dir [env: TETHER_STATE_DIR].",
-)
+@state_dir_option()
 @json_option
 @click.pass_context
 def backups(ctx: click.Context, state_dir: Path | None, as_json: bool) -> int:
