@@ -5,11 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from testing.repos import make_config_repo
 from tether import __version__
-from tether.cli import main
+from tether.cli import cli, main
 from tether.exitcodes import ExitCode
 from tether.options import mask_url
 
@@ -29,6 +30,20 @@ def test_version_and_help_list_every_command(capsys: pytest.CaptureFixture[str])
         assert f"  {command}" in out
     for exit_code in ExitCode:
         assert f"{int(exit_code):>5}  " in out
+
+
+@pytest.mark.parametrize("group", [(), ("agent",), ("hooks",), ("secrets",), ("backups",)])
+def test_help_gives_every_command_one_whole_line(
+    capsys: pytest.CaptureFixture[str], group: tuple[str, ...]
+) -> None:
+    code, out, _ = run(capsys, *group, "--help")
+    assert code == 0
+    listing = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    names = [line.split()[0] for line in listing]
+    command = cli.commands[group[0]] if group else cli
+    assert isinstance(command, click.Group)
+    assert sorted(names) == sorted(command.commands)  # one line each, none wrapped
+    assert not [line for line in listing if line.endswith("...")]  # none cut short
 
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

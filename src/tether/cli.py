@@ -138,7 +138,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(short_help="Check the manifest, inventory, overrides and tracked files.")
 @click.argument(
     "directory", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[DIR]"
 )
@@ -189,7 +189,7 @@ def agent() -> None:
     """Run tether on a schedule: systemd timers, or a foreground loop."""
 
 
-@agent.command("install")
+@agent.command("install", short_help="Install systemd timers for reconcile (and capture).")
 @source_options
 @host_options
 @root_option
@@ -264,7 +264,7 @@ def agent_uninstall(root: Path | None, user: bool) -> int:
     return uninstall(root=root, user=user)
 
 
-@agent.command("run")
+@agent.command("run", short_help="Reconcile in the foreground every --interval.")
 @source_options
 @host_options
 @click.option(
@@ -321,7 +321,7 @@ def agent_resume(state_dir: Path | None) -> int:
     return resume_cmd(host(None, None, state_dir, None).state_dir)
 
 
-@cli.command()
+@cli.command(short_help="Conditions, revisions and the last runs (0 when Ready, else 3).")
 @state_dir_option()
 @json_option
 def status(state_dir: Path | None, as_json: bool) -> int:
@@ -331,7 +331,7 @@ def status(state_dir: Path | None, as_json: bool) -> int:
     return run(host(None, None, state_dir, None).state_dir, as_json=as_json)
 
 
-@cli.command()
+@cli.command(short_help="Check that this host can reconcile (repo, secrets, lock, units).")
 @source_options
 @host_options
 @root_option
@@ -361,7 +361,7 @@ def doctor(
     )
 
 
-@cli.command()
+@cli.command(short_help="Tag the remote's head (an annotated tag, never moved).")
 @source_options
 @state_dir_option()
 @click.option("--name", metavar="NAME", help="Tag name (default: snapshots.tag of the manifest).")
@@ -386,7 +386,7 @@ def snapshot(
     return run(src, state_dir, name=name, message=message, push=push, as_json=as_json)
 
 
-@cli.command()
+@cli.command(short_help="List the snapshot tags, newest first.")
 @source_options
 @state_dir_option()
 @click.option("--all", "all_tags", is_flag=True, help="Every tag, not only snapshot tags.")
@@ -407,7 +407,7 @@ def snapshots(
     return run(src, state_dir, as_json=as_json, all_tags=all_tags)
 
 
-@cli.command()
+@cli.command(short_help="Find secrets in files, the index, commits or a push.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
 @click.option("--staged", is_flag=True, help="Scan the index (what `git commit` would record).")
 @click.option("--commits", metavar="A..B", help="Scan what each commit in A..B adds.")
@@ -500,7 +500,7 @@ def hooks() -> None:
     """Plain git hooks (for repos without the pre-commit framework)."""
 
 
-@hooks.command("install")
+@hooks.command("install", short_help="Install pre-commit and pre-push hooks running `tether scan`.")
 @click.argument(
     "repo", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[REPO]"
 )
@@ -513,7 +513,7 @@ def hooks_install(repo: Path | None, force: bool, chain: bool) -> int:
     return install(repo or Path.cwd(), force=force, chain=chain)
 
 
-@cli.command()
+@cli.command(short_help="Replace secrets in files by placeholders; store the values.")
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PATH..."
 )
@@ -529,7 +529,7 @@ def redact(paths: tuple[Path, ...], check: bool, secrets_file: Path | None) -> i
     return run(list(paths), check=check, secrets_file=secrets_file)
 
 
-@cli.group()
+@cli.group(short_help="Check the secret store against the repo's placeholders.")
 def secrets() -> None:
     """The secret store against the config repo's placeholders (names only, never values)."""
 
@@ -566,7 +566,7 @@ def wait_option(func: F) -> F:
     )(func)
 
 
-@cli.command()
+@cli.command(short_help="Plan (default) or apply the config repo onto this host.")
 @click.option(
     "--plan/--apply",
     "plan_only",
@@ -640,7 +640,7 @@ def reconcile(  # noqa: PLR0917
     )
 
 
-@cli.command()
+@cli.command(short_help="Copy allowlisted host files into the repo, redacted, and push.")
 @click.option(
     "--repo", metavar="URL_OR_PATH", help="The remote to capture into [default: capture.remote]."
 )
@@ -709,7 +709,7 @@ def capture(  # noqa: PLR0917
     )
 
 
-@cli.command("apply")
+@cli.command("apply", short_help="Apply a saved plan exactly, or refuse it whole.")
 @click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False), metavar="PLAN.json")
 @state_dir_option("State dir (default: the one the plan was made with) [env: TETHER_STATE_DIR].")
 @secrets_file_option(
@@ -744,7 +744,7 @@ def backups(ctx: click.Context, state_dir: Path | None, as_json: bool) -> int:
     return list_backups(ctx.obj, as_json=as_json)
 
 
-@backups.command("restore")
+@backups.command("restore", short_help="Put backup ID back at its destination.")
 @click.argument("backup_id", metavar="ID")
 @wait_option
 @click.pass_obj
