@@ -104,7 +104,8 @@ def test_snapshot_needs_a_fresh_fetch(
 ) -> None:
     code = main(["snapshot", "--repo", closed_port, "--state-dir", str(tmp_path / "s")])
     assert code == 4
-    assert "connection refused" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "connection refused" in err and "check the URL" in err
 
 
 def test_snapshot_needs_a_repo(tmp_path: Path) -> None:
