@@ -458,6 +458,7 @@ def snapshots(
     metavar="REGEX",
     help="Leave out paths (relative to the repo root) matching this regex; repeatable.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 def scan(  # noqa: PLR0917 (one parameter per click option)
     paths: tuple[Path, ...],
     staged: bool,
@@ -470,6 +471,7 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
     update_baseline: bool,
     max_size: int,
     exclude: tuple[str, ...],
+    as_json: bool,
 ) -> int:
     """Find secrets in files, the index, a commit range or a push (exit 3 when found).
 
@@ -479,6 +481,8 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
     from tether.commands.scan import ScanRequest
     from tether.commands.scan import scan as run
 
+    if as_json and fmt not in ("text", "json"):
+        raise click.UsageError(f"--json and --format {fmt} ask for two formats; give one")
     request = ScanRequest(
         paths=paths,
         staged=staged,
@@ -486,7 +490,7 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
         pre_push=pre_push,
         remote=remote,
         hook=hook,
-        fmt=fmt,
+        fmt="json" if as_json else fmt,
         baseline=baseline,
         update_baseline=update_baseline,
         max_size=max_size,
