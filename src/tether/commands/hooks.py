@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from tether.errors import TetherError
+from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
 from tether.gitread import hooks_dir
 
@@ -106,6 +106,11 @@ def _write_executable(target: Path, text: str) -> None:
 
 
 def install(path: Path, *, force: bool = False, chain: bool = False) -> int:
+    if force and chain:
+        raise UsageError(
+            "--force and --chain ask for two things",
+            hint="--chain keeps the foreign hook, --force replaces it: give one",
+        )
     folder = hooks_dir(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
