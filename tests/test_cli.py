@@ -74,6 +74,7 @@ def test_current_folder_is_the_source_when_it_holds_tether_yaml(
     [
         (["validate", "--source", "a", "--repo", "b"], "name two config repos"),
         (["validate", "--ref", "main"], "--ref needs --repo"),
+        (["validate", ".", "--source", "."], "DIR and --source"),
         (["validate", "--repo", "ftp://example.com/x.git"], "unsupported scheme 'ftp'"),
         (["validate", "--repo", "/no/such/repo"], "no such path"),
     ],

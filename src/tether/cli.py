@@ -158,6 +158,8 @@ def validate(
     from tether.commands.validate import validate as run
     from tether.desired import open_tree
 
+    if directory is not None and source is not None:
+        raise click.UsageError("DIR and --source name two config repos; give one")
     src = SourceOptions.resolve(directory or source, repo, ref)
     return run(open_tree(src, state_dir), as_json=as_json)
 
