@@ -17,7 +17,7 @@ import click
 
 from tether.errors import SecretError, TetherError, UsageError
 from tether.exitcodes import ExitCode
-from tether.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME, parse_manifest
+from tether.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME, load_manifest
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.store import load_store, save_values
 
@@ -52,7 +52,7 @@ def find_repo(start: Path) -> RepoContext:
     for candidate in (folder, *folder.parents):
         manifest = candidate / MANIFEST_NAME
         if manifest.is_file():
-            parsed = parse_manifest(manifest.read_text(encoding="utf-8"), str(manifest))
+            parsed = load_manifest(manifest)
             return RepoContext(candidate, parsed.source, parsed.secrets_file)
     return RepoContext(None)
 

@@ -97,12 +97,12 @@ def _display(path: Path, root: Path) -> str:
 
 def default_targets(cwd: Path) -> list[Path]:
     """The config repo's source folder when run in one, else the current folder."""
-    from tether.manifest import MANIFEST_NAME, parse_manifest  # noqa: PLC0415 (start-up)
+    from tether.manifest import MANIFEST_NAME, load_manifest  # noqa: PLC0415 (start-up)
 
     manifest = cwd / MANIFEST_NAME
     if not manifest.is_file():
         return [cwd]
-    parsed = parse_manifest(manifest.read_text(encoding="utf-8"), str(manifest))
+    parsed = load_manifest(manifest)
     return [cwd / parsed.source]
 
 
