@@ -528,13 +528,6 @@ def fetch(remote: Remote, state_dir: Path) -> FetchResult:
     return FetchResult(path, head, refs, cloned=True, warnings=tuple(warnings))
 
 
-def mirror_head(path: Path) -> str | None:
-    """The default branch the mirror last saw, e.g. "refs/heads/main"."""
-    with Repo(str(path)) as repo:
-        target = repo.refs.get_symrefs().get(Ref(b"HEAD"))
-        return target.decode() if target else None
-
-
 # ---------------------------------------------------------------------------------------------
 # Refs, trees and blobs
 
