@@ -52,3 +52,9 @@ def test_init_quotes_a_home_yaml_would_misread(tmp_path: Path, home: str) -> Non
     assert main(["init", str(tmp_path), "--home", home]) == ExitCode.OK
     manifest = parse_manifest((tmp_path / "tether.yaml").read_text(), "tether.yaml")
     assert manifest.target_home == home
+
+
+def test_target_home_is_an_alias_of_home(tmp_path: Path) -> None:
+    """The same option name as every other command's --target-home."""
+    assert main(["init", str(tmp_path), "--target-home", "/home/bob"]) == ExitCode.OK
+    assert "home: /home/bob" in (tmp_path / "tether.yaml").read_text()

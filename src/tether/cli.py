@@ -166,7 +166,13 @@ def validate(
 
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
-@click.option("--home", "target_home", metavar="DIR", help="target.home to write in tether.yaml.")
+@click.option(
+    "--home",
+    "--target-home",
+    "target_home",
+    metavar="DIR",
+    help="target.home to write in tether.yaml (default: your home); --target-home is an alias.",
+)
 def init(directory: Path, target_home: str | None) -> int:
     """Scaffold a new config repo in DIR (never overwrites a file)."""
     from tether.commands.init import init as run
