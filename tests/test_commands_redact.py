@@ -296,3 +296,12 @@ def test_a_non_utf8_manifest_is_one_line_not_a_crash(
     assert main(command) == 4
     err = capsys.readouterr().err
     assert "tether.yaml: not UTF-8 text" in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("sub", ["list", "check"])
+def test_secrets_outside_a_config_repo_is_the_usage_error_validate_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sub: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["secrets", sub]) == main(["validate"]) == 2
+    assert "no config repo" in capsys.readouterr().err

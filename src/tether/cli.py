@@ -554,7 +554,8 @@ def secrets_list(source: Path | None, secrets_file: Path | None, as_json: bool) 
     """Every secret name: whether it is stored and where the repo uses it."""
     from tether.commands.secrets import list_secrets
 
-    return list_secrets(source, secrets_file, as_json=as_json)
+    folder = SourceOptions.resolve(source, None, None).folder  # same checks as every --source
+    return list_secrets(folder, secrets_file, as_json=as_json)
 
 
 @secrets.command("check")
@@ -565,7 +566,8 @@ def secrets_check(source: Path | None, secrets_file: Path | None, as_json: bool)
     """Exit 3 when a placeholder in the repo has no value in the store."""
     from tether.commands.secrets import check_secrets
 
-    return check_secrets(source, secrets_file, as_json=as_json)
+    folder = SourceOptions.resolve(source, None, None).folder  # same checks as every --source
+    return check_secrets(folder, secrets_file, as_json=as_json)
 
 
 def wait_option(func: F) -> F:
