@@ -97,6 +97,8 @@ def test_url_passwords_never_printed(capsys: pytest.CaptureFixture[str]) -> None
     ("url", "shown"),
     [
         ("https://me:pw@h/x", "https://me:***@h/x"),
+        ("HTTPS://me:pw@h/x", "HTTPS://me:***@h/x"),
+        ("Https://tok@h/x", "Https://***@h/x"),
         ("https://ghp_token0123@h/x", "https://***@h/x"),
         ("http://tok@h:80/x", "http://***@h:80/x"),
         ("ssh://git@h/x", "ssh://git@h/x"),

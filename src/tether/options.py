@@ -14,7 +14,9 @@ from tether.sourcetree import FolderTree, SourceTree
 _REMOTE_FORMS = re.compile(
     r"^(?:(?:file|git|http|https|ssh|git\+ssh)://[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:[^\s]*)$"
 )
-_CREDENTIALS_IN_URL = re.compile(r"^(?P<scheme>[a-z+]+://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@")
+_CREDENTIALS_IN_URL = re.compile(
+    r"^(?P<scheme>[a-z+]+://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@", re.IGNORECASE
+)
 # https://TOKEN@host/... : over http(s) a user without a password is usually a token.
 _HTTP_USER_ONLY = re.compile(r"^(?P<scheme>https?://)[^:/@\s]+@", re.IGNORECASE)
 
