@@ -271,6 +271,12 @@ def test_unreadable_suspend_flag_still_suspends(tmp_path: Path) -> None:
     assert held.reason == "not json"
 
 
+def test_a_non_utf8_suspend_flag_still_suspends(tmp_path: Path) -> None:
+    (tmp_path / "agent.suspended").write_bytes(b"\xff\xfe")
+    held = suspension(tmp_path)
+    assert held is not None and "UTF-8" in held.reason
+
+
 # ---- end to end: the real reconcile on a real --repo -----------------------------------------
 
 

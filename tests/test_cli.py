@@ -5,12 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from testing.repos import make_config_repo
 from tether import __version__
-from tether.cli import main
+from tether.cli import cli, main
 from tether.exitcodes import ExitCode
+from tether.options import mask_url
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -28,6 +30,20 @@ def test_version_and_help_list_every_command(capsys: pytest.CaptureFixture[str])
         assert f"  {command}" in out
     for exit_code in ExitCode:
         assert f"{int(exit_code):>5}  " in out
+
+
+@pytest.mark.parametrize("group", [(), ("agent",), ("hooks",), ("secrets",), ("backups",)])
+def test_help_gives_every_command_one_whole_line(
+    capsys: pytest.CaptureFixture[str], group: tuple[str, ...]
+) -> None:
+    code, out, _ = run(capsys, *group, "--help")
+    assert code == 0
+    listing = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    names = [line.split()[0] for line in listing]
+    command = cli.commands[group[0]] if group else cli
+    assert isinstance(command, click.Group)
+    assert sorted(names) == sorted(command.commands)  # one line each, none wrapped
+    assert not [line for line in listing if line.endswith("...")]  # none cut short
 
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,6 +74,7 @@ def test_current_folder_is_the_source_when_it_holds_tether_yaml(
     [
         (["validate", "--source", "a", "--repo", "b"], "name two config repos"),
         (["validate", "--ref", "main"], "--ref needs --repo"),
+        (["validate", ".", "--source", "."], "DIR and --source"),
         (["validate", "--repo", "ftp://example.com/x.git"], "unsupported scheme 'ftp'"),
         (["validate", "--repo", "/no/such/repo"], "no such path"),
     ],
@@ -74,6 +91,23 @@ def test_url_passwords_never_printed(capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run(capsys, "validate", "--repo", "ftp://me:hunter2@example.com/x.git")
     assert code == ExitCode.USAGE
     assert "hunter2" not in out + err and "me:***@" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://me:pw@h/x", "https://me:***@h/x"),
+        ("HTTPS://me:pw@h/x", "HTTPS://me:***@h/x"),
+        ("Https://tok@h/x", "Https://***@h/x"),
+        ("https://ghp_token0123@h/x", "https://***@h/x"),
+        ("http://tok@h:80/x", "http://***@h:80/x"),
+        ("ssh://git@h/x", "ssh://git@h/x"),
+        ("git@h:x.git", "git@h:x.git"),
+        ("https://h/x", "https://h/x"),
+    ],
+)
+def test_mask_url_hides_passwords_and_http_tokens(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
 
 
 def test_internal_error_points_at_a_log_not_a_traceback(tmp_path: Path) -> None:

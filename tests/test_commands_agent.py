@@ -222,6 +222,15 @@ def test_password_in_repo_url_is_refused(
     assert "holds a password" in captured.err
 
 
+def test_token_as_url_user_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """https://TOKEN@host is how GitHub/GitLab tokens are often written: never into a unit file."""
+    url = "https://ghp_abcdef0123456789@git.example/cfg.git"
+    assert main(["agent", "install", "--print", "--repo", url]) == 2
+    captured = capsys.readouterr()
+    assert "ghp_abcdef0123456789" not in captured.out + captured.err
+    assert "https://***@git.example/cfg.git" in captured.err
+
+
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [

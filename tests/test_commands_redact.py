@@ -286,3 +286,22 @@ def test_outside_a_repo_binary_skipped_mode_kept(
     assert stat.S_IMODE(env.stat().st_mode) == 0o640
     assert blob.read_bytes() == b"\0password=hunter2hunter\xff"
     assert load_store(store, {}).get("SVC_DB_PASSWORD") == "hunter2hunter"
+
+
+@pytest.mark.parametrize("command", [["redact", "--check", "configs"], ["scan"]])
+def test_a_non_utf8_manifest_is_one_line_not_a_crash(
+    repo: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    (repo / "tether.yaml").write_bytes(b"version: 1\ntarget: {home: /h\xff}\n")
+    assert main(command) == 4
+    err = capsys.readouterr().err
+    assert "tether.yaml: not UTF-8 text" in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("sub", ["list", "check"])
+def test_secrets_outside_a_config_repo_is_the_usage_error_validate_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sub: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["secrets", sub]) == main(["validate"]) == 2
+    assert "no config repo" in capsys.readouterr().err

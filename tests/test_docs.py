@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
+
+from tether.cli import cli
 from tether.exitcodes import ExitCode
 from tether.manifest import load_schema
 
@@ -60,3 +63,13 @@ def test_exit_codes_are_documented() -> None:
     text = (ROOT / "docs" / "index.md").read_text()
     for code in ExitCode:
         assert re.search(rf"^\|\s*{int(code)}\s*\|", text, re.MULTILINE), code
+
+
+def test_every_command_is_listed_in_the_index() -> None:
+    text = (ROOT / "docs" / "index.md").read_text()
+    table = text.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    for name, command in cli.commands.items():
+        assert f"`tether {name}" in table, name
+        if isinstance(command, click.Group):
+            for sub in command.commands:
+                assert sub in table, f"{name} {sub}"

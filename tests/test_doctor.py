@@ -438,3 +438,27 @@ def test_units_enabled_where_systemd_does_not_run(
     assert "systemd is not running here" in messages(report, "units")
     assert "tether agent run" in messages(report, "units")
     assert main(["agent", "uninstall", "--user"]) == 0
+
+
+def test_store_is_the_one_reconcile_reads(
+    setup: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """`secrets.file: ~/...` with no --secrets-file: doctor checks the file reconcile fills from."""
+    home = tmp_path / "runner"
+    (home / ".config/tether").mkdir(parents=True)
+    setup["store"].rename(home / ".config/tether/secrets.env")
+    monkeypatch.setenv("HOME", str(home))  # target.home stays /home/anas
+    setup["root"].mkdir()
+    state = ["--state-dir", str(setup["state"])]
+    target = ["--target-root", str(setup["root"]), "--source", str(setup["cfg"])]
+    assert main(["reconcile", *target, *state]) == 1  # both files can be written
+    capsys.readouterr()
+    code = main(["doctor", "--json", *target, *state, "--root", str(setup["root"])])
+    report = json.loads(capsys.readouterr().out)
+    assert levels(report)["secret store"] == "ok", messages(report, "secret store")
+    assert levels(report)["placeholders"] == "ok"
+    assert str(home / ".config/tether/secrets.env") in messages(report, "secret store")
+    assert code == 0

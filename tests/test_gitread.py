@@ -53,6 +53,12 @@ def test_staged_in_a_repo_without_commits(repo: Path) -> None:
         assert [b.path for b in work.staged()] == ["first.txt"]
 
 
+@pytest.mark.parametrize("spec", ["HEAD", "HEAD~1", "main"])
+def test_resolving_in_a_repo_without_commits_is_a_git_error(repo: Path, spec: str) -> None:
+    with WorkRepo(repo) as work, pytest.raises(GitError, match="no such commit"):
+        work.resolve(spec)  # HEAD is there, but names a branch with no commit yet
+
+
 def test_added_blanks_lines_the_parent_had_and_keeps_numbers(repo: Path) -> None:
     commit(repo, {"c.conf": "one\ntwo\nthree\n"})
     sha = commit(repo, {"c.conf": "zero\none\ntwo\nnew line\nthree\n"})

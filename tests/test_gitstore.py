@@ -20,7 +20,7 @@ from testing.gitrepos import (
     tag,
 )
 from tether import gitstore
-from tether.errors import GitError, UsageError
+from tether.errors import GitError, StateError, UsageError
 
 
 def _sync(url: str, state: Path) -> gitstore.FetchResult:
@@ -204,6 +204,18 @@ def test_unreachable_remote_is_a_fetch_failure(tmp_path: Path, closed_port: str)
 def test_missing_local_repo_is_a_fetch_failure(tmp_path: Path) -> None:
     with pytest.raises(gitstore.FetchFailed, match="not a git repository"):
         _sync(str(tmp_path / "nowhere"), tmp_path / "s")
+
+
+def test_a_state_dir_that_cannot_be_made_is_one_clear_error(upstream: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StateError, match="cannot create"):
+        _sync(str(upstream), tmp_path / "file" / "state")
+
+
+@pytest.mark.parametrize("url", ["https://[::1/x", "http://[zz]/x"])
+def test_a_malformed_url_is_a_usage_error(url: str) -> None:
+    with pytest.raises(UsageError, match="not a valid URL"):
+        gitstore.parse_remote(url)
 
 
 # --- trees and blobs --------------------------------------------------------------------------

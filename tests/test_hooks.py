@@ -118,6 +118,17 @@ def test_force_replaces_and_keeps_a_copy(work: Path, env: dict[str, str], instal
     assert (work / ".git/hooks/pre-push.tether-backup").read_text() == "#!/bin/sh\nexit 0\n"
 
 
+def test_force_and_chain_together_is_a_usage_error(
+    work: Path, env: dict[str, str], install: Install
+) -> None:
+    foreign = work / ".git/hooks/pre-push"
+    foreign.write_text("#!/bin/sh\nexit 0\n")
+    result = install("--force", "--chain", cwd=work)
+    assert result.returncode == 2 and "--force" in result.stderr
+    assert foreign.read_text() == "#!/bin/sh\nexit 0\n"
+    assert not (work / ".git/hooks/pre-push.tether-chained").exists()
+
+
 def test_not_a_repo_is_one_clear_error(
     tmp_path: Path, env: dict[str, str], install: Install
 ) -> None:

@@ -7,6 +7,7 @@ import pytest
 from tether.cli import main
 from tether.commands.validate import check_config_repo
 from tether.exitcodes import ExitCode
+from tether.manifest import parse_manifest
 from tether.sourcetree import FolderTree
 from tether.yamlload import load_yaml
 
@@ -40,6 +41,20 @@ def test_init_never_overwrites(capsys: pytest.CaptureFixture[str], tmp_path: Pat
 
 
 def test_init_rejects_a_relative_home(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["init", str(tmp_path), "--home", "home/x"]) == ExitCode.ERROR
+    # a wrong option value: a usage error, as --target-home's is everywhere else
+    assert main(["init", str(tmp_path), "--home", "home/x"]) == ExitCode.USAGE
     assert "not absolute" in capsys.readouterr().err
     assert not (tmp_path / "tether.yaml").exists()
+
+
+@pytest.mark.parametrize("home", ["/home/a #b", "/home/a: b", "/home/it's"])
+def test_init_quotes_a_home_yaml_would_misread(tmp_path: Path, home: str) -> None:
+    assert main(["init", str(tmp_path), "--home", home]) == ExitCode.OK
+    manifest = parse_manifest((tmp_path / "tether.yaml").read_text(), "tether.yaml")
+    assert manifest.target_home == home
+
+
+def test_target_home_is_an_alias_of_home(tmp_path: Path) -> None:
+    """The same option name as every other command's --target-home."""
+    assert main(["init", str(tmp_path), "--target-home", "/home/bob"]) == ExitCode.OK
+    assert "home: /home/bob" in (tmp_path / "tether.yaml").read_text()

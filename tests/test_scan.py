@@ -202,6 +202,17 @@ def test_json_output_shape(tree: Path, run: Run) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", finding["fingerprint"])
 
 
+def test_json_flag_is_format_json(tree: Path, run: Run) -> None:
+    """`--json`, as every other scriptable command spells it."""
+    code, out, _ = run(["scan", "--json", "app"], tree)
+    assert code == 3
+    assert [(f["path"], f["rule"]) for f in json.loads(out)["findings"]] == [
+        ("app/.env", "github-pat")
+    ]
+    code, _, err = run(["scan", "--json", "--format", "sarif", "app"], tree)
+    assert code == 2 and "--json" in err
+
+
 def test_sarif_output(tree: Path, run: Run) -> None:
     code, out, _ = run(["scan", "--format", "sarif", "app"], tree)
     sarif = json.loads(out)

@@ -39,6 +39,14 @@ def test_snapshot_default_name_then_restore(
         assert tree.read_bytes("configs/.bashrc") == b"alias ll='ls -l'\n"
 
 
+def test_an_empty_name_is_refused_not_replaced_by_the_default(
+    upstream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["snapshot", "--repo", str(upstream), "--state-dir", str(tmp_path / "s"), "--name", ""]
+    assert main(args) == 2
+    assert "not a valid git ref name" in capsys.readouterr().err
+
+
 def test_existing_tag_is_never_moved(
     upstream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -104,7 +112,8 @@ def test_snapshot_needs_a_fresh_fetch(
 ) -> None:
     code = main(["snapshot", "--repo", closed_port, "--state-dir", str(tmp_path / "s")])
     assert code == 4
-    assert "connection refused" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "connection refused" in err and "check the URL" in err
 
 
 def test_snapshot_needs_a_repo(tmp_path: Path) -> None:

@@ -97,3 +97,20 @@ def test_refuses_a_symlinked_store(tmp_path: Path) -> None:
     with pytest.raises(SecretError, match="not a regular file"):
         save_values(link, {"A": "2"})
     assert real.read_text() == "A=1\n"
+
+
+def test_load_refuses_a_symlink_saying_so(tmp_path: Path) -> None:
+    real = tmp_path / "real.env"
+    real.write_text("A=1\n")
+    real.chmod(0o600)
+    (tmp_path / "link.env").symlink_to(real)
+    with pytest.raises(SecretError, match="is a symlink") as info:
+        load_store(tmp_path / "link.env", {})
+    assert info.value.hint
+
+
+def test_load_refuses_a_fifo_instead_of_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "store.env"
+    os.mkfifo(fifo, 0o600)  # open(O_RDONLY) on a fifo blocks until a writer comes
+    with pytest.raises(SecretError, match="not a regular file"):
+        load_store(fifo, {})

@@ -60,6 +60,8 @@ def suspension(state_dir: Path) -> Suspension | None:
         return None
     except OSError as exc:
         return Suspension("unknown", f"flag file unreadable ({exc.strerror})")
+    except UnicodeDecodeError:
+        return Suspension("unknown", "flag file is not UTF-8")
     try:
         data = json.loads(text)
         return Suspension(str(data.get("since", "unknown")), str(data.get("reason", "")))

@@ -34,31 +34,66 @@ def source_options(func: F) -> F:
     func = click.option(
         "--repo", metavar="URL_OR_PATH", help="A git remote holding the config repo."
     )(func)
+    return folder_source_option(
+        "A config repo folder (default: the current folder if it holds tether.yaml)."
+    )(func)
+
+
+STATE_DIR_HELP = (
+    "tether's own state (ledger, mirror, backups, lock) [env: TETHER_STATE_DIR; "
+    "default /var/lib/tether for root, else $XDG_STATE_HOME/tether]."
+)
+
+
+def state_dir_option(help_text: str = STATE_DIR_HELP) -> Callable[[F], F]:
+    """--state-dir, the same everywhere but for what its default means to the command."""
     return click.option(
-        "--source",
-        type=click.Path(path_type=Path, file_okay=False),
-        metavar="DIR",
-        help="A config repo folder (default: the current folder if it holds tether.yaml).",
-    )(func)
-
-
-def host_options(func: F) -> F:
-    """--target-root / --target-home / --state-dir / --secrets-file."""
-    func = click.option(
-        "--secrets-file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        envvar="TETHER_SECRETS_FILE",
-        metavar="FILE",
-        help="The dotenv secret store [env: TETHER_SECRETS_FILE].",
-    )(func)
-    func = click.option(
         "--state-dir",
         type=click.Path(path_type=Path, file_okay=False),
         envvar="TETHER_STATE_DIR",
         metavar="DIR",
-        help="tether's own state (ledger, mirror, backups, lock) [env: TETHER_STATE_DIR; "
-        "default /var/lib/tether for root, else $XDG_STATE_HOME/tether].",
-    )(func)
+        help=help_text,
+    )
+
+
+SECRETS_FILE_HELP = (
+    "The dotenv secret store [env: TETHER_SECRETS_FILE; default: secrets.file of tether.yaml]."
+)
+
+
+def secrets_file_option(help_text: str = SECRETS_FILE_HELP) -> Callable[[F], F]:
+    return click.option(
+        "--secrets-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="TETHER_SECRETS_FILE",
+        metavar="FILE",
+        help=help_text,
+    )
+
+
+def folder_source_option(help_text: str) -> Callable[[F], F]:
+    """--source DIR alone, for commands that read a config repo folder but no remote."""
+    return click.option(
+        "--source",
+        type=click.Path(path_type=Path, file_okay=False),
+        metavar="DIR",
+        help=help_text,
+    )
+
+
+def metrics_file_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--metrics-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
+        help=help_text,
+    )
+
+
+def host_options(func: F) -> F:
+    """--target-root / --target-home / --state-dir / --secrets-file."""
+    func = secrets_file_option()(func)
+    func = state_dir_option()(func)
     func = click.option(
         "--target-home",
         envvar="TARGET_HOME",
@@ -72,17 +107,6 @@ def host_options(func: F) -> F:
         metavar="DIR",
         help="Prefix of every destination, e.g. /host in a container [env: TETHER_TARGET_ROOT; "
         "default /].",
-    )(func)
-
-
-def state_dir_option(func: F) -> F:
-    """--state-dir alone, for commands that keep a mirror but write nothing to the host."""
-    return click.option(
-        "--state-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        envvar="TETHER_STATE_DIR",
-        metavar="DIR",
-        help="tether's own state (the git mirror lives here) [env: TETHER_STATE_DIR].",
     )(func)
 
 
@@ -114,12 +138,12 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(short_help="Check the manifest, inventory, overrides and tracked files.")
 @click.argument(
     "directory", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[DIR]"
 )
 @source_options
-@state_dir_option
+@state_dir_option()
 @json_option
 def validate(
     *,
@@ -134,13 +158,21 @@ def validate(
     from tether.commands.validate import validate as run
     from tether.desired import open_tree
 
+    if directory is not None and source is not None:
+        raise click.UsageError("DIR and --source name two config repos; give one")
     src = SourceOptions.resolve(directory or source, repo, ref)
     return run(open_tree(src, state_dir), as_json=as_json)
 
 
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), metavar="DIR")
-@click.option("--home", "target_home", metavar="DIR", help="target.home to write in tether.yaml.")
+@click.option(
+    "--home",
+    "--target-home",
+    "target_home",
+    metavar="DIR",
+    help="target.home to write in tether.yaml (default: your home); --target-home is an alias.",
+)
 def init(directory: Path, target_home: str | None) -> int:
     """Scaffold a new config repo in DIR (never overwrites a file)."""
     from tether.commands.init import init as run
@@ -165,7 +197,7 @@ def agent() -> None:
     """Run tether on a schedule: systemd timers, or a foreground loop."""
 
 
-@agent.command("install")
+@agent.command("install", short_help="Install systemd timers for reconcile (and capture).")
 @source_options
 @host_options
 @root_option
@@ -240,7 +272,7 @@ def agent_uninstall(root: Path | None, user: bool) -> int:
     return uninstall(root=root, user=user)
 
 
-@agent.command("run")
+@agent.command("run", short_help="Reconcile in the foreground every --interval.")
 @source_options
 @host_options
 @click.option(
@@ -250,12 +282,7 @@ def agent_uninstall(root: Path | None, user: bool) -> int:
     "--jitter", default="30s", show_default=True, metavar="DURATION", help="Random extra wait."
 )
 @click.option("--once", is_flag=True, help="Run one tick and exit with its exit code.")
-@click.option(
-    "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="PATH",
-    help="Each tick writes Prometheus textfile-collector metrics to PATH.",
-)
+@metrics_file_option("Each tick writes Prometheus textfile-collector metrics to FILE.")
 def agent_run(
     *,
     source: Path | None,
@@ -284,7 +311,7 @@ def agent_run(
 
 
 @agent.command("suspend")
-@state_dir_option
+@state_dir_option()
 @click.option("--reason", metavar="TEXT", help="Why (shown by status and the agent).")
 def agent_suspend(state_dir: Path | None, reason: str | None) -> int:
     """Skip scheduled runs until `tether agent resume`."""
@@ -294,7 +321,7 @@ def agent_suspend(state_dir: Path | None, reason: str | None) -> int:
 
 
 @agent.command("resume")
-@state_dir_option
+@state_dir_option()
 def agent_resume(state_dir: Path | None) -> int:
     """Let scheduled runs happen again."""
     from tether.commands.agent import resume_cmd
@@ -302,8 +329,8 @@ def agent_resume(state_dir: Path | None) -> int:
     return resume_cmd(host(None, None, state_dir, None).state_dir)
 
 
-@cli.command()
-@state_dir_option
+@cli.command(short_help="Conditions, revisions and the last runs (0 when Ready, else 3).")
+@state_dir_option()
 @json_option
 def status(state_dir: Path | None, as_json: bool) -> int:
     """Conditions, revisions and the last runs (exit 0 when Ready, 3 otherwise)."""
@@ -312,7 +339,7 @@ def status(state_dir: Path | None, as_json: bool) -> int:
     return run(host(None, None, state_dir, None).state_dir, as_json=as_json)
 
 
-@cli.command()
+@cli.command(short_help="Check that this host can reconcile (repo, secrets, lock, units).")
 @source_options
 @host_options
 @root_option
@@ -342,9 +369,9 @@ def doctor(
     )
 
 
-@cli.command()
+@cli.command(short_help="Tag the remote's head (an annotated tag, never moved).")
 @source_options
-@state_dir_option
+@state_dir_option()
 @click.option("--name", metavar="NAME", help="Tag name (default: snapshots.tag of the manifest).")
 @click.option("--message", metavar="MSG", help="Tag message.")
 @click.option("--push", is_flag=True, help="Push the tag to the remote (fails loudly if rejected).")
@@ -367,9 +394,9 @@ def snapshot(
     return run(src, state_dir, name=name, message=message, push=push, as_json=as_json)
 
 
-@cli.command()
+@cli.command(short_help="List the snapshot tags, newest first.")
 @source_options
-@state_dir_option
+@state_dir_option()
 @click.option("--all", "all_tags", is_flag=True, help="Every tag, not only snapshot tags.")
 @json_option
 def snapshots(
@@ -388,7 +415,7 @@ def snapshots(
     return run(src, state_dir, as_json=as_json, all_tags=all_tags)
 
 
-@cli.command()
+@cli.command(short_help="Find secrets in files, the index, commits or a push.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
 @click.option("--staged", is_flag=True, help="Scan the index (what `git commit` would record).")
 @click.option("--commits", metavar="A..B", help="Scan what each commit in A..B adds.")
@@ -439,6 +466,7 @@ def snapshots(
     metavar="REGEX",
     help="Leave out paths (relative to the repo root) matching this regex; repeatable.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 def scan(  # noqa: PLR0917 (one parameter per click option)
     paths: tuple[Path, ...],
     staged: bool,
@@ -451,6 +479,7 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
     update_baseline: bool,
     max_size: int,
     exclude: tuple[str, ...],
+    as_json: bool,
 ) -> int:
     """Find secrets in files, the index, a commit range or a push (exit 3 when found).
 
@@ -460,6 +489,8 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
     from tether.commands.scan import ScanRequest
     from tether.commands.scan import scan as run
 
+    if as_json and fmt not in ("text", "json"):
+        raise click.UsageError(f"--json and --format {fmt} ask for two formats; give one")
     request = ScanRequest(
         paths=paths,
         staged=staged,
@@ -467,7 +498,7 @@ def scan(  # noqa: PLR0917 (one parameter per click option)
         pre_push=pre_push,
         remote=remote,
         hook=hook,
-        fmt=fmt,
+        fmt="json" if as_json else fmt,
         baseline=baseline,
         update_baseline=update_baseline,
         max_size=max_size,
@@ -481,7 +512,7 @@ def hooks() -> None:
     """Plain git hooks (for repos without the pre-commit framework)."""
 
 
-@hooks.command("install")
+@hooks.command("install", short_help="Install pre-commit and pre-push hooks running `tether scan`.")
 @click.argument(
     "repo", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[REPO]"
 )
@@ -494,22 +525,12 @@ def hooks_install(repo: Path | None, force: bool, chain: bool) -> int:
     return install(repo or Path.cwd(), force=force, chain=chain)
 
 
-def secrets_file_option(func: F) -> F:
-    return click.option(
-        "--secrets-file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        envvar="TETHER_SECRETS_FILE",
-        metavar="FILE",
-        help="The dotenv secret store [env: TETHER_SECRETS_FILE; default: tether.yaml's].",
-    )(func)
-
-
-@cli.command()
+@cli.command(short_help="Replace secrets in files by placeholders; store the values.")
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PATH..."
 )
 @click.option("--check", is_flag=True, help="Write nothing; list what would be redacted.")
-@secrets_file_option
+@secrets_file_option()
 def redact(paths: tuple[Path, ...], check: bool, secrets_file: Path | None) -> int:
     """Replace secrets in PATH... by named placeholders; store the values.
 
@@ -520,41 +541,33 @@ def redact(paths: tuple[Path, ...], check: bool, secrets_file: Path | None) -> i
     return run(list(paths), check=check, secrets_file=secrets_file)
 
 
-@cli.group()
+@cli.group(short_help="Check the secret store against the repo's placeholders.")
 def secrets() -> None:
     """The secret store against the config repo's placeholders (names only, never values)."""
 
 
 @secrets.command("list")
-@click.option(
-    "--source",
-    type=click.Path(path_type=Path, file_okay=False),
-    metavar="DIR",
-    help="The config repo folder (default: the current folder).",
-)
-@secrets_file_option
+@folder_source_option("The config repo folder (default: the current folder).")
+@secrets_file_option()
 @json_option
 def secrets_list(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
     """Every secret name: whether it is stored and where the repo uses it."""
     from tether.commands.secrets import list_secrets
 
-    return list_secrets(source, secrets_file, as_json=as_json)
+    folder = SourceOptions.resolve(source, None, None).folder  # same checks as every --source
+    return list_secrets(folder, secrets_file, as_json=as_json)
 
 
 @secrets.command("check")
-@click.option(
-    "--source",
-    type=click.Path(path_type=Path, file_okay=False),
-    metavar="DIR",
-    help="The config repo folder (default: the current folder).",
-)
-@secrets_file_option
+@folder_source_option("The config repo folder (default: the current folder).")
+@secrets_file_option()
 @json_option
 def secrets_check(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
     """Exit 3 when a placeholder in the repo has no value in the store."""
     from tether.commands.secrets import check_secrets
 
-    return check_secrets(source, secrets_file, as_json=as_json)
+    folder = SourceOptions.resolve(source, None, None).folder  # same checks as every --source
+    return check_secrets(folder, secrets_file, as_json=as_json)
 
 
 def wait_option(func: F) -> F:
@@ -567,7 +580,7 @@ def wait_option(func: F) -> F:
     )(func)
 
 
-@cli.command()
+@cli.command(short_help="Plan (default) or apply the config repo onto this host.")
 @click.option(
     "--plan/--apply",
     "plan_only",
@@ -597,12 +610,7 @@ def wait_option(func: F) -> F:
     is_flag=True,
     help="Fail when the remote cannot be fetched (default: carry on from the last fetch, exit 3).",
 )
-@click.option(
-    "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="PATH",
-    help="Write Prometheus textfile-collector metrics of this run to PATH.",
-)
+@metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
 @source_options
 @host_options
@@ -646,15 +654,12 @@ def reconcile(  # noqa: PLR0917
     )
 
 
-@cli.command()
+@cli.command(short_help="Copy allowlisted host files into the repo, redacted, and push.")
 @click.option(
     "--repo", metavar="URL_OR_PATH", help="The remote to capture into [default: capture.remote]."
 )
-@click.option(
-    "--source",
-    type=click.Path(path_type=Path, file_okay=False),
-    metavar="DIR",
-    help="A config repo folder whose tether.yaml names capture.remote (default: the current one).",
+@folder_source_option(
+    "A config repo folder whose tether.yaml names capture.remote (default: the current one)."
 )
 @click.option(
     "--branch",
@@ -673,12 +678,7 @@ def reconcile(  # noqa: PLR0917
     metavar="PATH",
     help="Resolve a conflict for PATH (or glob) with the host's version (repeatable).",
 )
-@click.option(
-    "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    metavar="FILE",
-    help="Write Prometheus textfile metrics of this run.",
-)
+@metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
 @host_options
 @json_option
@@ -723,21 +723,11 @@ def capture(  # noqa: PLR0917
     )
 
 
-@cli.command("apply")
+@cli.command("apply", short_help="Apply a saved plan exactly, or refuse it whole.")
 @click.argument("plan_file", type=click.Path(path_type=Path, dir_okay=False), metavar="PLAN.json")
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="TETHER_STATE_DIR",
-    metavar="DIR",
-    help="State dir (default: the one the plan was made with) [env: TETHER_STATE_DIR].",
-)
-@click.option(
-    "--secrets-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="TETHER_SECRETS_FILE",
-    metavar="FILE",
-    help="The dotenv secret store [env: TETHER_SECRETS_FILE].",
+@state_dir_option("State dir (default: the one the plan was made with) [env: TETHER_STATE_DIR].")
+@secrets_file_option(
+    "The dotenv secret store (default: the one the plan was made with) [env: TETHER_SECRETS_FILE]."
 )
 @wait_option
 @json_option
@@ -753,13 +743,7 @@ def apply_cmd(
 
 
 @cli.group(invoke_without_command=True)
-@click.option(
-    "--state-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="TETHER_STATE_DIR",
-    metavar="DIR",
-    help="tether's state dir [env: TETHER_STATE_DIR].",
-)
+@state_dir_option()
 @json_option
 @click.pass_context
 def backups(ctx: click.Context, state_dir: Path | None, as_json: bool) -> int:
@@ -774,7 +758,7 @@ def backups(ctx: click.Context, state_dir: Path | None, as_json: bool) -> int:
     return list_backups(ctx.obj, as_json=as_json)
 
 
-@backups.command("restore")
+@backups.command("restore", short_help="Put backup ID back at its destination.")
 @click.argument("backup_id", metavar="ID")
 @wait_option
 @click.pass_obj

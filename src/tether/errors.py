@@ -35,26 +35,29 @@ class UsageError(TetherError):
     exit_code = ExitCode.USAGE
 
 
-class ManifestError(TetherError):
+class ProblemsError(TetherError):
+    """A file with several problems, each a `where: what` line, all reported at once."""
+
+    def __init__(self, problems: list[str], *, hint: str | None = None) -> None:
+        super().__init__(problems[0] if problems else f"invalid {self.subject}", hint=hint)
+        self.problems = problems
+
+    subject = "file"
+
+    def line(self) -> str:
+        return "\n".join(self.problems) if len(self.problems) > 1 else super().line()
+
+
+class ManifestError(ProblemsError):
     """tether.yaml is unreadable, not YAML, or not valid against the schema."""
 
-    def __init__(self, problems: list[str], *, hint: str | None = None) -> None:
-        super().__init__(problems[0] if problems else "invalid manifest", hint=hint)
-        self.problems = problems
-
-    def line(self) -> str:
-        return "\n".join(self.problems) if len(self.problems) > 1 else super().line()
+    subject = "manifest"
 
 
-class InventoryError(TetherError):
+class InventoryError(ProblemsError):
     """include-paths.txt is unreadable or holds an unsafe path."""
 
-    def __init__(self, problems: list[str], *, hint: str | None = None) -> None:
-        super().__init__(problems[0] if problems else "invalid inventory", hint=hint)
-        self.problems = problems
-
-    def line(self) -> str:
-        return "\n".join(self.problems) if len(self.problems) > 1 else super().line()
+    subject = "inventory"
 
 
 class SourceError(TetherError):

@@ -19,7 +19,10 @@ EXIT_CODE_TABLE = (
     (ExitCode.OK, "nothing to do / success"),
     (ExitCode.CHANGES, "changes pending (plan only)"),
     (ExitCode.USAGE, "usage error"),
-    (ExitCode.ATTENTION, "needs attention (drift, conflict, blocked, findings, stale source)"),
+    (
+        ExitCode.ATTENTION,
+        "needs attention (drift, conflict, blocked, findings, stale source, lock held)",
+    ),
     (ExitCode.ERROR, "error (bad input, remote, permissions; one line on stderr)"),
     (ExitCode.BUG, "internal error (traceback in the log file named on stderr)"),
     (ExitCode.INTERRUPTED, "interrupted"),

@@ -105,9 +105,11 @@ class WorkRepo:
         candidates = [raw] if raw.startswith(b"refs/") or raw == b"HEAD" else []
         candidates += [b"refs/heads/" + raw, b"refs/tags/" + raw, b"refs/remotes/" + raw]
         for candidate in candidates:
-            ref = Ref(candidate)
-            if ref in self.repo.refs:
-                return self._peel(self.repo.refs[ref], name)
+            try:
+                sha = self.repo.refs[Ref(candidate)]
+            except KeyError:  # absent, or a symref to an unborn branch (HEAD before a commit)
+                continue
+            return self._peel(sha, name)
         if _SHA.match(name) and ObjectID(raw) in self.repo.object_store:
             return self._peel(ObjectID(raw), name)
         if 4 <= len(name) < 40 and re.fullmatch(r"[0-9a-f]+", name):

@@ -1,8 +1,9 @@
 """The git layer: a bare mirror per remote, refs, trees, blobs, tags, commits and pushes.
 
 With `gitread.py` (read-only access to the local work repo a hook runs in), this is the only
-module that imports dulwich (research/dulwich_tooling.md says which calls are safe). Every Repo is opened in a `with` block; every commit and tag gets an explicit identity;
-every push checks the per-ref status the server returns. Credentials never reach the mirror's
+module that imports dulwich (research/dulwich_tooling.md says which calls are safe). Every Repo
+is opened in a `with` block; every commit and tag gets an explicit identity; every push checks
+the per-ref status the server returns. Credentials never reach the mirror's
 files or a message: an http(s) URL's user and password are stripped from the stored URL and sent
 as arguments, and every URL shown is masked.
 """
@@ -49,7 +50,7 @@ from dulwich.pack import UnpackedObject, pack_objects_to_data
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
-from tether.errors import GitError, UsageError
+from tether.errors import GitError, StateError, UsageError
 from tether.inventory import check_relative_path
 from tether.options import mask_url
 
@@ -156,7 +157,12 @@ def parse_remote(
             return Remote(url=location, display=display)
         local = str(Path(location).expanduser().resolve())
         return Remote(url=local, display=local)
-    parts = urlsplit(location)
+    try:
+        parts = urlsplit(location)
+    except ValueError:  # a bad [IPv6] host; the reason may quote the URL, so it is not shown
+        raise UsageError(
+            f"--repo {display}: not a valid URL", hint="check the host (an IPv6 one in [...])"
+        ) from None
     scheme = parts.scheme.lower()
     user = unquote(parts.username) if parts.username else None
     secret = unquote(parts.password) if parts.password is not None else None
@@ -276,11 +282,29 @@ class FetchState:
     fetched_at: str | None
 
 
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(
+            f"{path.parent}: cannot create the mirror folder ({exc.strerror})",
+            hint="check --state-dir (TETHER_STATE_DIR) and its permissions",
+        ) from None
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """One fetch per mirror at a time (two timers, or a timer and a person)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / f".{path.name}.lock").open("a") as handle:
+    _make_parent(path)
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        handle = lock.open("a")
+    except OSError as exc:
+        raise StateError(
+            f"{lock}: cannot open the mirror lock ({exc.strerror})",
+            hint="check --state-dir (TETHER_STATE_DIR) and its permissions",
+        ) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -419,7 +443,7 @@ def _transport_failure(remote: Remote, exc: BaseException, doing: str) -> FetchF
 
 def _clone(remote: Remote, path: Path) -> tuple[str | None, dict[str, str]]:
     """Fetch into a fresh bare repo beside `path`, then move it into place: never half a mirror."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         with Repo.init_bare(str(tmp)) as repo:
@@ -502,13 +526,6 @@ def fetch(remote: Remote, state_dir: Path) -> FetchResult:
                 ) from None
             raise
     return FetchResult(path, head, refs, cloned=True, warnings=tuple(warnings))
-
-
-def mirror_head(path: Path) -> str | None:
-    """The default branch the mirror last saw, e.g. "refs/heads/main"."""
-    with Repo(str(path)) as repo:
-        target = repo.refs.get_symrefs().get(Ref(b"HEAD"))
-        return target.decode() if target else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,7 +137,11 @@ def open_remote_tree(
             forced_refs, warnings = result.forced, result.warnings
         except gitstore.FetchFailed as exc:
             if require_fresh:
-                raise GitError(exc.message, hint="--require-fresh: not using the mirror") from None
+                raise GitError(
+                    exc.message,
+                    hint="check the URL, the network and the credentials (a fresh fetch is "
+                    "required here: --require-fresh, or a snapshot; the mirror is not used)",
+                ) from None
             stale = exc.reason
     if stale is not None:
         if not gitstore.has_mirror(state_dir, remote):

@@ -30,9 +30,9 @@ def source_args(source: SourceOptions) -> list[str]:
     if source.repo is not None:
         if mask_url(source.repo) != source.repo:
             raise UsageError(
-                f"--repo {mask_url(source.repo)}: the URL holds a password",
+                f"--repo {mask_url(source.repo)}: the URL holds a password or token",
                 hint="unit files and process lists are readable by every user; "
-                "use an ssh deploy key or a git credential helper instead",
+                "use an ssh deploy key, or TETHER_GIT_TOKEN in a root-only EnvironmentFile",
             )
         return ["--repo", source.repo, *(["--ref", source.ref] if source.ref else [])]
     assert source.folder is not None

@@ -25,6 +25,7 @@ from tether.commands.status import lock_held
 from tether.commands.validate import check_config_repo
 from tether.configrepo import ConfigRepo, open_config_repo
 from tether.desired import open_tree
+from tether.engine import secrets_path
 from tether.errors import GitError, SourceError, StateError, TetherError
 from tether.exitcodes import ExitCode
 from tether.findings import Level
@@ -77,12 +78,7 @@ class DoctorContext:
 
     @cached_property
     def store_path(self) -> Path:
-        if self.host.secrets_file is not None:
-            return self.host.secrets_file
-        configured = self.repo.manifest.secrets_file
-        home = self.host.target_home or self.repo.manifest.target_home
-        text = f"{home}/{configured[2:]}" if configured.startswith("~/") else configured
-        return self.host.target_root / text.lstrip("/")
+        return secrets_path(self.repo, self.host)  # the very file reconcile fills from
 
     @cached_property
     def store(self) -> SecretStore:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import click
 
-from tether.errors import TetherError
+from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
+from tether.fsutil import write_atomic
 from tether.gitread import hooks_dir
 
 HOOK_NAMES = ("pre-commit", "pre-push")
@@ -93,19 +93,12 @@ def plan_install(folder: Path, *, force: bool, chain: bool) -> list[Plan]:
     return plans
 
 
-def _write_executable(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        Path(tmp).chmod(0o755)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def install(path: Path, *, force: bool = False, chain: bool = False) -> int:
+    if force and chain:
+        raise UsageError(
+            "--force and --chain ask for two things",
+            hint="--chain keeps the foreign hook, --force replaces it: give one",
+        )
     folder = hooks_dir(path)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -116,7 +109,7 @@ def install(path: Path, *, force: bool = False, chain: bool = False) -> int:
                 plan.target.replace(plan.target.with_name(plan.name + CHAINED_SUFFIX))
             elif plan.action == "replace":
                 shutil.copy2(plan.target, plan.target.with_name(plan.name + BACKUP_SUFFIX))
-            _write_executable(plan.target, hook_text(plan.name, tether))
+            write_atomic(plan.target, hook_text(plan.name, tether).encode(), 0o755)
     except OSError as exc:
         raise TetherError(
             f"{folder}: cannot install hooks ({exc.strerror})",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
 import click
+import yaml
 
-from tether.errors import TetherError
+from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
 
 # (path in the new repo, template file in tether/templates)
@@ -24,10 +26,20 @@ def _template(name: str) -> str:
     return resources.files("tether").joinpath("templates", name).read_text(encoding="utf-8")
 
 
+def yaml_scalar(text: str) -> str:
+    """`text` as written after `key: `: plain when YAML reads it back unchanged, else quoted."""
+    try:
+        if yaml.safe_load(f"k: {text}") == {"k": text}:
+            return text
+    except yaml.YAMLError:
+        pass
+    return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
+
+
 def init(directory: Path, *, target_home: str | None) -> int:
     home = target_home or str(Path.home())
     if not home.startswith("/"):
-        raise TetherError(f"--home {home}: not absolute", hint="write it as /home/NAME")
+        raise UsageError(f"--home {home}: not absolute", hint="write it as /home/NAME")
     written, kept = [], []
     for relpath, template in SCAFFOLD:
         target = directory / relpath
@@ -37,7 +49,7 @@ def init(directory: Path, *, target_home: str | None) -> int:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("x", encoding="utf-8") as out:
-                out.write(_template(template).replace("{home}", home))
+                out.write(_template(template).replace("{home}", yaml_scalar(home)))
         except OSError as exc:
             raise TetherError(
                 f"{target}: cannot write ({exc.strerror})", hint="check the folder's permissions"

@@ -17,7 +17,8 @@ import click
 
 from tether.errors import SecretError, TetherError, UsageError
 from tether.exitcodes import ExitCode
-from tether.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME, parse_manifest
+from tether.fsutil import write_atomic
+from tether.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME, load_manifest
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.store import load_store, save_values
 
@@ -52,7 +53,7 @@ def find_repo(start: Path) -> RepoContext:
     for candidate in (folder, *folder.parents):
         manifest = candidate / MANIFEST_NAME
         if manifest.is_file():
-            parsed = parse_manifest(manifest.read_text(encoding="utf-8"), str(manifest))
+            parsed = load_manifest(manifest)
             return RepoContext(candidate, parsed.source, parsed.secrets_file)
     return RepoContext(None)
 
@@ -94,18 +95,9 @@ def read_text(path: Path) -> str | None:
 
 def write_text(path: Path, text: str) -> None:
     """Replace the file atomically, keeping its mode."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    tmp = path.with_name(f".{path.name}.tether-{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.chmod(mode)
-        tmp.replace(path)
+        write_atomic(path, text.encode("utf-8"), stat.S_IMODE(path.stat().st_mode))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TetherError(
             f"{path}: cannot write ({exc.strerror})", hint="check permissions and free space"
         ) from None

@@ -76,6 +76,7 @@ class ScanRequest:
 
 
 def find_git_root(start: Path) -> Path | None:
+    """gitread.find_root without importing dulwich (a plain file scan never needs it)."""
     here = start.resolve()
     for folder in (here, *here.parents):
         if (folder / ".git").exists():
@@ -96,12 +97,12 @@ def _display(path: Path, root: Path) -> str:
 
 def default_targets(cwd: Path) -> list[Path]:
     """The config repo's source folder when run in one, else the current folder."""
-    from tether.manifest import MANIFEST_NAME, parse_manifest  # noqa: PLC0415 (start-up)
+    from tether.manifest import MANIFEST_NAME, load_manifest  # noqa: PLC0415 (start-up)
 
     manifest = cwd / MANIFEST_NAME
     if not manifest.is_file():
         return [cwd]
-    parsed = parse_manifest(manifest.read_text(encoding="utf-8"), str(manifest))
+    parsed = load_manifest(manifest)
     return [cwd / parsed.source]
 
 
@@ -238,7 +239,8 @@ def run_scan(
     request.check()
     environ = os.environ if environ is None else environ
     cwd = cwd or Path.cwd()
-    root = find_git_root(cwd) or cwd
+    git_root = find_git_root(cwd)
+    root = git_root or cwd
     baseline_path = request.baseline or root / BASELINE_NAME
     baseline = load_baseline(baseline_path)
     salt = baseline.salt if baseline else new_salt()
@@ -250,7 +252,7 @@ def run_scan(
     scanner.path_filter = lambda path: excluded.search(path) is None
     hook_push = request.hook and "PRE_COMMIT_REMOTE_NAME" in environ
     if request.staged or request.commits is not None or request.pre_push or hook_push:
-        if find_git_root(cwd) is None:
+        if git_root is None:
             raise TetherError(f"{cwd}: not inside a git repository", hint="run it in a work tree")
         if hook_push:
             request = ScanRequest(pre_push=True, exclude=request.exclude)

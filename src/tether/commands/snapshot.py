@@ -72,7 +72,7 @@ def snapshot(
     ) as tree:
         _echo_notices(tree)
         manifest = _manifest(tree)
-        tag = name or tag_name(manifest.snapshot_tag, moment)
+        tag = name if name is not None else tag_name(manifest.snapshot_tag, moment)
         tagger = manifest.capture.author or f"tether <tether@{socket.gethostname()}>"
         text = message or f"tether snapshot of {_short(tree.ref) or tree.commit[:12]}"
         info = gitstore.create_tag(

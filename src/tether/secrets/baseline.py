@@ -8,14 +8,13 @@ needs the path and the rule, and the baseline never holds a plain or unsalted ha
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tether.errors import TetherError
+from tether.fsutil import write_atomic
 from tether.secrets.scan import Finding
 
 BASELINE_NAME = ".tether-baseline.json"
@@ -69,19 +68,9 @@ def write_baseline(path: Path, salt: bytes, findings: Sequence[Finding]) -> None
         "salt": salt.hex(),
         "findings": [{"path": p, "rule": r, "fingerprint": fp} for p, r, fp in sorted(unique)],
     }
-    folder = path.parent
+    text = json.dumps(payload, indent=2) + "\n"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(payload, out, indent=2)
-                out.write("\n")
-                out.flush()
-                os.fsync(out.fileno())
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, text.encode("utf-8"), 0o644)  # committed, like any file of the repo
     except OSError as exc:
         raise TetherError(
             f"{path}: cannot write the baseline ({exc.strerror})",

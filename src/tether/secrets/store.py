@@ -168,13 +168,23 @@ def load_store(path: Path | None, environ: Mapping[str, str] | None = None) -> S
     if path is None:
         return SecretStore(None, {}, env)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: opening a fifo must not wait for a writer (it is refused just below)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return SecretStore(path, {}, env)
     except OSError as exc:
+        if path.is_symlink():
+            raise SecretError(
+                f"{path}: is a symlink", hint="point --secrets-file at the file itself"
+            ) from None
         raise SecretError(f"{path}: cannot read the secret store ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
-        check_private(path, os.fstat(handle.fileno()))
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise SecretError(
+                f"{path}: not a regular file", hint="point --secrets-file at a plain file"
+            )
+        check_private(path, st)
         raw = handle.read()
     try:
         text = raw.decode("utf-8")
