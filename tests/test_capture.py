@@ -565,3 +565,15 @@ def test_bookkeeping_that_fails_after_a_push_is_a_warning(
     assert "tether: warning: run not recorded" in err and "and pushed to" in err
     assert "configs/app/config.yml" in world.files_at(world.head())
     assert load_runs(world.state)[-1].exit_code == ExitCode.OK
+
+
+def test_a_source_manifest_that_is_not_utf8_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "checkout"
+    folder.mkdir()
+    (folder / "tether.yaml").write_bytes(b"version: 1\ncapture: {remote: \xff}\n")
+    code = main(["capture", "--source", str(folder), "--state-dir", str(tmp_path / "state")])
+    err = capsys.readouterr().err
+    assert code == ExitCode.ERROR
+    assert err == f"tether: {folder / 'tether.yaml'}: not UTF-8 text (save the file as UTF-8)\n"

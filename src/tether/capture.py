@@ -28,12 +28,12 @@ from typing import NamedTuple
 from tether import gitstore
 from tether.configrepo import ConfigRepo, open_config_repo
 from tether.desired import destination, names_host
-from tether.errors import GitError, SourceError, UsageError
+from tether.errors import GitError, SourceError
 from tether.gittree import RemoteTree
 from tether.host import Confinement, Probe, read_regular, require_root
 from tether.inventory import matches
 from tether.ledger import Keyring, LedgerEntry, git_blob_id
-from tether.manifest import MANIFEST_NAME, parse_manifest
+from tether.manifest import MANIFEST_NAME, load_manifest
 from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.render import has_marker, render
@@ -172,12 +172,7 @@ def open_tip(settings: Settings, tip: Tip) -> tuple[ConfigRepo, RemoteTree]:
 
 def manifest_remote(source: Path) -> tuple[str | None, str | None]:
     """`capture.remote` and `capture.branch` of the manifest in a config repo folder."""
-    path = source / MANIFEST_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
-    manifest = parse_manifest(text, str(path))
+    manifest = load_manifest(source / MANIFEST_NAME)
     return manifest.capture.remote, manifest.capture.branch
 
 
