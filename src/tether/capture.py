@@ -38,7 +38,7 @@ from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.render import has_marker, render
 from tether.secrets.scan import Finding, Scanner, default_rules
-from tether.secrets.store import SecretStore, load_store
+from tether.secrets.store import SecretStore, load_store, store_path
 
 ATTEMPTS = 3
 PENDING_PREFIX = "refs/tether/pending/"
@@ -500,7 +500,7 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
         obs = observe(settings, repo, tip, found, root)
         binary = {t.path for t in found if t.allow_binary and t.path in obs.reads}
         binary = {p for p in binary if b"\0" in obs.reads[p].host[:BINARY_PROBE]}
-        store = load_store(secrets_path(settings, repo))
+        store = load_store(store_path(settings.secrets_file, repo.manifest.secrets_file))
         values = redact_reads(obs, repo, tip, store.file_values, binary, settings.ledger)
         added, rotated = store_changes(store, values)
         changes = classify(settings, repo, tip, obs, store, values)
@@ -513,10 +513,6 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
     return Plan(
         tip, repo, store, obs, changes, values, tuple(added), tuple(rotated), tuple(findings), diffs
     )
-
-
-def secrets_path(settings: Settings, repo: ConfigRepo) -> Path:
-    return settings.secrets_file or Path(repo.manifest.secrets_file).expanduser()
 
 
 def has_conflict(plan: Plan) -> bool:

@@ -29,7 +29,7 @@ from tether.ledger import (
 from tether.lock import try_lock
 from tether.options import HostOptions, SourceOptions
 from tether.planner import A, D, L, Plan, plan
-from tether.secrets.store import SecretStore, load_store
+from tether.secrets.store import SecretStore, load_store, store_path
 
 MARKER_NAME = "applying.json"
 
@@ -100,10 +100,6 @@ def resolve_paths(repo: ConfigRepo, host: HostOptions, explicit_root: bool) -> t
     return root, host.target_home or repo.manifest.target_home
 
 
-def secrets_path(repo: ConfigRepo, host: HostOptions) -> Path:
-    return host.secrets_file or Path(repo.manifest.secrets_file).expanduser()
-
-
 def recover(state_dir: Path, *, have_lock: bool) -> int:
     """Finish after a killed apply: remove its temp files, and record in the ledger the files
     it did replace (their bytes match the journal), so they are not mistaken for host edits.
@@ -172,7 +168,7 @@ def prepare(
     root, home = resolve_paths(repo, host, explicit_root)
     require_root(root)
     keyring = load_key(state_dir)
-    store = load_store(secrets_path(repo, host))
+    store = load_store(store_path(host.secrets_file, repo.manifest.secrets_file))
     ledger = {} if rebuild_ledger else load_ledger(state_dir)
     desired = build_desired(
         repo,

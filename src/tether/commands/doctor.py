@@ -25,7 +25,6 @@ from tether.commands.status import lock_held
 from tether.commands.validate import check_config_repo
 from tether.configrepo import ConfigRepo, open_config_repo
 from tether.desired import open_tree
-from tether.engine import secrets_path
 from tether.errors import GitError, SourceError, StateError, TetherError
 from tether.exitcodes import ExitCode
 from tether.findings import Level
@@ -33,7 +32,7 @@ from tether.ledger import ledger_path, load_ledger
 from tether.lock import INFO_NAME, LOCK_NAME
 from tether.options import HostOptions, SourceOptions
 from tether.secrets.render import has_marker, render
-from tether.secrets.store import SecretStore, load_store
+from tether.secrets.store import SecretStore, load_store, store_path
 from tether.sourcetree import SourceTree
 from tether.units import RECONCILE, exec_program, unit_dir, wants_link
 
@@ -78,7 +77,8 @@ class DoctorContext:
 
     @cached_property
     def store_path(self) -> Path:
-        return secrets_path(self.repo, self.host)  # the very file reconcile fills from
+        # the very file reconcile fills from
+        return store_path(self.host.secrets_file, self.repo.manifest.secrets_file)
 
     @cached_property
     def store(self) -> SecretStore:

@@ -162,6 +162,12 @@ class SecretStore:
         return f"SecretStore(path={self.path!s}, names={len(self.file_values)})"
 
 
+def store_path(explicit: Path | None, configured: str) -> Path:
+    """--secrets-file (or TETHER_SECRETS_FILE), else the manifest's `secrets.file`; `~` there is
+    the home of the user running tether. Every command that reads the store asks here."""
+    return explicit or Path(configured).expanduser()
+
+
 def load_store(path: Path | None, environ: Mapping[str, str] | None = None) -> SecretStore:
     """Read the store; a missing file is an empty store (files needing it end up blocked)."""
     env = dict(os.environ if environ is None else environ)
