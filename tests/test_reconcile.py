@@ -422,3 +422,11 @@ def test_diff_masks_a_host_secret_the_store_does_not_know(site: Site) -> None:
     assert old not in result.out + result.err
     assert "-PASSWORD=(secret APP_PASSWORD, host's value)" in result.out
     assert "+PASSWORD=(secret APP_PASSWORD)" in result.out
+
+
+def test_out_goes_with_a_plan_not_an_apply(site: Site, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = site.reconcile("--apply", "--out", str(out))
+    assert result.code == ExitCode.USAGE
+    assert "--out saves a plan" in result.err and not out.exists()
+    assert not site.dest("app/a.conf").exists()  # nothing applied either

@@ -11,7 +11,7 @@ import click
 from tether.applier import Report, apply_plan
 from tether.desired import StaleSource
 from tether.engine import Run, prepare, recover
-from tether.errors import HostError
+from tether.errors import HostError, UsageError
 from tether.exitcodes import ExitCode
 from tether.fsutil import write_atomic
 from tether.host import DryRunHost, Host, RealHost, describe_os_error
@@ -174,6 +174,11 @@ def reconcile(
 ) -> int:
     apply = env_flag("DRY_RUN", "false") if apply is None else apply
     overwrite = overwrite or env_flag("OVERWRITE", "true")
+    if apply and out is not None:
+        raise UsageError(
+            "--out saves a plan to apply later, so it goes with --plan, not --apply",
+            hint="run `tether reconcile --out PLAN.json`, then `tether apply PLAN.json`",
+        )
     state_dir = ensure_state_dir(host.state_dir)
     if rebuild_ledger:
         with state_lock(state_dir, "reconcile --rebuild-ledger", wait) as dead:
