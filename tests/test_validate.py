@@ -117,3 +117,22 @@ def test_a_clean_repo_has_no_findings(tmp_path: Path) -> None:
 def test_service_cycle(graph: dict[str, list[str]], cycle: list[str] | None) -> None:
     services = tuple(Service(name=n, after=tuple(a)) for n, a in graph.items())
     assert service_cycle(services) == cycle
+
+
+def test_manifest_findings_name_their_line(tmp_path: Path) -> None:
+    manifest = MINIMAL_MANIFEST + (  # lines 1-3
+        "files:\n"  # 4
+        "  tratefik/*.yml: {mode: '0600'}\n"  # 5
+        "services:\n"  # 6
+        "  - name: web\n"  # 7
+        "    after: [db, dbb]\n"  # 8
+        "  - name: db\n"  # 9
+        "    after: [web]\n"  # 10
+    )
+    repo = make_config_repo(tmp_path, {"a.yml": "x\n"}, manifest=manifest)
+    where = {f.message.split(":")[0]: f.where for f in check_config_repo(FolderTree(repo))}
+    assert where["files"] == "tether.yaml:5:3"
+    assert where["service 'web' is after unknown service 'dbb' (did you mean 'db'?)"] == (
+        "tether.yaml:8:17"
+    )
+    assert where["services form a cycle"] == "tether.yaml:8:12"

@@ -5,12 +5,13 @@ from __future__ import annotations
 import difflib
 
 from tether.configrepo import ConfigRepo, open_config_repo
-from tether.errors import InventoryError, ManifestError
+from tether.errors import InventoryError, ManifestError, TetherError
 from tether.exitcodes import ExitCode
 from tether.findings import Finding, count, echo_findings, from_lines
 from tether.inventory import matches
-from tether.manifest import Service
+from tether.manifest import MANIFEST_NAME, Service
 from tether.sourcetree import SourceTree
+from tether.yamlload import YamlDocument, YamlLoadError, load_yaml
 
 
 def service_cycle(services: tuple[Service, ...]) -> list[str] | None:
@@ -39,14 +40,46 @@ def service_cycle(services: tuple[Service, ...]) -> list[str] | None:
     return None
 
 
-def _check_services(repo: ConfigRepo) -> list[Finding]:
-    where = repo.manifest.origin
+class _Positions:
+    """`tether.yaml:LINE:COL` of a manifest node, parsed only when a finding needs one."""
+
+    def __init__(self, repo: ConfigRepo) -> None:
+        self.repo = repo
+        self.doc: YamlDocument | None = None
+
+    def _doc(self) -> YamlDocument | None:
+        if self.doc is None:
+            try:
+                self.doc = load_yaml(self.repo.tree.read_bytes(MANIFEST_NAME).decode("utf-8"))
+            except (TetherError, YamlLoadError, UnicodeDecodeError):
+                return None
+        return self.doc
+
+    def at(self, *path: str | int) -> str:
+        doc = self._doc()
+        if doc is None:
+            return self.repo.manifest.origin
+        line, column = doc.position(list(path))
+        return f"{self.repo.manifest.origin}:{line}:{column}"
+
+    def key(self, parent: str, key: str) -> str:
+        """Where the key `key` of the top-level mapping `parent` is written."""
+        doc = self._doc()
+        if doc is None:
+            return self.repo.manifest.origin
+        line, column = doc.key_position([parent], key)
+        return f"{self.repo.manifest.origin}:{line}:{column}"
+
+
+def _check_services(repo: ConfigRepo, at: _Positions) -> list[Finding]:
     names = {s.name for s in repo.manifest.services}
     findings = []
-    for service in repo.manifest.services:
+    for index, service in enumerate(repo.manifest.services):
         if service.name in service.after:
+            where = at.at("services", index, "after")
             findings.append(Finding("error", where, f"service {service.name!r} is after itself"))
-        for dep in service.after:
+        for number, dep in enumerate(service.after):
+            where = at.at("services", index, "after", number)
             if dep not in names:
                 close = difflib.get_close_matches(dep, sorted(names), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -57,22 +90,24 @@ def _check_services(repo: ConfigRepo) -> list[Finding]:
                         f"service {service.name!r} is after unknown service {dep!r}{hint}",
                     )
                 )
-        for pattern in service.paths:
+        for number, pattern in enumerate(service.paths):
             if not any(matches(pattern, p) for p in repo.tracked_paths):
                 findings.append(
                     Finding(
                         "warning",
-                        where,
+                        at.at("services", index, "paths", number),
                         f"service {service.name!r}: path {pattern!r} matches no tracked file",
                     )
                 )
     cycle = service_cycle(repo.manifest.services)
     if cycle:
+        first = next(i for i, s in enumerate(repo.manifest.services) if s.name == cycle[0])
+        where = at.at("services", first, "after")
         findings.append(Finding("error", where, f"services form a cycle: {' -> '.join(cycle)}"))
     return findings
 
 
-def _check_overrides(repo: ConfigRepo) -> list[Finding]:
+def _check_overrides(repo: ConfigRepo, at: _Positions) -> list[Finding]:
     findings = []
     tracked = repo.tracked_paths
     for override in repo.manifest.files:
@@ -82,7 +117,7 @@ def _check_overrides(repo: ConfigRepo) -> list[Finding]:
             findings.append(
                 Finding(
                     "error",
-                    repo.manifest.origin,
+                    at.key("files", override.pattern),
                     f"files: {override.pattern!r} matches no tracked path{hint}",
                 )
             )
@@ -91,7 +126,7 @@ def _check_overrides(repo: ConfigRepo) -> list[Finding]:
             findings.append(
                 Finding(
                     "warning",
-                    repo.manifest.origin,
+                    at.at("secrets", "map", pattern),
                     f"secrets.map: {pattern!r} matches no tracked path",
                 )
             )
@@ -128,7 +163,8 @@ def check_config_repo(tree: SourceTree) -> list[Finding]:
         repo = open_config_repo(tree)
     except (ManifestError, InventoryError) as exc:
         return from_lines("error", exc.problems)
-    return _check_tracked(repo) + _check_overrides(repo) + _check_services(repo)
+    at = _Positions(repo)
+    return _check_tracked(repo) + _check_overrides(repo, at) + _check_services(repo, at)
 
 
 def validate(tree: SourceTree, *, as_json: bool) -> int:
