@@ -45,15 +45,22 @@ STATE_DIR_HELP = (
 )
 
 
-def state_dir_option(help_text: str = STATE_DIR_HELP) -> Callable[[F], F]:
-    """--state-dir, the same everywhere but for what its default means to the command."""
+def path_option(
+    name: str, help_text: str, *, folder: bool, envvar: str | None = None
+) -> Callable[[F], F]:
+    """A --NAME PATH option: a folder (DIR) or a file (FILE), optionally read from `envvar`."""
     return click.option(
-        "--state-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        envvar="TETHER_STATE_DIR",
-        metavar="DIR",
+        name,
+        type=click.Path(path_type=Path, file_okay=not folder, dir_okay=folder),
+        envvar=envvar,
+        metavar="DIR" if folder else "FILE",
         help=help_text,
     )
+
+
+def state_dir_option(help_text: str = STATE_DIR_HELP) -> Callable[[F], F]:
+    """--state-dir, the same everywhere but for what its default means to the command."""
+    return path_option("--state-dir", help_text, folder=True, envvar="TETHER_STATE_DIR")
 
 
 SECRETS_FILE_HELP = (
@@ -62,32 +69,16 @@ SECRETS_FILE_HELP = (
 
 
 def secrets_file_option(help_text: str = SECRETS_FILE_HELP) -> Callable[[F], F]:
-    return click.option(
-        "--secrets-file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        envvar="TETHER_SECRETS_FILE",
-        metavar="FILE",
-        help=help_text,
-    )
+    return path_option("--secrets-file", help_text, folder=False, envvar="TETHER_SECRETS_FILE")
 
 
 def folder_source_option(help_text: str) -> Callable[[F], F]:
     """--source DIR alone, for commands that read a config repo folder but no remote."""
-    return click.option(
-        "--source",
-        type=click.Path(path_type=Path, file_okay=False),
-        metavar="DIR",
-        help=help_text,
-    )
+    return path_option("--source", help_text, folder=True)
 
 
 def metrics_file_option(help_text: str) -> Callable[[F], F]:
-    return click.option(
-        "--metrics-file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        metavar="FILE",
-        help=help_text,
-    )
+    return path_option("--metrics-file", help_text, folder=False)
 
 
 def host_options(func: F) -> F:
@@ -100,13 +91,12 @@ def host_options(func: F) -> F:
         metavar="DIR",
         help="The home inventory paths are relative to; overrides the manifest [env: TARGET_HOME].",
     )(func)
-    return click.option(
+    return path_option(
         "--target-root",
-        type=click.Path(path_type=Path, file_okay=False),
-        envvar="TETHER_TARGET_ROOT",
-        metavar="DIR",
-        help="Prefix of every destination, e.g. /host in a container [env: TETHER_TARGET_ROOT; "
+        "Prefix of every destination, e.g. /host in a container [env: TETHER_TARGET_ROOT; "
         "default /].",
+        folder=True,
+        envvar="TETHER_TARGET_ROOT",
     )(func)
 
 
