@@ -225,14 +225,7 @@ def _backup(run: Run, item: Item, store: BackupStore, dry_run: bool) -> Outcome:
     if run.keyring.hash(data) != item.a_hash:
         return Outcome(item, error="changed on the host during the apply; untouched")
     try:
-        backup = store.save(
-            item.dest,
-            data,
-            mode=probe.mode,
-            uid=probe.uid,
-            gid=probe.gid,
-            reason=item.action.value,
-        )
+        backup = store.save(item.dest, data, probe, reason=item.action.value)
     except StateError as exc:
         return Outcome(item, error=exc.message)
     return Outcome(item, backup=backup)

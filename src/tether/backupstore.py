@@ -11,13 +11,25 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tether.errors import StateError
-from tether.fsutil import write_all, write_atomic
+from tether.fsutil import fsync_dir, write_all, write_atomic
 from tether.ledger import Keyring, utc_stamp
 
 BACKUPS_NAME = "backups"
 INDEX_NAME = "index.jsonl"
+
+
+class Owned(Protocol):
+    """What a backup keeps of the file besides its bytes (a host Probe has these)."""
+
+    @property
+    def mode(self) -> int: ...
+    @property
+    def uid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -40,8 +52,9 @@ class BackupStore:
     def _object(self, backup_id: str) -> Path:
         return self.root / "objects" / backup_id
 
-    def save(self, dest: str, data: bytes, *, mode: int, uid: int, gid: int, reason: str) -> Backup:
-        """Store the bytes durably before anything replaces them."""
+    def save(self, dest: str, data: bytes, owner: Owned, *, reason: str) -> Backup:
+        """Store the bytes durably before anything replaces them, with the file's mode and
+        owner (`owner` is the destination's probe) so a restore puts them back too."""
         backup_id = self.keyring.hash(dest.encode("utf-8") + b"\0" + data)[:16]
         path = self._object(backup_id)
         try:
@@ -53,9 +66,9 @@ class BackupStore:
                 dest=dest,
                 time=utc_stamp(),
                 size=len(data),
-                mode=mode,
-                uid=uid,
-                gid=gid,
+                mode=owner.mode,
+                uid=owner.uid,
+                gid=owner.gid,
                 reason=reason,
             )
             fd = os.open(self.root / INDEX_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -65,11 +78,7 @@ class BackupStore:
             finally:
                 os.close(fd)
             for folder in (path.parent, self.root):
-                dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                fsync_dir(folder)
         except OSError as exc:
             raise StateError(
                 f"{self.root}: cannot back up {dest} ({exc.strerror}); nothing was overwritten",

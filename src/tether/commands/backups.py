@@ -51,14 +51,7 @@ def restore_backup(state_dir: Path, backup_id: str, *, wait: float = 0.0) -> int
             if current == data:
                 click.echo(f"{backup.dest} already holds backup {backup.id}")
                 return int(ExitCode.OK)
-            saved = store.save(
-                backup.dest,
-                current,
-                mode=probe.mode,
-                uid=probe.uid,
-                gid=probe.gid,
-                reason="restore",
-            )
+            saved = store.save(backup.dest, current, probe, reason="restore")
             click.echo(f"backed up the current {backup.dest} as {saved.id}", err=True)
         root = os.geteuid() == 0
         op = WriteOp(
