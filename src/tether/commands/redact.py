@@ -20,7 +20,7 @@ from tether.exitcodes import ExitCode
 from tether.fsutil import write_atomic
 from tether.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME, load_manifest
 from tether.secrets.redact import placeholders_in, redact_files
-from tether.secrets.store import load_store, save_values
+from tether.secrets.store import load_store, save_values, store_path
 
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules"})
 
@@ -115,10 +115,6 @@ def _repo_texts(context: RepoContext, skip: set[Path]) -> dict[Path, str]:
     return out
 
 
-def store_path(secrets_file: Path | None, context: RepoContext) -> Path:
-    return (secrets_file or Path(context.secrets_file)).expanduser()
-
-
 def run(
     paths: Sequence[Path],
     *,
@@ -129,7 +125,7 @@ def run(
     if not paths:
         raise UsageError("no PATH given", hint="name the files or folders to redact")
     context = find_repo(paths[0])
-    store_file = store_path(secrets_file, context)
+    store_file = store_path(secrets_file, context.secrets_file)
     try:
         stored = dict(load_store(store_file, environ or {}).file_values)
     except SecretError:

@@ -16,7 +16,7 @@ from tether.configrepo import ConfigRepo, open_config_repo
 from tether.errors import SourceError
 from tether.exitcodes import ExitCode
 from tether.secrets.render import BARE, PLACEHOLDER, bare_name
-from tether.secrets.store import SecretStore, load_store
+from tether.secrets.store import SecretStore, load_store, store_path
 from tether.sourcetree import FolderTree
 
 
@@ -50,8 +50,7 @@ def _context(
     source: Path | None, secrets_file: Path | None, environ: Mapping[str, str] | None
 ) -> tuple[ConfigRepo, SecretStore]:
     repo = open_config_repo(FolderTree(source or Path.cwd()))
-    path = (secrets_file or Path(repo.manifest.secrets_file)).expanduser()
-    return repo, load_store(path, environ)
+    return repo, load_store(store_path(secrets_file, repo.manifest.secrets_file), environ)
 
 
 def list_secrets(

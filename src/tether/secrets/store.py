@@ -165,7 +165,7 @@ class SecretStore:
 def store_path(explicit: Path | None, configured: str) -> Path:
     """--secrets-file (or TETHER_SECRETS_FILE), else the manifest's `secrets.file`; `~` there is
     the home of the user running tether. Every command that reads the store asks here."""
-    return explicit or Path(configured).expanduser()
+    return (explicit or Path(configured)).expanduser()
 
 
 def load_store(path: Path | None, environ: Mapping[str, str] | None = None) -> SecretStore:
