@@ -36,6 +36,17 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def git_work_tree(start: Path) -> Path | None:
+    """The work tree top holding `start` (a folder with `.git`), or None outside a repo.
+
+    Here, not in gitread, so a plain file scan finds its repo without importing dulwich."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
 def fsync_dir(folder: str | Path) -> None:
     with contextlib.suppress(OSError):  # some filesystems refuse to fsync a folder
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

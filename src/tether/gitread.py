@@ -25,6 +25,7 @@ from dulwich.repo import Repo
 from dulwich.walk import Walker
 
 from tether.errors import GitError, UsageError
+from tether.fsutil import git_work_tree
 
 ZERO_SHA = "0" * 40
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -41,20 +42,11 @@ class GitBlob:
     commit: str | None = None
 
 
-def find_root(start: Path) -> Path | None:
-    """The work tree top holding `start` (a folder with `.git`), or None outside a repo."""
-    here = start.resolve()
-    for folder in (here, *here.parents):
-        if (folder / ".git").exists():
-            return folder
-    return None
-
-
 class WorkRepo:
     """A local git repo opened for reading; use as a context manager."""
 
     def __init__(self, path: Path) -> None:
-        root = find_root(path)
+        root = git_work_tree(path)
         if root is None:
             raise GitError(f"{path}: not inside a git repository", hint="run it in a git work tree")
         try:

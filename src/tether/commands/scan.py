@@ -21,6 +21,7 @@ import click
 
 from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
+from tether.fsutil import git_work_tree
 from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt, write_baseline
 from tether.secrets.scan import MAX_SIZE, RuleSet, Scanner, ScanResult, default_rules
 from tether.secrets.scanreport import render
@@ -73,15 +74,6 @@ class ScanRequest:
                 raise UsageError(
                     f"--exclude {pattern!r}: not a regular expression ({exc})"
                 ) from None
-
-
-def find_git_root(start: Path) -> Path | None:
-    """gitread.find_root without importing dulwich (a plain file scan never needs it)."""
-    here = start.resolve()
-    for folder in (here, *here.parents):
-        if (folder / ".git").exists():
-            return folder
-    return None
 
 
 def _display(path: Path, root: Path) -> str:
@@ -239,7 +231,7 @@ def run_scan(
     request.check()
     environ = os.environ if environ is None else environ
     cwd = cwd or Path.cwd()
-    git_root = find_git_root(cwd)
+    git_root = git_work_tree(cwd)
     root = git_root or cwd
     baseline_path = request.baseline or root / BASELINE_NAME
     baseline = load_baseline(baseline_path)
