@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint types bench clean
+.PHONY: demo test test-slow lint types imports bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,16 @@ lint: $(VENV)/.dev
 types: $(VENV)/.dev
 	$(BIN)/mypy --strict src
 
-test: lint types
-	$(BIN)/coverage run -m pytest
+imports: $(VENV)/.dev
+	$(BIN)/lint-imports
+
+# The fast tier (under 90 s on 2 cores); crash and fault trials and large fuzz budgets are `slow`.
+test: lint types imports
+	$(BIN)/coverage run -m pytest -m "not slow"
 	$(BIN)/coverage report
+
+test-slow: $(VENV)/.dev
+	$(BIN)/python -m pytest -m slow
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run_all.py

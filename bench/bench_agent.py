@@ -11,10 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tether.agent.units import UnitSpec, render_units
 from tether.commands.status import build_status
-from tether.metrics import write_metrics
-from tether.runs import MAX_RUNS, RunRecord, record_run
-from tether.units import UnitSpec, render_units
+from tether.state.metrics import write_metrics
+from tether.state.runs import MAX_RUNS, RunRecord, record_run
 
 
 def best(label: str, fn: object, repeat: int = 50) -> None:

@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tether import gitstore
-from tether.gittree import open_remote_tree
-from tether.sourcetree import FolderTree
+from tether.config.sourcetree import FolderTree
+from tether.git import store as gitstore
+from tether.git.tree import open_remote_tree
 
 GIT_ENV = {
     **os.environ,
@@ -307,8 +307,8 @@ def main() -> int:
     )
     rows.extend(bench_reconcile_noop_repo_vs_source(root, upstream, work, args.runs))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import tether.gittree"], check=True)
-    rows.append(("python start + import tether.gittree (dulwich)", time.perf_counter() - start))
+    subprocess.run([sys.executable, "-c", "import tether.git.tree"], check=True)
+    rows.append(("python start + import tether.git.tree (dulwich)", time.perf_counter() - start))
 
     print(f"\n{args.files} files, packed upstream {pack_mb:.1f} MB, median of {args.runs} runs\n")
     print("| operation | seconds |")

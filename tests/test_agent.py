@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from testing.gitrepos import commit, config_files, init_bare
-from tether.agent import (
+from tether.agent.loop import (
     LoopConfig,
     next_delay,
     resume,
@@ -26,13 +26,13 @@ from tether.agent import (
 from tether.cli import main
 from tether.commands.agent import run as agent_run
 from tether.commands.agent import tick_command as tick_command_of
+from tether.config.options import HostOptions, SourceOptions
 from tether.exitcodes import ExitCode
-from tether.options import HostOptions, SourceOptions
 
 LAUNCH = """
 import json, sys
 from pathlib import Path
-from tether.agent import LoopConfig, run_loop
+from tether.agent.loop import LoopConfig, run_loop
 c = json.loads(sys.argv[1])
 config = LoopConfig(tuple(c["command"]), Path(c["state"]), c["interval"], 0.0,
                     max_backoff=c.get("cap"))

@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from testing.reconcile import make_site
-from tether.applier import apply_plan
-from tether.engine import prepare
-from tether.host import RealHost
-from tether.options import HostOptions, SourceOptions
+from tether.config.options import HostOptions, SourceOptions
+from tether.hostfs.host import RealHost
+from tether.reconcile.applier import apply_plan
+from tether.reconcile.engine import prepare
 
 
 def test_a_source_gone_between_plan_and_write_fails_that_file_only(tmp_path: Path) -> None:

@@ -11,14 +11,14 @@ from dulwich.objects import Commit
 from dulwich.repo import Repo
 
 from testing.gitrepos import commit, init_bare, ref_of
-from tether import gitstore
 from tether.cli import main
 from tether.commands.capture import CaptureRequest
 from tether.commands.capture import capture as run_capture
+from tether.config.options import resolve_host_options
 from tether.exitcodes import ExitCode
-from tether.lock import state_lock
-from tether.options import resolve_host_options
-from tether.runs import load_runs
+from tether.git import store as gitstore
+from tether.state.lock import state_lock
+from tether.state.runs import load_runs
 
 HOME = "/home/u"
 SECRET = "s3cr3tPassw0rdXyz"

@@ -12,7 +12,7 @@ from testing.repos import make_config_repo
 from tether import __version__
 from tether.cli import cli, main
 from tether.exitcodes import ExitCode
-from tether.options import mask_url
+from tether.textsafe import mask_url
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tether.agent.units import UnitSpec, render_units
 from tether.cli import main
 from tether.commands.agent import install, load_record
 from tether.errors import HostError
-from tether.units import UnitSpec, render_units
 
 ANALYZE = shutil.which("systemd-analyze")
 SYSTEMCTL = shutil.which("systemctl")

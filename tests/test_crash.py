@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from testing.reconcile import Site, make_site
-from tether.host import TEMP_PREFIX
+from tether.hostfs.host import TEMP_PREFIX
 
 FILES = 2000
 KILLS = 22

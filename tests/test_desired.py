@@ -3,11 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from testing.reconcile import make_site
-from tether.configrepo import open_config_repo
-from tether.desired import DesiredState, build_desired, destination, names_host
-from tether.ledger import Keyring
+from tether.config.configrepo import open_config_repo
+from tether.config.sourcetree import FolderTree
+from tether.reconcile.desired import DesiredState, build_desired, destination, names_host
 from tether.secrets.store import load_store
-from tether.sourcetree import FolderTree
+from tether.state.ledger import Keyring
 
 
 def test_destination() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from tether.cli import cli
+from tether.config.manifest import load_schema
 from tether.exitcodes import ExitCode
-from tether.manifest import load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

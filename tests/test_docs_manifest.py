@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tether import manifest as mf
+from tether.config import manifest as mf
+from tether.config.inventory import matches, parse_inventory
 from tether.errors import InventoryError
-from tether.inventory import matches, parse_inventory
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 MANIFEST_DOC = (DOCS / "manifest.md").read_text(encoding="utf-8")

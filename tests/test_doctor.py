@@ -14,12 +14,12 @@ import pytest
 
 from scanhelp import BIN, git, git_env, init_repo
 from testing.gitrepos import commit, config_files, free_port, init_bare
-from tether.agent import suspend
+from tether.agent.loop import suspend
 from tether.cli import main
 from tether.commands.doctor import CHECKS, DoctorContext, check_remote, run_checks
-from tether.ledger import ledger_path
-from tether.lock import INFO_NAME, LOCK_NAME, state_lock
-from tether.options import HostOptions
+from tether.config.options import HostOptions
+from tether.state.ledger import ledger_path
+from tether.state.lock import INFO_NAME, LOCK_NAME, state_lock
 
 SECRET = "s3cr3t-Value-123"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether.durations import format_duration, parse_duration
+from tether.agent.durations import format_duration, parse_duration
 from tether.errors import UsageError
 
 

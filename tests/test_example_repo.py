@@ -24,11 +24,11 @@ import pytest
 import yaml
 
 from tether.commands.validate import check_config_repo, service_cycle
-from tether.configrepo import ConfigRepo, open_config_repo
-from tether.inventory import matches
+from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.inventory import matches
+from tether.config.sourcetree import FolderTree
 from tether.secrets.render import BARE, PLACEHOLDER, render
 from tether.secrets.store import load_store, parse_dotenv
-from tether.sourcetree import FolderTree
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "examples" / "secrets.env"

@@ -11,7 +11,7 @@ import pytest
 
 from testing.reconcile import make_site
 from tether.exitcodes import ExitCode
-from tether.host import TEMP_PREFIX
+from tether.hostfs.host import TEMP_PREFIX
 
 
 @contextlib.contextmanager

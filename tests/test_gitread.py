@@ -10,7 +10,7 @@ from dulwich.repo import Repo
 
 from scanhelp import token
 from tether.errors import GitError, UsageError
-from tether.gitread import ZERO_SHA, WorkRepo
+from tether.git.read import ZERO_SHA, WorkRepo
 
 ID = b"t <t@example.com>"
 

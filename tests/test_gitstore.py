@@ -19,8 +19,8 @@ from testing.gitrepos import (
     serve_repo,
     tag,
 )
-from tether import gitstore
 from tether.errors import GitError, StateError, UsageError
+from tether.git import store as gitstore
 
 
 def _sync(url: str, state: Path) -> gitstore.FetchResult:

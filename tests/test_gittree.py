@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from testing.gitrepos import commit, config_files, init_bare, ref_of, tag
-from tether import gitstore
 from tether.cli import main
-from tether.configrepo import open_config_repo
+from tether.config.configrepo import open_config_repo
+from tether.config.sourcetree import SourceTree
 from tether.errors import GitError, SourceError
-from tether.gittree import RemoteTree, open_remote_tree
-from tether.sourcetree import SourceTree
+from tether.git import store as gitstore
+from tether.git.tree import RemoteTree, open_remote_tree
 
 
 def test_remote_tree_reads_a_commit_without_a_work_tree(upstream: Path, tmp_path: Path) -> None:

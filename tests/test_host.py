@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tether.host import TEMP_PREFIX, Confinement, DryRunHost, RealHost, WriteOp, _normal
-from tether.ledger import stat_sig
+from tether.hostfs.host import TEMP_PREFIX, Confinement, DryRunHost, RealHost, WriteOp, _normal
+from tether.hostfs.probe import stat_sig
 
 
 def test_probe_kinds(tmp_path: Path) -> None:

@@ -6,10 +6,10 @@ import pytest
 
 from tether.cli import main
 from tether.commands.validate import check_config_repo
+from tether.config.manifest import parse_manifest
+from tether.config.sourcetree import FolderTree
+from tether.config.yamlload import load_yaml
 from tether.exitcodes import ExitCode
-from tether.manifest import parse_manifest
-from tether.sourcetree import FolderTree
-from tether.yamlload import load_yaml
 
 
 def test_init_scaffolds_a_valid_repo(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tether.config.inventory import check_relative_path, compile_glob, matches, parse_inventory
 from tether.errors import InventoryError
-from tether.inventory import check_relative_path, compile_glob, matches, parse_inventory
 
 
 def test_comments_blanks_spaces_and_crlf() -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from tether.errors import StateError
-from tether.ledger import (
+from tether.stamps import git_blob_id
+from tether.state.ledger import (
     RACY_NS,
     LedgerEntry,
     ensure_state_dir,
-    git_blob_id,
     load_key,
     load_ledger,
     save_ledger,

@@ -12,12 +12,12 @@ import pytest
 from testing.reconcile import Site, make_site
 from tether.errors import LockError
 from tether.exitcodes import ExitCode
-from tether.lock import INFO_NAME, state_lock, try_lock
+from tether.state.lock import INFO_NAME, state_lock, try_lock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from tether.lock import state_lock
+from tether.state.lock import state_lock
 with state_lock(Path(sys.argv[1]), "test holder"):
     print("locked", flush=True)
     time.sleep(float(sys.argv[2]))

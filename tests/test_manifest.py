@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from tether.config.manifest import load_manifest, load_schema, parse_manifest, schema_path
 from tether.errors import ManifestError
-from tether.manifest import load_manifest, load_schema, parse_manifest, schema_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

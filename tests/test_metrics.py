@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tether.errors import StateError
-from tether.metrics import render_metrics, write_metrics
-from tether.runs import RunRecord
+from tether.state.metrics import render_metrics, write_metrics
+from tether.state.runs import RunRecord
 
 SAMPLE = re.compile(r"^(?P<name>[a-z_]+)\{(?P<labels>[^}]*)\} (?P<value>-?[0-9.e+]+)$")
 

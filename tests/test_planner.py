@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether.planner import MISSING, A, Action, D, L, classify, plan, prune_item
+from tether.reconcile.planner import MISSING, A, Action, D, L, classify, plan, prune_item
 
 d1, d2, d3 = "hD1", "hD2", "hD3"
 

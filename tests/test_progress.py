@@ -4,8 +4,8 @@ import io
 
 import pytest
 
-import tether.progress
-from tether.progress import Progress
+import tether.commands.progress
+from tether.commands.progress import Progress
 
 
 class Tty(io.StringIO):
@@ -15,7 +15,7 @@ class Tty(io.StringIO):
 
 def test_shown_on_a_tty_after_the_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     stream = Tty()
-    monkeypatch.setattr(tether.progress, "DELAY", 0.0)
+    monkeypatch.setattr(tether.commands.progress, "DELAY", 0.0)
     bar = Progress(enabled=True, stream=stream)
     bar(5, 10)
     bar(10, 10)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 import tether.commands.reconcile
-import tether.desired
-import tether.engine
-import tether.options
+import tether.config.options
+import tether.reconcile.desired
+import tether.reconcile.engine
 from testing.reconcile import Site, make_site
 from tether.exitcodes import ExitCode
-from tether.host import TEMP_PREFIX
+from tether.hostfs.host import TEMP_PREFIX
 
 SECRET = "hunter2-very-secret"
 
@@ -254,15 +254,15 @@ def test_stat_cache_plans_without_reading(site: Site, monkeypatch: pytest.Monkey
     def no_reads(*_: object) -> bytes:
         raise AssertionError("read a file the stat cache vouches for")
 
-    real_read = tether.desired.FolderTree.read_bytes
+    real_read = tether.reconcile.desired.FolderTree.read_bytes
 
-    def no_config_reads(tree: tether.desired.FolderTree, relpath: str) -> bytes:
+    def no_config_reads(tree: tether.reconcile.desired.FolderTree, relpath: str) -> bytes:
         if relpath.startswith("configs/"):
             no_reads()
         return real_read(tree, relpath)
 
-    monkeypatch.setattr(tether.engine, "read_regular", no_reads)
-    monkeypatch.setattr(tether.desired.FolderTree, "read_bytes", no_config_reads)
+    monkeypatch.setattr(tether.reconcile.engine, "read_regular", no_reads)
+    monkeypatch.setattr(tether.reconcile.desired.FolderTree, "read_bytes", no_config_reads)
     assert site.reconcile().code == ExitCode.OK
     # A same-size edit with a new mtime is still seen.
     site.dest("app/a.conf").write_text("a=9\n")
@@ -388,9 +388,9 @@ def test_reconcile_from_a_git_repo_uses_blob_ids(tmp_path: Path, upstream: Path)
 
 def test_diff_of_a_source_gone_since_the_plan_says_so(tmp_path: Path) -> None:
     site = make_site(tmp_path, {"a": "a\n"})
-    host = tether.options.HostOptions(site.root, None, site.state, site.secrets)
-    run = tether.engine.prepare(
-        tether.options.SourceOptions(folder=site.repo), host, explicit_root=True
+    host = tether.config.options.HostOptions(site.root, None, site.state, site.secrets)
+    run = tether.reconcile.engine.prepare(
+        tether.config.options.SourceOptions(folder=site.repo), host, explicit_root=True
     )
     plan = run.make_plan(overwrite=False, prune=False)
     site.source("a").unlink()

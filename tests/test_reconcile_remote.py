@@ -11,8 +11,8 @@ import pytest
 from testing.gitrepos import commit, ref_of, tag
 from tether.cli import main
 from tether.exitcodes import ExitCode
-from tether.ledger import load_ledger
-from tether.runs import load_runs
+from tether.state.ledger import load_ledger
+from tether.state.runs import load_runs
 
 
 def reconcile(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tether.errors import StateError
-from tether.runs import RunRecord, load_runs, record_run, runs_path
+from tether.state.runs import RunRecord, load_runs, record_run, runs_path
 
 
 def run(n: int, code: int = 0, **extra: object) -> RunRecord:

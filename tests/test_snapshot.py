@@ -9,9 +9,9 @@ import pytest
 from testing.gitrepos import commit, decline_pushes, ref_of
 from tether.cli import main
 from tether.commands.snapshot import snapshot, tag_name
+from tether.config.options import SourceOptions
 from tether.errors import UsageError
-from tether.gittree import open_remote_tree
-from tether.options import SourceOptions
+from tether.git.tree import open_remote_tree
 
 NOW = dt.datetime(2026, 11, 22, 3, 4, 5, tzinfo=dt.UTC)
 

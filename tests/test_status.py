@@ -13,9 +13,9 @@ import pytest
 
 from testing.gitrepos import commit, config_files, init_bare
 from testing.reconcile import make_site
-from tether.agent import suspend
+from tether.agent.loop import suspend
 from tether.cli import main
-from tether.runs import RunRecord, record_run
+from tether.state.runs import RunRecord, record_run
 
 
 def reconcile(
@@ -163,7 +163,7 @@ def test_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_status_probes_the_lock_file_the_lock_really_uses(tmp_path: Path) -> None:
     from tether.commands.status import LOCK_FILE, lock_held  # noqa: PLC0415
-    from tether.lock import LOCK_NAME, state_lock  # noqa: PLC0415
+    from tether.state.lock import LOCK_NAME, state_lock  # noqa: PLC0415
 
     assert LOCK_FILE == LOCK_NAME
     with state_lock(tmp_path, "reconcile --apply"):

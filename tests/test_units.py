@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.errors import UsageError
-from tether.units import (
+from tether.agent.units import (
     UnitSpec,
     exec_line,
     exec_program,
@@ -20,6 +19,7 @@ from tether.units import (
     quote_word,
     render_units,
 )
+from tether.errors import UsageError
 
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed")

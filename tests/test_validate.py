@@ -7,9 +7,9 @@ import pytest
 from testing.repos import MINIMAL_MANIFEST, make_config_repo
 from tether.cli import main
 from tether.commands.validate import check_config_repo, service_cycle
+from tether.config.manifest import Service
+from tether.config.sourcetree import FolderTree
 from tether.exitcodes import ExitCode
-from tether.manifest import Service
-from tether.sourcetree import FolderTree
 
 
 def validate(capsys: pytest.CaptureFixture[str], repo: Path) -> tuple[int, str]:

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 import click
 
 from tether import __version__
-from tether.error_handler import error_handler
+from tether.commands.errorhandler import error_handler
+from tether.config.options import HostOptions, SourceOptions, resolve_host_options
 from tether.exitcodes import EXIT_CODE_TABLE, ExitCode
-from tether.options import HostOptions, SourceOptions, resolve_host_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -146,7 +146,7 @@ def validate(
 ) -> int:
     """Check the manifest, the inventory, overrides, services and tracked files."""
     from tether.commands.validate import validate as run
-    from tether.desired import open_tree
+    from tether.reconcile.desired import open_tree
 
     if directory is not None and source is not None:
         raise click.UsageError("DIR and --source name two config repos; give one")
@@ -237,8 +237,8 @@ def agent_install(
     no_verify: bool,
 ) -> int:
     """Install systemd timers for reconcile (and capture) with these options."""
+    from tether.agent.durations import parse_duration
     from tether.commands import agent as cmd
-    from tether.durations import parse_duration
 
     spec = cmd.build_spec(
         SourceOptions.resolve(source, repo, ref),
@@ -738,7 +738,7 @@ def apply_cmd(
 @click.pass_context
 def backups(ctx: click.Context, state_dir: Path | None, as_json: bool) -> int:
     """List the backups of overwritten files (newest first)."""
-    from tether.options import default_state_dir
+    from tether.config.options import default_state_dir
 
     ctx.obj = state_dir or default_state_dir()
     if ctx.invoked_subcommand is not None:

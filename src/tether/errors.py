@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 from tether.exitcodes import ExitCode
+
+
+def warn(line: str) -> None:
+    """One `tether: ...` line on stderr, from layers below the CLI (which never import click)."""
+    print(f"tether: {line}", file=sys.stderr, flush=True)
 
 
 class TetherError(Exception):

@@ -1,6 +1,6 @@
 """`tether agent install|uninstall|run|suspend|resume`: run tether on a schedule.
 
-install writes the units of `tether.units` (verified with `systemd-analyze verify` first),
+install writes the units of `tether.agent.units` (verified with `systemd-analyze verify` first),
 enables the timers and keeps an install record next to the units listing every file, link
 and folder it created, so uninstall removes exactly those and nothing else.
 """
@@ -21,15 +21,10 @@ from typing import Any
 
 import click
 
-from tether.agent import LoopConfig, resume, run_loop, suspend, suspension
-from tether.configrepo import open_config_repo
-from tether.durations import format_duration, parse_duration
-from tether.errors import HostError, StateError, TetherError, UsageError
-from tether.exitcodes import ExitCode
-from tether.fsutil import make_dirs, write_atomic
-from tether.invocation import passthrough_args, tether_command
-from tether.options import HostOptions, SourceOptions
-from tether.units import (
+from tether.agent.durations import format_duration, parse_duration
+from tether.agent.invocation import passthrough_args, tether_command
+from tether.agent.loop import LoopConfig, resume, run_loop, suspend, suspension
+from tether.agent.units import (
     CAPTURE_SCHEDULES,
     UnitSpec,
     normal_path,
@@ -38,6 +33,11 @@ from tether.units import (
     unit_dir,
     wants_link,
 )
+from tether.config.configrepo import open_config_repo
+from tether.config.options import HostOptions, SourceOptions
+from tether.errors import HostError, StateError, TetherError, UsageError
+from tether.exitcodes import ExitCode
+from tether.hostfs.fsutil import make_dirs, write_atomic
 
 RECORD_NAME = ".tether-agent-install.json"
 

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import click
 
-from tether.applier import apply_plan
-from tether.engine import prepare, recover
+from tether.commands.progress import Progress
+from tether.config.options import HostOptions, SourceOptions
 from tether.errors import StateError
 from tether.exitcodes import ExitCode
-from tether.host import RealHost
-from tether.ledger import ensure_state_dir
-from tether.lock import state_lock
-from tether.options import HostOptions, SourceOptions
-from tether.planner import Action, Item, Plan
-from tether.progress import Progress
-from tether.report import exit_code, render_text, to_json
-from tether.savedplan import SavedItem, load_plan
+from tether.hostfs.host import RealHost
+from tether.reconcile.applier import apply_plan
+from tether.reconcile.engine import prepare, recover
+from tether.reconcile.planner import Action, Item, Plan
+from tether.reconcile.report import exit_code, render_text, to_json
+from tether.reconcile.savedplan import SavedItem, load_plan
+from tether.state.ledger import ensure_state_dir
+from tether.state.lock import state_lock
 
 
 def _stale(saved: SavedItem, fresh: Item | None) -> bool:

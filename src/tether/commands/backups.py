@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
-from tether.backupstore import BackupStore
 from tether.errors import HostError
 from tether.exitcodes import ExitCode
-from tether.host import Confinement, RealHost, WriteOp, describe_os_error, read_regular
-from tether.ledger import ensure_state_dir, load_key
-from tether.lock import state_lock
+from tether.hostfs.host import Confinement, RealHost, WriteOp, describe_os_error, read_regular
+from tether.state.backups import BackupStore
+from tether.state.ledger import ensure_state_dir, load_key
+from tether.state.lock import state_lock
 
 
 def list_backups(state_dir: Path, *, as_json: bool) -> int:

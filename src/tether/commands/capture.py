@@ -1,6 +1,6 @@
 """`tether capture`: host changes flow back into the config repo, redacted, scanned and pushed.
 
-The flow lives in tether.capture (one attempt = fetch, observe, redact, classify, scan); this
+The flow lives in tether.capture.flow (one attempt = fetch, observe, redact, classify, scan); this
 module runs the attempts under the lock, writes (store, commit, push, ledger) and reports.
 """
 
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import click
 
-from tether import gitstore
-from tether.capture import (
+from tether.capture.flow import (
     ATTEMPTS,
     COMMITTED,
     Action,
@@ -32,14 +31,16 @@ from tether.capture import (
     plan_attempt,
     results_json,
 )
+from tether.config.manifest import DEFAULT_BRANCH, MANIFEST_NAME
+from tether.config.options import HostOptions, check_remote
 from tether.errors import GitError, UsageError
 from tether.exitcodes import ExitCode
-from tether.ledger import ensure_state_dir, load_key, load_ledger, save_ledger, utc_stamp
-from tether.lock import state_lock
-from tether.manifest import DEFAULT_BRANCH, MANIFEST_NAME
-from tether.options import HostOptions, check_remote
-from tether.runlog import recording
+from tether.git import store as gitstore
 from tether.secrets.store import save_values
+from tether.stamps import utc_stamp
+from tether.state.ledger import ensure_state_dir, load_key, load_ledger, save_ledger
+from tether.state.lock import state_lock
+from tether.state.runlog import recording
 
 ATTENTION_ACTIONS = (Action.CONFLICT, Action.REFUSED, Action.MISSING)
 

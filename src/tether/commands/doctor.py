@@ -19,22 +19,22 @@ from typing import Any
 import click
 import yaml
 
-from tether.agent import suspension
+from tether.agent.loop import suspension
+from tether.agent.units import RECONCILE, exec_program, unit_dir, wants_link
 from tether.commands.agent import pid1_name, systemd_booted
+from tether.commands.findings import Level
 from tether.commands.status import lock_held
 from tether.commands.validate import check_config_repo
-from tether.configrepo import ConfigRepo, open_config_repo
-from tether.desired import open_tree
+from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.options import HostOptions, SourceOptions
+from tether.config.sourcetree import SourceTree
 from tether.errors import GitError, SourceError, StateError, TetherError
 from tether.exitcodes import ExitCode
-from tether.findings import Level
-from tether.ledger import ledger_path, load_ledger
-from tether.lock import INFO_NAME, LOCK_NAME
-from tether.options import HostOptions, SourceOptions
+from tether.reconcile.desired import open_tree
 from tether.secrets.render import has_marker, render
 from tether.secrets.store import SecretStore, load_store, store_path
-from tether.sourcetree import SourceTree
-from tether.units import RECONCILE, exec_program, unit_dir, wants_link
+from tether.state.ledger import ledger_path, load_ledger
+from tether.state.lock import INFO_NAME, LOCK_NAME
 
 REMOTE_TIMEOUT = 20.0  # seconds per socket operation of the remote probe
 
@@ -205,7 +205,7 @@ def _remote_location(ctx: DoctorContext) -> tuple[str | None, str]:
 
 def check_remote(ctx: DoctorContext) -> list[CheckResult]:
     """One ls-remote (no objects fetched): can the next run reach the config repo's remote?"""
-    from tether.gitstore import FetchFailed, ls_remote, parse_remote  # noqa: PLC0415 (dulwich)
+    from tether.git.store import FetchFailed, ls_remote, parse_remote  # noqa: PLC0415 (dulwich)
 
     name = "remote"
     try:
@@ -319,7 +319,7 @@ def _config_uses_scan(top: Path) -> bool:
 def check_hooks(ctx: DoctorContext) -> list[CheckResult]:
     """tether's own git hooks, or pre-commit's running tether-scan, in the config repo."""
     from tether.commands.hooks import HOOK_NAMES  # noqa: PLC0415
-    from tether.gitread import hooks_dir, work_tree  # noqa: PLC0415
+    from tether.git.read import hooks_dir, work_tree  # noqa: PLC0415
 
     name = "hooks"
     try:

@@ -19,8 +19,8 @@ import click
 
 from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
-from tether.fsutil import write_atomic
-from tether.gitread import hooks_dir
+from tether.git.read import hooks_dir
+from tether.hostfs.fsutil import write_atomic
 
 HOOK_NAMES = ("pre-commit", "pre-push")
 MARKER = "# tether-hook:"

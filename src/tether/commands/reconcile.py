@@ -8,21 +8,22 @@ from pathlib import Path
 
 import click
 
-from tether.applier import Report, apply_plan
-from tether.desired import StaleSource
-from tether.engine import Run, prepare, recover
+from tether.commands.progress import Progress
+from tether.config.options import HostOptions, SourceOptions
 from tether.errors import HostError, UsageError
 from tether.exitcodes import ExitCode
-from tether.fsutil import write_atomic
-from tether.host import DryRunHost, Host, RealHost, describe_os_error
-from tether.ledger import ensure_state_dir
-from tether.lock import state_lock
-from tether.options import HostOptions, SourceOptions, mask_url
-from tether.planner import ATTENTION, Action, Item, Plan
-from tether.progress import Progress
-from tether.report import exit_code, render_text, summary, to_json, unified
-from tether.runlog import RunOutcome, recording
-from tether.savedplan import PlanContext, plan_document
+from tether.hostfs.fsutil import write_atomic
+from tether.hostfs.host import DryRunHost, Host, RealHost, describe_os_error
+from tether.reconcile.applier import Report, apply_plan
+from tether.reconcile.desired import StaleSource
+from tether.reconcile.engine import Run, prepare, recover
+from tether.reconcile.planner import ATTENTION, Action, Item, Plan
+from tether.reconcile.report import exit_code, render_text, summary, to_json, unified
+from tether.reconcile.savedplan import PlanContext, plan_document
+from tether.state.ledger import ensure_state_dir
+from tether.state.lock import state_lock
+from tether.state.runlog import RunOutcome, recording
+from tether.textsafe import mask_url
 
 
 def env_flag(name: str, value: str) -> bool:
@@ -81,7 +82,7 @@ def diffs_before(run: Run, plan: Plan) -> dict[str, str]:
 def plain_url(repo: str) -> str:
     """The URL without its credentials: a saved plan is a file, and credentials never reach
     tether's files (`tether apply` authenticates with TETHER_GIT_TOKEN, or uses the mirror)."""
-    from tether.gitstore import parse_remote  # noqa: PLC0415 (dulwich loads only for --repo)
+    from tether.git.store import parse_remote  # noqa: PLC0415 (dulwich loads only for --repo)
 
     return parse_remote(repo, environ={}).url
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import click
 
+from tether.config.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME, load_manifest
 from tether.errors import SecretError, TetherError, UsageError
 from tether.exitcodes import ExitCode
-from tether.fsutil import write_atomic
-from tether.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME, load_manifest
+from tether.hostfs.fsutil import write_atomic
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.store import load_store, save_values, store_path
 

@@ -21,15 +21,13 @@ import click
 
 from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
-from tether.fsutil import git_work_tree
+from tether.hostfs.fsutil import git_work_tree
 from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt, write_baseline
 from tether.secrets.scan import MAX_SIZE, RuleSet, Scanner, ScanResult, default_rules
 from tether.secrets.scanreport import render
 
 if TYPE_CHECKING:
-    from dulwich.objects import ObjectID  # a type only; gitread does the reading
-
-    from tether.gitread import WorkRepo
+    from tether.git.read import ObjectID, WorkRepo
 
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
 UNREADABLE = ""  # the walk's path for a folder it could not list
@@ -89,7 +87,7 @@ def _display(path: Path, root: Path) -> str:
 
 def default_targets(cwd: Path) -> list[Path]:
     """The config repo's source folder when run in one, else the current folder."""
-    from tether.manifest import MANIFEST_NAME, load_manifest  # noqa: PLC0415 (start-up)
+    from tether.config.manifest import MANIFEST_NAME, load_manifest  # noqa: PLC0415 (start-up)
 
     manifest = cwd / MANIFEST_NAME
     if not manifest.is_file():
@@ -109,7 +107,7 @@ def git_ignored(root: Path) -> IgnoreFn:
     """What `.gitignore` (and info/exclude) leave out of the work tree at `root`."""
     if not (root / ".git").exists():
         return _nothing_ignored
-    from tether.gitread import git_ignored as read_ignores  # noqa: PLC0415 (dulwich, walks only)
+    from tether.git.read import git_ignored as read_ignores  # noqa: PLC0415 (dulwich, walks only)
 
     return read_ignores(root) or _nothing_ignored
 
@@ -203,7 +201,7 @@ def _pre_push_commits(
 def _git_items(
     scanner: Scanner, request: ScanRequest, root: Path, stdin: TextIO, environ: Mapping[str, str]
 ) -> None:
-    from tether.gitread import WorkRepo  # noqa: PLC0415 (dulwich only when git is read)
+    from tether.git.read import WorkRepo  # noqa: PLC0415 (dulwich only when git is read)
 
     with WorkRepo(root) as repo:
         if request.staged:

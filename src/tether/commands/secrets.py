@@ -12,12 +12,12 @@ from pathlib import Path
 
 import click
 
-from tether.configrepo import ConfigRepo, open_config_repo
+from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.sourcetree import FolderTree
 from tether.errors import SourceError
 from tether.exitcodes import ExitCode
 from tether.secrets.render import BARE, PLACEHOLDER, bare_name
 from tether.secrets.store import SecretStore, load_store, store_path
-from tether.sourcetree import FolderTree
 
 
 @dataclass(frozen=True)

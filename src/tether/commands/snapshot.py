@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 
-from tether import gitstore
+from tether.config.manifest import MANIFEST_NAME, Manifest, parse_manifest
+from tether.config.options import SourceOptions, default_state_dir
 from tether.errors import GitError, TetherError, UsageError
 from tether.exitcodes import ExitCode
-from tether.gittree import RemoteTree, open_remote_tree
-from tether.manifest import MANIFEST_NAME, Manifest, parse_manifest
-from tether.options import SourceOptions, default_state_dir
+from tether.git import store as gitstore
+from tether.git.tree import RemoteTree, open_remote_tree
 
 
 def _remote_only(source: SourceOptions, command: str) -> str:

@@ -14,10 +14,10 @@ from typing import Any
 
 import click
 
-from tether.agent import Suspension, suspension
+from tether.agent.loop import Suspension, suspension
 from tether.exitcodes import ExitCode
-from tether.lock import LOCK_NAME
-from tether.runs import RunRecord, load_runs
+from tether.state.lock import LOCK_NAME
+from tether.state.runs import RunRecord, load_runs
 
 LOCK_FILE = LOCK_NAME  # the reconcile/capture lock: flock(LOCK_EX) on <state dir>/lock
 SHOWN_RUNS = 10

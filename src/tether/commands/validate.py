@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import difflib
 
-from tether.configrepo import ConfigRepo, open_config_repo
+from tether.commands.findings import Finding, count, echo_findings, from_lines
+from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.inventory import matches
+from tether.config.manifest import MANIFEST_NAME, Service
+from tether.config.sourcetree import SourceTree
+from tether.config.yamlload import YamlDocument, YamlLoadError, load_yaml
 from tether.errors import InventoryError, ManifestError, TetherError
 from tether.exitcodes import ExitCode
-from tether.findings import Finding, count, echo_findings, from_lines
-from tether.inventory import matches
-from tether.manifest import MANIFEST_NAME, Service
-from tether.sourcetree import SourceTree
-from tether.yamlload import YamlDocument, YamlLoadError, load_yaml
 
 
 def service_cycle(services: tuple[Service, ...]) -> list[str] | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tether.errors import TetherError
-from tether.fsutil import write_atomic
+from tether.hostfs.fsutil import write_atomic
 from tether.secrets.scan import Finding
 
 BASELINE_NAME = ".tether-baseline.json"

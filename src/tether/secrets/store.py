@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.errors import SecretError
-from tether.fsutil import write_atomic
+from tether.hostfs.fsutil import write_atomic
 
 _ASSIGNMENT = re.compile(r"(?:export[ \t]+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.durations import format_duration
+from tether.agent.durations import format_duration
 from tether.errors import UsageError
 
 RECONCILE = "tether-reconcile"

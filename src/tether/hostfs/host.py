@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
 from tether.errors import HostError
-from tether.fsutil import fsync_dir, write_all
-from tether.ledger import Sig, stat_sig
+from tether.hostfs.fsutil import fsync_dir, write_all
+from tether.hostfs.probe import Sig, stat_sig
 
 TEMP_PREFIX = ".tether-tmp-"
 DEFAULT_DIR_MODE = 0o755

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from tether.config.inventory import walk_files
 from tether.errors import SourceError
-from tether.inventory import walk_files
 
 
 class SourceTree(Protocol):

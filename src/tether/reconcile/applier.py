@@ -13,13 +13,15 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from tether.backupstore import Backup, BackupStore
-from tether.desired import DesiredFile, StaleSource
-from tether.engine import MARKER_NAME, Run
 from tether.errors import StateError
-from tether.host import DEFAULT_DIR_MODE, Host, WriteOp, describe_os_error, read_regular
-from tether.ledger import LedgerEntry, Sig, save_ledger, utc_stamp, write_atomic
-from tether.planner import Item, Plan
+from tether.hostfs.host import DEFAULT_DIR_MODE, Host, WriteOp, describe_os_error, read_regular
+from tether.hostfs.probe import Sig
+from tether.reconcile.desired import DesiredFile, StaleSource
+from tether.reconcile.engine import MARKER_NAME, Run
+from tether.reconcile.planner import Item, Plan
+from tether.stamps import utc_stamp
+from tether.state.backups import Backup, BackupStore
+from tether.state.ledger import LedgerEntry, save_ledger, write_atomic
 
 CHUNK_FILES = 2000
 CHUNK_BYTES = 32 * 1024 * 1024

@@ -1,7 +1,7 @@
 """The git layer: a bare mirror per remote, refs, trees, blobs, tags, commits and pushes.
 
-With `gitread.py` (read-only access to the local work repo a hook runs in), this is the only
-module that imports dulwich (research/dulwich_tooling.md says which calls are safe). Every Repo
+With `git/read.py` (read-only access to the local work repo a hook runs in), this is the only
+module that imports dulwich. Every Repo
 is opened in a `with` block; every commit and tag gets an explicit identity; every push checks
 the per-ref status the server returns. Credentials never reach the mirror's
 files or a message: an http(s) URL's user and password are stripped from the stored URL and sent
@@ -50,9 +50,9 @@ from dulwich.pack import UnpackedObject, pack_objects_to_data
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
+from tether.config.inventory import check_relative_path
 from tether.errors import GitError, StateError, UsageError
-from tether.inventory import check_relative_path
-from tether.options import mask_url
+from tether.textsafe import mask_url
 
 MIRRORS = "mirrors"
 FETCH_STATE = "tether-fetch.json"  # in the mirror: where from and when it was last fetched

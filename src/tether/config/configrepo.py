@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from tether.config.inventory import Inventory, parse_inventory
+from tether.config.manifest import MANIFEST_NAME, Manifest, parse_manifest
+from tether.config.sourcetree import SourceTree
 from tether.errors import InventoryError, ManifestError, SourceError
-from tether.inventory import Inventory, parse_inventory
-from tether.manifest import MANIFEST_NAME, Manifest, parse_manifest
-from tether.sourcetree import SourceTree
 
 
 @dataclass(frozen=True)

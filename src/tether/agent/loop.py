@@ -26,11 +26,11 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from tether.agent.units import SUSPEND_FLAG
 from tether.errors import StateError
 from tether.exitcodes import ExitCode
-from tether.fsutil import write_atomic
-from tether.runs import RunRecord, record_run, runs_path
-from tether.units import SUSPEND_FLAG
+from tether.hostfs.fsutil import write_atomic
+from tether.state.runs import RunRecord, record_run, runs_path
 
 SUCCESS_CODES = frozenset({ExitCode.OK, ExitCode.CHANGES, ExitCode.ATTENTION})
 MAX_BACKOFF = 3600.0

@@ -17,7 +17,7 @@ from typing import Any
 
 from tether.errors import StateError
 from tether.exitcodes import ExitCode
-from tether.fsutil import write_atomic
+from tether.hostfs.fsutil import write_atomic
 
 RUNS_FILE = "runs.jsonl"
 MAX_RUNS = 200

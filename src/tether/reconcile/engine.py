@@ -14,11 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.configrepo import ConfigRepo, open_config_repo
-from tether.desired import DesiredState, build_desired, open_tree
+from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.options import HostOptions, SourceOptions
 from tether.errors import StateError
-from tether.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_regular, require_root
-from tether.ledger import (
+from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_regular, require_root
+from tether.reconcile.desired import DesiredState, build_desired, open_tree
+from tether.reconcile.planner import A, D, L, Plan, plan
+from tether.secrets.store import SecretStore, load_store, store_path
+from tether.state.ledger import (
     Keyring,
     LedgerEntry,
     ensure_state_dir,
@@ -26,10 +29,7 @@ from tether.ledger import (
     load_ledger,
     save_ledger,
 )
-from tether.lock import try_lock
-from tether.options import HostOptions, SourceOptions
-from tether.planner import A, D, L, Plan, plan
-from tether.secrets.store import SecretStore, load_store, store_path
+from tether.state.lock import try_lock
 
 MARKER_NAME = "applying.json"
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tether.applier import Report
 from tether.errors import StateError
-from tether.report import to_json
+from tether.reconcile.applier import Report
+from tether.reconcile.report import to_json
 
 FORMAT = "tether-plan/1"
 

@@ -11,9 +11,9 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
-from tether import gitstore
+from tether.config.manifest import MANIFEST_NAME
 from tether.errors import GitError, SourceError
-from tether.manifest import MANIFEST_NAME
+from tether.git import store as gitstore
 
 _BLOB_MODES = (gitstore.REGULAR, gitstore.EXECUTABLE)
 

@@ -7,24 +7,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tether.config.manifest import MANIFEST_NAME
+from tether.config.sourcetree import FolderTree, SourceTree
 from tether.errors import UsageError
-from tether.manifest import MANIFEST_NAME
-from tether.sourcetree import FolderTree, SourceTree
+from tether.textsafe import mask_url
 
 _REMOTE_FORMS = re.compile(
     r"^(?:(?:file|git|http|https|ssh|git\+ssh)://[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:[^\s]*)$"
 )
-_CREDENTIALS_IN_URL = re.compile(
-    r"^(?P<scheme>[a-z+]+://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@", re.IGNORECASE
-)
-# https://TOKEN@host/... : over http(s) a user without a password is usually a token.
-_HTTP_USER_ONLY = re.compile(r"^(?P<scheme>https?://)[^:/@\s]+@", re.IGNORECASE)
-
-
-def mask_url(url: str) -> str:
-    """A URL fit to print: any password, or an http(s) user that may be a token, shown as ***."""
-    url = _CREDENTIALS_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
-    return _HTTP_USER_ONLY.sub(lambda m: f"{m['scheme']}***@", url)
 
 
 def default_state_dir() -> Path:

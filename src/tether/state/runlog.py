@@ -8,12 +8,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
-
-from tether.errors import TetherError
+from tether.errors import TetherError, warn
 from tether.exitcodes import ExitCode
-from tether.metrics import write_metrics
-from tether.runs import RunRecord, record_run
+from tether.state.metrics import write_metrics
+from tether.state.runs import RunRecord, record_run
 
 
 @dataclass
@@ -65,4 +63,4 @@ def recording(
                 write_metrics(metrics_file, run)
         except (TetherError, OSError) as exc:
             why = exc.line() if isinstance(exc, TetherError) else exc.strerror
-            click.echo(f"tether: warning: run not recorded ({why})", err=True)
+            warn(f"warning: run not recorded ({why})")

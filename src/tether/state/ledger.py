@@ -7,8 +7,6 @@ hashes: every hash is an HMAC-SHA256 with a random key that never leaves this ho
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
 import hmac
 import json
 import os
@@ -18,8 +16,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tether import fsutil
 from tether.errors import StateError
+from tether.hostfs import fsutil
+from tether.hostfs.probe import Sig
 
 LEDGER_NAME = "ledger.json"
 KEY_NAME = "key"
@@ -28,22 +27,6 @@ REBUILD_HINT = "run `tether reconcile --rebuild-ledger` to record what is in syn
 # File timestamps tick coarsely (a kernel jiffy); a file changed within the same tick as our
 # write keeps its size, mtime and ctime. Signatures this close to the save are not trusted.
 RACY_NS = 100_000_000
-
-Sig = tuple[int, int, int, int]  # size, mtime_ns, inode, ctime_ns
-
-
-def utc_stamp() -> str:
-    """Now, as the ledger, backups, the lock info and captures write it (UTC, ISO 8601)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def stat_sig(st: os.stat_result) -> Sig:
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-
-
-def git_blob_id(data: bytes) -> str:
-    """The id git gives these bytes as a blob, so a commit's tree can be compared unread."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def ensure_state_dir(path: Path) -> Path:

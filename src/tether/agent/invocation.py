@@ -11,8 +11,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from tether.config.options import HostOptions, SourceOptions
 from tether.errors import UsageError
-from tether.options import HostOptions, SourceOptions, mask_url
+from tether.textsafe import mask_url
 
 
 def tether_command() -> list[str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tether.errors import StateError
-from tether.fsutil import write_atomic
-from tether.runs import RunRecord
+from tether.hostfs.fsutil import write_atomic
+from tether.state.runs import RunRecord
 
 ACTIONS = (
     "in_sync",

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Protocol
 
 from tether.errors import StateError
-from tether.fsutil import fsync_dir, write_all, write_atomic
-from tether.ledger import Keyring, utc_stamp
+from tether.hostfs.fsutil import fsync_dir, write_all, write_atomic
+from tether.stamps import utc_stamp
+from tether.state.ledger import Keyring
 
 BACKUPS_NAME = "backups"
 INDEX_NAME = "index.jsonl"

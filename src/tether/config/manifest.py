@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether import __version__
+from tether.config.inventory import GLOB_CHARS, matches
 from tether.errors import ManifestError
-from tether.inventory import GLOB_CHARS, matches
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
-    from tether.yamlload import YamlDocument
+    from tether.config.yamlload import YamlDocument
 
 MANIFEST_NAME = "tether.yaml"
 DEFAULT_SOURCE = "configs"
@@ -37,7 +37,7 @@ def schema_path() -> Path:
     packaged = resources.files("tether").joinpath("_data/manifest.schema.json")
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "schema" / "manifest.schema.json"
+    return Path(__file__).resolve().parents[3] / "schema" / "manifest.schema.json"
 
 
 @lru_cache(maxsize=1)
@@ -272,7 +272,7 @@ def parse_manifest(
             return _build(data, origin)
     from jsonschema import Draft202012Validator  # noqa: PLC0415 (see the docstring)
 
-    from tether.yamlload import YamlLoadError, load_yaml  # noqa: PLC0415
+    from tether.config.yamlload import YamlLoadError, load_yaml  # noqa: PLC0415
 
     try:
         doc = load_yaml(text)

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from tether.applier import Outcome, Report
 from tether.exitcodes import ExitCode
-from tether.planner import ATTENTION, Action, Item
+from tether.reconcile.applier import Outcome, Report
+from tether.reconcile.planner import ATTENTION, Action, Item
 from tether.secrets.render import mask
 
 SYMBOL = {

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tether.errors import LockError
-from tether.ledger import utc_stamp
+from tether.stamps import utc_stamp
 
 LOCK_NAME = "lock"
 INFO_NAME = "lock.info"

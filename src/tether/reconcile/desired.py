@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-import click
-
-from tether.configrepo import ConfigRepo
-from tether.errors import SourceError
-from tether.ledger import Keyring, LedgerEntry, Sig, git_blob_id, stat_sig
-from tether.manifest import FileOverride
-from tether.options import SourceOptions, default_state_dir
+from tether.config.configrepo import ConfigRepo
+from tether.config.manifest import FileOverride
+from tether.config.options import SourceOptions, default_state_dir
+from tether.config.sourcetree import FolderTree, SourceTree
+from tether.errors import SourceError, warn
+from tether.hostfs.probe import Sig, stat_sig
 from tether.secrets.render import render
 from tether.secrets.store import SecretStore
-from tether.sourcetree import FolderTree, SourceTree
+from tether.stamps import git_blob_id
+from tether.state.ledger import Keyring, LedgerEntry
 
 CACHE_BUDGET = 32 * 1024 * 1024  # rendered bytes kept in memory between plan and apply
 
@@ -36,14 +36,14 @@ def open_tree(
 ) -> SourceTree:
     if source.folder is not None:
         return source.folder_tree()
-    from tether.gittree import open_remote_tree  # noqa: PLC0415 (dulwich loads only for --repo)
+    from tether.git.tree import open_remote_tree  # noqa: PLC0415 (dulwich loads only for --repo)
 
     assert source.repo is not None
     tree = open_remote_tree(
         source.repo, source.ref, state_dir or default_state_dir(), require_fresh=require_fresh
     )
     for line in tree.notices():  # stale source, rewritten history, a re-cloned mirror
-        click.echo(f"tether: {line}", err=True)
+        warn(line)
     return tree
 
 

@@ -1,7 +1,7 @@
 """Capture: allowlisted host files -> redacted -> scanned -> one commit on the fetched tip -> push.
 
 Replaces the article's backup-and-push.sh without its work tree, `git add -A` or `pull --rebase
---autostash` (research/dulwich_tooling.md §2.5 shows dulwich's rebase and stash lose data). Each
+--autostash` (dulwich's rebase and stash can lose data). Each
 attempt fetches, reads the manifest and inventory from the tip of the branch, compares every
 host file with the tip and with the ledger (what this host last received or captured), and
 builds a commit in the mirror's object store on top of that tip. A push that loses a race is
@@ -25,20 +25,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
-from tether import gitstore
-from tether.configrepo import ConfigRepo, open_config_repo
-from tether.desired import destination, names_host
+from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.inventory import matches
+from tether.config.manifest import MANIFEST_NAME, load_manifest
 from tether.errors import GitError, SourceError
-from tether.gittree import RemoteTree
-from tether.host import Confinement, Probe, read_regular, require_root
-from tether.inventory import matches
-from tether.ledger import Keyring, LedgerEntry, git_blob_id
-from tether.manifest import MANIFEST_NAME, load_manifest
+from tether.git import store as gitstore
+from tether.git.tree import RemoteTree
+from tether.hostfs.host import Confinement, Probe, read_regular, require_root
+from tether.reconcile.desired import destination, names_host
 from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.render import has_marker, render
 from tether.secrets.scan import Finding, Scanner, default_rules
 from tether.secrets.store import SecretStore, load_store, store_path
+from tether.stamps import git_blob_id
+from tether.state.ledger import Keyring, LedgerEntry
 
 ATTEMPTS = 3
 PENDING_PREFIX = "refs/tether/pending/"
@@ -476,7 +477,7 @@ def diffs_for(
     tip: Tip, changes: Mapping[str, bytes | None], secrets: Mapping[str, str]
 ) -> dict[str, str]:
     """Unified diffs of the repo side (placeholders, values masked anyway)."""
-    from tether.report import unified  # noqa: PLC0415 (only --dry-run shows diffs)
+    from tether.reconcile.report import unified  # noqa: PLC0415 (only --dry-run shows diffs)
 
     out = {}
     with gitstore.ObjectReader(tip.mirror) as reader:

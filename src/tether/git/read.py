@@ -1,6 +1,6 @@
 """Object-level reads of a work repo for the scanner: the index, commit ranges, pushed commits.
 
-`gitstore.py` owns the remote mirror; this module only reads a local work repo (the one a
+`git/store.py` owns the remote mirror; this module only reads a local work repo (the one a
 hook runs in) and never writes to it. Blob bytes come straight from the object store, so
 what is scanned is exactly what would be committed or pushed, whatever the work tree holds.
 """
@@ -19,13 +19,14 @@ from dulwich.errors import NotGitRepository
 from dulwich.ignore import IgnoreFilterManager
 from dulwich.index import ConflictedIndexEntry, Index
 from dulwich.object_store import tree_lookup_path
-from dulwich.objects import Blob, Commit, ObjectID, Tag
+from dulwich.objects import Blob, Commit, Tag
+from dulwich.objects import ObjectID as ObjectID  # re-exported: commands name it as a type
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.walk import Walker
 
 from tether.errors import GitError, UsageError
-from tether.fsutil import git_work_tree
+from tether.hostfs.fsutil import git_work_tree
 
 ZERO_SHA = "0" * 40
 _SHA = re.compile(r"^[0-9a-f]{40}$")

@@ -1,0 +1,17 @@
+"""Text fit to print: credentials in URLs masked."""
+
+from __future__ import annotations
+
+import re
+
+_CREDENTIALS_IN_URL = re.compile(
+    r"^(?P<scheme>[a-z+]+://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]*)@", re.IGNORECASE
+)
+# https://TOKEN@host/... : over http(s) a user without a password is usually a token.
+_HTTP_USER_ONLY = re.compile(r"^(?P<scheme>https?://)[^:/@\s]+@", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """A URL fit to print: any password, or an http(s) user that may be a token, shown as ***."""
+    url = _CREDENTIALS_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+    return _HTTP_USER_ONLY.sub(lambda m: f"{m['scheme']}***@", url)
