@@ -27,7 +27,7 @@ from tether.secrets.scan import MAX_SIZE, RuleSet, Scanner, ScanResult, default_
 from tether.secrets.scanreport import render
 
 if TYPE_CHECKING:
-    from tether.git.read import ObjectID, WorkRepo
+    from tether.git.read import CommitId, WorkRepo
 
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
 UNREADABLE = ""  # the walk's path for a folder it could not list
@@ -177,7 +177,7 @@ def _file_items(scanner: Scanner, targets: Sequence[Path], root: Path, baseline:
 
 def _pre_push_commits(
     repo: WorkRepo, stdin: TextIO, environ: Mapping[str, str], remote: str | None
-) -> list[ObjectID]:
+) -> list[CommitId]:
     framework_remote = environ.get("PRE_COMMIT_REMOTE_NAME")
     if framework_remote is not None:
         # pre-commit read git's stdin itself and passes the push in its environment.

@@ -19,8 +19,7 @@ from dulwich.errors import NotGitRepository
 from dulwich.ignore import IgnoreFilterManager
 from dulwich.index import ConflictedIndexEntry, Index
 from dulwich.object_store import tree_lookup_path
-from dulwich.objects import Blob, Commit, Tag
-from dulwich.objects import ObjectID as ObjectID  # re-exported: commands name it as a type
+from dulwich.objects import Blob, Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 from dulwich.walk import Walker
@@ -32,6 +31,8 @@ ZERO_SHA = "0" * 40
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _ANCESTRY = re.compile(r"(?:[~^]\d*)+$")
 _REGULAR = (0o100644, 0o100755)  # symlinks (0o120000) and gitlinks (0o160000) hold no content
+
+CommitId = ObjectID  # what callers outside the git layer name a commit id as
 
 
 @dataclass(frozen=True)
