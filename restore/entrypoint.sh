@@ -12,7 +12,7 @@ set -eu
 
 fail() {
     echo "tether-restore: $*" >&2
-    exit 2
+    exit 64 # usage error, as tether's own
 }
 
 flag() { # NAME VALUE: only the words true and false, as in the article

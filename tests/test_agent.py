@@ -129,7 +129,7 @@ def test_failing_ticks_back_off_exponentially_and_capped(
     tmp_path: Path, start_loop: object
 ) -> None:
     log = tmp_path / "ticks"
-    loop = start_loop(tick_command(log, 4), interval=0.15, cap=0.6)  # type: ignore[operator]
+    loop = start_loop(tick_command(log, int(ExitCode.ERROR)), interval=0.15, cap=0.6)  # type: ignore[operator]
     wait_for(lambda: len(ticks(log)) >= 5, timeout=15)
     code, _, err = loop.stop()
     times = ticks(log)
@@ -145,7 +145,7 @@ def test_failing_ticks_back_off_exponentially_and_capped(
 
 def test_success_resets_the_backoff(tmp_path: Path, start_loop: object) -> None:
     log, code_file = tmp_path / "ticks", tmp_path / "code"
-    code_file.write_text("70")
+    code_file.write_text(str(int(ExitCode.BUG)))
     loop = start_loop(tick_command(log, str(code_file)), interval=0.1, cap=5.0)  # type: ignore[operator]
     wait_for(lambda: len(ticks(log)) >= 3, timeout=15)
     code_file.write_text("0")
@@ -215,14 +215,18 @@ def test_suspended_loop_skips_ticks_and_logs_once(tmp_path: Path, start_loop: ob
 
 
 def test_once_returns_the_tick_exit_code(tmp_path: Path) -> None:
-    config = LoopConfig(tuple(tick_command(tmp_path / "t", 3)), tmp_path, 1.0, 0.0, once=True)
+    config = LoopConfig(
+        tuple(tick_command(tmp_path / "t", int(ExitCode.ATTENTION))), tmp_path, 1.0, 0.0, once=True
+    )
     assert run_loop(config) == 3
     assert len(ticks(tmp_path / "t")) == 1
 
 
 def test_once_while_suspended_runs_nothing(tmp_path: Path) -> None:
     suspend(tmp_path, None)
-    config = LoopConfig(tuple(tick_command(tmp_path / "t", 3)), tmp_path, 1.0, 0.0, once=True)
+    config = LoopConfig(
+        tuple(tick_command(tmp_path / "t", int(ExitCode.ATTENTION))), tmp_path, 1.0, 0.0, once=True
+    )
     assert run_loop(config) == ExitCode.OK
     assert ticks(tmp_path / "t") == []
 
@@ -235,9 +239,9 @@ def test_agent_run_command_builds_the_reconcile_tick(tmp_path: Path) -> None:
         interval="5m",
         jitter="0",
         once=True,
-        command=tick_command(tmp_path / "t", 1),
+        command=tick_command(tmp_path / "t", int(ExitCode.ERROR)),
     )
-    assert code == 1
+    assert code == ExitCode.ERROR
 
 
 def test_tick_runs_reconcile_with_the_same_options(tmp_path: Path) -> None:

@@ -250,7 +250,7 @@ def test_dry_run_changes_nothing(world: World, capsys: pytest.CaptureFixture[str
     mirror_refs = gitstore.local_refs(world.mirror(), "refs/")
     ledger_before = (world.state / "ledger.json").read_bytes()
     capsys.readouterr()
-    assert world.capture("--dry-run") == ExitCode.CHANGES
+    assert world.capture("--dry-run", "--detailed-exitcode") == ExitCode.CHANGES
     out = capsys.readouterr().out
     assert "+PORT=81" in out
     assert "__REDACTED_APP_API_TOKEN__" in out
@@ -460,7 +460,7 @@ def test_a_held_lock_stops_capture(world: World, capsys: pytest.CaptureFixture[s
 def test_secret_values_never_reach_output_or_git(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert world.capture("--dry-run") == ExitCode.CHANGES
+    assert world.capture("--dry-run", "--detailed-exitcode") == ExitCode.CHANGES
     assert world.capture() == ExitCode.OK
     assert world.capture("--json") == ExitCode.OK
     out = capsys.readouterr()

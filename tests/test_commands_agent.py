@@ -15,6 +15,7 @@ from tether.agent.units import UnitSpec, render_units
 from tether.cli import main
 from tether.commands.agent import install, load_record
 from tether.errors import HostError
+from tether.exitcodes import ExitCode
 
 ANALYZE = shutil.which("systemd-analyze")
 SYSTEMCTL = shutil.which("systemctl")
@@ -123,7 +124,7 @@ def test_uninstall_keeps_an_edited_unit(cfg: Path, tmp_path: Path) -> None:
     assert main(install_args(cfg, root)) == 0
     service = root / UNITS / "tether-reconcile.service"
     service.write_text(service.read_text() + "# local edit\n")
-    assert main(["agent", "uninstall", "--root", str(root)]) == 3
+    assert main(["agent", "uninstall", "--root", str(root)]) == ExitCode.ATTENTION
     assert service.exists()
     assert not (root / UNITS / "tether-reconcile.timer").exists()
     assert not (root / UNITS / "timers.target.wants").exists()
@@ -216,7 +217,7 @@ def test_password_in_repo_url_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = "https://bob:hunter2@git.example/cfg.git"
-    assert main(["agent", "install", "--print", "--repo", url]) == 2
+    assert main(["agent", "install", "--print", "--repo", url]) == ExitCode.USAGE
     captured = capsys.readouterr()
     assert "hunter2" not in captured.out + captured.err
     assert "holds a password" in captured.err
@@ -225,7 +226,7 @@ def test_password_in_repo_url_is_refused(
 def test_token_as_url_user_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     """https://TOKEN@host is how GitHub/GitLab tokens are often written: never into a unit file."""
     url = "https://ghp_abcdef0123456789@git.example/cfg.git"
-    assert main(["agent", "install", "--print", "--repo", url]) == 2
+    assert main(["agent", "install", "--print", "--repo", url]) == ExitCode.USAGE
     captured = capsys.readouterr()
     assert "ghp_abcdef0123456789" not in captured.out + captured.err
     assert "https://***@git.example/cfg.git" in captured.err
@@ -247,7 +248,7 @@ def test_bad_schedule_is_a_usage_error(
     value: str,
     message: str,
 ) -> None:
-    assert main([*install_args(cfg, tmp_path / "root"), option, value]) == 2
+    assert main([*install_args(cfg, tmp_path / "root"), option, value]) == ExitCode.USAGE
     assert message in capsys.readouterr().err
     assert not (tmp_path / "root").exists()
 
@@ -293,7 +294,7 @@ def test_suspend_into_unwritable_state_dir_is_one_line(
 ) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert main(["agent", "suspend", "--state-dir", str(blocker / "state")]) == 4
+    assert main(["agent", "suspend", "--state-dir", str(blocker / "state")]) == ExitCode.ERROR
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "cannot write the suspend flag" in err
@@ -306,7 +307,7 @@ def test_failed_install_leaves_nothing_half_done(
     root.mkdir()
     (root / "var").write_text("not a folder")  # the state dir cannot be created
     before = tree(root)
-    assert main(install_args(cfg, root)) == 4
+    assert main(install_args(cfg, root)) == ExitCode.ERROR
     err = capsys.readouterr().err
     assert "cannot install the units" in err
     assert err.count("\n") == 1
@@ -323,6 +324,6 @@ def test_failing_systemctl_rolls_back(
     broken.chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
     root = tmp_path / "root"
-    assert main(install_args(cfg, root)) == 4
+    assert main(install_args(cfg, root)) == ExitCode.ERROR
     assert "Failed to enable unit: boom" in capsys.readouterr().err
     assert tree(root) == []

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tether.cli import main
+from tether.exitcodes import ExitCode
 from tether.secrets.render import render
 from tether.secrets.store import load_store
 
@@ -69,7 +70,7 @@ def no_leak(text: str) -> None:
 
 def test_check_lists_and_writes_nothing(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = snapshot(repo)
-    assert main(["redact", "--check", "configs"]) == 3
+    assert main(["redact", "--check", "configs"]) == ExitCode.ATTENTION
     out, err = capsys.readouterr()
     assert out.splitlines() == [
         "configs/arrstack/docker-compose.yml:4: ARRSTACK_WIREGUARD_PRIVATE_KEY",
@@ -138,7 +139,7 @@ def test_unreadable_store_is_one_line_and_changes_nothing(
     store_file(repo).write_text("export A=1\n")
     store_file(repo).chmod(0o640)
     before = snapshot(repo)
-    assert main(["redact", "configs"]) == 4
+    assert main(["redact", "configs"]) == ExitCode.ERROR
     err = capsys.readouterr().err
     assert "chmod 600" in err
     assert "Traceback" not in err
@@ -147,7 +148,7 @@ def test_unreadable_store_is_one_line_and_changes_nothing(
 
 
 def test_missing_path_is_a_usage_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["redact", "nope.yml"]) == 2
+    assert main(["redact", "nope.yml"]) == ExitCode.USAGE
     assert "nope.yml: no such file or folder" in capsys.readouterr().err
 
 
@@ -165,7 +166,7 @@ def test_secrets_list_and_check(repo: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["secrets", "check"]) == 0
     text = store_file(repo).read_text().replace("export HOMEPAGE_PLEX_KEY=plexkey123\n", "")
     store_file(repo).write_text(text)
-    assert main(["secrets", "check"]) == 3
+    assert main(["secrets", "check"]) == ExitCode.ATTENTION
     out, err = capsys.readouterr()
     assert out == "homepage/config/services.yaml:4: HOMEPAGE_PLEX_KEY has no value in the store\n"
     no_leak(out + err)
@@ -178,7 +179,7 @@ def test_secrets_list_and_check(repo: Path, capsys: pytest.CaptureFixture[str]) 
 def test_bare_redacted_needs_a_name(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ini = repo / "configs" / "authentik" / "config.ini"
     ini.write_text("[db]\nPG_PASS = REDACTED\nother_token = REDACTED\n")
-    assert main(["secrets", "check"]) == 3
+    assert main(["secrets", "check"]) == ExitCode.ATTENTION
     out = capsys.readouterr().out
     assert "authentik/config.ini:2: bare REDACTED with no name" in out
     manifest = repo / "tether.yaml"
@@ -189,7 +190,7 @@ def test_bare_redacted_needs_a_name(repo: Path, capsys: pytest.CaptureFixture[st
     )
     os.environ["OTHER_TOKEN"] = "from-env"
     try:
-        assert main(["secrets", "check"]) == 3
+        assert main(["secrets", "check"]) == ExitCode.ATTENTION
         out = capsys.readouterr().out
         assert out == "authentik/config.ini:2: AUTHENTIK_PG_PASS has no value in the store\n"
     finally:
@@ -252,7 +253,7 @@ def test_article_repo_with_article_store(repo: Path, capsys: pytest.CaptureFixtu
     store_file(repo).parent.mkdir()
     store_file(repo).write_text(ARTICLE_STORE)
     store_file(repo).chmod(0o600)
-    assert main(["secrets", "check"]) == 3
+    assert main(["secrets", "check"]) == ExitCode.ATTENTION
     out = capsys.readouterr().out
     # The key on the line names the store entry; the homepage widgets need secrets.map or redact.
     assert out.splitlines() == [
@@ -293,7 +294,7 @@ def test_a_non_utf8_manifest_is_one_line_not_a_crash(
     repo: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     (repo / "tether.yaml").write_bytes(b"version: 1\ntarget: {home: /h\xff}\n")
-    assert main(command) == 4
+    assert main(command) == ExitCode.ERROR
     err = capsys.readouterr().err
     assert "tether.yaml: not UTF-8 text" in err and "internal error" not in err
 
@@ -303,5 +304,5 @@ def test_secrets_outside_a_config_repo_is_the_usage_error_validate_gives(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sub: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["secrets", sub]) == main(["validate"]) == 2
+    assert main(["secrets", sub]) == main(["validate"]) == ExitCode.USAGE
     assert "no config repo" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from tether.agent.loop import suspend
 from tether.cli import main
 from tether.commands.doctor import CHECKS, DoctorContext, check_remote, run_checks
 from tether.config.options import HostOptions
+from tether.exitcodes import ExitCode
 from tether.state.ledger import ledger_path
 from tether.state.lock import INFO_NAME, LOCK_NAME, state_lock
 
@@ -100,7 +101,7 @@ def test_healthy_host_passes_with_a_warning_for_no_units(
 def test_invalid_manifest(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     (setup["cfg"] / "tether.yaml").write_text("version: 1\ntarget: [oops\n")
     code, report, _ = doctor(setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert levels(report)["manifest"] == "error"
     assert "tether.yaml" in messages(report, "manifest")
     assert report["errors"] == 1  # the checks that need the repo say "not checked"
@@ -113,14 +114,14 @@ def test_no_config_repo(
     monkeypatch.chdir(setup["root"].parent)
     code = main(["doctor", "--json", "--state-dir", str(setup["state"])])
     report = json.loads(capsys.readouterr().out)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert "no config repo" in messages(report, "manifest")
 
 
 def test_missing_store(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     setup["store"].unlink()
     code, report, _ = doctor(setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert levels(report)["secret store"] == "error"
     assert "no secret store" in messages(report, "secret store")
 
@@ -140,7 +141,7 @@ def test_store_readable_by_others(
 ) -> None:
     setup["store"].chmod(0o644)
     code, report, _ = doctor(setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert levels(report)["secret store"] == "error"
     assert "chmod 600" in messages(report, "secret store")
 
@@ -150,7 +151,7 @@ def test_store_is_a_symlink(setup: dict[str, Path], capsys: pytest.CaptureFixtur
     setup["store"].rename(real)
     setup["store"].symlink_to(real)
     code, report, _ = doctor(setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert "symlink" in messages(report, "secret store")
 
 
@@ -159,7 +160,7 @@ def test_placeholder_without_value(
 ) -> None:
     (setup["cfg"] / "configs/app/plain.txt").write_text("key: __REDACTED_OTHER_KEY__\n")
     code, report, _ = doctor(setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     text = messages(report, "placeholders")
     assert "configs/app/plain.txt: no value for OTHER_KEY" in text
     assert "APP_TOKEN" not in text
@@ -182,7 +183,7 @@ def test_units_installed_but_not_enabled(
     link = setup["root"] / "etc/systemd/system/timers.target.wants/tether-reconcile.timer"
     link.unlink()
     code, report, _ = doctor(setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert levels(report)["units"] == "error"
     assert "not enabled" in messages(report, "units")
 
@@ -199,7 +200,10 @@ def test_suspended_is_a_warning(setup: dict[str, Path], capsys: pytest.CaptureFi
 def test_text_output(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     setup["store"].chmod(0o640)
     args = ["doctor", "--source", str(setup["cfg"]), "--secrets-file", str(setup["store"])]
-    assert main([*args, "--state-dir", str(setup["state"]), "--root", str(setup["root"])]) == 4
+    assert (
+        main([*args, "--state-dir", str(setup["state"]), "--root", str(setup["root"])])
+        == ExitCode.ERROR
+    )
     captured = capsys.readouterr()
     assert "error    secret store:" in captured.out
     assert "doctor: 1 errors, 2 warnings" in captured.err
@@ -251,7 +255,7 @@ def test_unreachable_repo_is_an_error_naming_the_url(
     setup: dict[str, Path], capsys: pytest.CaptureFixture[str], closed_port: str
 ) -> None:
     code, report, _ = doctor_repo(closed_port, setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert levels(report)["remote"] == "error"
     text = messages(report, "remote")
     assert f"{closed_port} (--repo): unreachable" in text
@@ -265,7 +269,7 @@ def test_unreachable_remote_url_is_masked(
 ) -> None:
     url = f"http://deploy:{SECRET}@127.0.0.1:{free_port()}/config.git"
     code, report, out = doctor_repo(url, setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert levels(report)["remote"] == "error"
     assert "http://deploy:***@127.0.0.1" in messages(report, "remote")
     assert SECRET not in out
@@ -278,7 +282,7 @@ def test_capture_remote_of_the_manifest_is_probed(
     text = manifest.read_text().replace("capture:\n", f"capture:\n  remote: {closed_port}\n")
     manifest.write_text(text)
     code, report, _ = doctor(setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert levels(report)["remote"] == "error"
     assert "capture.remote in tether.yaml" in messages(report, "remote")
 
@@ -290,7 +294,7 @@ def test_corrupt_ledger(setup: dict[str, Path], capsys: pytest.CaptureFixture[st
     setup["state"].mkdir()
     ledger_path(setup["state"]).write_text("{not json")
     code, report, _ = doctor(setup, capsys)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert levels(report)["ledger"] == "error"
     text = messages(report, "ledger")
     assert "the ledger is corrupt" in text
@@ -454,7 +458,7 @@ def test_store_is_the_one_reconcile_reads(
     setup["root"].mkdir()
     state = ["--state-dir", str(setup["state"])]
     target = ["--target-root", str(setup["root"]), "--source", str(setup["cfg"])]
-    assert main(["reconcile", *target, *state]) == 1  # both files can be written
+    assert main(["reconcile", *target, *state]) == ExitCode.OK  # both files can be written
     capsys.readouterr()
     code = main(["doctor", "--json", *target, *state, "--root", str(setup["root"])])
     report = json.loads(capsys.readouterr().out)

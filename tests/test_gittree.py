@@ -12,6 +12,7 @@ from tether.cli import main
 from tether.config.configrepo import open_config_repo
 from tether.config.sourcetree import SourceTree
 from tether.errors import GitError, SourceError
+from tether.exitcodes import ExitCode
 from tether.git import store as gitstore
 from tether.git.tree import RemoteTree, open_remote_tree
 
@@ -145,7 +146,10 @@ def test_validate_repo_over_git_daemon_and_http(
         assert main(["validate", "--repo", url, "--state-dir", state, "--json"]) == 0
         out = capsys.readouterr().out
         assert json.loads(out) is not None
-    assert main(["validate", "--repo", str(upstream), "--ref", "nope", "--state-dir", state]) == 4
+    assert (
+        main(["validate", "--repo", str(upstream), "--ref", "nope", "--state-dir", state])
+        == ExitCode.ERROR
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no branch, tag or commit 'nope'" in err
 
@@ -155,7 +159,7 @@ def test_validate_repo_reports_a_broken_manifest_at_the_commit(
 ) -> None:
     commit(upstream, {"tether.yaml": b"version: 1\n"})
     code = main(["validate", "--repo", str(upstream), "--state-dir", str(tmp_path / "s")])
-    assert code == 4
+    assert code == ExitCode.ERROR
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert f"{upstream}@" in text and "tether.yaml" in text  # names the commit it came from

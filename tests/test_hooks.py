@@ -10,6 +10,7 @@ import pytest
 
 from scanhelp import BIN, commit_file, git, git_env, init_repo, token
 from tether.cli import main
+from tether.exitcodes import ExitCode
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +96,7 @@ def test_foreign_hook_is_refused_forced_or_chained(
     foreign.write_text('#!/bin/sh\necho foreign-ran >> "$(git rev-parse --git-dir)/ran"\n')
     foreign.chmod(0o755)
     refused = install(cwd=work)
-    assert refused.returncode == 4
+    assert refused.returncode == ExitCode.ERROR
     assert "a hook tether did not write" in refused.stderr and "--chain" in refused.stderr
     assert not (hooks / "pre-push").exists()  # nothing half-installed
     assert "foreign-ran" in foreign.read_text()
@@ -124,7 +125,7 @@ def test_force_and_chain_together_is_a_usage_error(
     foreign = work / ".git/hooks/pre-push"
     foreign.write_text("#!/bin/sh\nexit 0\n")
     result = install("--force", "--chain", cwd=work)
-    assert result.returncode == 2 and "--force" in result.stderr
+    assert result.returncode == ExitCode.USAGE and "--force" in result.stderr
     assert foreign.read_text() == "#!/bin/sh\nexit 0\n"
     assert not (work / ".git/hooks/pre-push.tether-chained").exists()
 
@@ -134,7 +135,7 @@ def test_not_a_repo_is_one_clear_error(
 ) -> None:
     (tmp_path / "plain").mkdir()
     result = install(cwd=tmp_path / "plain")
-    assert result.returncode == 4
+    assert result.returncode == ExitCode.ERROR
     assert "not inside a git repository" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -186,7 +187,7 @@ def test_scan_commits_range_from_the_cli(work: Path, env: dict[str, str]) -> Non
     _commit_no_verify(work, "a.env", f"T={token()}\n", env)
     _commit_no_verify(work, "a.env", "T=\n", env)
     result = tether("scan", "--commits", f"{base}..HEAD", "--format", "json", cwd=work, env=env)
-    assert result.returncode == 3
+    assert result.returncode == ExitCode.ATTENTION
     assert '"path": "a.env"' in result.stdout
     clean = tether("scan", "--commits", "HEAD", cwd=work, env=env)
     assert clean.returncode == 0, clean.stdout
@@ -229,7 +230,7 @@ def test_pre_push_stdin_from_the_cli(work: Path, env: dict[str, str]) -> None:
         text=True,
         check=False,
     )
-    assert result.returncode == 3
+    assert result.returncode == ExitCode.ATTENTION
     assert '"files_scanned": 1' in result.stdout
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tether.errors import StateError
+from tether.exitcodes import ExitCode
 from tether.state.metrics import render_metrics, write_metrics
 from tether.state.runs import RunRecord
 
@@ -51,7 +52,16 @@ def test_timestamp_keeps_full_precision() -> None:
     assert "1764324000.25" in render_metrics(record())
 
 
-@pytest.mark.parametrize(("code", "success"), [(0, 1), (1, 1), (3, 1), (4, 0), (70, 0)])
+@pytest.mark.parametrize(
+    ("code", "success"),
+    [
+        (ExitCode.OK, 1),
+        (ExitCode.CHANGES, 1),
+        (ExitCode.ATTENTION, 1),
+        (ExitCode.ERROR, 0),
+        (ExitCode.BUG, 0),
+    ],
+)
 def test_success_flag(code: int, success: int) -> None:
     text = render_metrics(record(code))
     assert f'tether_last_run_success{{command="reconcile"}} {success}' in text

@@ -33,7 +33,7 @@ def site(tmp_path: Path) -> Site:
 
 
 def test_plan_changes_nothing_then_apply_then_all_in_sync(site: Site) -> None:
-    first = site.reconcile()
+    first = site.reconcile("--detailed-exitcode")
     assert first.code == ExitCode.CHANGES, first.err
     assert "Plan: 3 to create" in first.out
     assert not any(site.root.iterdir())

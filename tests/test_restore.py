@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from testing.repos import make_config_repo
+from tether.exitcodes import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = ROOT / "restore" / "entrypoint.sh"
@@ -99,7 +100,7 @@ def test_dry_run_with_overwrite_previews_the_overwrite(box: dict[str, Path]) -> 
 )
 def test_only_true_or_false(box: dict[str, Path], name: str, value: str) -> None:
     code, argv, err = entry(box, **{name: value}) if value else entry(box, **{name: " "})
-    assert code == 2
+    assert code == ExitCode.USAGE
     assert argv is None  # tether never ran
     assert f"{name} must be true or false" in err
     assert err.count("\n") == 1
@@ -107,16 +108,16 @@ def test_only_true_or_false(box: dict[str, Path], name: str, value: str) -> None
 
 def test_relative_target_home_is_refused(box: dict[str, Path]) -> None:
     code, argv, err = entry(box, TARGET_HOME="home/anas")
-    assert (code, argv) == (2, None)
+    assert (code, argv) == (ExitCode.USAGE, None)
     assert "TARGET_HOME must be an absolute path" in err
 
 
 def test_missing_mounts_are_named(box: dict[str, Path]) -> None:
     code, argv, err = entry(box, HOST_ROOT=str(box["tmp"] / "nohost"))
-    assert (code, argv) == (2, None)
+    assert (code, argv) == (ExitCode.USAGE, None)
     assert "the host's root is not mounted (add -v /:" in err
     code, argv, err = entry(box, REPO_DIR=str(box["tmp"] / "norepo"))
-    assert (code, argv) == (2, None)
+    assert (code, argv) == (ExitCode.USAGE, None)
     assert "no config repo mounted" in err
 
 
@@ -138,7 +139,7 @@ def test_extra_arguments_go_last(box: dict[str, Path]) -> None:
 
 def test_tether_exit_code_is_the_container_exit_code(box: dict[str, Path]) -> None:
     code, _, _ = entry(box, FAKE_EXIT="3")
-    assert code == 3
+    assert code == ExitCode.ATTENTION
 
 
 # ---- compose and Dockerfile -----------------------------------------------------------------
@@ -277,7 +278,7 @@ def real_entry(box: dict[str, Path], *args: str, **env: str) -> subprocess.Compl
 def test_real_tether_dry_run_then_apply(real_box: dict[str, Path]) -> None:
     home = real_box["host"] / "home/demo"
     preview = real_entry(real_box, DRY_RUN="true")
-    assert preview.returncode == 1, preview.stderr  # changes pending, nothing written
+    assert preview.returncode == ExitCode.OK, preview.stderr  # changes pending, nothing written
     assert "app/config.yaml" in preview.stdout
     assert not home.exists()
     applied = real_entry(real_box, DRY_RUN="false")
@@ -296,7 +297,7 @@ def test_real_tether_dry_run_then_apply(real_box: dict[str, Path]) -> None:
 def test_real_tether_refuses_a_store_others_can_read(real_box: dict[str, Path]) -> None:
     real_box["store"].chmod(0o644)
     done = real_entry(real_box, DRY_RUN="false")
-    assert done.returncode == 4
+    assert done.returncode == ExitCode.ERROR
     assert "group or others may access it" in done.stderr
     assert not (real_box["host"] / "home/demo").exists()
     assert RESTORED_SECRET not in done.stdout + done.stderr

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tether.errors import StateError
+from tether.exitcodes import ExitCode
+from tether.state.runlog import recording
 from tether.state.runs import RunRecord, load_runs, record_run, runs_path
 
 
@@ -59,10 +61,10 @@ def test_bad_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
 
 
 def test_result_words() -> None:
-    assert run(0, 1).result == "changes"
-    assert run(0, 3).result == "attention"
-    assert run(0, 4).failed
-    assert not run(0, 3).failed
+    assert run(0, ExitCode.CHANGES).result == "changes"
+    assert run(0, ExitCode.ATTENTION).result == "attention"
+    assert run(0, ExitCode.ERROR).failed
+    assert not run(0, ExitCode.ATTENTION).failed
     assert run(0, 99).result == "unknown"
     assert run(0, 99).failed
 
@@ -101,3 +103,28 @@ def test_history_that_is_a_folder_is_a_state_error(tmp_path: Path) -> None:
     runs_path(tmp_path).mkdir()
     with pytest.raises(StateError, match="cannot read the run history"):
         load_runs(tmp_path)
+
+
+def test_history_written_before_the_renumbering_keeps_its_meaning(tmp_path: Path) -> None:
+    old = [  # as tether wrote them when 1 meant changes pending, 2 usage and 4 error
+        {"command": "reconcile --plan", "started": 1.0, "duration": 0.1, "exitCode": code}
+        for code in (1, 2, 3, 4)
+    ]
+    runs_path(tmp_path).write_text("".join(json.dumps(r) + "\n" for r in old))
+    record_run(tmp_path, run(5, ExitCode.ERROR))
+    codes = [r.exit_code for r in load_runs(tmp_path)]
+    assert codes == [
+        ExitCode.CHANGES,
+        ExitCode.USAGE,
+        ExitCode.ATTENTION,
+        ExitCode.ERROR,
+        ExitCode.ERROR,  # written now: read as written
+    ]
+
+
+def test_ctrl_c_is_recorded_as_interrupted_not_as_a_bug(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), recording(tmp_path, "reconcile --apply"):
+        raise KeyboardInterrupt
+    (last,) = load_runs(tmp_path)
+    assert last.exit_code == ExitCode.INTERRUPTED
+    assert last.failed

@@ -14,6 +14,7 @@ from dulwich import porcelain
 
 from scanhelp import token
 from tether.cli import main
+from tether.exitcodes import ExitCode
 from tether.secrets.baseline import BASELINE_NAME, load_baseline
 from tether.secrets.scan import (
     ENTROPY_RULE,
@@ -178,7 +179,7 @@ def tree(tmp_path: Path) -> Path:
 
 def test_scan_reports_path_line_rule_and_never_the_value(tree: Path, run: Run) -> None:
     code, out, err = run(["scan", "app"], tree)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert out == "app/.env:1: github-pat gh***\n"
     assert token() not in out + err
     assert "scanned 2 files, skipped 0: 1 possible secrets" in err
@@ -193,7 +194,7 @@ def test_json_output_shape(tree: Path, run: Run) -> None:
     (tree / "app/blob.bin").write_bytes(b"\0\1" + token().encode())
     code, out, _ = run(["scan", "--format", "json", "app"], tree)
     data = json.loads(out)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert set(data) == {"findings", "files_scanned", "files_skipped"}
     assert data["files_scanned"] == 2 and data["files_skipped"] == 1
     [finding] = data["findings"]
@@ -205,18 +206,18 @@ def test_json_output_shape(tree: Path, run: Run) -> None:
 def test_json_flag_is_format_json(tree: Path, run: Run) -> None:
     """`--json`, as every other scriptable command spells it."""
     code, out, _ = run(["scan", "--json", "app"], tree)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert [(f["path"], f["rule"]) for f in json.loads(out)["findings"]] == [
         ("app/.env", "github-pat")
     ]
     code, _, err = run(["scan", "--json", "--format", "sarif", "app"], tree)
-    assert code == 2 and "--json" in err
+    assert code == ExitCode.USAGE and "--json" in err
 
 
 def test_sarif_output(tree: Path, run: Run) -> None:
     code, out, _ = run(["scan", "--format", "sarif", "app"], tree)
     sarif = json.loads(out)
-    assert code == 3 and sarif["version"] == "2.1.0"
+    assert code == ExitCode.ATTENTION and sarif["version"] == "2.1.0"
     [result] = sarif["runs"][0]["results"]
     assert result["ruleId"] == "github-pat"
     location = result["locations"][0]["physicalLocation"]
@@ -239,7 +240,7 @@ def test_update_baseline_keeps_salt_and_stores_no_plain_hash(tree: Path, run: Ru
     assert run(["scan", "app"], tree)[0] == 0
     (tree / "app/new.env").write_text(f"OTHER={token(seed=2)}\n")
     code, out, err = run(["scan", "app"], tree)
-    assert code == 3 and out.startswith("app/new.env:1:")
+    assert code == ExitCode.ATTENTION and out.startswith("app/new.env:1:")
     assert "1 more accepted by the baseline" in err
     # Re-running keeps the salt, so earlier fingerprints stay valid.
     run(["scan", "--update-baseline", "app"], tree)
@@ -251,7 +252,7 @@ def test_update_baseline_keeps_salt_and_stores_no_plain_hash(tree: Path, run: Ru
 def test_a_broken_baseline_is_one_clear_error(tree: Path, run: Run) -> None:
     (tree / BASELINE_NAME).write_text("{not json")
     code, _, err = run(["scan", "app"], tree)
-    assert code == 4
+    assert code == ExitCode.ERROR
     assert BASELINE_NAME in err and "not a tether baseline" in err
     assert "Traceback" not in err
 
@@ -262,21 +263,21 @@ def test_default_target_is_the_config_repos_source_folder(tmp_path: Path, run: R
     (tmp_path / "configs/app.env").write_text(f"TOKEN={token()}\n")
     (tmp_path / "notes.env").write_text(f"TOKEN={token(seed=5)}\n")
     code, out, _ = run(["scan"], tmp_path)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert out.splitlines() == ["configs/app.env:1: github-pat gh***"]
 
 
 def test_usage_errors(tree: Path, run: Run) -> None:
-    assert run(["scan", "--staged", "app"], tree)[0] == 2
+    assert run(["scan", "--staged", "app"], tree)[0] == ExitCode.USAGE
     code, _, err = run(["scan", "missing"], tree)
-    assert code == 2 and "missing: no such file or folder" in err
+    assert code == ExitCode.USAGE and "missing: no such file or folder" in err
 
 
 def test_exclude_leaves_out_matching_paths(tree: Path, run: Run) -> None:
     code, out, err = run(["scan", "--exclude", r"\.env$", "app"], tree)
     assert (code, out) == (0, "")
     assert "scanned 1 files" in err
-    assert run(["scan", "--exclude", "(", "app"], tree)[0] == 2
+    assert run(["scan", "--exclude", "(", "app"], tree)[0] == ExitCode.USAGE
 
 
 def test_key_names_in_program_source_need_a_string_literal(tmp_path: Path, run: Run) -> None:
@@ -284,7 +285,7 @@ def test_key_names_in_program_source_need_a_string_literal(tmp_path: Path, run: 
         "key: str | None = None\npassword = ask_user()\nDB_PASSWORD = 'Tr0ub4dor-and-3'\n"
     )
     code, out, _ = run(["scan", "app.py"], tmp_path)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert out == "app.py:3: key-name ***\n"
 
 
@@ -295,16 +296,16 @@ def test_symlinks_are_not_followed_and_hook_mode_without_files_scans_nothing(
     (tree / "elsewhere/t.env").write_text(f"T={token(seed=9)}\n")
     (tree / "app/link.env").symlink_to(tree / "elsewhere/t.env")
     code, out, _ = run(["scan", "app"], tree)
-    assert code == 3 and "link.env" not in out
+    assert code == ExitCode.ATTENTION and "link.env" not in out
     assert run(["scan", "--hook"], tree)[:2] == (0, "")
 
 
 def test_oversized_files_are_skipped_and_named(tree: Path, run: Run) -> None:
     (tree / "app/dump.sql").write_text("x" * 2000)
     code, _, err = run(["scan", "--max-size", "1000", "--format", "json", "app"], tree)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert "app/dump.sql: skipped (larger than 1000 bytes)" in err
-    assert run(["scan", "--max-size", "0", "app"], tree)[0] == 2
+    assert run(["scan", "--max-size", "0", "app"], tree)[0] == ExitCode.USAGE
 
 
 def test_folder_walks_skip_what_git_ignores_named_files_do_not(tmp_path: Path, run: Run) -> None:
@@ -314,18 +315,18 @@ def test_folder_walks_skip_what_git_ignores_named_files_do_not(tmp_path: Path, r
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(f"TOKEN={token()}\n")
     code, out, _ = run(["scan", "."], tmp_path)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert [line.split(":")[0] for line in out.splitlines()] == ["app/real.env"]
     code, out, _ = run(["scan", "debug.log"], tmp_path)
-    assert code == 3 and out.startswith("debug.log:1:")
+    assert code == ExitCode.ATTENTION and out.startswith("debug.log:1:")
     code, out, _ = run(["scan", "build"], tmp_path)  # an ignored folder named on purpose
-    assert code == 3 and out.startswith("build/out.env:1:")
+    assert code == ExitCode.ATTENTION and out.startswith("build/out.env:1:")
 
 
 def test_git_modes_outside_a_repository_are_one_clear_error(tmp_path: Path, run: Run) -> None:
     for args in (["--staged"], ["--commits", "HEAD~1..HEAD"], ["--pre-push"]):
         code, _, err = run(["scan", *args], tmp_path)
-        assert code == 4, args
+        assert code == ExitCode.ERROR, args
         assert "not inside a git repository" in err and "Traceback" not in err
 
 
@@ -359,7 +360,7 @@ def test_hook_mode_at_pre_push_scans_the_commits_from_pre_commits_environment(
     monkeypatch.delenv("PRE_COMMIT_TO_REF")
     monkeypatch.setenv("PRE_COMMIT_LOCAL_BRANCH", "refs/heads/master")
     code, _, err = run(["scan", "--hook", "--format", "json"], tmp_path)
-    assert code == 3 and "scanned 2 files" in err  # the root commit and the leak
+    assert code == ExitCode.ATTENTION and "scanned 2 files" in err  # the root commit and the leak
     monkeypatch.delenv("PRE_COMMIT_REMOTE_NAME")
     assert run(["scan", "--hook"], tmp_path)[0] == 0  # pre-commit stage, no files: nothing
 
@@ -369,9 +370,9 @@ def test_commits_mode_in_process(tmp_path: Path, run: Run) -> None:
     base = _commit(tmp_path, "a.env", "A=1\n")
     _commit(tmp_path, "b.env", f"T={token()}\n")
     code, out, _ = run(["scan", "--commits", f"{base}..HEAD", "--format", "sarif"], tmp_path)
-    assert code == 3 and '"uri": "b.env"' in out
+    assert code == ExitCode.ATTENTION and '"uri": "b.env"' in out
     assert run(["scan", "--commits", base], tmp_path)[0] == 0
-    assert run(["scan", "--remote", "origin"], tmp_path)[0] == 2
+    assert run(["scan", "--remote", "origin"], tmp_path)[0] == ExitCode.USAGE
 
 
 @pytest.mark.parametrize(
@@ -406,7 +407,7 @@ def test_manifest_secret_names_and_identifier_keys_are_not_findings(
         f'PlexOnlineToken="{token("", 20, seed=8)}"/>\n'
     )
     code, out, _ = run(["scan", "tether.yaml", "Preferences.xml"], tmp_path)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert [line.split(": ")[1].split()[0] for line in out.splitlines()] == ["key-name"]
     assert out.startswith("Preferences.xml:1:")
 
@@ -415,7 +416,7 @@ def test_format_templates_and_variable_names_are_references(tmp_path: Path, run:
     (tmp_path / "gen.py").write_text('url = f"https://{user}:{pw}@host.lan/api"\n')
     (tmp_path / "app.yaml").write_text("db:\n  password: DB_PASSWORD_FROM_ENV\n  pass: HUNTER2\n")
     code, out, _ = run(["scan", "gen.py", "app.yaml"], tmp_path)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert out == "app.yaml:3: key-name ***\n"
 
 

@@ -11,6 +11,7 @@ from tether.cli import main
 from tether.commands.snapshot import snapshot, tag_name
 from tether.config.options import SourceOptions
 from tether.errors import UsageError
+from tether.exitcodes import ExitCode
 from tether.git.tree import open_remote_tree
 
 NOW = dt.datetime(2026, 11, 22, 3, 4, 5, tzinfo=dt.UTC)
@@ -43,7 +44,7 @@ def test_an_empty_name_is_refused_not_replaced_by_the_default(
     upstream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["snapshot", "--repo", str(upstream), "--state-dir", str(tmp_path / "s"), "--name", ""]
-    assert main(args) == 2
+    assert main(args) == ExitCode.USAGE
     assert "not a valid git ref name" in capsys.readouterr().err
 
 
@@ -56,7 +57,7 @@ def test_existing_tag_is_never_moved(
     first = ref_of(upstream, "refs/tags/snapshot/w")
     commit(upstream, {"configs/.bashrc": b"moved on\n"})
     capsys.readouterr()
-    assert main(args) == 4
+    assert main(args) == ExitCode.ERROR
     err = capsys.readouterr().err
     assert "already exists" in err and "never moved" in err and err.count("\n") == 1
     assert ref_of(upstream, "refs/tags/snapshot/w") == first
@@ -97,7 +98,7 @@ def test_push_rejected_by_the_server_fails_loudly(
     state = str(tmp_path / "s")
     url = f"{git_daemon}/config.git"
     code = main(["snapshot", "--repo", url, "--state-dir", state, "--name", "s/1", "--push"])
-    assert code == 4
+    assert code == ExitCode.ERROR
     err = capsys.readouterr().err
     assert "rejected" in err and "hook declined" in err and "not kept" in err
     assert ref_of(upstream, "refs/tags/s/1") is None
@@ -111,7 +112,7 @@ def test_snapshot_needs_a_fresh_fetch(
     tmp_path: Path, closed_port: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["snapshot", "--repo", closed_port, "--state-dir", str(tmp_path / "s")])
-    assert code == 4
+    assert code == ExitCode.ERROR
     err = capsys.readouterr().err
     assert "connection refused" in err and "check the URL" in err
 

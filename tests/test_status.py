@@ -15,6 +15,7 @@ from testing.gitrepos import commit, config_files, init_bare
 from testing.reconcile import make_site
 from tether.agent.loop import suspend
 from tether.cli import main
+from tether.exitcodes import ExitCode
 from tether.state.runs import RunRecord, record_run
 
 
@@ -42,7 +43,7 @@ def conditions(report: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
 
 def test_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, report = status(tmp_path, capsys)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert set(report) >= {
         "conditions",
         "lastAppliedRevision",
@@ -72,10 +73,12 @@ def test_failed_attempt_keeps_the_last_applied_revision(
     record_run(tmp_path, reconcile(1, revision_attempted="aaa", revision_applied="aaa"))
     record_run(
         tmp_path,
-        reconcile(2, 4, revision_attempted="bbb", message="remote unreachable: git.example"),
+        reconcile(
+            2, ExitCode.ERROR, revision_attempted="bbb", message="remote unreachable: git.example"
+        ),
     )
     code, report = status(tmp_path, capsys)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert report["lastAppliedRevision"] == "aaa"
     assert report["lastAttemptedRevision"] == "bbb"
     assert conditions(report)["Ready"] == (
@@ -89,16 +92,18 @@ def test_failed_attempt_keeps_the_last_applied_revision(
 def test_drift_is_pending_and_needs_attention(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record_run(tmp_path, reconcile(1, 3, {"in_sync": 3, "drift": 2, "conflict": 1}))
+    record_run(
+        tmp_path, reconcile(1, ExitCode.ATTENTION, {"in_sync": 3, "drift": 2, "conflict": 1})
+    )
     code, report = status(tmp_path, capsys)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert report["pendingDrift"] == {"drift": 2, "conflict": 1}
     assert conditions(report)["Ready"] == ("False", "NeedsAttention", "2 drift, 1 conflict")
 
 
 def test_repeated_failures_stall(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for n in range(3):
-        record_run(tmp_path, reconcile(n, 4, message="permission denied: /etc/x"))
+        record_run(tmp_path, reconcile(n, ExitCode.ERROR, message="permission denied: /etc/x"))
     _, report = status(tmp_path, capsys)
     stalled = conditions(report)["Stalled"]
     assert stalled[:2] == ("True", "RepeatedFailures")
@@ -107,7 +112,7 @@ def test_repeated_failures_stall(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_usage_error_stalls_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    record_run(tmp_path, reconcile(1, 2, message="--source x: not a folder"))
+    record_run(tmp_path, reconcile(1, ExitCode.USAGE, message="--source x: not a folder"))
     _, report = status(tmp_path, capsys)
     assert conditions(report)["Stalled"][:2] == ("True", "InvalidInvocation")
 
@@ -116,7 +121,10 @@ def test_capture_runs_are_listed_but_do_not_decide_ready(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     record_run(tmp_path, reconcile(1, revision_applied="aaa"))
-    record_run(tmp_path, RunRecord("capture", 1_764_330_000.0, 2.0, 4, message="push rejected"))
+    record_run(
+        tmp_path,
+        RunRecord("capture", 1_764_330_000.0, 2.0, ExitCode.ERROR, message="push rejected"),
+    )
     code, report = status(tmp_path, capsys)
     assert code == 0
     assert [r["command"] for r in report["runs"]] == ["reconcile --apply", "capture"]
@@ -150,9 +158,9 @@ def test_suspended(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    record_run(tmp_path, reconcile(1, 3, {"drift": 1}, revision_applied="abc123"))
+    record_run(tmp_path, reconcile(1, ExitCode.ATTENTION, {"drift": 1}, revision_applied="abc123"))
     suspend(tmp_path, None)
-    assert main(["status", "--state-dir", str(tmp_path)]) == 3
+    assert main(["status", "--state-dir", str(tmp_path)]) == ExitCode.ATTENTION
     out = capsys.readouterr().out
     assert "Ready       False   NeedsAttention: 1 drift" in out
     assert "applied     abc123" in out
@@ -178,7 +186,7 @@ def test_real_runs_pending_is_what_apply_left(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     site = make_site(tmp_path, {"a.conf": "a\n", "b.conf": "b\n"})
-    assert site.reconcile().code == 1  # a plan: two creates pending
+    assert site.reconcile().code == ExitCode.OK  # a plan: two creates pending
     code, report = status(site.state, capsys)
     assert report["pendingDrift"] == {"create": 2}
     assert conditions(report)["Ready"][:2] == ("False", "ChangesPending")
@@ -188,9 +196,9 @@ def test_real_runs_pending_is_what_apply_left(
     assert report["pendingDrift"] == {}  # the creates were done
     assert report["lastAppliedRevision"] == "folder"  # a --source folder has no commit id
     site.dest("a.conf").write_text("edited on the host\n")
-    assert site.reconcile("--apply").code == 3
+    assert site.reconcile("--apply").code == ExitCode.ATTENTION
     code, report = status(site.state, capsys)
-    assert code == 3
+    assert code == ExitCode.ATTENTION
     assert report["pendingDrift"] == {"drift": 1}
     assert conditions(report)["Ready"][:2] == ("False", "NeedsAttention")
     assert site.reconcile("--apply", "--overwrite").code == 0
@@ -206,7 +214,7 @@ def test_real_stale_source_says_so(tmp_path: Path, capsys: pytest.CaptureFixture
     args += [str(tmp_path / "root"), "--state-dir", str(tmp_path / "state")]
     assert main(args) == 0
     shutil.rmtree(bare)  # the remote is gone; the mirror is left
-    assert main(args) == 3
+    assert main(args) == ExitCode.ATTENTION
     capsys.readouterr()
     _, report = status(tmp_path / "state", capsys)
     ready = conditions(report)["Ready"]

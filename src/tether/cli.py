@@ -5,6 +5,7 @@ Nothing here decides anything; each command lives in tether.commands.<name>.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ import click
 from tether import __version__
 from tether.commands.errorhandler import error_handler
 from tether.config.options import HostOptions, SourceOptions, resolve_host_options
-from tether.exitcodes import EXIT_CODE_TABLE, ExitCode
+from tether.exitcodes import EXIT_CODE_TABLE, ExitCode, for_process
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,6 +98,14 @@ def host_options(func: F) -> F:
         "default /].",
         folder=True,
         envvar="TETHER_TARGET_ROOT",
+    )(func)
+
+
+def detailed_exitcode_option(func: F) -> F:
+    return click.option(
+        "--detailed-exitcode",
+        is_flag=True,
+        help="Exit 2 when changes are pending (default: 0, as for any successful plan).",
     )(func)
 
 
@@ -605,6 +614,7 @@ def wait_option(func: F) -> F:
 @source_options
 @host_options
 @json_option
+@detailed_exitcode_option
 def reconcile(  # noqa: PLR0917
     plan_only: bool | None,
     require_fresh: bool,
@@ -623,11 +633,12 @@ def reconcile(  # noqa: PLR0917
     state_dir: Path | None,
     secrets_file: Path | None,
     as_json: bool,
+    detailed_exitcode: bool,
 ) -> int:
     """Plan (default) or apply the config repo onto this host, three-way."""
     from tether.commands.reconcile import reconcile as run
 
-    return run(
+    code = run(
         SourceOptions.resolve(source, repo, ref),
         host(target_root, target_home, state_dir, secrets_file),
         explicit_root=target_root is not None,
@@ -642,6 +653,7 @@ def reconcile(  # noqa: PLR0917
         require_fresh=require_fresh,
         metrics_file=metrics_file,
     )
+    return for_process(code, detailed=detailed_exitcode)
 
 
 @cli.command(short_help="Copy allowlisted host files into the repo, redacted, and push.")
@@ -672,6 +684,7 @@ def reconcile(  # noqa: PLR0917
 @wait_option
 @host_options
 @json_option
+@detailed_exitcode_option
 def capture(  # noqa: PLR0917
     repo: str | None,
     source: Path | None,
@@ -688,6 +701,7 @@ def capture(  # noqa: PLR0917
     state_dir: Path | None,
     secrets_file: Path | None,
     as_json: bool,
+    detailed_exitcode: bool,
 ) -> int:
     """Copy allowlisted host files into the config repo: redacted, scanned, committed, pushed."""
     from tether.commands.capture import CaptureRequest
@@ -703,7 +717,7 @@ def capture(  # noqa: PLR0917
         message=message,
         keep_host=keep_host,
     )
-    return run(
+    code = run(
         request,
         host(target_root, target_home, state_dir, secrets_file),
         explicit_root=target_root is not None,
@@ -711,6 +725,7 @@ def capture(  # noqa: PLR0917
         metrics_file=metrics_file,
         wait=wait,
     )
+    return for_process(code, detailed=detailed_exitcode)
 
 
 @cli.command("apply", short_help="Apply a saved plan exactly, or refuse it whole.")
@@ -760,11 +775,20 @@ def backups_restore(state_dir: Path, backup_id: str, wait: float) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    stdout = sys.stdout
     with error_handler() as result:
         try:
             code = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        except SystemExit:
+            if sys.stdout is stdout:
+                raise
+            # click met a closed pipe: it swapped stdout for a quiet wrapper and exits 1
+            code = ExitCode.CLOSED_PIPE
         except click.exceptions.Abort:
             raise KeyboardInterrupt from None
+        except click.UsageError as exc:
+            exc.show()
+            code = ExitCode.USAGE
         except click.ClickException as exc:
             exc.show()
             code = exc.exit_code

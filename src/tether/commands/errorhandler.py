@@ -18,12 +18,6 @@ from tether.errors import TetherError
 from tether.exitcodes import ExitCode
 
 
-class Exit(Exception):  # carries an exit code, not an error
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 def crash_log_dir() -> Path:
     return Path(os.environ.get("TETHER_LOG_DIR") or tempfile.gettempdir())
 
@@ -41,14 +35,26 @@ def write_crash_log(exc: BaseException) -> Path:
     return Path(name)
 
 
+def silence_stdout() -> None:
+    """The reader went away (`tether status | head -1`): end quietly, no flush error at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test runner's capture)
+        pass
+    finally:
+        os.close(devnull)
+
+
 @contextlib.contextmanager
 def error_handler() -> Iterator[list[int]]:
     """Yields a one-item list the caller may set to an exit code; maps exceptions otherwise."""
     result = [int(ExitCode.OK)]
     try:
         yield result
-    except Exit as done:
-        result[0] = done.code
+    except BrokenPipeError:
+        silence_stdout()
+        result[0] = int(ExitCode.CLOSED_PIPE)
     except TetherError as exc:
         click.echo(f"tether: {exc.line()}", err=True)
         result[0] = int(exc.exit_code)

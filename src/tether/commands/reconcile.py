@@ -11,7 +11,7 @@ import click
 from tether.commands.progress import Progress
 from tether.config.options import HostOptions, SourceOptions
 from tether.errors import HostError, UsageError
-from tether.exitcodes import ExitCode
+from tether.exitcodes import ExitCode, worst
 from tether.hostfs.fsutil import write_atomic
 from tether.hostfs.host import DryRunHost, Host, RealHost, describe_os_error
 from tether.reconcile.applier import Report, apply_plan
@@ -246,7 +246,7 @@ def _run(  # noqa: PLR0917
     if stale is not None:
         outcome.message = f"source is stale ({stale}): converged on the last fetched revision"
         # converged on the last known state, not the latest one
-        code = max(code, ExitCode.ATTENTION)
+        code = worst(code, ExitCode.ATTENTION)
     outcome.counts = summary(report)
     if not host.dry_run and not report.failed:
         outcome.revision_applied = run.desired.revision or "folder"

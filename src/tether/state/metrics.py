@@ -50,7 +50,7 @@ def render_metrics(run: RunRecord) -> str:
     metric(
         "tether_last_run_success",
         "gauge",
-        "1 when the last run did its job (exit 0, 1 or 3), else 0.",
+        "1 when the last run did its job (outcome 0, 2 or 3), else 0.",
         [(job, 0.0 if run.failed else 1.0)],
     )
     metric(

@@ -42,6 +42,12 @@ def recording(
     except TetherError as exc:
         outcome.exit_code, outcome.message = int(exc.exit_code), exc.line()
         raise
+    except KeyboardInterrupt:
+        outcome.exit_code, outcome.message = int(ExitCode.INTERRUPTED), "interrupted"
+        raise
+    except BrokenPipeError:
+        outcome.exit_code, outcome.message = int(ExitCode.CLOSED_PIPE), "stdout closed early"
+        raise
     except BaseException:
         outcome.exit_code, outcome.message = int(ExitCode.BUG), "internal error"
         raise

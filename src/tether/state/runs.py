@@ -20,8 +20,14 @@ from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import write_atomic
 
 RUNS_FILE = "runs.jsonl"
+# Records written before exit codes were renumbered carry no "codes" field: 1 meant changes
+# pending, 2 a usage error, 4 an error.
+CODES_VERSION = 2
+_FIRST_CODES = {1: ExitCode.CHANGES, 2: ExitCode.USAGE, 4: ExitCode.ERROR}
 MAX_RUNS = 200
-FAILED_CODES = frozenset({ExitCode.USAGE, ExitCode.ERROR, ExitCode.BUG, ExitCode.INTERRUPTED})
+FAILED_CODES = frozenset(
+    {ExitCode.USAGE, ExitCode.ERROR, ExitCode.BUG, ExitCode.INTERRUPTED, ExitCode.CLOSED_PIPE}
+)
 
 
 def result_word(exit_code: int) -> str:
@@ -62,6 +68,7 @@ class RunRecord:
             "started": self.started,
             "duration": round(self.duration, 3),
             "exitCode": self.exit_code,
+            "codes": CODES_VERSION,
             "result": self.result,
             "counts": dict(sorted(self.counts.items())),
             "revisionAttempted": self.revision_attempted,
@@ -78,12 +85,18 @@ class RunRecord:
             command=str(data["command"]),
             started=float(data["started"]),
             duration=float(data["duration"]),
-            exit_code=int(data["exitCode"]),
+            exit_code=_current_code(int(data["exitCode"]), data.get("codes")),
             counts={str(k): int(v) for k, v in counts.items()},
             revision_attempted=_optional(data.get("revisionAttempted")),
             revision_applied=_optional(data.get("revisionApplied")),
             message=_optional(data.get("message")),
         )
+
+
+def _current_code(code: int, version: object) -> int:
+    if version is None:
+        return int(_FIRST_CODES.get(code, code))
+    return code
 
 
 def _optional(value: object) -> str | None:
