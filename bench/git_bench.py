@@ -3,7 +3,7 @@
     .venv/bin/python bench/git_bench.py [--runs 3] [--files 10000] [--root DIR]
 
 Measures, median of --runs:
-  * the first clone into the mirror (`gitstore.fetch` on an empty state dir) vs `git clone --bare`
+  * the first clone into the mirror (`gitmirror.fetch` on an empty state dir) vs `git clone --bare`
     (both with and without `--no-local`, which forces a pack transfer like tether's);
   * a fetch of one new commit touching 10 files vs `git fetch` into a bare mirror;
   * reading every blob of the commit (`open_remote_tree` + `read_bytes`) vs
@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tether.config.sourcetree import FolderTree
-from tether.git import store as gitstore
+from tether.git import mirror as gitmirror
+from tether.git import remote as gitremote
 from tether.git.tree import open_remote_tree
 
 GIT_ENV = {
@@ -138,14 +139,14 @@ def transport_rows(
     """First clone and a 10-file fetch over one transport: tether's mirror vs the git CLI."""
     rows = []
     slug = "".join(c if c.isalnum() else "-" for c in name)
-    remote = gitstore.parse_remote(url)
+    remote = gitremote.parse_remote(url)
     clone_state = root / f"state-clone-{slug}"
     rows.append(
         (
-            f"first clone into the mirror, {name} (gitstore.fetch)",
+            f"first clone into the mirror, {name} (gitmirror.fetch)",
             median_of(
                 runs,
-                lambda: gitstore.fetch(remote, clone_state) and None,
+                lambda: gitmirror.fetch(remote, clone_state) and None,
                 lambda: shutil.rmtree(clone_state, ignore_errors=True),
             ),
         )
@@ -163,14 +164,14 @@ def transport_rows(
         )
     )
     fetch_state = root / f"state-fetch-{slug}"
-    gitstore.fetch(remote, fetch_state)
+    gitmirror.fetch(remote, fetch_state)
     git_mirror = root / f"git-mirror-{slug}.git"
     git("clone", "-q", "--mirror", *no_local, url, str(git_mirror))
     counter = [0]
 
     def next_change() -> None:
         # Both mirrors are brought up to date first (untimed), so each timed fetch gets 1 commit.
-        gitstore.fetch(remote, fetch_state)
+        gitmirror.fetch(remote, fetch_state)
         git("--git-dir", str(git_mirror), "fetch", "-q", "origin")
         counter[0] += 1
         change_ten(work, f"{slug}-{counter[0]}", files)
@@ -178,10 +179,12 @@ def transport_rows(
     fetched: list[str] = []
     rows.append(
         (
-            f"fetch of a 10-file change, {name} (gitstore.fetch)",
+            f"fetch of a 10-file change, {name} (gitmirror.fetch)",
             median_of(
                 runs,
-                lambda: fetched.append(gitstore.fetch(remote, fetch_state).refs["refs/heads/main"]),
+                lambda: fetched.append(
+                    gitmirror.fetch(remote, fetch_state).refs["refs/heads/main"]
+                ),
                 next_change,
             ),
         )

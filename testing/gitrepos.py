@@ -109,6 +109,16 @@ def ref_of(repo_path: Path, ref: str) -> str | None:
         return repo.refs[raw].decode() if raw in repo.refs else None
 
 
+def refs_of(repo_path: Path, prefix: str) -> dict[str, str]:
+    """The repo's refs starting with `prefix` (e.g. refs/tether/pending/)."""
+    with Repo(str(repo_path)) as repo:
+        return {
+            ref.decode(): sha.decode()
+            for ref, sha in repo.get_refs().items()
+            if ref.startswith(prefix.encode())
+        }
+
+
 def decline_pushes(repo_path: Path, message: str = "policy: pushes frozen") -> None:
     hook = repo_path / "hooks" / "pre-receive"
     hook.parent.mkdir(exist_ok=True)

@@ -10,13 +10,14 @@ import pytest
 from dulwich.objects import Commit
 from dulwich.repo import Repo
 
-from testing.gitrepos import commit, init_bare, ref_of
+from testing.gitrepos import commit, init_bare, ref_of, refs_of
 from tether.cli import main
 from tether.commands.capture import CaptureRequest
 from tether.commands.capture import capture as run_capture
 from tether.config.options import resolve_host_options
 from tether.exitcodes import ExitCode
-from tether.git import store as gitstore
+from tether.git import mirror as gitmirror
+from tether.git import remote as gitremote
 from tether.state.lock import state_lock
 from tether.state.runs import load_runs
 
@@ -83,7 +84,7 @@ class World:
             return out
 
     def mirror(self) -> Path:
-        return gitstore.mirror_path(self.state, gitstore.parse_remote(str(self.remote)))
+        return gitmirror.mirror_path(self.state, gitremote.parse_remote(str(self.remote)))
 
 
 @pytest.fixture
@@ -173,7 +174,7 @@ def test_conflict_pushes_nothing_and_keeps_a_pending_ref(
     assert "conflict  notes/a.txt" in out.out
     assert "CONFLICT in notes/a.txt" in out.err
     assert f"tether reconcile --repo {world.remote} --plan --diff" in out.err
-    pending = gitstore.local_refs(world.mirror(), "refs/tether/pending/")
+    pending = refs_of(world.mirror(), "refs/tether/pending/")
     assert len(pending) == 1
     ref, sha = next(iter(pending.items()))
     assert ref in out.err
@@ -220,7 +221,7 @@ def test_findings_after_redaction_commit_nothing(
     assert "configs/notes/leak.txt:1: generic-high-entropy" in out.out
     assert ENTROPY not in out.out + out.err
     assert not world.store.exists()  # not even the store was written
-    assert gitstore.local_refs(world.mirror(), "refs/tether/") == {}
+    assert refs_of(world.mirror(), "refs/tether/") == {}
 
 
 def test_oversized_and_binary_files_are_refused(
@@ -247,7 +248,7 @@ def test_dry_run_changes_nothing(world: World, capsys: pytest.CaptureFixture[str
     world.write("app/.env", "DB_PASSWORD=rotatedPassw0rd99\nPORT=81\nAPI_TOKEN=tok3nValue12345\n")
     remote_before = world.head()
     store_before = world.store.read_bytes()
-    mirror_refs = gitstore.local_refs(world.mirror(), "refs/")
+    mirror_refs = refs_of(world.mirror(), "refs/")
     ledger_before = (world.state / "ledger.json").read_bytes()
     capsys.readouterr()
     assert world.capture("--dry-run", "--detailed-exitcode") == ExitCode.CHANGES
@@ -258,7 +259,7 @@ def test_dry_run_changes_nothing(world: World, capsys: pytest.CaptureFixture[str
     assert "rotatedPassw0rd99" not in out and "tok3nValue12345" not in out
     assert world.head() == remote_before
     assert world.store.read_bytes() == store_before
-    assert gitstore.local_refs(world.mirror(), "refs/") == mirror_refs
+    assert refs_of(world.mirror(), "refs/") == mirror_refs
     assert (world.state / "ledger.json").read_bytes() == ledger_before
     assert [r.command for r in load_runs(world.state)] == ["capture"]
 
@@ -342,7 +343,7 @@ def test_no_push_commits_to_the_mirror_only(world: World) -> None:
     before = world.head()
     assert world.capture("--no-push") == ExitCode.OK
     assert world.head() == before
-    local = gitstore.local_refs(world.mirror(), "refs/heads/main")["refs/heads/main"]
+    local = refs_of(world.mirror(), "refs/heads/main")["refs/heads/main"]
     assert local != before
     assert not (world.state / "ledger.json").exists()  # the remote does not describe the host
 
@@ -493,7 +494,7 @@ def test_dry_run_reports_a_conflict_without_a_pending_ref(world: World) -> None:
     commit(world.remote, {"configs/notes/a.txt": b"from upstream\n"}, "upstream")
     world.write("notes/a.txt", "from the host\n")
     assert world.capture("--dry-run") == ExitCode.ATTENTION
-    assert gitstore.local_refs(world.mirror(), "refs/tether/") == {}
+    assert refs_of(world.mirror(), "refs/tether/") == {}
 
 
 def test_a_file_that_would_not_restore_is_refused(

@@ -20,11 +20,15 @@ from testing.gitrepos import (
     tag,
 )
 from tether.errors import GitError, StateError, UsageError
-from tether.git import store as gitstore
+from tether.git import mirror as gitmirror
+from tether.git import objects as gitobjects
+from tether.git import publish as gitpublish
+from tether.git import remote as gitremote
+from tether.stamps import git_blob_id
 
 
-def _sync(url: str, state: Path) -> gitstore.FetchResult:
-    return gitstore.fetch(gitstore.parse_remote(url), state)
+def _sync(url: str, state: Path) -> gitmirror.FetchResult:
+    return gitmirror.fetch(gitremote.parse_remote(url), state)
 
 
 def _all_bytes(folder: Path) -> bytes:
@@ -35,7 +39,7 @@ def _all_bytes(folder: Path) -> bytes:
 
 
 def test_http_credentials_are_split_off_the_url() -> None:
-    remote = gitstore.parse_remote("https://alice:s3cret@git.example.com:8443/cfg.git", environ={})
+    remote = gitremote.parse_remote("https://alice:s3cret@git.example.com:8443/cfg.git", environ={})
     assert remote.url == "https://git.example.com:8443/cfg.git"
     assert (remote.username, remote.password) == ("alice", "s3cret")
     assert "s3cret" not in remote.display and "s3cret" not in repr(remote)
@@ -43,22 +47,22 @@ def test_http_credentials_are_split_off_the_url() -> None:
 
 
 def test_a_token_given_as_the_url_user_is_never_shown() -> None:
-    remote = gitstore.parse_remote("https://ghp_abcdef123456@github.com/me/cfg.git", environ={})
+    remote = gitremote.parse_remote("https://ghp_abcdef123456@github.com/me/cfg.git", environ={})
     assert remote.url == "https://github.com/me/cfg.git"
     assert remote.username == "ghp_abcdef123456"
     assert remote.display == "https://***@github.com/me/cfg.git"
     assert "ghp_abcdef123456" not in remote.scrub("401 for ghp_abcdef123456")
     with pytest.raises(UsageError, match="port"):
-        gitstore.parse_remote("https://h:notaport/x.git", environ={})
+        gitremote.parse_remote("https://h:notaport/x.git", environ={})
 
 
 def test_token_from_the_environment_is_the_http_password() -> None:
-    remote = gitstore.parse_remote(
+    remote = gitremote.parse_remote(
         "https://git.example.com/cfg.git", environ={"TETHER_GIT_TOKEN": "tok"}
     )
     assert (remote.username, remote.password) == ("tether", "tok")
     assert remote.url == "https://git.example.com/cfg.git"
-    named = gitstore.parse_remote(
+    named = gitremote.parse_remote(
         "https://git.example.com/cfg.git",
         environ={"TETHER_GIT_TOKEN": "tok", "TETHER_GIT_USERNAME": "oauth2"},
     )
@@ -67,21 +71,23 @@ def test_token_from_the_environment_is_the_http_password() -> None:
 
 def test_ssh_password_is_refused_and_plain_forms_are_kept(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="ssh key"):
-        gitstore.parse_remote("ssh://git:pw@host/x.git", environ={})
-    assert gitstore.parse_remote("git@host:cfg.git", environ={}).url == "git@host:cfg.git"
-    assert gitstore.parse_remote("ssh://git@host/x.git", environ={}).url == "ssh://git@host/x.git"
-    local = gitstore.parse_remote(str(tmp_path / "a" / ".." / "r"), environ={})
+        gitremote.parse_remote("ssh://git:pw@host/x.git", environ={})
+    assert gitremote.parse_remote("git@host:cfg.git", environ={}).url == "git@host:cfg.git"
+    assert gitremote.parse_remote("ssh://git@host/x.git", environ={}).url == "ssh://git@host/x.git"
+    local = gitremote.parse_remote(str(tmp_path / "a" / ".." / "r"), environ={})
     assert local.url == str(tmp_path / "r")
 
 
 def test_mirror_name_is_safe_stable_and_ignores_credentials(tmp_path: Path) -> None:
-    a = gitstore.mirror_path(tmp_path, gitstore.parse_remote("http://u:pw@h/x/cfg.git", environ={}))
-    b = gitstore.mirror_path(tmp_path, gitstore.parse_remote("http://h/x/cfg.git", environ={}))
-    c = gitstore.mirror_path(tmp_path, gitstore.parse_remote("http://h/y/cfg.git", environ={}))
+    a = gitmirror.mirror_path(
+        tmp_path, gitremote.parse_remote("http://u:pw@h/x/cfg.git", environ={})
+    )
+    b = gitmirror.mirror_path(tmp_path, gitremote.parse_remote("http://h/x/cfg.git", environ={}))
+    c = gitmirror.mirror_path(tmp_path, gitremote.parse_remote("http://h/y/cfg.git", environ={}))
     assert a == b != c
     assert a.parent == tmp_path / "mirrors"
     assert a.name.startswith("cfg-") and a.name.endswith(".git")
-    odd = gitstore.mirror_path(tmp_path, gitstore.parse_remote("git@h:../../etc", environ={}))
+    odd = gitmirror.mirror_path(tmp_path, gitremote.parse_remote("git@h:../../etc", environ={}))
     assert odd.parent == tmp_path / "mirrors" and "/" not in odd.name
 
 
@@ -114,20 +120,20 @@ def test_resolve_branch_tag_commit_and_default(upstream: Path, tmp_path: Path) -
     new = commit(upstream, {"configs/.bashrc": b"v2\n"})
     commit(upstream, {"configs/.bashrc": b"dev\n"}, branch="dev")
     path = _sync(str(upstream), tmp_path / "s").path
-    assert gitstore.resolve(path, None) == gitstore.Resolved(new, "refs/heads/main")
-    assert gitstore.resolve(path, "main").commit == new
-    assert gitstore.resolve(path, "refs/heads/main").commit == new
-    assert gitstore.resolve(path, "snapshot/2026-01-01") == gitstore.Resolved(
+    assert gitobjects.resolve(path, None) == gitobjects.Resolved(new, "refs/heads/main")
+    assert gitobjects.resolve(path, "main").commit == new
+    assert gitobjects.resolve(path, "refs/heads/main").commit == new
+    assert gitobjects.resolve(path, "snapshot/2026-01-01") == gitobjects.Resolved(
         old, "refs/tags/snapshot/2026-01-01"
     )
-    assert gitstore.resolve(path, old) == gitstore.Resolved(old, None)
-    assert gitstore.resolve(path, old[:7]).commit == old
-    assert gitstore.resolve(path, "dev").commit != new
+    assert gitobjects.resolve(path, old) == gitobjects.Resolved(old, None)
+    assert gitobjects.resolve(path, old[:7]).commit == old
+    assert gitobjects.resolve(path, "dev").commit != new
     with pytest.raises(GitError, match="no branch, tag or commit 'nope'") as err:
-        gitstore.resolve(path, "nope", display="URL")
+        gitobjects.resolve(path, "nope", display="URL")
     assert "dev, main" in (err.value.hint or "") and "snapshot/2026-01-01" in (err.value.hint or "")
     with pytest.raises(GitError, match="no branch, tag or commit"):
-        gitstore.resolve(path, "deadbeef")
+        gitobjects.resolve(path, "deadbeef")
 
 
 def test_default_branch_follows_the_remote_head_symref(tmp_path: Path) -> None:
@@ -136,14 +142,14 @@ def test_default_branch_follows_the_remote_head_symref(tmp_path: Path) -> None:
     commit(up, {"x": b"x"}, branch="main")
     result = _sync(str(up), tmp_path / "s")
     assert result.head == "refs/heads/trunk"
-    assert gitstore.resolve(result.path, None).commit == sha
+    assert gitobjects.resolve(result.path, None).commit == sha
 
 
 def test_empty_remote_has_no_default_branch(tmp_path: Path) -> None:
     up = init_bare(tmp_path / "empty.git")
     result = _sync(str(up), tmp_path / "s")
     with pytest.raises(GitError, match="no default branch"):
-        gitstore.resolve(result.path, None)
+        gitobjects.resolve(result.path, None)
 
 
 def test_force_push_is_detected_and_followed(upstream: Path, tmp_path: Path) -> None:
@@ -173,36 +179,36 @@ def test_damaged_mirror_is_cloned_again_with_a_warning(upstream: Path, tmp_path:
     path = _sync(str(upstream), state).path
     shutil.rmtree(path / "objects")
     (path / "objects").mkdir()
-    assert gitstore.mirror_problem(path) is not None
+    assert gitmirror.mirror_problem(path) is not None
     result = _sync(str(upstream), state)
     assert result.cloned
     assert any("damaged" in w for w in result.warnings)
-    assert gitstore.mirror_problem(path) is None
-    assert gitstore.resolve(path, None).commit == ref_of(upstream, "refs/heads/main")
+    assert gitmirror.mirror_problem(path) is None
+    assert gitobjects.resolve(path, None).commit == ref_of(upstream, "refs/heads/main")
 
 
 def test_damaged_mirror_and_remote_down_is_one_clear_error(
     upstream: Path, tmp_path: Path, closed_port: str
 ) -> None:
     state = tmp_path / "s"
-    remote = gitstore.parse_remote(closed_port)
-    path = gitstore.mirror_path(state, remote)
+    remote = gitremote.parse_remote(closed_port)
+    path = gitmirror.mirror_path(state, remote)
     path.mkdir(parents=True)
     (path / "HEAD").write_text("garbage")
     with pytest.raises(GitError, match="damaged and cannot clone") as err:
-        gitstore.fetch(remote, state)
+        gitmirror.fetch(remote, state)
     assert "delete the mirror" in (err.value.hint or "")
 
 
 def test_unreachable_remote_is_a_fetch_failure(tmp_path: Path, closed_port: str) -> None:
-    with pytest.raises(gitstore.FetchFailed, match="connection refused") as err:
+    with pytest.raises(gitremote.FetchFailed, match="connection refused") as err:
         _sync(closed_port, tmp_path / "s")
     assert err.value.reason == "connection refused"
     assert not any((tmp_path / "s" / "mirrors").glob("*.git"))  # no half mirror left behind
 
 
 def test_missing_local_repo_is_a_fetch_failure(tmp_path: Path) -> None:
-    with pytest.raises(gitstore.FetchFailed, match="not a git repository"):
+    with pytest.raises(gitremote.FetchFailed, match="not a git repository"):
         _sync(str(tmp_path / "nowhere"), tmp_path / "s")
 
 
@@ -215,7 +221,7 @@ def test_a_state_dir_that_cannot_be_made_is_one_clear_error(upstream: Path, tmp_
 @pytest.mark.parametrize("url", ["https://[::1/x", "http://[zz]/x"])
 def test_a_malformed_url_is_a_usage_error(url: str) -> None:
     with pytest.raises(UsageError, match="not a valid URL"):
-        gitstore.parse_remote(url)
+        gitremote.parse_remote(url)
 
 
 # --- trees and blobs --------------------------------------------------------------------------
@@ -228,19 +234,19 @@ def test_list_tree_keeps_modes_and_skips_submodules(upstream: Path, tmp_path: Pa
         modes={"run.sh": 0o100755, "link": 0o120000},
     )
     path = _sync(str(upstream), tmp_path / "s").path
-    tree = gitstore.list_tree(path, sha)
+    tree = gitobjects.list_tree(path, sha)
     assert tree["run.sh"][0] == 0o100755 and tree["link"][0] == 0o120000
-    with gitstore.ObjectReader(path) as reader:
+    with gitobjects.ObjectReader(path) as reader:
         assert reader.read_blob(tree["link"][1]) == b"run.sh"
         manifest = reader.read_blob(tree["tether.yaml"][1])
-    assert tree["tether.yaml"][1] == gitstore.blob_id_of(manifest)
+    assert tree["tether.yaml"][1] == git_blob_id(manifest)
 
 
 def test_reading_a_missing_object_is_a_clear_error(upstream: Path, tmp_path: Path) -> None:
     path = _sync(str(upstream), tmp_path / "s").path
     with pytest.raises(GitError, match="object 000000000000 is missing"):
-        gitstore.read_blob(path, "0" * 40)
-    assert gitstore.mirror_problem(path) == "object 000000000000 is missing"
+        gitobjects.read_blob(path, "0" * 40)
+    assert gitmirror.mirror_problem(path) == "object 000000000000 is missing"
 
 
 # --- tags -------------------------------------------------------------------------------------
@@ -250,34 +256,36 @@ def test_tags_are_created_never_moved_and_listed_newest_first(
     upstream: Path, tmp_path: Path
 ) -> None:
     path = _sync(str(upstream), tmp_path / "s").path
-    first = gitstore.resolve(path, None).commit
-    gitstore.create_tag(path, "snapshot/a", first, "first", tagger="Bot <b@x>", when=1000)
+    first = gitobjects.resolve(path, None).commit
+    gitobjects.create_tag(path, "snapshot/a", first, "first", tagger="Bot <b@x>", when=1000)
     commit(upstream, {"configs/.bashrc": b"v2\n"})
     _sync(str(upstream), tmp_path / "s")
-    second = gitstore.resolve(path, None).commit
-    info = gitstore.create_tag(path, "snapshot/b", second, "second", tagger="Bot <b@x>", when=2000)
+    second = gitobjects.resolve(path, None).commit
+    info = gitobjects.create_tag(
+        path, "snapshot/b", second, "second", tagger="Bot <b@x>", when=2000
+    )
     assert info.commit == second and info.annotated
     with pytest.raises(GitError, match=r"already exists .* never moved"):
-        gitstore.create_tag(path, "snapshot/a", second, "again")
-    assert gitstore.resolve(path, "snapshot/a").commit == first
-    listed = gitstore.list_tags(path)
+        gitobjects.create_tag(path, "snapshot/a", second, "again")
+    assert gitobjects.resolve(path, "snapshot/a").commit == first
+    listed = gitobjects.list_tags(path)
     assert [t.name for t in listed] == ["snapshot/b", "snapshot/a"]
     assert listed[1].message == "first" and listed[1].date == "1970-01-01T00:16:40+00:00"
-    assert gitstore.list_tags(path, "other/") == []
+    assert gitobjects.list_tags(path, "other/") == []
     with pytest.raises(UsageError, match="not a valid git ref name"):
-        gitstore.create_tag(path, "bad..name", first, "x")
+        gitobjects.create_tag(path, "bad..name", first, "x")
     with pytest.raises(UsageError, match="Name <email>"):
-        gitstore.create_tag(path, "ok", first, "x", tagger="nobody")
+        gitobjects.create_tag(path, "ok", first, "x", tagger="nobody")
 
 
 def test_tags_survive_a_fetch_and_follow_the_remote(upstream: Path, tmp_path: Path) -> None:
     state = tmp_path / "s"
     path = _sync(str(upstream), state).path
-    head = gitstore.resolve(path, None).commit
-    gitstore.create_tag(path, "local-only", head, "kept")
+    head = gitobjects.resolve(path, None).commit
+    gitobjects.create_tag(path, "local-only", head, "kept")
     subprocess.run(["git", "--git-dir", str(upstream), "tag", "light", head], check=True)
     _sync(str(upstream), state)
-    names = {t.name: t for t in gitstore.list_tags(path)}
+    names = {t.name: t for t in gitobjects.list_tags(path)}
     assert "local-only" in names
     assert not names["light"].annotated and names["light"].commit == head
 
@@ -288,8 +296,8 @@ def test_tags_survive_a_fetch_and_follow_the_remote(upstream: Path, tmp_path: Pa
 def test_build_commit_applies_changes_without_a_work_tree(upstream: Path, tmp_path: Path) -> None:
     commit(upstream, {"run.sh": b"#!/bin/sh\n"}, modes={"run.sh": 0o100755})
     path = _sync(str(upstream), tmp_path / "s").path
-    parent = gitstore.resolve(path, None).commit
-    new = gitstore.build_commit(
+    parent = gitobjects.resolve(path, None).commit
+    new = gitpublish.build_commit(
         path,
         parent,
         {"configs/.bashrc": b"captured\n", "run.sh": b"#!/bin/sh\necho\n", "gone": None},
@@ -298,19 +306,19 @@ def test_build_commit_applies_changes_without_a_work_tree(upstream: Path, tmp_pa
         when=5000,
     )
     assert new is not None
-    tree = gitstore.list_tree(path, new)
-    assert gitstore.read_blob(path, tree["configs/.bashrc"][1]) == b"captured\n"
+    tree = gitobjects.list_tree(path, new)
+    assert gitobjects.read_blob(path, tree["configs/.bashrc"][1]) == b"captured\n"
     assert tree["run.sh"][0] == 0o100755  # the exec bit survives
     assert (
-        gitstore.build_commit(
+        gitpublish.build_commit(
             path, new, {"configs/.bashrc": b"captured\n"}, "noop", author="Bot <b@x>"
         )
         is None
     )
-    deleted = gitstore.build_commit(path, new, {"run.sh": None}, "rm", author="Bot <b@x>")
-    assert deleted is not None and "run.sh" not in gitstore.list_tree(path, deleted)
+    deleted = gitpublish.build_commit(path, new, {"run.sh": None}, "rm", author="Bot <b@x>")
+    assert deleted is not None and "run.sh" not in gitobjects.list_tree(path, deleted)
     with pytest.raises(GitError, match=r"'\.\.' segment"):
-        gitstore.build_commit(path, new, {"../x": b""}, "bad", author="Bot <b@x>")
+        gitpublish.build_commit(path, new, {"../x": b""}, "bad", author="Bot <b@x>")
     out = subprocess.run(
         ["git", "--git-dir", str(path), "cat-file", "-p", new],
         capture_output=True,
@@ -321,18 +329,18 @@ def test_build_commit_applies_changes_without_a_work_tree(upstream: Path, tmp_pa
 
 
 def test_push_branch_ok_then_lost_race(upstream: Path, tmp_path: Path) -> None:
-    remote = gitstore.parse_remote(str(upstream))
-    path = gitstore.fetch(remote, tmp_path / "s").path
-    parent = gitstore.resolve(path, None).commit
-    new = gitstore.build_commit(path, parent, {"a": b"1"}, "capture", author="Bot <b@x>")
+    remote = gitremote.parse_remote(str(upstream))
+    path = gitmirror.fetch(remote, tmp_path / "s").path
+    parent = gitobjects.resolve(path, None).commit
+    new = gitpublish.build_commit(path, parent, {"a": b"1"}, "capture", author="Bot <b@x>")
     assert new is not None
-    result = gitstore.push_branch(remote, path, "main", new, parent=parent)
+    result = gitpublish.push_branch(remote, path, "main", new, parent=parent)
     assert result.ok and ref_of(upstream, "refs/heads/main") == new
-    assert gitstore.resolve(path, "main").commit == new  # the mirror follows
+    assert gitobjects.resolve(path, "main").commit == new  # the mirror follows
     racer = commit(upstream, {"b": b"racer"})
-    stale = gitstore.build_commit(path, new, {"a": b"2"}, "capture", author="Bot <b@x>")
+    stale = gitpublish.build_commit(path, new, {"a": b"2"}, "capture", author="Bot <b@x>")
     assert stale is not None
-    lost = gitstore.push_branch(remote, path, "main", stale, parent=new)
+    lost = gitpublish.push_branch(remote, path, "main", stale, parent=new)
     assert lost.status == "lost-race" and not lost.ok
     assert ref_of(upstream, "refs/heads/main") == racer  # nothing overwritten
 
@@ -343,44 +351,44 @@ def test_push_branch_ok_then_lost_race(upstream: Path, tmp_path: Path) -> None:
 def test_git_daemon_clone_fetch_and_push(upstream: Path, tmp_path: Path, git_daemon: str) -> None:
     url = f"{git_daemon}/config.git"
     state = tmp_path / "s"
-    remote = gitstore.parse_remote(url)
-    result = gitstore.fetch(remote, state)
+    remote = gitremote.parse_remote(url)
+    result = gitmirror.fetch(remote, state)
     assert result.head == "refs/heads/main"
     new = commit(upstream, {"configs/.bashrc": b"over git://\n"})
-    assert gitstore.fetch(remote, state).refs["refs/heads/main"] == new
-    gitstore.create_tag(result.path, "snapshot/d", new, "daemon")
-    assert gitstore.push_tag(remote, result.path, "snapshot/d").ok
+    assert gitmirror.fetch(remote, state).refs["refs/heads/main"] == new
+    gitobjects.create_tag(result.path, "snapshot/d", new, "daemon")
+    assert gitpublish.push_tag(remote, result.path, "snapshot/d").ok
     assert ref_of(upstream, "refs/tags/snapshot/d") is not None
     with pytest.raises(GitError, match="already exists on the remote"):
-        gitstore.push_tag(remote, result.path, "snapshot/d")
+        gitpublish.push_tag(remote, result.path, "snapshot/d")
 
 
 def test_git_daemon_push_declined_by_a_hook_fails_loudly(
     upstream: Path, tmp_path: Path, git_daemon: str
 ) -> None:
-    remote = gitstore.parse_remote(f"{git_daemon}/config.git")
-    path = gitstore.fetch(remote, tmp_path / "s").path
-    parent = gitstore.resolve(path, None).commit
+    remote = gitremote.parse_remote(f"{git_daemon}/config.git")
+    path = gitmirror.fetch(remote, tmp_path / "s").path
+    parent = gitobjects.resolve(path, None).commit
     decline_pushes(upstream)
-    gitstore.create_tag(path, "snapshot/x", parent, "x")
+    gitobjects.create_tag(path, "snapshot/x", parent, "x")
     with pytest.raises(GitError, match=r"rejected: .*hook declined"):
-        gitstore.push_tag(remote, path, "snapshot/x")
-    new = gitstore.build_commit(path, parent, {"a": b"1"}, "capture", author="Bot <b@x>")
+        gitpublish.push_tag(remote, path, "snapshot/x")
+    new = gitpublish.build_commit(path, parent, {"a": b"1"}, "capture", author="Bot <b@x>")
     assert new is not None
-    result = gitstore.push_branch(remote, path, "main", new, parent=parent)
+    result = gitpublish.push_branch(remote, path, "main", new, parent=parent)
     assert result.status == "rejected" and "hook declined" in (result.reason or "")
     assert ref_of(upstream, "refs/heads/main") == parent
-    assert gitstore.resolve(path, "main").commit == parent  # the mirror did not move
+    assert gitobjects.resolve(path, "main").commit == parent  # the mirror did not move
 
 
 def test_git_daemon_lost_race_is_reported(upstream: Path, tmp_path: Path, git_daemon: str) -> None:
-    remote = gitstore.parse_remote(f"{git_daemon}/config.git")
-    path = gitstore.fetch(remote, tmp_path / "s").path
-    parent = gitstore.resolve(path, None).commit
+    remote = gitremote.parse_remote(f"{git_daemon}/config.git")
+    path = gitmirror.fetch(remote, tmp_path / "s").path
+    parent = gitobjects.resolve(path, None).commit
     racer = commit(upstream, {"r": b"racer"})
-    new = gitstore.build_commit(path, parent, {"a": b"1"}, "capture", author="Bot <b@x>")
+    new = gitpublish.build_commit(path, parent, {"a": b"1"}, "capture", author="Bot <b@x>")
     assert new is not None
-    assert gitstore.push_branch(remote, path, "main", new, parent=parent).status == "lost-race"
+    assert gitpublish.push_branch(remote, path, "main", new, parent=parent).status == "lost-race"
     assert ref_of(upstream, "refs/heads/main") == racer
 
 
@@ -399,7 +407,7 @@ def test_http_clone_never_stores_or_prints_the_password(
 
 def test_http_unreachable_error_masks_the_password(tmp_path: Path) -> None:
     url = f"http://user:s3cret@127.0.0.1:{free_port()}/config.git"
-    with pytest.raises(gitstore.FetchFailed) as err:
+    with pytest.raises(gitremote.FetchFailed) as err:
         _sync(url, tmp_path / "s")
     assert "s3cret" not in str(err.value) and "user:***@" in str(err.value)
     assert "connection refused" in err.value.reason
@@ -432,10 +440,10 @@ def test_token_from_the_environment_authenticates_and_is_never_stored(
 ) -> None:
     state = tmp_path / "s"
     monkeypatch.delenv("TETHER_GIT_TOKEN", raising=False)
-    with pytest.raises(gitstore.FetchFailed, match="authentication failed"):
+    with pytest.raises(gitremote.FetchFailed, match="authentication failed"):
         _sync(auth_server, state)
     monkeypatch.setenv("TETHER_GIT_TOKEN", "wrong")
-    with pytest.raises(gitstore.FetchFailed, match="authentication failed") as err:
+    with pytest.raises(gitremote.FetchFailed, match="authentication failed") as err:
         _sync(auth_server, state)
     assert "wrong" not in str(err.value)
     monkeypatch.setenv("TETHER_GIT_TOKEN", "tok-9f8e7d6c5b")
@@ -454,10 +462,10 @@ def test_small_fetch_packs_are_repacked(upstream: Path, tmp_path: Path) -> None:
         result = _sync(str(upstream), state)
         assert result.warnings == ()
         assert len(list((path / "objects" / "pack").glob("*.pack"))) < 3
-    head = gitstore.resolve(path, None).commit
-    tree = gitstore.list_tree(path, head)
-    assert gitstore.read_blob(path, tree["configs/.bashrc"][1]) == b"round 3\n"
-    assert gitstore.mirror_problem(path) is None
+    head = gitobjects.resolve(path, None).commit
+    tree = gitobjects.list_tree(path, head)
+    assert gitobjects.read_blob(path, tree["configs/.bashrc"][1]) == b"round 3\n"
+    assert gitmirror.mirror_problem(path) is None
 
 
 def _walk(repo_path: Path, sha: str) -> dict[str, tuple[int, str]]:
@@ -475,32 +483,32 @@ def _walk(repo_path: Path, sha: str) -> dict[str, tuple[int, str]]:
 def test_list_tree_from_the_cached_listing_matches_a_full_walk(tmp_path: Path) -> None:
     repo = init_bare(tmp_path / "r.git")
     first = commit(repo, {"a/b/c.txt": b"1", "a/d.txt": b"2", "e": b"3", "f/g": b"4"})
-    assert gitstore.list_tree(repo, first) == _walk(repo, first)
-    assert (repo / gitstore.TREE_CACHE).is_file()
+    assert gitobjects.list_tree(repo, first) == _walk(repo, first)
+    assert (repo / gitobjects.TREE_CACHE).is_file()
     # A file becomes a folder, a folder becomes a file, files come and go.
     commit(repo, {"a/b/c.txt": None, "e": None})
     second = commit(repo, {"a/b": b"now a file", "e/x": b"5", "f/g": b"44", "h": b"6"})
-    assert gitstore.list_tree(repo, second) == _walk(repo, second)
-    assert gitstore.list_tree(repo, first) == _walk(repo, first)  # and back again
-    (repo / gitstore.TREE_CACHE).write_text("{broken")
-    assert gitstore.list_tree(repo, second) == _walk(repo, second)
+    assert gitobjects.list_tree(repo, second) == _walk(repo, second)
+    assert gitobjects.list_tree(repo, first) == _walk(repo, first)  # and back again
+    (repo / gitobjects.TREE_CACHE).write_text("{broken")
+    assert gitobjects.list_tree(repo, second) == _walk(repo, second)
 
 
 def test_pushed_commit_sends_only_what_differs(tmp_path: Path) -> None:
     remote = init_bare(tmp_path / "remote.git")
     base = commit(remote, {f"d{i}/f{j}": f"{i}.{j}".encode() for i in range(5) for j in range(5)})
     state = tmp_path / "state"
-    where = gitstore.parse_remote(str(remote))
-    mirror = gitstore.fetch(where, state).path
-    new = gitstore.build_commit(
+    where = gitremote.parse_remote(str(remote))
+    mirror = gitmirror.fetch(where, state).path
+    new = gitpublish.build_commit(
         mirror, base, {"d1/f1": b"changed", "n/new": b"x"}, "m", author="A <a@b>"
     )
     assert new is not None
-    assert gitstore.push_branch(where, mirror, "main", new, parent=base).ok
+    assert gitpublish.push_branch(where, mirror, "main", new, parent=base).ok
     done = subprocess.run(
         ["git", "--git-dir", str(remote), "fsck", "--strict", "--no-dangling"],
         capture_output=True,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert gitstore.list_tree(remote, new)["n/new"][0] == gitstore.REGULAR
+    assert gitobjects.list_tree(remote, new)["n/new"][0] == gitpublish.REGULAR

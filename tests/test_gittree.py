@@ -13,8 +13,11 @@ from tether.config.configrepo import open_config_repo
 from tether.config.sourcetree import SourceTree
 from tether.errors import GitError, SourceError
 from tether.exitcodes import ExitCode
-from tether.git import store as gitstore
+from tether.git import mirror as gitmirror
+from tether.git import objects as gitobjects
+from tether.git import remote as gitremote
 from tether.git.tree import RemoteTree, open_remote_tree
+from tether.stamps import git_blob_id
 
 
 def test_remote_tree_reads_a_commit_without_a_work_tree(upstream: Path, tmp_path: Path) -> None:
@@ -28,7 +31,7 @@ def test_remote_tree_reads_a_commit_without_a_work_tree(upstream: Path, tmp_path
         assert tree.files_under("configs") == [".bashrc", "app/run.sh"]
         assert tree.files_under("nowhere") == []
         assert tree.mode("configs/app/run.sh") == 0o100755
-        assert tree.blob_id("configs/.bashrc") == gitstore.blob_id_of(b"alias ll='ls -l'\n")
+        assert tree.blob_id("configs/.bashrc") == git_blob_id(b"alias ll='ls -l'\n")
         assert tree.blob_id("missing") is None
         assert (tree.stale, tree.forced, tree.notices()) == (None, False, [])
         with pytest.raises(SourceError, match="no such file"):
@@ -78,9 +81,9 @@ def test_remote_down_on_a_closed_port(upstream: Path, tmp_path: Path, closed_por
     with pytest.raises(GitError, match=r"nothing fetched yet .*connection refused"):
         open_remote_tree(closed_port, None, state)
     # Seed the mirror for this URL from the real repo, then the closed port is "offline".
-    remote = gitstore.parse_remote(closed_port)
-    seeded = gitstore.fetch(gitstore.parse_remote(str(upstream)), tmp_path / "seed")
-    target = gitstore.mirror_path(state, remote)
+    remote = gitremote.parse_remote(closed_port)
+    seeded = gitmirror.fetch(gitremote.parse_remote(str(upstream)), tmp_path / "seed")
+    target = gitmirror.mirror_path(state, remote)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(seeded.path, target)
     with open_remote_tree(closed_port, None, state) as tree:
@@ -179,8 +182,8 @@ def test_validate_repo_when_offline_warns_stale(
 def test_remote_tree_can_be_built_directly(tmp_path: Path) -> None:
     up = init_bare(tmp_path / "r.git")
     sha = commit(up, config_files(**{"a": b"A"}))
-    path = gitstore.fetch(gitstore.parse_remote(str(up)), tmp_path / "s").path
-    tree = RemoteTree(path, sha, gitstore.list_tree(path, sha), display="r")
+    path = gitmirror.fetch(gitremote.parse_remote(str(up)), tmp_path / "s").path
+    tree = RemoteTree(path, sha, gitobjects.list_tree(path, sha), display="r")
     assert tree.read_bytes("configs/a") == b"A"
     tree.close()
     tree.close()  # twice is fine
@@ -204,12 +207,12 @@ def test_a_blob_lost_from_the_mirror_is_repaired_on_the_next_run(
             ["git", "--git-dir", str(mirror), "unpack-objects", "-q"], input=data, check=True
         )
     (mirror / "objects" / blob[:2] / blob[2:]).unlink()
-    assert gitstore.mirror_problem(mirror) is None
+    assert gitmirror.mirror_problem(mirror) is None
     with open_remote_tree(str(upstream), None, state) as tree:
         with pytest.raises(GitError, match=f"object {blob[:12]} is missing") as err:
             tree.read_bytes("configs/.bashrc")
         assert "run again" in (err.value.hint or "")
-    assert gitstore.mirror_problem(mirror) is not None
+    assert gitmirror.mirror_problem(mirror) is not None
     with open_remote_tree(str(upstream), None, state) as tree:
         assert any("cloning it again" in line for line in tree.notices())
         assert tree.read_bytes("configs/.bashrc") == b"alias ll='ls -l'\n"

@@ -29,7 +29,9 @@ from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.inventory import matches
 from tether.config.manifest import MANIFEST_NAME, load_manifest
 from tether.errors import GitError, SourceError
-from tether.git import store as gitstore
+from tether.git import mirror as gitmirror
+from tether.git import objects as gitobjects
+from tether.git import remote as gitremote
 from tether.git.tree import RemoteTree
 from tether.hostfs.host import Confinement, Probe, read_regular, require_root
 from tether.reconcile.desired import destination, names_host
@@ -112,7 +114,7 @@ class Observation:
 class Settings:
     """Everything an attempt needs that does not change between attempts."""
 
-    remote: gitstore.Remote
+    remote: gitremote.Remote
     branch: str
     state_dir: Path
     target_root: Path
@@ -147,7 +149,7 @@ class Plan(NamedTuple):
 
 def fetch_tip(settings: Settings) -> Tip:
     """Fetch the mirror and list the tree of the branch's tip; the branch must exist."""
-    result = gitstore.fetch(settings.remote, settings.state_dir)
+    result = gitmirror.fetch(settings.remote, settings.state_dir)
     ref = f"refs/heads/{settings.branch}"
     commit = result.refs.get(ref)
     if commit is None:
@@ -155,7 +157,7 @@ def fetch_tip(settings: Settings) -> Tip:
             f"{settings.remote.display}: no branch {settings.branch!r}",
             hint="create the config repo first (tether init, commit, push), or pass --branch",
         )
-    return Tip(result.path, commit, gitstore.list_tree(result.path, commit))
+    return Tip(result.path, commit, gitobjects.list_tree(result.path, commit))
 
 
 def open_tip(settings: Settings, tip: Tip) -> tuple[ConfigRepo, RemoteTree]:
@@ -309,7 +311,7 @@ def _repo_names(
     prefix = repo.manifest.source + "/"
     known = {e.path: e for e in ledger.values()}
     names: dict[str, list[str]] = {}
-    with gitstore.ObjectReader(tip.mirror) as reader:
+    with gitobjects.ObjectReader(tip.mirror) as reader:
         for repo_path, (_mode, blob) in tip.entries.items():
             path = repo_path[len(prefix) :]
             if not repo_path.startswith(prefix) or path in skip:
@@ -449,7 +451,7 @@ def upstream_changed(
 # Scanning
 
 
-def scanner_for(tip: Tip, reader: gitstore.ObjectReader) -> Scanner:
+def scanner_for(tip: Tip, reader: gitobjects.ObjectReader) -> Scanner:
     """The scanner, with the repo's own baseline (accepted findings) when it has one."""
     blob = tip.blob(BASELINE_NAME)
     baseline = None
@@ -464,7 +466,7 @@ def scanner_for(tip: Tip, reader: gitstore.ObjectReader) -> Scanner:
 
 def scan_changes(tip: Tip, changes: Mapping[str, bytes | None]) -> list[Finding]:
     """Findings left in what would be committed (the repo's baseline applies)."""
-    with gitstore.ObjectReader(tip.mirror) as reader:
+    with gitobjects.ObjectReader(tip.mirror) as reader:
         scanner = scanner_for(tip, reader)
     scanner.max_size = max([scanner.max_size, *(len(d) for d in changes.values() if d)])
     for repo_path, data in sorted(changes.items()):
@@ -480,7 +482,7 @@ def diffs_for(
     from tether.reconcile.report import unified  # noqa: PLC0415 (only --dry-run shows diffs)
 
     out = {}
-    with gitstore.ObjectReader(tip.mirror) as reader:
+    with gitobjects.ObjectReader(tip.mirror) as reader:
         for repo_path, data in sorted(changes.items()):
             blob = tip.blob(repo_path)
             old = reader.read_blob(blob) if blob else None

@@ -35,7 +35,10 @@ from tether.config.manifest import DEFAULT_BRANCH, MANIFEST_NAME
 from tether.config.options import HostOptions, check_remote
 from tether.errors import GitError, UsageError
 from tether.exitcodes import ExitCode
-from tether.git import store as gitstore
+from tether.git import mirror as gitmirror
+from tether.git import objects as gitobjects
+from tether.git import publish as gitpublish
+from tether.git import remote as gitremote
 from tether.secrets.store import save_values
 from tether.stamps import utc_stamp
 from tether.state.ledger import ensure_state_dir, load_key, load_ledger, save_ledger
@@ -100,7 +103,7 @@ def capture(
     url, branch = resolve_remote(request)
     state_dir = ensure_state_dir(host.state_dir)
     settings = Settings(
-        remote=gitstore.parse_remote(url),
+        remote=gitremote.parse_remote(url),
         branch=branch,
         state_dir=state_dir,
         target_root=host.target_root,
@@ -205,7 +208,7 @@ def _commit_and_push(
     template = request.message or plan.repo.manifest.capture.message
     commit = None
     if plan.changes:
-        commit = gitstore.build_commit(
+        commit = gitpublish.build_commit(
             plan.tip.mirror,
             plan.tip.commit,
             plan.changes,
@@ -217,38 +220,38 @@ def _commit_and_push(
         ref = None
         if commit is not None:
             ref = pending_ref(moment)
-            gitstore.set_ref(plan.tip.mirror, ref, commit)
+            gitpublish.set_ref(plan.tip.mirror, ref, commit)
         return Done(ExitCode.ATTENTION, plan, plan.tip.commit, pending=ref)
     if commit is None:
         _update_ledger(settings, plan, plan.tip.commit)
         return Done(final, plan, plan.tip.commit)
     if request.no_push:
-        gitstore.set_ref(plan.tip.mirror, f"refs/heads/{settings.branch}", commit)
+        gitpublish.set_ref(plan.tip.mirror, f"refs/heads/{settings.branch}", commit)
         return Done(final, plan, commit)
     if before_push is not None:
         before_push(attempt)
-    result = gitstore.push_branch(
+    result = gitpublish.push_branch(
         settings.remote, plan.tip.mirror, settings.branch, commit, parent=plan.tip.commit
     )
     if result.status == "lost-race" or (not result.ok and _moved(settings, plan)):
         return None
     if not result.ok:
         ref = pending_ref(moment)
-        gitstore.set_ref(plan.tip.mirror, ref, commit)
+        gitpublish.set_ref(plan.tip.mirror, ref, commit)
         raise GitError(
             f"push to {settings.remote.display} was rejected: {result.reason}",
             hint=f"nothing was lost: the commit is kept at {ref} in {plan.tip.mirror}",
         )
     _update_ledger(settings, plan, commit)
-    gitstore.list_tree(plan.tip.mirror, commit)  # the next capture diffs its listing from here
+    gitobjects.list_tree(plan.tip.mirror, commit)  # the next capture diffs its listing from here
     return Done(final, plan, commit, pushed=True)
 
 
 def _moved(settings: Settings, plan: Plan) -> bool:
     """After a rejection: did the branch move (a race git reported as a lock failure)?"""
     try:
-        fresh = gitstore.fetch(settings.remote, settings.state_dir)
-    except gitstore.FetchFailed:
+        fresh = gitmirror.fetch(settings.remote, settings.state_dir)
+    except gitremote.FetchFailed:
         return False
     return fresh.refs.get(f"refs/heads/{settings.branch}") != plan.tip.commit
 

@@ -205,7 +205,7 @@ def _remote_location(ctx: DoctorContext) -> tuple[str | None, str]:
 
 def check_remote(ctx: DoctorContext) -> list[CheckResult]:
     """One ls-remote (no objects fetched): can the next run reach the config repo's remote?"""
-    from tether.git.store import FetchFailed, ls_remote, parse_remote  # noqa: PLC0415 (dulwich)
+    from tether.git.remote import FetchFailed, ls_remote, parse_remote  # noqa: PLC0415 (dulwich)
 
     name = "remote"
     try:

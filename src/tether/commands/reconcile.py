@@ -82,7 +82,7 @@ def diffs_before(run: Run, plan: Plan) -> dict[str, str]:
 def plain_url(repo: str) -> str:
     """The URL without its credentials: a saved plan is a file, and credentials never reach
     tether's files (`tether apply` authenticates with TETHER_GIT_TOKEN, or uses the mirror)."""
-    from tether.git.store import parse_remote  # noqa: PLC0415 (dulwich loads only for --repo)
+    from tether.git.remote import parse_remote  # noqa: PLC0415 (dulwich loads only for --repo)
 
     return parse_remote(repo, environ={}).url
 

@@ -17,7 +17,9 @@ from tether.config.manifest import MANIFEST_NAME, Manifest, parse_manifest
 from tether.config.options import SourceOptions, default_state_dir
 from tether.errors import GitError, TetherError, UsageError
 from tether.exitcodes import ExitCode
-from tether.git import store as gitstore
+from tether.git import objects as gitobjects
+from tether.git import publish as gitpublish
+from tether.git import remote as gitremote
 from tether.git.tree import RemoteTree, open_remote_tree
 
 
@@ -64,7 +66,7 @@ def snapshot(
     now: dt.datetime | None = None,
 ) -> int:
     repo = _remote_only(source, "snapshot")
-    remote = gitstore.parse_remote(repo)
+    remote = gitremote.parse_remote(repo)
     moment = now or dt.datetime.now(dt.UTC)
     # A snapshot names the remote's head now: a stale mirror would tag the wrong commit.
     with open_remote_tree(
@@ -75,14 +77,14 @@ def snapshot(
         tag = name if name is not None else tag_name(manifest.snapshot_tag, moment)
         tagger = manifest.capture.author or f"tether <tether@{socket.gethostname()}>"
         text = message or f"tether snapshot of {_short(tree.ref) or tree.commit[:12]}"
-        info = gitstore.create_tag(
+        info = gitobjects.create_tag(
             tree.mirror, tag, tree.commit, text, tagger=tagger, when=int(moment.timestamp())
         )
         if push:
             try:
-                gitstore.push_tag(remote, tree.mirror, tag)
+                gitpublish.push_tag(remote, tree.mirror, tag)
             except TetherError as exc:
-                gitstore.delete_local_tag(tree.mirror, tag)  # so a retry can create it again
+                gitpublish.delete_local_tag(tree.mirror, tag)  # so a retry can create it again
                 raise GitError(exc.message, hint="the tag was not kept; nothing changed") from None
     if as_json:
         click.echo(json.dumps({**dataclasses.asdict(info), "pushed": push}, indent=2))
@@ -99,7 +101,7 @@ def snapshots(
     with open_remote_tree(repo, source.ref, state_dir or default_state_dir()) as tree:
         _echo_notices(tree)
         prefix = "" if all_tags else _prefix(_manifest(tree).snapshot_tag)
-        tags = gitstore.list_tags(tree.mirror, prefix)
+        tags = gitobjects.list_tags(tree.mirror, prefix)
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(t) for t in tags], indent=2))
     elif not tags:

@@ -1,4 +1,4 @@
-"""Where a config repo's bytes come from: a folder now, a git commit through gitstore.
+"""Where a config repo's bytes come from: a folder now, a git commit through the git layer.
 
 Everything above this seam (validate, the desired state, reconcile) reads a `SourceTree`, so
 `--source DIR` and `--repo URL` share one engine and differ only here.

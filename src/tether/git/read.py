@@ -1,6 +1,6 @@
 """Object-level reads of a work repo for the scanner: the index, commit ranges, pushed commits.
 
-`git/store.py` owns the remote mirror; this module only reads a local work repo (the one a
+`git/mirror.py` owns the remote mirror; this module only reads a local work repo (the one a
 hook runs in) and never writes to it. Blob bytes come straight from the object store, so
 what is scanned is exactly what would be committed or pushed, whatever the work tree holds.
 """

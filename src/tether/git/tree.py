@@ -13,9 +13,12 @@ from pathlib import Path
 
 from tether.config.manifest import MANIFEST_NAME
 from tether.errors import GitError, SourceError
-from tether.git import store as gitstore
+from tether.git import mirror as gitmirror
+from tether.git import objects as gitobjects
+from tether.git import publish as gitpublish
+from tether.git import remote as gitremote
 
-_BLOB_MODES = (gitstore.REGULAR, gitstore.EXECUTABLE)
+_BLOB_MODES = (gitpublish.REGULAR, gitpublish.EXECUTABLE)
 
 
 class RemoteTree:
@@ -41,7 +44,7 @@ class RemoteTree:
         self.stale = stale  # why the fetch failed, when this is the last fetched revision
         self.forced = forced  # the ref's history was rewritten since the previous fetch
         self.warnings = warnings
-        self._reader: gitstore.ObjectReader | None = None
+        self._reader: gitobjects.ObjectReader | None = None
         self._finalizer: weakref.finalize[[], None] | None = None
 
     @property
@@ -75,7 +78,7 @@ class RemoteTree:
                 raise SourceError(f"{self._where(relpath)}: is a folder, expected a file")
             raise SourceError(f"{self._where(relpath)}: no such file in the config repo")
         if self._reader is None:
-            self._reader = gitstore.ObjectReader(self.mirror)
+            self._reader = gitobjects.ObjectReader(self.mirror)
             self._finalizer = weakref.finalize(self, self._reader.close)  # type: ignore[arg-type]
         return self._reader.read_blob(entry[1])
 
@@ -124,8 +127,8 @@ def open_remote_tree(
     A failed fetch carries on from the last fetched revision with `stale` set, unless
     `require_fresh` or nothing was ever fetched (GitError). `offline` skips the fetch.
     """
-    remote = gitstore.parse_remote(repo)
-    path = gitstore.mirror_path(state_dir, remote)
+    remote = gitremote.parse_remote(repo)
+    path = gitmirror.mirror_path(state_dir, remote)
     stale: str | None = None
     forced_refs: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -133,9 +136,9 @@ def open_remote_tree(
         stale = "not fetched (offline)"
     else:
         try:
-            result = gitstore.fetch(remote, state_dir)
+            result = gitmirror.fetch(remote, state_dir)
             forced_refs, warnings = result.forced, result.warnings
-        except gitstore.FetchFailed as exc:
+        except gitremote.FetchFailed as exc:
             if require_fresh:
                 raise GitError(
                     exc.message,
@@ -144,27 +147,27 @@ def open_remote_tree(
                 ) from None
             stale = exc.reason
     if stale is not None:
-        if not gitstore.has_mirror(state_dir, remote):
+        if not gitmirror.has_mirror(state_dir, remote):
             raise GitError(
                 f"{remote.display}: nothing fetched yet and the fetch failed ({stale})",
                 hint="check the URL, the network and the credentials",
             )
-        problem = gitstore.mirror_problem(path)
+        problem = gitmirror.mirror_problem(path)
         if problem is not None:
             raise GitError(
                 f"mirror {path} is damaged ({problem}) and the fetch failed ({stale})",
                 hint="restore access to the remote, or delete the mirror folder",
             )
-        state = gitstore.read_fetch_state(path)
+        state = gitmirror.read_fetch_state(path)
         if state is not None and state.fetched_at:
             stale = f"{stale}; last fetched {state.fetched_at}"
     try:
-        resolved = gitstore.resolve(path, ref, display=remote.display)
+        resolved = gitobjects.resolve(path, ref, display=remote.display)
     except GitError as exc:
         if stale is not None:
             exc.hint = f"{exc.hint}; the fetch failed, so this is the last fetched state"
         raise
-    entries = gitstore.list_tree(path, resolved.commit)
+    entries = gitobjects.list_tree(path, resolved.commit)
     tree = RemoteTree(
         path,
         resolved.commit,
