@@ -7,7 +7,7 @@ from tether.config.configrepo import open_config_repo
 from tether.config.sourcetree import FolderTree
 from tether.reconcile.desired import DesiredState, build_desired, destination, names_host
 from tether.secrets.store import load_store
-from tether.state.ledger import Keyring
+from tether.state.keyring import Keyring
 
 
 def test_destination() -> None:

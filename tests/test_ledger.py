@@ -10,15 +10,9 @@ import pytest
 
 from tether.errors import StateError
 from tether.stamps import git_blob_id
-from tether.state.ledger import (
-    RACY_NS,
-    LedgerEntry,
-    ensure_state_dir,
-    load_key,
-    load_ledger,
-    save_ledger,
-    trusted_sig,
-)
+from tether.state.keyring import load_key
+from tether.state.ledger import RACY_NS, LedgerEntry, load_ledger, save_ledger, trusted_sig
+from tether.state.statedir import ensure_state_dir
 
 
 def entry(**kw: object) -> LedgerEntry:

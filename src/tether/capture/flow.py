@@ -41,7 +41,8 @@ from tether.secrets.render import has_marker, render
 from tether.secrets.scan import Finding, Scanner, default_rules
 from tether.secrets.store import SecretStore, load_store, store_path
 from tether.stamps import git_blob_id
-from tether.state.ledger import Keyring, LedgerEntry
+from tether.state.keyring import Keyring
+from tether.state.ledger import LedgerEntry
 
 ATTEMPTS = 3
 PENDING_PREFIX = "refs/tether/pending/"

@@ -17,8 +17,8 @@ from tether.reconcile.engine import prepare, recover
 from tether.reconcile.planner import Action, Item, Plan
 from tether.reconcile.report import exit_code, render_text, to_json
 from tether.reconcile.savedplan import SavedItem, load_plan
-from tether.state.ledger import ensure_state_dir
 from tether.state.lock import state_lock
+from tether.state.statedir import ensure_state_dir
 
 
 def _stale(saved: SavedItem, fresh: Item | None) -> bool:

@@ -13,8 +13,9 @@ from tether.errors import HostError
 from tether.exitcodes import ExitCode
 from tether.hostfs.host import Confinement, RealHost, WriteOp, describe_os_error, read_regular
 from tether.state.backups import BackupStore
-from tether.state.ledger import ensure_state_dir, load_key
+from tether.state.keyring import load_key
 from tether.state.lock import state_lock
+from tether.state.statedir import ensure_state_dir
 
 
 def list_backups(state_dir: Path, *, as_json: bool) -> int:

@@ -41,9 +41,11 @@ from tether.git import publish as gitpublish
 from tether.git import remote as gitremote
 from tether.secrets.store import save_values
 from tether.stamps import utc_stamp
-from tether.state.ledger import ensure_state_dir, load_key, load_ledger, save_ledger
+from tether.state.keyring import load_key
+from tether.state.ledger import load_ledger, save_ledger
 from tether.state.lock import state_lock
 from tether.state.runlog import recording
+from tether.state.statedir import ensure_state_dir
 
 ATTENTION_ACTIONS = (Action.CONFLICT, Action.REFUSED, Action.MISSING)
 

@@ -20,9 +20,9 @@ from tether.reconcile.engine import Run, prepare, recover
 from tether.reconcile.planner import ATTENTION, Action, Item, Plan
 from tether.reconcile.report import exit_code, render_text, summary, to_json, unified
 from tether.reconcile.savedplan import PlanContext, plan_document
-from tether.state.ledger import ensure_state_dir
 from tether.state.lock import state_lock
 from tether.state.runlog import RunOutcome, recording
+from tether.state.statedir import ensure_state_dir
 from tether.textsafe import mask_url
 
 

@@ -21,7 +21,8 @@ from tether.reconcile.engine import MARKER_NAME, Run
 from tether.reconcile.planner import Item, Plan
 from tether.stamps import utc_stamp
 from tether.state.backups import Backup, BackupStore
-from tether.state.ledger import LedgerEntry, save_ledger, write_atomic
+from tether.state.ledger import LedgerEntry, save_ledger
+from tether.state.statedir import write_state_file
 
 CHUNK_FILES = 2000
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -95,7 +96,7 @@ def apply_plan(  # noqa: PLR0915
             "folders": sorted({i.dest.rsplit("/", 1)[0] or "/" for i in writes + removes}),
             "entries": {i.dest: _entry(run, i, files[i.dest], None, now).to_json() for i in writes},
         }
-        write_atomic(marker, json.dumps(journal).encode("utf-8"), 0o600)
+        write_state_file(marker, json.dumps(journal).encode("utf-8"), 0o600)
     backups = BackupStore(run.state_dir, run.keyring)
     blocked_by_backup: set[str] = set()
     for item in writes + removes:

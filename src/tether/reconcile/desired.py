@@ -26,7 +26,8 @@ from tether.hostfs.probe import Sig, stat_sig
 from tether.secrets.render import render
 from tether.secrets.store import SecretStore
 from tether.stamps import git_blob_id
-from tether.state.ledger import Keyring, LedgerEntry
+from tether.state.keyring import Keyring
+from tether.state.ledger import LedgerEntry
 
 CACHE_BUDGET = 32 * 1024 * 1024  # rendered bytes kept in memory between plan and apply
 

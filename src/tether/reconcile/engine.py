@@ -21,15 +21,10 @@ from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_r
 from tether.reconcile.desired import DesiredState, build_desired, open_tree
 from tether.reconcile.planner import A, D, L, Plan, plan
 from tether.secrets.store import SecretStore, load_store, store_path
-from tether.state.ledger import (
-    Keyring,
-    LedgerEntry,
-    ensure_state_dir,
-    load_key,
-    load_ledger,
-    save_ledger,
-)
+from tether.state.keyring import Keyring, load_key
+from tether.state.ledger import LedgerEntry, load_ledger, save_ledger
 from tether.state.lock import try_lock
+from tether.state.statedir import ensure_state_dir
 
 MARKER_NAME = "applying.json"
 

@@ -16,7 +16,7 @@ from typing import Protocol
 from tether.errors import StateError
 from tether.hostfs.fsutil import fsync_dir, write_all, write_atomic
 from tether.stamps import utc_stamp
-from tether.state.ledger import Keyring
+from tether.state.keyring import Keyring
 
 BACKUPS_NAME = "backups"
 INDEX_NAME = "index.jsonl"
