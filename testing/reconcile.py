@@ -12,6 +12,7 @@ from typing import Any
 
 from testing.repos import make_config_repo
 from tether.cli import main
+from tether.exitcodes import ExitCode
 
 HOME = "/home/demo"
 
@@ -53,7 +54,7 @@ class Site:
     def plan(self, *args: str) -> dict[str, str]:
         """dest-relative path -> action, from `--json`."""
         result = self.reconcile("--json", *args)
-        assert result.code in (0, 1, 3), result.err
+        assert result.code in (ExitCode.OK, ExitCode.ATTENTION), result.err
         return {f["path"]: f["action"] for f in result.json()["files"]}
 
     def dest(self, path: str) -> Path:

@@ -135,3 +135,28 @@ def test_a_password_in_the_repo_url_never_reaches_the_saved_plan(
         monkeypatch.setenv("TETHER_GIT_TOKEN", token)  # how a saved plan authenticates
         assert main(["apply", str(out)]) == ExitCode.OK
     assert (root / "home/u/.bashrc").read_bytes() == b"alias ll='ls -l'\n"
+
+
+def test_saved_plan_applies_are_recorded_in_history_and_metrics(site: Site, tmp_path: Path) -> None:
+    out = save(site, tmp_path)
+    metrics = tmp_path / "tether.prom"
+    result = site.tether("apply", str(out), "--metrics-file", str(metrics))
+    assert result.code == ExitCode.OK, result.err
+    status = site.tether("status", "--json", "--state-dir", str(site.state))
+    report = status.json()
+    last = report["runs"][-1]
+    assert last["command"] == "apply plan.json" and last["exitCode"] == ExitCode.OK
+    assert last["counts"]["create"] == 3
+    ready = next(c for c in report["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True", ready  # a saved-plan apply counts as a reconcile
+    assert report["lastAppliedRevision"] == "folder"
+    assert 'tether_last_run_exit_code{command="apply"} 0' in metrics.read_text()
+
+
+def test_a_refused_saved_plan_is_recorded_as_attention(site: Site, tmp_path: Path) -> None:
+    out = save(site, tmp_path)
+    site.set_source("a", "changed in the repo\n")
+    assert site.tether("apply", str(out)).code == ExitCode.ATTENTION
+    last = site.tether("status", "--json", "--state-dir", str(site.state)).json()["runs"][-1]
+    assert last["exitCode"] == ExitCode.ATTENTION
+    assert "destinations changed since" in last["message"]

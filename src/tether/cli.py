@@ -734,16 +734,27 @@ def capture(  # noqa: PLR0917
 @secrets_file_option(
     "The dotenv secret store (default: the one the plan was made with) [env: TETHER_SECRETS_FILE]."
 )
+@metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
 @json_option
-def apply_cmd(
-    plan_file: Path, state_dir: Path | None, secrets_file: Path | None, wait: float, as_json: bool
+def apply_cmd(  # noqa: PLR0917
+    plan_file: Path,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    metrics_file: Path | None,
+    wait: float,
+    as_json: bool,
 ) -> int:
     """Apply a saved plan exactly, refusing it whole if any destination moved since."""
     from tether.commands.apply import apply_saved
 
     return apply_saved(
-        plan_file, state_dir=state_dir, secrets_file=secrets_file, as_json=as_json, wait=wait
+        plan_file,
+        state_dir=state_dir,
+        secrets_file=secrets_file,
+        as_json=as_json,
+        wait=wait,
+        metrics_file=metrics_file,
     )
 
 

@@ -13,12 +13,11 @@ from tether.errors import StateError
 from tether.exitcodes import ExitCode
 from tether.hostfs.host import RealHost
 from tether.reconcile.applier import apply_plan
-from tether.reconcile.engine import prepare, recover
+from tether.reconcile.engine import prepare
 from tether.reconcile.planner import Action, Item, Plan
-from tether.reconcile.report import exit_code, render_text, to_json
+from tether.reconcile.report import exit_code, render_text, summary, to_json
 from tether.reconcile.savedplan import SavedItem, load_plan
-from tether.state.lock import state_lock
-from tether.state.statedir import ensure_state_dir
+from tether.reconcile.session import reconcile_session
 
 
 def _stale(saved: SavedItem, fresh: Item | None) -> bool:
@@ -36,6 +35,7 @@ def apply_saved(
     secrets_file: Path | None = None,
     as_json: bool = False,
     wait: float = 0.0,
+    metrics_file: Path | None = None,
 ) -> int:
     ctx, saved = load_plan(plan_file)
     if ctx.source is not None:
@@ -48,10 +48,11 @@ def apply_saved(
         state_dir=state_dir or Path(ctx.state_dir),
         secrets_file=secrets_file or (Path(ctx.secrets_file) if ctx.secrets_file else None),
     )
-    ensure_state_dir(host.state_dir)
-    with state_lock(host.state_dir, f"apply {plan_file}", wait):
-        recover(host.state_dir, have_lock=True)
+    with reconcile_session(
+        host.state_dir, f"apply {plan_file.name}", writes=True, wait=wait, metrics_file=metrics_file
+    ) as outcome:
         run = prepare(source, host, explicit_root=True)
+        outcome.revision_attempted = run.desired.revision
         if run.keyring.key_id != ctx.key_id:
             raise StateError(
                 f"{plan_file}: made with another state dir's hash key",
@@ -85,7 +86,9 @@ def apply_saved(
                 "was written (make a new plan)",
                 err=True,
             )
-            return int(ExitCode.ATTENTION)
+            outcome.exit_code = int(ExitCode.ATTENTION)
+            outcome.message = f"saved plan refused: {len(stale)} destinations changed since"
+            return outcome.exit_code
         progress = Progress(enabled=not as_json)
         try:
             report = apply_plan(
@@ -93,10 +96,14 @@ def apply_saved(
             )
         finally:
             progress.close()
+        outcome.exit_code = int(exit_code(report))
+        outcome.counts = summary(report)
+        if not report.failed:
+            outcome.revision_applied = run.desired.revision or "folder"
     if as_json:
         click.echo(json.dumps(to_json(report), indent=1))
     else:
         click.echo(render_text(report, f"tether apply: {plan_file} -> {run.root}"))
     for failed in report.failed:
         click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)
-    return int(exit_code(report))
+    return outcome.exit_code

@@ -135,11 +135,7 @@ def _lock(state_dir: Path, wait: float, *, dry_run: bool) -> Iterator[None]:
     if dry_run:  # writes nothing of the host's state (the mirror has its own lock)
         yield
         return
-    with state_lock(state_dir, "capture", wait) as dead:
-        if dead is not None:
-            click.echo(
-                f"tether: took over the lock left by pid {dead} (no longer running)", err=True
-            )
+    with state_lock(state_dir, "capture", wait):
         yield
 
 

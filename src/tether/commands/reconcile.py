@@ -16,13 +16,12 @@ from tether.hostfs.fsutil import write_atomic
 from tether.hostfs.host import DryRunHost, Host, RealHost, describe_os_error
 from tether.reconcile.applier import Report, apply_plan
 from tether.reconcile.desired import StaleSource
-from tether.reconcile.engine import Run, prepare, recover
+from tether.reconcile.engine import Run, prepare
 from tether.reconcile.planner import ATTENTION, Action, Item, Plan
 from tether.reconcile.report import exit_code, render_text, summary, to_json, unified
 from tether.reconcile.savedplan import PlanContext, plan_document
-from tether.state.lock import state_lock
-from tether.state.runlog import RunOutcome, recording
-from tether.state.statedir import ensure_state_dir
+from tether.reconcile.session import reconcile_session
+from tether.state.runlog import RunOutcome
 from tether.textsafe import mask_url
 
 
@@ -180,34 +179,20 @@ def reconcile(
             "--out saves a plan to apply later, so it goes with --plan, not --apply",
             hint="run `tether reconcile --out PLAN.json`, then `tether apply PLAN.json`",
         )
-    state_dir = ensure_state_dir(host.state_dir)
-    if rebuild_ledger:
-        with state_lock(state_dir, "reconcile --rebuild-ledger", wait) as dead:
-            _notice_dead(dead)
-            recover(state_dir, have_lock=True)
+    if rebuild_ledger:  # bookkeeping, not a run: status keeps reporting the last real one
+        with reconcile_session(
+            host.state_dir, "reconcile --rebuild-ledger", writes=True, wait=wait, history=False
+        ):
             return _rebuild(source, host, explicit_root=explicit_root, as_json=as_json)
     options = (overwrite, prune, diff, as_json, out)
-    with recording(state_dir, f"reconcile --{'apply' if apply else 'plan'}", metrics_file) as rec:
-        if not apply:
-            recover(state_dir, have_lock=False)
-            run = prepare(source, host, explicit_root=explicit_root, require_fresh=require_fresh)
-            rec.exit_code = _run(run, host, DryRunHost(run.confinement), *options, rec)
-            return rec.exit_code
-        with state_lock(state_dir, "reconcile --apply", wait) as dead:
-            _notice_dead(dead)
-            removed = recover(state_dir, have_lock=True)
-            if removed:
-                click.echo(
-                    f"tether: removed {removed} temp files of an interrupted apply", err=True
-                )
-            run = prepare(source, host, explicit_root=explicit_root, require_fresh=require_fresh)
-            rec.exit_code = _run(run, host, RealHost(run.confinement), *options, rec)
-            return rec.exit_code
-
-
-def _notice_dead(pid: int | None) -> None:
-    if pid is not None:
-        click.echo(f"tether: took over the lock left by pid {pid} (no longer running)", err=True)
+    command = f"reconcile --{'apply' if apply else 'plan'}"
+    with reconcile_session(
+        host.state_dir, command, writes=apply, wait=wait, metrics_file=metrics_file
+    ) as rec:
+        run = prepare(source, host, explicit_root=explicit_root, require_fresh=require_fresh)
+        target = RealHost(run.confinement) if apply else DryRunHost(run.confinement)
+        rec.exit_code = _run(run, host, target, *options, rec)
+        return rec.exit_code
 
 
 def _run(  # noqa: PLR0917

@@ -19,6 +19,7 @@ from tether.exitcodes import ExitCode
 from tether.state.lock import LOCK_NAME
 from tether.state.runs import RunRecord, load_runs
 
+RECONCILE_KINDS = ("reconcile", "apply")  # `tether apply PLAN.json` is a reconcile too
 LOCK_FILE = LOCK_NAME  # the reconcile/capture lock: flock(LOCK_EX) on <state dir>/lock
 SHOWN_RUNS = 10
 STALLED_AFTER = 3  # failed runs in a row
@@ -115,7 +116,7 @@ def stalled_condition(reconciles: Sequence[RunRecord]) -> Condition:
 
 def build_status(state_dir: Path) -> dict[str, Any]:
     runs = load_runs(state_dir)
-    reconciles = [r for r in runs if r.kind == "reconcile"]
+    reconciles = [r for r in runs if r.kind in RECONCILE_KINDS]
     last = reconciles[-1] if reconciles else None
     busy = lock_held(state_dir)
     held: Suspension | None = suspension(state_dir)

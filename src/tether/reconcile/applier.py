@@ -7,8 +7,6 @@ save the ledger. A crash at any moment leaves each destination with its old or i
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,13 +14,13 @@ from dataclasses import dataclass, field
 from tether.errors import StateError
 from tether.hostfs.host import DEFAULT_DIR_MODE, Host, WriteOp, describe_os_error, read_regular
 from tether.hostfs.probe import Sig
+from tether.reconcile import journal
 from tether.reconcile.desired import DesiredFile, StaleSource
-from tether.reconcile.engine import MARKER_NAME, Run
+from tether.reconcile.engine import Run
 from tether.reconcile.planner import Item, Plan
 from tether.stamps import utc_stamp
 from tether.state.backups import Backup, BackupStore
 from tether.state.ledger import LedgerEntry, save_ledger
-from tether.state.statedir import write_state_file
 
 CHUNK_FILES = 2000
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -89,14 +87,15 @@ def apply_plan(  # noqa: PLR0915
     writes = [i for i in plan.items if i.write]
     removes = [i for i in plan.items if i.remove]
     total = len(writes) + len(removes)
-    marker = run.state_dir / MARKER_NAME
     if total and not host.dry_run:
-        journal = {
-            "root": run.confinement.root,
-            "folders": sorted({i.dest.rsplit("/", 1)[0] or "/" for i in writes + removes}),
-            "entries": {i.dest: _entry(run, i, files[i.dest], None, now).to_json() for i in writes},
-        }
-        write_state_file(marker, json.dumps(journal).encode("utf-8"), 0o600)
+        journal.begin(
+            run.state_dir,
+            journal.Journal(
+                root=run.confinement.root,
+                folders=journal.folders_of(i.dest for i in writes + removes),
+                entries={i.dest: _entry(run, i, files[i.dest], None, now) for i in writes},
+            ),
+        )
     backups = BackupStore(run.state_dir, run.keyring)
     blocked_by_backup: set[str] = set()
     for item in writes + removes:
@@ -154,8 +153,7 @@ def apply_plan(  # noqa: PLR0915
         _record_in_sync(run, plan, files)
         save_ledger(run.state_dir, run.ledger)
         if total:
-            with contextlib.suppress(OSError):
-                marker.unlink()
+            journal.end(run.state_dir)
     report.outcomes = [outcomes[i.dest] for i in plan.items]
     return report
 

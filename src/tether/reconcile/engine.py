@@ -5,9 +5,7 @@ Shared by `tether reconcile` and `tether apply PLAN.json` so both see the host t
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import json
 import os
 import socket
 from collections.abc import Mapping
@@ -16,17 +14,13 @@ from pathlib import Path
 
 from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.options import HostOptions, SourceOptions
-from tether.errors import StateError
-from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, RealHost, read_regular, require_root
+from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, read_regular, require_root
 from tether.reconcile.desired import DesiredState, build_desired, open_tree
 from tether.reconcile.planner import A, D, L, Plan, plan
 from tether.secrets.store import SecretStore, load_store, store_path
 from tether.state.keyring import Keyring, load_key
-from tether.state.ledger import LedgerEntry, load_ledger, save_ledger
-from tether.state.lock import try_lock
+from tether.state.ledger import LedgerEntry, load_ledger
 from tether.state.statedir import ensure_state_dir
-
-MARKER_NAME = "applying.json"
 
 
 @dataclass
@@ -95,58 +89,6 @@ def resolve_paths(repo: ConfigRepo, host: HostOptions, explicit_root: bool) -> t
     return root, host.target_home or repo.manifest.target_home
 
 
-def recover(state_dir: Path, *, have_lock: bool) -> int:
-    """Finish after a killed apply: remove its temp files, and record in the ledger the files
-    it did replace (their bytes match the journal), so they are not mistaken for host edits.
-
-    Runs only under the lock (a live apply's journal is not a leftover); returns temps removed.
-    """
-    marker = state_dir / MARKER_NAME
-    try:  # a state dir this user cannot use is reported by the run itself, in one line
-        if not marker.exists():
-            return 0
-        fd = None if have_lock else try_lock(state_dir)
-    except OSError:
-        return 0
-    if fd is None and not have_lock:
-        return 0
-    try:
-        try:
-            journal = json.loads(marker.read_text(encoding="utf-8"))
-            confinement = Confinement(str(journal["root"]))
-            folders = [str(f) for f in journal["folders"]]
-            entries = {d: LedgerEntry.from_json(r) for d, r in journal["entries"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            marker.unlink(missing_ok=True)
-            return 0
-        removed = RealHost(confinement).clean_temps(folders)
-        try:
-            ledger = load_ledger(state_dir) if entries else {}
-        except StateError:
-            entries = {}  # a corrupt ledger is reported by the run itself; rebuild fixes both
-        if entries:
-            keyring = load_key(state_dir)
-            changed = False
-            for dest, entry in entries.items():
-                known = ledger.get(dest)
-                if known is not None and known.hash == entry.hash:
-                    continue
-                probe = confinement.probe(dest)
-                if probe.kind != "file" or probe.real is None:
-                    continue
-                with contextlib.suppress(OSError):
-                    if keyring.hash(read_regular(probe.real)) == entry.hash:
-                        ledger[dest] = entry._replace(sig=probe.sig, source_sig=None)
-                        changed = True
-            if changed:
-                save_ledger(state_dir, ledger)
-        marker.unlink(missing_ok=True)
-        return removed
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
 def prepare(
     source: SourceOptions,
     host: HostOptions,
@@ -193,4 +135,4 @@ def prepare(
     )
 
 
-__all__ = ["MARKER_NAME", "TEMP_PREFIX", "Run", "observe", "prepare", "recover"]
+__all__ = ["TEMP_PREFIX", "Run", "observe", "prepare"]

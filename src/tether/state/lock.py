@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tether.errors import LockError
+from tether.errors import LockError, warn
 from tether.stamps import utc_stamp
 
 LOCK_NAME = "lock"
@@ -62,7 +62,8 @@ def try_lock(state_dir: Path) -> int | None:
 
 @contextlib.contextmanager
 def state_lock(state_dir: Path, command: str, wait: float = 0.0) -> Iterator[int | None]:
-    """Hold the lock for the block; yields the pid of a dead previous holder (or None)."""
+    """Hold the lock for the block; yields the pid of a dead previous holder (or None), which
+    has been named on stderr."""
     deadline = time.monotonic() + max(wait, 0.0)
     try:
         fd = try_lock(state_dir)
@@ -78,6 +79,8 @@ def state_lock(state_dir: Path, command: str, wait: float = 0.0) -> Iterator[int
             hint="wait for it to finish, or pass --wait SECONDS",
         )
     dead = previous_holder_dead(state_dir)
+    if dead is not None:
+        warn(f"took over the lock left by pid {dead} (no longer running)")
     info = {
         "pid": os.getpid(),
         "command": command,
