@@ -2,16 +2,25 @@ from __future__ import annotations
 
 import pytest
 
-from tether.reconcile.planner import MISSING, A, Action, D, L, classify, plan, prune_item
+from tether.reconcile.planner import (
+    MISSING,
+    Action,
+    Actual,
+    Desired,
+    Recorded,
+    classify,
+    plan,
+    prune_item,
+)
 
 d1, d2, d3 = "hD1", "hD2", "hD3"
 
 
-def file(h: str, mode: int = 0o644) -> A:
-    return A("file", h, mode=mode, uid=1000, gid=1000)
+def file(h: str, mode: int = 0o644) -> Actual:
+    return Actual("file", h, mode=mode, uid=1000, gid=1000)
 
 
-# (name, D hash, L hash or None, A, overwrite, action, write, backup)
+# (name, Desired hash, Recorded hash or None, Actual, overwrite, action, write, backup)
 TABLE = [
     ("in_sync", d1, d1, file(d1), False, Action.IN_SYNC, False, False),
     ("in_sync without ledger", d1, None, file(d1), False, Action.IN_SYNC, False, False),
@@ -28,7 +37,7 @@ TABLE = [
         "unsafe destination",
         d1,
         d1,
-        A("blocked", reason="symlink"),
+        Actual("blocked", reason="symlink"),
         True,
         Action.BLOCKED,
         False,
@@ -43,35 +52,41 @@ TABLE = [
     ids=[row[0] for row in TABLE],
 )
 def test_classify(
-    d: str, last: str | None, a: A, overwrite: bool, action: Action, write: bool, backup: bool
+    d: str, last: str | None, a: Actual, overwrite: bool, action: Action, write: bool, backup: bool
 ) -> None:
-    item = classify("/x", D("p", d), L("p", last) if last else None, a, overwrite=overwrite)
+    item = classify(
+        "/x", Desired("p", d), Recorded("p", last) if last else None, a, overwrite=overwrite
+    )
     assert (item.action, item.write, item.backup) == (action, write, backup)
     if action in (Action.DRIFT, Action.CONFLICT, Action.PREEXISTING, Action.BLOCKED):
         assert item.reason
 
 
 def test_blocked_desired_is_never_written_even_with_overwrite() -> None:
-    item = classify("/x", D("p", None, blocked="missing secrets: A"), None, MISSING, overwrite=True)
+    item = classify(
+        "/x", Desired("p", None, blocked="missing secrets: A"), None, MISSING, overwrite=True
+    )
     assert item.action == Action.BLOCKED and not item.write
     assert item.reason == "missing secrets: A"
 
 
 def test_in_sync_records_missing_or_stale_ledger_only() -> None:
-    assert classify("/x", D("p", d1), None, file(d1)).record
-    assert not classify("/x", D("p", d1), L("p", d1), file(d1)).record
+    assert classify("/x", Desired("p", d1), None, file(d1)).record
+    assert not classify("/x", Desired("p", d1), Recorded("p", d1), file(d1)).record
 
 
 def test_modes_new_secret_existing_and_manifest() -> None:
-    assert classify("/x", D("p", d1), None, MISSING).mode == 0o644
-    assert classify("/x", D("p", d1, has_secret=True), None, MISSING).mode == 0o600
-    assert classify("/x", D("p", d2), L("p", d1), file(d1, 0o640)).mode == 0o640  # kept
-    item = classify("/x", D("p", d1, mode=0o600), L("p", d1), file(d1, 0o644))
+    assert classify("/x", Desired("p", d1), None, MISSING).mode == 0o644
+    assert classify("/x", Desired("p", d1, has_secret=True), None, MISSING).mode == 0o600
+    assert (
+        classify("/x", Desired("p", d2), Recorded("p", d1), file(d1, 0o640)).mode == 0o640
+    )  # kept
+    item = classify("/x", Desired("p", d1, mode=0o600), Recorded("p", d1), file(d1, 0o644))
     assert (item.action, item.write, item.mode) == (Action.UPDATE, True, 0o600)
     assert "mode 0644 -> 0600" in (item.reason or "")
 
 
-# (name, A, prune, overwrite, empty, remove, forget)
+# (name, Actual, prune, overwrite, empty, remove, forget)
 PRUNE = [
     ("off", file(d1), False, False, False, False, False),
     ("on, unchanged", file(d1), True, False, False, True, False),
@@ -79,7 +94,7 @@ PRUNE = [
     ("on, changed, overwrite", file(d2), True, True, False, True, False),
     ("on, already gone", MISSING, True, False, False, False, True),
     ("on, empty desired set", file(d1), True, True, True, False, False),
-    ("on, unsafe", A("blocked", reason="symlink"), True, True, False, False, False),
+    ("on, unsafe", Actual("blocked", reason="symlink"), True, True, False, False, False),
 ]
 
 
@@ -89,9 +104,9 @@ PRUNE = [
     ids=[row[0] for row in PRUNE],
 )
 def test_prune_rules(
-    a: A, prune: bool, overwrite: bool, empty: bool, remove: bool, forget: bool
+    a: Actual, prune: bool, overwrite: bool, empty: bool, remove: bool, forget: bool
 ) -> None:
-    item = prune_item("/x", L("p", d1), a, prune=prune, overwrite=overwrite, empty=empty)
+    item = prune_item("/x", Recorded("p", d1), a, prune=prune, overwrite=overwrite, empty=empty)
     assert item.action == Action.PRUNE
     assert (item.remove, item.backup, item.forget) == (remove, remove, forget)
     assert item.reason
@@ -99,8 +114,8 @@ def test_prune_rules(
 
 def test_plan_orders_and_counts() -> None:
     result = plan(
-        {"/b": D("b", d1), "/a": D("a", d2)},
-        {"/a": L("a", d1), "/gone": L("gone", d1)},
+        {"/b": Desired("b", d1), "/a": Desired("a", d2)},
+        {"/a": Recorded("a", d1), "/gone": Recorded("gone", d1)},
         {"/a": file(d1), "/gone": file(d1)},
         prune=True,
     )
@@ -110,5 +125,5 @@ def test_plan_orders_and_counts() -> None:
 
 
 def test_empty_desired_set_never_prunes() -> None:
-    result = plan({}, {"/a": L("a", d1)}, {"/a": file(d1)}, prune=True, overwrite=True)
+    result = plan({}, {"/a": Recorded("a", d1)}, {"/a": file(d1)}, prune=True, overwrite=True)
     assert not result.items[0].remove

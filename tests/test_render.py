@@ -19,7 +19,7 @@ def test_any_value_fills_byte_exactly(value: str) -> None:
 
 def test_missing_blocks_and_names_what_is_missing() -> None:
     rendered = render(b"x: __REDACTED_A__ __REDACTED_B__\n", {"A": "1"}.get)
-    assert not rendered.complete
+    assert rendered.data is None
     assert rendered.missing == ("B",)
     assert rendered.used == ("A",)
 

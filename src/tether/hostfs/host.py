@@ -194,7 +194,6 @@ class WriteResult(NamedTuple):
     dest: str
     error: str | None = None
     sig: Sig | None = None
-    created_dirs: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -321,7 +320,6 @@ class RealHost:
         dir_fds: dict[str, int] = {}
         touched: set[str] = set()
         bad_dirs: set[int] = set()
-        created: dict[str, list[str]] = {}
         fsync_each = len(ops) <= FSYNC_EACH_MAX
         self.confinement.forget()  # re-check every folder now, not as it was at plan time
         try:
@@ -334,7 +332,6 @@ class RealHost:
                 except OSError as exc:
                     results[op.dest] = WriteResult(op.dest, describe_os_error(exc))
                     continue
-                created[op.dest] = made
                 touched.update(os.path.dirname(p) for p in made)
                 dfd = dir_fds.get(parent)
                 if dfd is None:
@@ -364,7 +361,7 @@ class RealHost:
                     _syncfs(fd)
             synced: set[int] = set()
             for done, item in enumerate(pending, start=1):
-                results[item.op.dest] = self._commit(item, created.get(item.op.dest, []))
+                results[item.op.dest] = self._commit(item)
                 if results[item.op.dest].ok:
                     synced.add(item.dir_fd)
                 if progress:
@@ -417,7 +414,7 @@ class RealHost:
         return None
 
     @staticmethod
-    def _commit(item: _Pending, made: list[str]) -> WriteResult:
+    def _commit(item: _Pending) -> WriteResult:
         """Compare-and-swap: rename only if the destination is still what the plan saw."""
         dest, dfd = item.op.dest, item.dir_fd
         try:
@@ -436,7 +433,7 @@ class RealHost:
             with contextlib.suppress(OSError):
                 os.unlink(item.tmp, dir_fd=dfd)
             return WriteResult(dest, f"{describe_os_error(exc)}; the destination is untouched")
-        return WriteResult(dest, None, sig, tuple(made))
+        return WriteResult(dest, None, sig)
 
     def remove(self, dest: str, expect: Sig) -> str | None:
         real, reason = self.confinement.real_dest(dest)

@@ -63,7 +63,6 @@ class DesiredFile(NamedTuple):
     secrets: tuple[str, ...] = ()  # names of the secrets filled in
     secret_digest: str | None = None
     source_sig: Sig | None = None
-    from_ledger: bool = False  # hash taken from the ledger without reading
 
     @property
     def has_secret(self) -> bool:
@@ -211,19 +210,17 @@ def build_desired(  # noqa: PLR0915
             if same_source and digest(names, known.secrets) == known.secret_digest:
                 state.files.append(
                     DesiredFile(
-                        path,
-                        dest,
-                        known.hash,
-                        known.blob,
-                        None,
-                        override.mode,
-                        override.dir_mode,
-                        uid,
-                        gid,
-                        known.secrets,
-                        known.secret_digest,
-                        sig,
-                        True,
+                        path=path,
+                        dest=dest,
+                        hash=known.hash,
+                        blob=known.blob,
+                        mode=override.mode,
+                        dir_mode=override.dir_mode,
+                        uid=uid,
+                        gid=gid,
+                        secrets=known.secrets,
+                        secret_digest=known.secret_digest,
+                        source_sig=sig,
                     )
                 )
                 continue

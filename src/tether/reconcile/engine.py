@@ -16,7 +16,7 @@ from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.options import HostOptions, SourceOptions
 from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, read_regular, require_root
 from tether.reconcile.desired import DesiredState, build_desired, open_tree
-from tether.reconcile.planner import A, D, L, Plan, plan
+from tether.reconcile.planner import Actual, Desired, Plan, Recorded, plan
 from tether.secrets.store import SecretStore, load_store, store_path
 from tether.state.keyring import Keyring, load_key
 from tether.state.ledger import LedgerEntry, load_ledger
@@ -36,14 +36,22 @@ class Run:
     desired: DesiredState
     confinement: Confinement
     probes: dict[str, Probe]
-    actual: dict[str, A]
+    actual: dict[str, Actual]
 
     def make_plan(self, *, overwrite: bool, prune: bool) -> Plan:
         wanted = {
-            f.dest: D(f.path, f.hash, f.blocked, f.mode, f.uid, f.gid, f.has_secret)
+            f.dest: Desired(
+                path=f.path,
+                hash=f.hash,
+                blocked=f.blocked,
+                mode=f.mode,
+                uid=f.uid,
+                gid=f.gid,
+                has_secret=f.has_secret,
+            )
             for f in self.desired.files
         }
-        last = {dest: L(e.path, e.hash) for dest, e in self.ledger.items()}
+        last = {dest: Recorded(path=e.path, hash=e.hash) for dest, e in self.ledger.items()}
         return plan(wanted, last, self.actual, overwrite=overwrite, prune=prune)
 
     def read_actual(self, dest: str) -> bytes | None:
@@ -58,15 +66,15 @@ class Run:
 
 def observe(
     dests: list[str], ledger: Mapping[str, LedgerEntry], confinement: Confinement, keyring: Keyring
-) -> tuple[dict[str, Probe], dict[str, A]]:
+) -> tuple[dict[str, Probe], dict[str, Actual]]:
     """Probe every destination; hash only what the stat cache cannot vouch for."""
     probes: dict[str, Probe] = {}
-    actual: dict[str, A] = {}
+    actual: dict[str, Actual] = {}
     for dest in dests:
         probe = confinement.probe(dest)
         probes[dest] = probe
         if probe.kind != "file":
-            actual[dest] = A(probe.kind, reason=probe.reason)
+            actual[dest] = Actual(probe.kind, reason=probe.reason)
             continue
         known = ledger.get(dest)
         if known is not None and known.sig is not None and known.sig == probe.sig:
@@ -76,9 +84,9 @@ def observe(
             try:
                 digest = keyring.hash(read_regular(probe.real))
             except OSError as exc:
-                actual[dest] = A("blocked", reason=f"{dest}: cannot read ({exc.strerror})")
+                actual[dest] = Actual("blocked", reason=f"{dest}: cannot read ({exc.strerror})")
                 continue
-        actual[dest] = A("file", digest, None, probe.mode, probe.uid, probe.gid)
+        actual[dest] = Actual("file", hash=digest, mode=probe.mode, uid=probe.uid, gid=probe.gid)
     return probes, actual
 
 

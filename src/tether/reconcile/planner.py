@@ -1,4 +1,5 @@
-"""The three-way plan: a pure function of desired (D), last written (L) and actual (A).
+"""The three-way plan: a pure function of desired (D: `Desired`), last written (L: `Recorded`) and
+actual (A: `Actual`).
 
 | action      | when                             | apply does                                  |
 | in_sync     | A = D                            | nothing (records L)                         |
@@ -37,7 +38,7 @@ ATTENTION = frozenset({Action.DRIFT, Action.CONFLICT, Action.PREEXISTING, Action
 ORDER = tuple(Action)
 
 
-class D(NamedTuple):
+class Desired(NamedTuple):
     """Desired: the rendered file's keyed hash, or why it cannot be had."""
 
     path: str
@@ -49,14 +50,14 @@ class D(NamedTuple):
     has_secret: bool = False
 
 
-class L(NamedTuple):
+class Recorded(NamedTuple):
     """Last written by tether."""
 
     path: str
     hash: str
 
 
-class A(NamedTuple):
+class Actual(NamedTuple):
     """Actual: missing, a file (hash, mode, owner) or unsafe (why)."""
 
     kind: str  # "missing" | "file" | "blocked"
@@ -67,7 +68,7 @@ class A(NamedTuple):
     gid: int = -1
 
 
-MISSING = A("missing")
+MISSING = Actual("missing")
 
 
 class Item(NamedTuple):
@@ -75,11 +76,11 @@ class Item(NamedTuple):
     dest: str
     action: Action
     reason: str | None = None
-    write: bool = False  # apply writes D
+    write: bool = False  # apply writes the desired bytes
     backup: bool = False  # apply backs A up first
     remove: bool = False  # apply deletes the destination (prune)
-    record: bool = False  # apply records L (in_sync)
-    forget: bool = False  # apply drops L (prune of a file already gone)
+    record: bool = False  # apply records the file in the ledger (in_sync)
+    forget: bool = False  # apply drops its ledger entry (prune of a file already gone)
     mode: int | None = None  # mode D is written with
     uid: int = -1
     gid: int = -1
@@ -112,7 +113,7 @@ class Plan:
         return any(i.action in ATTENTION and not i.changes for i in self.items)
 
 
-def _metadata(d: D, a: A) -> tuple[int, int, int, list[str]]:
+def _metadata(d: Desired, a: Actual) -> tuple[int, int, int, list[str]]:
     """The mode and owner D is written with, and what differs from A on an existing file."""
     exists = a.kind == "file"
     default = SECRET_FILE_MODE if d.has_secret else NEW_FILE_MODE
@@ -129,7 +130,9 @@ def _metadata(d: D, a: A) -> tuple[int, int, int, list[str]]:
     return mode, uid, gid, diffs
 
 
-def classify(dest: str, d: D, l: L | None, a: A, *, overwrite: bool = False) -> Item:  # noqa: E741
+def classify(
+    dest: str, d: Desired, recorded: Recorded | None, a: Actual, *, overwrite: bool = False
+) -> Item:
     """One destination's action."""
     if d.blocked or d.hash is None:
         reason = d.blocked or "no content"
@@ -138,7 +141,7 @@ def classify(dest: str, d: D, l: L | None, a: A, *, overwrite: bool = False) -> 
         return Item(d.path, dest, Action.BLOCKED, a.reason, d_hash=d.hash, a_hash=a.hash)
     if a.kind == "file" and a.hash == d.hash and d.mode is None and d.uid is None and d.gid is None:
         # the common case, kept cheap: nothing to write
-        record = l is None or l.hash != d.hash or l.path != d.path
+        record = recorded is None or recorded.hash != d.hash or recorded.path != d.path
         return Item(d.path, dest, Action.IN_SYNC, None, False, False, False, record, False,
                     a.mode, a.uid, a.gid, d.hash, a.hash)  # fmt: skip
     mode, uid, gid, diffs = _metadata(d, a)
@@ -146,19 +149,19 @@ def classify(dest: str, d: D, l: L | None, a: A, *, overwrite: bool = False) -> 
         d.path, dest, Action.BLOCKED, mode=mode, uid=uid, gid=gid, d_hash=d.hash, a_hash=a.hash
     )
     if a.kind == "missing":
-        why = "deleted on the host since tether wrote it" if l is not None else None
+        why = "deleted on the host since tether wrote it" if recorded is not None else None
         return base._replace(action=Action.CREATE, reason=why, write=True)
     if a.hash == d.hash:
         if diffs:
             return base._replace(action=Action.UPDATE, reason=", ".join(diffs), write=True)
-        record = l is None or l.hash != d.hash or l.path != d.path
+        record = recorded is None or recorded.hash != d.hash or recorded.path != d.path
         return base._replace(action=Action.IN_SYNC, record=record)
-    if l is not None and a.hash == l.hash:
+    if recorded is not None and a.hash == recorded.hash:
         why = "changed in the repo" + "".join(f"; {x}" for x in diffs)
         return base._replace(action=Action.UPDATE, reason=why, write=True)
-    if l is None:
+    if recorded is None:
         action, why = Action.PREEXISTING, "exists on the host but tether never wrote it"
-    elif d.hash == l.hash:
+    elif d.hash == recorded.hash:
         action, why = Action.DRIFT, "changed on the host since tether wrote it"
     else:
         action, why = Action.CONFLICT, "changed both on the host and in the repo"
@@ -169,9 +172,11 @@ def classify(dest: str, d: D, l: L | None, a: A, *, overwrite: bool = False) -> 
     return base._replace(action=action, reason=f"{why} ({hint})")
 
 
-def prune_item(dest: str, l: L, a: A, *, prune: bool, overwrite: bool, empty: bool) -> Item:  # noqa: E741
+def prune_item(
+    dest: str, recorded: Recorded, a: Actual, *, prune: bool, overwrite: bool, empty: bool
+) -> Item:
     """A destination tether wrote that is no longer desired."""
-    base = Item(l.path, dest, Action.PRUNE, a_hash=a.hash)
+    base = Item(recorded.path, dest, Action.PRUNE, a_hash=a.hash)
     if a.kind == "missing":
         why = "no longer desired and already gone"
         return base._replace(reason=why, forget=prune and not empty)
@@ -181,7 +186,7 @@ def prune_item(dest: str, l: L, a: A, *, prune: bool, overwrite: bool, empty: bo
         return base._replace(reason="no longer desired; kept (--prune removes it)")
     if a.kind == "blocked":
         return base._replace(reason=f"no longer desired; not removed: {a.reason}")
-    if a.hash != l.hash and not overwrite:
+    if a.hash != recorded.hash and not overwrite:
         why = "no longer desired but changed on the host; kept (--overwrite removes it)"
         return base._replace(reason=why)
     why = "no longer desired; removing (backed up first)"
@@ -189,9 +194,9 @@ def prune_item(dest: str, l: L, a: A, *, prune: bool, overwrite: bool, empty: bo
 
 
 def plan(
-    desired: Mapping[str, D],
-    ledger: Mapping[str, L],
-    actual: Mapping[str, A],
+    desired: Mapping[str, Desired],
+    ledger: Mapping[str, Recorded],
+    actual: Mapping[str, Actual],
     *,
     overwrite: bool = False,
     prune: bool = False,
@@ -204,9 +209,9 @@ def plan(
     empty = not desired
     items.extend(
         prune_item(
-            dest, l, actual.get(dest, MISSING), prune=prune, overwrite=overwrite, empty=empty
+            dest, recorded, actual.get(dest, MISSING), prune=prune, overwrite=overwrite, empty=empty
         )
-        for dest, l in sorted(ledger.items())  # noqa: E741
+        for dest, recorded in sorted(ledger.items())
         if dest not in desired
     )
     return Plan(tuple(items), overwrite=overwrite, prune=prune)

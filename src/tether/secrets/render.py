@@ -62,10 +62,6 @@ class Rendered:
     used: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
 
-    @property
-    def complete(self) -> bool:
-        return self.data is not None
-
 
 def render(data: bytes, lookup: Lookup, names: Mapping[str, str] | None = None) -> Rendered:
     """Fill every placeholder byte-exactly; any value round-trips whatever it contains."""

@@ -8,8 +8,6 @@ from typing import Any
 from tether import __version__
 from tether.secrets.scan import ScanResult
 
-FORMATS = ("text", "json", "sarif")
-
 
 def as_text(result: ScanResult) -> str:
     return "".join(f"{finding.text()}\n" for finding in result.findings)
