@@ -81,7 +81,7 @@ def test_snapshots_lists_newest_first(
     assert listed[0] == {
         "name": "snapshot/2026-11-29",
         "commit": second,
-        "date": "2026-11-29T03:04:05+00:00",
+        "date": "2026-11-29T03:04:05Z",
         "message": "week 48",
         "annotated": True,
     }

@@ -6,9 +6,18 @@ import datetime as dt
 import hashlib
 
 
-def utc_stamp() -> str:
-    """Now, as the ledger, backups, the lock info and captures write it (UTC, ISO 8601)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _utc(when: float | None) -> dt.datetime:
+    return dt.datetime.now(dt.UTC) if when is None else dt.datetime.fromtimestamp(when, dt.UTC)
+
+
+def utc_stamp(when: float | None = None) -> str:
+    """`when` (unix time; default now) as every record of tether writes it: UTC, ISO 8601, Z."""
+    return _utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def file_stamp(when: float | None = None) -> str:
+    """The same instant for file and ref names (no colons): 20260101T100000Z."""
+    return _utc(when).strftime("%Y%m%dT%H%M%SZ")
 
 
 def git_blob_id(data: bytes) -> str:

@@ -1,4 +1,4 @@
-"""Text fit to print: credentials in URLs masked."""
+"""Text fit to print: credentials in URLs masked; binary bytes told from text."""
 
 from __future__ import annotations
 
@@ -15,3 +15,10 @@ def mask_url(url: str) -> str:
     """A URL fit to print: any password, or an http(s) user that may be a token, shown as ***."""
     url = _CREDENTIALS_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
     return _HTTP_USER_ONLY.sub(lambda m: f"{m['scheme']}***@", url)
+
+
+BINARY_PROBE = 8192  # like git: a NUL byte in the first 8 KiB means binary
+
+
+def looks_binary(data: bytes) -> bool:
+    return b"\0" in data[:BINARY_PROBE]

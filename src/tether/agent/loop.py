@@ -10,7 +10,6 @@ test with ConditionPathExists=) makes ticks skip until it is removed.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import random
@@ -30,6 +29,7 @@ from tether.agent.units import SUSPEND_FLAG
 from tether.errors import StateError
 from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import write_atomic
+from tether.stamps import utc_stamp
 from tether.state.runs import RunRecord, record_run, runs_path
 
 SUCCESS_CODES = frozenset({ExitCode.OK, ExitCode.CHANGES, ExitCode.ATTENTION})
@@ -70,8 +70,7 @@ def suspension(state_dir: Path) -> Suspension | None:
 
 
 def suspend(state_dir: Path, reason: str | None) -> Suspension:
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    record = Suspension(now, reason or "")
+    record = Suspension(utc_stamp(), reason or "")
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         payload = {"since": record.since, "reason": record.reason}
@@ -135,8 +134,7 @@ def describe(code: int) -> str:
 
 
 def log(message: str) -> None:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    print(f"{stamp} tether agent: {message}", file=sys.stderr, flush=True)
+    print(f"{utc_stamp()} tether agent: {message}", file=sys.stderr, flush=True)
 
 
 class _Signals:

@@ -40,13 +40,13 @@ from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.render import has_marker, render
 from tether.secrets.scan import Finding, Scanner, default_rules
 from tether.secrets.store import SecretStore, load_store, store_path
-from tether.stamps import git_blob_id
+from tether.stamps import file_stamp, git_blob_id, utc_stamp
 from tether.state.keyring import Keyring
 from tether.state.ledger import LedgerEntry
+from tether.textsafe import looks_binary
 
 ATTEMPTS = 3
 PENDING_PREFIX = "refs/tether/pending/"
-BINARY_PROBE = 8192
 TEXT = "utf-8"
 
 
@@ -276,7 +276,7 @@ def observe(
             seen.results[path] = FileResult(path, Action.UNCHANGED, upstream)
             seen.refresh[dest] = probe
             continue
-        if b"\0" in data[:BINARY_PROBE] and not target.allow_binary:
+        if looks_binary(data) and not target.allow_binary:
             why = "binary (NUL byte); set files.<path>.allow_binary to capture it"
             seen.results[path] = FileResult(path, Action.REFUSED, why)
             continue
@@ -503,7 +503,7 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
         found = targets(settings, repo, root, home)
         obs = observe(settings, repo, tip, found, root)
         binary = {t.path for t in found if t.allow_binary and t.path in obs.reads}
-        binary = {p for p in binary if b"\0" in obs.reads[p].host[:BINARY_PROBE]}
+        binary = {p for p in binary if looks_binary(obs.reads[p].host)}
         store = load_store(store_path(settings.secrets_file, repo.manifest.secrets_file))
         values = redact_reads(obs, repo, tip, store.file_values, binary, settings.ledger)
         added, rotated = store_changes(store, values)
@@ -524,12 +524,11 @@ def has_conflict(plan: Plan) -> bool:
 
 
 def commit_message(template: str, now: dt.datetime) -> str:
-    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return template.replace("{time}", stamp)
+    return template.replace("{time}", utc_stamp(now.timestamp()))
 
 
 def pending_ref(now: dt.datetime) -> str:
-    return PENDING_PREFIX + now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return PENDING_PREFIX + file_stamp(now.timestamp())
 
 
 def author_for(plan: Plan, hostname: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import sys
 import tempfile
@@ -16,6 +15,7 @@ import click
 from tether import __version__
 from tether.errors import TetherError
 from tether.exitcodes import ExitCode
+from tether.stamps import file_stamp
 
 
 def crash_log_dir() -> Path:
@@ -24,7 +24,7 @@ def crash_log_dir() -> Path:
 
 def write_crash_log(exc: BaseException) -> Path:
     """Keep the traceback in a private file; the user sees only its name."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = file_stamp()
     folder = crash_log_dir()
     folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f"tether-crash-{stamp}-", suffix=".log", dir=folder)

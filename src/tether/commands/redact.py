@@ -21,6 +21,7 @@ from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import write_atomic
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.store import load_store, save_values, store_path
+from tether.textsafe import looks_binary
 
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules"})
 
@@ -85,7 +86,7 @@ def read_text(path: Path) -> str | None:
         raise TetherError(
             f"{path}: cannot read ({exc.strerror})", hint="check permissions"
         ) from None
-    if b"\0" in data[:8192]:
+    if looks_binary(data):
         return None
     try:
         return data.decode("utf-8")

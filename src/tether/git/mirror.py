@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import fcntl
 import hashlib
 import json
 import re
@@ -34,6 +32,8 @@ from tether.git.remote import (
     transport_failure,
     wanted_ref,
 )
+from tether.hostfs.fsutil import exclusive_lock, write_atomic
+from tether.stamps import utc_stamp
 
 MIRRORS = "mirrors"
 
@@ -93,19 +93,16 @@ def _locked(path: Path) -> Iterator[None]:
     """One fetch per mirror at a time (two timers, or a timer and a person)."""
     _make_parent(path)
     lock = path.parent / f".{path.name}.lock"
+    stack = contextlib.ExitStack()
     try:
-        handle = lock.open("a")
+        stack.enter_context(exclusive_lock(lock))
     except OSError as exc:
         raise StateError(
             f"{lock}: cannot open the mirror lock ({exc.strerror})",
             hint="check --state-dir (TETHER_STATE_DIR) and its permissions",
         ) from None
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with stack:
+        yield
 
 
 def peel(repo: Repo, sha: bytes) -> bytes:
@@ -162,11 +159,8 @@ def read_fetch_state(path: Path) -> FetchState | None:
 
 
 def _write_fetch_state(path: Path, remote: Remote) -> None:
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    data = {"url": remote.display, "fetched_at": now}
-    tmp = path / f".{FETCH_STATE}.tmp"
-    tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
-    tmp.replace(path / FETCH_STATE)
+    data = {"url": remote.display, "fetched_at": utc_stamp()}
+    write_atomic(path / FETCH_STATE, (json.dumps(data) + "\n").encode("utf-8"), durable=False)
 
 
 def _fetch_into(repo: Repo, remote: Remote) -> tuple[str | None, tuple[str, ...]]:

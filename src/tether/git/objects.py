@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
-import os
 import re
 import stat
 import time
@@ -20,6 +18,8 @@ from dulwich.repo import Repo
 from tether.errors import GitError, UsageError
 from tether.git.mirror import DAMAGE_ERRORS, mark_damaged, peel
 from tether.git.remote import wanted_ref
+from tether.hostfs.fsutil import write_atomic
+from tether.stamps import utc_stamp
 
 DEFAULT_IDENTITY = "tether <tether@localhost>"
 
@@ -138,13 +138,9 @@ def _write_tree_cache(
 ) -> None:
     """Best effort: a cache that cannot be written only costs the next walk."""
     data = {"commit": commit, "tree": tree, "entries": entries}
-    tmp = path / f".{TREE_CACHE}.{os.getpid()}.tmp"
-    try:
-        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        tmp.replace(path / TREE_CACHE)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    with contextlib.suppress(OSError):
+        text = json.dumps(data, separators=(",", ":"))
+        write_atomic(path / TREE_CACHE, text.encode("utf-8"), durable=False)
 
 
 def _tree_items(repo: Repo, sha: ObjectID | None) -> dict[bytes, tuple[int, bytes]]:
@@ -242,10 +238,6 @@ def parse_identity(identity: str | None) -> bytes:
     return value.encode()
 
 
-def _iso(stamp: int) -> str:
-    return dt.datetime.fromtimestamp(stamp, dt.UTC).isoformat(timespec="seconds")
-
-
 def check_tag_name(name: str) -> Ref:
     ref = Ref(b"refs/tags/" + name.encode())
     if not name or not check_ref_format(ref):
@@ -285,7 +277,7 @@ def create_tag(
         repo.object_store.add_object(tag)
         if not repo.refs.add_if_new(ref, tag.id):
             raise GitError(f"tag {name!r} appeared while it was being created; not moved")
-    return TagInfo(name, commit, _iso(stamp), message.rstrip("\n"), annotated=True)
+    return TagInfo(name, commit, utc_stamp(stamp), message.rstrip("\n"), annotated=True)
 
 
 def list_tags(path: Path, prefix: str = "") -> list[TagInfo]:
@@ -309,5 +301,5 @@ def list_tags(path: Path, prefix: str = "") -> list[TagInfo]:
                 stamp = obj.commit_time if isinstance(obj, Commit) else 0
                 message = ""
                 annotated = False
-            found.append(TagInfo(name, commit.decode(), _iso(stamp), message, annotated))
+            found.append(TagInfo(name, commit.decode(), utc_stamp(stamp), message, annotated))
     return sorted(found, key=lambda t: (t.date, t.name), reverse=True)

@@ -26,6 +26,7 @@ from dulwich.walk import Walker
 
 from tether.errors import GitError, UsageError
 from tether.hostfs.fsutil import git_work_tree
+from tether.textsafe import looks_binary
 
 ZERO_SHA = "0" * 40
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -284,7 +285,7 @@ def _added_only(data: bytes, olds: list[bytes]) -> bytes | None:
     """`data` with every line some old version already had blanked; None when nothing is new."""
     if not olds:
         return data
-    if b"\0" in data[:8192]:
+    if looks_binary(data):
         return data if all(o != data for o in olds) else None
     lines = data.split(b"\n")
     budgets = [Counter(o.split(b"\n")) for o in olds]

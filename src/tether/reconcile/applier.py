@@ -17,7 +17,7 @@ from tether.hostfs.probe import Sig
 from tether.reconcile import journal
 from tether.reconcile.desired import DesiredFile, StaleSource
 from tether.reconcile.engine import Run
-from tether.reconcile.planner import Item, Plan
+from tether.reconcile.planner import NEW_FILE_MODE, Item, Plan
 from tether.stamps import utc_stamp
 from tether.state.backups import Backup, BackupStore
 from tether.state.ledger import LedgerEntry, save_ledger
@@ -120,7 +120,7 @@ def apply_plan(  # noqa: PLR0915
                 WriteOp(
                     item.dest,
                     data,
-                    item.mode if item.mode is not None else 0o644,
+                    item.mode if item.mode is not None else NEW_FILE_MODE,
                     -1 if os.geteuid() else item.uid,
                     -1 if os.geteuid() else item.gid,
                     desired.dir_mode if desired.dir_mode is not None else DEFAULT_DIR_MODE,
@@ -165,7 +165,7 @@ def _entry(run: Run, item: Item, desired: DesiredFile, sig: Sig | None, when: st
     return LedgerEntry(
         path=desired.path,
         hash=desired.hash,
-        mode=item.mode if item.mode is not None else 0o644,
+        mode=item.mode if item.mode is not None else NEW_FILE_MODE,
         uid=item.uid if item.uid != -1 and euid == 0 else euid,
         gid=item.gid if item.gid != -1 and euid == 0 else os.getegid(),
         revision=run.desired.revision,

@@ -25,11 +25,11 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from tether.secrets.render import NAME_PATTERN
+from tether.textsafe import looks_binary
 
 ALLOW_MARK = "tether:allow"
 MAX_SIZE = 1024 * 1024  # files above this are skipped and counted (minified bundles, dumps)
 ENTROPY_RULE = "generic-high-entropy"
-_BINARY_PROBE = 8192  # like git: a NUL in the first 8 KiB means binary
 # In program source a hard-coded secret is a string literal; an unquoted value after a
 # secret-sounding name is code (`key: str | None = None`, `password = ask()`), not a secret.
 CODE_SUFFIXES = frozenset(
@@ -311,7 +311,7 @@ class Scanner:
         if len(data) > self.max_size:
             self.skip(path, f"larger than {self.max_size} bytes")
             return
-        if b"\0" in data[:_BINARY_PROBE]:
+        if looks_binary(data):
             self.skip(path, "binary")
             return
         self.result.files_scanned += 1

@@ -7,9 +7,7 @@ a half-written line and two runs finishing together both land.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 
 from tether.errors import StateError
 from tether.exitcodes import ExitCode
-from tether.hostfs.fsutil import write_atomic
+from tether.hostfs.fsutil import exclusive_lock, write_atomic
 
 RUNS_FILE = "runs.jsonl"
 # Records written before exit codes were renumbered carry no "codes" field: 1 meant changes
@@ -109,12 +107,8 @@ def runs_path(state_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def _locked(state_dir: Path) -> Iterator[None]:
-    fd = os.open(state_dir / f".{RUNS_FILE}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(state_dir / f".{RUNS_FILE}.lock"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _parse(text: str) -> list[RunRecord]:
