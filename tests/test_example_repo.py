@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tether.commands.validate import check_config_repo, service_cycle
+from tether.config.checks import check_config_repo, service_cycle
 from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.inventory import matches
 from tether.config.sourcetree import FolderTree

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tether.cli import main
-from tether.commands.validate import check_config_repo
+from tether.config.checks import check_config_repo
 from tether.config.manifest import parse_manifest
 from tether.config.sourcetree import FolderTree
 from tether.config.yamlload import load_yaml

@@ -12,7 +12,7 @@ import pytest
 from testing.reconcile import Site, make_site
 from tether.errors import LockError
 from tether.exitcodes import ExitCode
-from tether.state.lock import INFO_NAME, state_lock, try_lock
+from tether.state.lock import INFO_NAME, LOCK_NAME, lock_held, state_lock, try_lock
 
 HOLD = """
 import sys, time
@@ -105,3 +105,11 @@ def test_an_info_file_that_cannot_be_written_does_not_stop_the_run(tmp_path: Pat
     fd = try_lock(tmp_path)
     assert fd is not None
     os.close(fd)
+
+
+def test_lock_held_probes_the_lock_file_the_lock_really_uses(tmp_path: Path) -> None:
+    assert not lock_held(tmp_path)  # no lock file yet: not created by probing
+    assert not (tmp_path / LOCK_NAME).exists()
+    with state_lock(tmp_path, "reconcile --apply"):
+        assert lock_held(tmp_path)
+    assert not lock_held(tmp_path)

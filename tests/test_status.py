@@ -169,16 +169,6 @@ def test_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "attention" in out
 
 
-def test_status_probes_the_lock_file_the_lock_really_uses(tmp_path: Path) -> None:
-    from tether.commands.status import LOCK_FILE, lock_held  # noqa: PLC0415
-    from tether.state.lock import LOCK_NAME, state_lock  # noqa: PLC0415
-
-    assert LOCK_FILE == LOCK_NAME
-    with state_lock(tmp_path, "reconcile --apply"):
-        assert lock_held(tmp_path)
-    assert not lock_held(tmp_path)
-
-
 # ---- from real runs -------------------------------------------------------------------------
 
 

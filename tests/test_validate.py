@@ -6,7 +6,7 @@ import pytest
 
 from testing.repos import MINIMAL_MANIFEST, make_config_repo
 from tether.cli import main
-from tether.commands.validate import check_config_repo, service_cycle
+from tether.config.checks import check_config_repo, service_cycle
 from tether.config.manifest import Service
 from tether.config.sourcetree import FolderTree
 from tether.exitcodes import ExitCode

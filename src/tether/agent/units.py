@@ -301,3 +301,15 @@ def unit_dir(*, user: bool, root: Path | None, home: Path | None = None) -> Path
 
 def wants_link(folder: Path, timer: str) -> Path:
     return folder / "timers.target.wants" / timer
+
+
+def systemd_booted() -> bool:
+    """sd_booted(3): systemd is PID 1 when /run/systemd/system exists."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def pid1_name() -> str:
+    try:
+        return Path("/proc/1/comm").read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"

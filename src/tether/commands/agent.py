@@ -29,7 +29,9 @@ from tether.agent.units import (
     UnitSpec,
     normal_path,
     on_calendar,
+    pid1_name,
     render_units,
+    systemd_booted,
     unit_dir,
     wants_link,
 )
@@ -44,18 +46,6 @@ RECORD_NAME = ".tether-agent-install.json"
 
 def say(message: str) -> None:
     click.echo(f"tether agent: {message}", err=True)
-
-
-def systemd_booted() -> bool:
-    """sd_booted(3): systemd is PID 1 when /run/systemd/system exists."""
-    return Path("/run/systemd/system").is_dir()
-
-
-def pid1_name() -> str:
-    try:
-        return Path("/proc/1/comm").read_text(encoding="utf-8").strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def _run(argv: Sequence[str], *, env: dict[str, str] | None = None) -> None:

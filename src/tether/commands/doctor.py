@@ -20,11 +20,15 @@ import click
 import yaml
 
 from tether.agent.loop import suspension
-from tether.agent.units import RECONCILE, exec_program, unit_dir, wants_link
-from tether.commands.agent import pid1_name, systemd_booted
-from tether.commands.findings import Level
-from tether.commands.status import lock_held
-from tether.commands.validate import check_config_repo
+from tether.agent.units import (
+    RECONCILE,
+    exec_program,
+    pid1_name,
+    systemd_booted,
+    unit_dir,
+    wants_link,
+)
+from tether.config.checks import Level, check_config_repo
 from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.options import HostOptions, SourceOptions
 from tether.config.sourcetree import SourceTree
@@ -34,7 +38,7 @@ from tether.reconcile.desired import open_tree
 from tether.secrets.render import has_marker, render
 from tether.secrets.store import SecretStore, load_store, store_path
 from tether.state.ledger import ledger_path, load_ledger
-from tether.state.lock import INFO_NAME, LOCK_NAME
+from tether.state.lock import INFO_NAME, LOCK_NAME, lock_held
 
 REMOTE_TIMEOUT = 20.0  # seconds per socket operation of the remote probe
 
@@ -289,7 +293,7 @@ _SCAN_IDS = frozenset({"tether-scan", "tether-scan-push"})
 
 def _hook_kind(path: Path) -> str | None:
     """ "tether", "pre-commit" or None for an installed, executable git hook."""
-    from tether.commands.hooks import MARKER  # noqa: PLC0415 (gitread imports dulwich)
+    from tether.secrets.hooks import MARKER  # noqa: PLC0415
 
     try:
         text = path.read_text("utf-8", errors="replace")
@@ -318,8 +322,8 @@ def _config_uses_scan(top: Path) -> bool:
 
 def check_hooks(ctx: DoctorContext) -> list[CheckResult]:
     """tether's own git hooks, or pre-commit's running tether-scan, in the config repo."""
-    from tether.commands.hooks import HOOK_NAMES  # noqa: PLC0415
     from tether.git.read import hooks_dir, work_tree  # noqa: PLC0415
+    from tether.secrets.hooks import HOOK_NAMES  # noqa: PLC0415
 
     name = "hooks"
     try:

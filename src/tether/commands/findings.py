@@ -1,38 +1,13 @@
-"""Findings of a check (validate, doctor): a level, a place and what is wrong."""
+"""Findings of a check (validate, doctor) shown as text lines or JSON."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Sequence
 
 import click
 
-Level = Literal["error", "warning", "ok"]
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: Level
-    where: str
-    message: str
-
-    def line(self) -> str:
-        return f"{self.where}: {self.level}: {self.message}" if self.where else self.message
-
-
-def from_lines(level: Level, lines: Iterable[str]) -> list[Finding]:
-    """Findings from `where: message` lines as the loaders report them."""
-    out = []
-    for text in lines:
-        where, sep, message = text.partition(": ")
-        out.append(Finding(level, where, message) if sep else Finding(level, "", text))
-    return out
-
-
-def count(findings: Sequence[Finding], level: Level) -> int:
-    return sum(1 for f in findings if f.level == level)
+from tether.config.checks import Finding, count
 
 
 def echo_findings(findings: Sequence[Finding], *, as_json: bool, subject: str) -> None:

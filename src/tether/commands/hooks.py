@@ -21,9 +21,8 @@ from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
 from tether.git.read import hooks_dir
 from tether.hostfs.fsutil import write_atomic
+from tether.secrets.hooks import HOOK_NAMES, MARKER
 
-HOOK_NAMES = ("pre-commit", "pre-push")
-MARKER = "# tether-hook:"
 CHAINED_SUFFIX = ".tether-chained"
 BACKUP_SUFFIX = ".tether-backup"
 _DEFAULT_LINE = "TETHER=${TETHER:-tether}"

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import fcntl
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +13,10 @@ import click
 
 from tether.agent.loop import Suspension, suspension
 from tether.exitcodes import ExitCode
-from tether.state.lock import LOCK_NAME
+from tether.state.lock import lock_held
 from tether.state.runs import RunRecord, load_runs
 
 RECONCILE_KINDS = ("reconcile", "apply")  # `tether apply PLAN.json` is a reconcile too
-LOCK_FILE = LOCK_NAME  # the reconcile/capture lock: flock(LOCK_EX) on <state dir>/lock
 SHOWN_RUNS = 10
 STALLED_AFTER = 3  # failed runs in a row
 PENDING_ACTIONS = ("drift", "conflict", "preexisting", "blocked", "prune", "create", "update")
@@ -41,23 +37,6 @@ class Condition:
             "reason": self.reason,
             "message": self.message,
         }
-
-
-def lock_held(state_dir: Path) -> bool:
-    """True while a run holds the lock (probe it without creating or taking it)."""
-    try:
-        fd = os.open(state_dir / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 def _counts_text(counts: dict[str, int] | Any) -> str:

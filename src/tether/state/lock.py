@@ -7,6 +7,7 @@ article's stale-lock bug) is simply taken over; the info file says who holds a l
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -93,4 +94,21 @@ def state_lock(state_dir: Path, command: str, wait: float = 0.0) -> Iterator[int
     finally:
         with contextlib.suppress(OSError):
             (state_dir / INFO_NAME).unlink()
+        os.close(fd)
+
+
+def lock_held(state_dir: Path) -> bool:
+    """True while a run holds the lock (probe it without creating or taking it)."""
+    try:
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
         os.close(fd)

@@ -1,0 +1,194 @@
+"""Checks of a config repo beyond the schema (validate and doctor share them): every finding
+has a level, a place (`tether.yaml:LINE:COL` or a path) and what is wrong."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.inventory import matches
+from tether.config.manifest import MANIFEST_NAME, Service
+from tether.config.sourcetree import SourceTree
+from tether.config.yamlload import YamlDocument, YamlLoadError, load_yaml
+from tether.errors import InventoryError, ManifestError, TetherError
+
+Level = Literal["error", "warning", "ok"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    where: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.where}: {self.level}: {self.message}" if self.where else self.message
+
+
+def from_lines(level: Level, lines: Iterable[str]) -> list[Finding]:
+    """Findings from `where: message` lines as the loaders report them."""
+    out = []
+    for text in lines:
+        where, sep, message = text.partition(": ")
+        out.append(Finding(level, where, message) if sep else Finding(level, "", text))
+    return out
+
+
+def count(findings: Sequence[Finding], level: Level) -> int:
+    return sum(1 for f in findings if f.level == level)
+
+
+def service_cycle(services: tuple[Service, ...]) -> list[str] | None:
+    """A cycle in the `after` graph as [a, b, ..., a], or None."""
+    after = {s.name: [a for a in s.after if a != s.name] for s in services}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        path.append(name)
+        for dep in after.get(name, []):
+            if dep not in after:
+                continue
+            if state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        path.pop()
+        state[name] = 2
+        return None
+
+    for service in services:
+        if service.name not in state and (cycle := visit(service.name)):
+            return cycle
+    return None
+
+
+class _Positions:
+    """`tether.yaml:LINE:COL` of a manifest node, parsed only when a finding needs one."""
+
+    def __init__(self, repo: ConfigRepo) -> None:
+        self.repo = repo
+        self.doc: YamlDocument | None = None
+
+    def _doc(self) -> YamlDocument | None:
+        if self.doc is None:
+            try:
+                self.doc = load_yaml(self.repo.tree.read_bytes(MANIFEST_NAME).decode("utf-8"))
+            except (TetherError, YamlLoadError, UnicodeDecodeError):
+                return None
+        return self.doc
+
+    def at(self, *path: str | int) -> str:
+        doc = self._doc()
+        if doc is None:
+            return self.repo.manifest.origin
+        line, column = doc.position(list(path))
+        return f"{self.repo.manifest.origin}:{line}:{column}"
+
+    def key(self, parent: str, key: str) -> str:
+        """Where the key `key` of the top-level mapping `parent` is written."""
+        doc = self._doc()
+        if doc is None:
+            return self.repo.manifest.origin
+        line, column = doc.key_position([parent], key)
+        return f"{self.repo.manifest.origin}:{line}:{column}"
+
+
+def _check_services(repo: ConfigRepo, at: _Positions) -> list[Finding]:
+    names = {s.name for s in repo.manifest.services}
+    findings = []
+    for index, service in enumerate(repo.manifest.services):
+        if service.name in service.after:
+            where = at.at("services", index, "after")
+            findings.append(Finding("error", where, f"service {service.name!r} is after itself"))
+        for number, dep in enumerate(service.after):
+            where = at.at("services", index, "after", number)
+            if dep not in names:
+                close = difflib.get_close_matches(dep, sorted(names), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                findings.append(
+                    Finding(
+                        "error",
+                        where,
+                        f"service {service.name!r} is after unknown service {dep!r}{hint}",
+                    )
+                )
+        for number, pattern in enumerate(service.paths):
+            if not any(matches(pattern, p) for p in repo.tracked_paths):
+                findings.append(
+                    Finding(
+                        "warning",
+                        at.at("services", index, "paths", number),
+                        f"service {service.name!r}: path {pattern!r} matches no tracked file",
+                    )
+                )
+    cycle = service_cycle(repo.manifest.services)
+    if cycle:
+        first = next(i for i, s in enumerate(repo.manifest.services) if s.name == cycle[0])
+        where = at.at("services", first, "after")
+        findings.append(Finding("error", where, f"services form a cycle: {' -> '.join(cycle)}"))
+    return findings
+
+
+def _check_overrides(repo: ConfigRepo, at: _Positions) -> list[Finding]:
+    findings = []
+    tracked = repo.tracked_paths
+    for override in repo.manifest.files:
+        if not any(matches(override.pattern, p) for p in tracked):
+            close = difflib.get_close_matches(override.pattern, tracked, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            findings.append(
+                Finding(
+                    "error",
+                    at.key("files", override.pattern),
+                    f"files: {override.pattern!r} matches no tracked path{hint}",
+                )
+            )
+    for pattern in repo.manifest.secrets_map:
+        if not any(matches(pattern, p) for p in tracked):
+            findings.append(
+                Finding(
+                    "warning",
+                    at.at("secrets", "map", pattern),
+                    f"secrets.map: {pattern!r} matches no tracked path",
+                )
+            )
+    return findings
+
+
+def _check_tracked(repo: ConfigRepo) -> list[Finding]:
+    findings = from_lines("warning", repo.inventory.warnings)
+    source = repo.manifest.source
+    present = set(repo.source_files)
+    for entry in repo.inventory.entries:
+        if entry.is_glob:
+            if not any(matches(entry.pattern, p) for p in present):
+                findings.append(
+                    Finding(
+                        "warning",
+                        f"{repo.inventory.origin}:{entry.line}",
+                        f"{entry.pattern!r} matches nothing under {source}/",
+                    )
+                )
+        elif entry.pattern not in present:
+            findings.append(
+                Finding(
+                    "warning",
+                    f"{repo.inventory.origin}:{entry.line}",
+                    f"missing: {source}/{entry.pattern} (restore will skip it)",
+                )
+            )
+    return findings
+
+
+def check_config_repo(tree: SourceTree) -> list[Finding]:
+    try:
+        repo = open_config_repo(tree)
+    except (ManifestError, InventoryError) as exc:
+        return from_lines("error", exc.problems)
+    at = _Positions(repo)
+    return _check_tracked(repo) + _check_overrides(repo, at) + _check_services(repo, at)
