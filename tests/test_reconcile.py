@@ -5,6 +5,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -261,9 +262,20 @@ def test_stat_cache_plans_without_reading(site: Site, monkeypatch: pytest.Monkey
             no_reads()
         return real_read(tree, relpath)
 
+    def no_config_opens(file: str, *args: Any, **kwargs: Any) -> Any:
+        if "/configs/" in str(file):  # the folder fast path reads with open()
+            no_reads()
+        return open(file, *args, **kwargs)
+
     monkeypatch.setattr(tether.reconcile.engine, "read_regular", no_reads)
     monkeypatch.setattr(tether.reconcile.desired.FolderTree, "read_bytes", no_config_reads)
+    monkeypatch.setattr(tether.reconcile.desired, "open", no_config_opens, raising=False)
     assert site.reconcile().code == ExitCode.OK
+    # The guard is live: a source whose stat changed must be read, and that trips it.
+    source = site.source("app/a.conf")
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    tripped = site.reconcile()
+    assert tripped.code == ExitCode.BUG and "AssertionError" in tripped.err
     # A same-size edit with a new mtime is still seen.
     site.dest("app/a.conf").write_text("a=9\n")
     monkeypatch.undo()

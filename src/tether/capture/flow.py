@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import socket
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -33,8 +32,9 @@ from tether.git import mirror as gitmirror
 from tether.git import objects as gitobjects
 from tether.git import remote as gitremote
 from tether.git.tree import RemoteTree
-from tether.hostfs.host import Confinement, Probe, read_regular, require_root
+from tether.hostfs.host import Confinement, Probe, read_regular
 from tether.reconcile.desired import destination, names_host
+from tether.reconcile.engine import resolve_paths
 from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.render import has_marker, render
@@ -184,16 +184,6 @@ def manifest_remote(source: Path) -> tuple[str | None, str | None]:
 # Which host files
 
 
-def host_root(settings: Settings, repo: ConfigRepo) -> tuple[str, str]:
-    manifest = repo.manifest
-    if settings.explicit_root:
-        root = os.path.realpath(settings.target_root)
-    else:
-        root = os.path.realpath(manifest.target_root or "/")
-    require_root(root)
-    return root, settings.target_home or manifest.target_home
-
-
 def targets(settings: Settings, repo: ConfigRepo, root: str, home: str) -> list[Target]:
     """The allowlist expanded on the host (a new matching file counts) and in the tip (a
     file gone from the host counts), minus `capture: false` and other hosts' files."""
@@ -254,7 +244,7 @@ def observe(
         upstream = None
         if known is not None and tip.blob(repo.source_path(path)) != known.blob:
             upstream = "changed upstream, not on the host; reconcile brings it"
-        if known is not None and known.sig == probe.sig:
+        if known is not None and known.vouches_for(probe):
             seen.results[path] = FileResult(path, Action.UNCHANGED, upstream)  # stat cache
             continue
         size = probe.sig[0] if probe.sig else 0
@@ -499,7 +489,11 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
     tip = fetch_tip(settings)
     repo, tree = open_tip(settings, tip)
     try:
-        root, home = host_root(settings, repo)
+        root, home = resolve_paths(
+            repo.manifest,
+            settings.target_root if settings.explicit_root else None,
+            settings.target_home,
+        )
         found = targets(settings, repo, root, home)
         obs = observe(settings, repo, tip, found, root)
         binary = {t.path for t in found if t.allow_binary and t.path in obs.reads}
@@ -546,18 +540,15 @@ def ledger_updates(
             continue
         names = plan.repo.manifest.secret_names_for(path)
         used = read.used  # classify rendered it back with these values
-        updates[read.dest] = LedgerEntry(
+        updates[read.dest] = LedgerEntry.found(
+            read.probe,
             path=path,
             hash=read.host_hash or settings.keyring.hash(read.host),
-            mode=read.probe.mode,
-            uid=read.probe.uid,
-            gid=read.probe.gid,
             revision=revision,
             time=when,
             blob=read.blob or git_blob_id(read.repo),
             secrets=used,
             secret_digest=settings.keyring.secret_digest(names, [(n, store.get(n)) for n in used]),
-            sig=read.probe.sig,
         )
     for dest, probe in plan.observation.refresh.items():
         known = settings.ledger.get(dest)

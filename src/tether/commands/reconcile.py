@@ -105,14 +105,14 @@ def context(run: Run, host: HostOptions, overwrite: bool, prune: bool) -> PlanCo
 def source_status(run: Run) -> dict[str, object]:
     """Where the desired state came from, and whether it is the remote's latest."""
     tree = run.repo.tree
-    stale = getattr(tree, "stale", None)  # set when a fetch failed and the mirror was used
+    stale = tree.stale  # set when a fetch failed and the mirror was used
     return {
         "folder": str(run.source.folder) if run.source.folder else None,
         "repo": mask_url(run.source.repo) if run.source.repo else None,
         "ref": run.source.ref,
         "stale": stale is not None,
         "reason": stale,
-        "forced": bool(getattr(tree, "forced", False)),
+        "forced": tree.forced,
     }
 
 
@@ -227,7 +227,7 @@ def _run(  # noqa: PLR0917
     for failed in report.failed:
         click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)
     code = exit_code(report)
-    stale = getattr(run.repo.tree, "stale", None)
+    stale = run.repo.tree.stale
     if stale is not None:
         outcome.message = f"source is stale ({stale}): converged on the last fetched revision"
         # converged on the last known state, not the latest one

@@ -23,8 +23,19 @@ class SourceTree(Protocol):
     def revision(self) -> str | None:
         """The commit id the tree was read from, or None for a plain folder."""
 
+    @property
+    def stale(self) -> str | None:
+        """Why the tree is not the latest (a failed fetch, the last fetched revision used)."""
+
+    @property
+    def forced(self) -> bool:
+        """The ref's history was rewritten since the previous fetch."""
+
     def read_bytes(self, relpath: str) -> bytes:
         """The bytes at `relpath` ('/'-separated); SourceError when missing."""
+
+    def blob_id(self, relpath: str) -> str | None:
+        """The git blob id of `relpath` when known without reading it (a commit's tree)."""
 
     def is_file(self, relpath: str) -> bool: ...
 
@@ -45,6 +56,17 @@ class FolderTree:
     @property
     def revision(self) -> str | None:
         return None
+
+    @property
+    def stale(self) -> str | None:
+        return None  # a folder is read as it is now
+
+    @property
+    def forced(self) -> bool:
+        return False
+
+    def blob_id(self, relpath: str) -> str | None:
+        return None  # a folder's files are hashed by reading them (the stat cache saves that)
 
     def path(self, relpath: str) -> Path:
         return self.root / relpath

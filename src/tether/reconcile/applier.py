@@ -197,18 +197,15 @@ def _record_in_sync(run: Run, plan: Plan, files: dict[str, DesiredFile]) -> None
         ):
             continue
         assert desired.hash is not None
-        run.ledger[item.dest] = LedgerEntry(
+        run.ledger[item.dest] = LedgerEntry.found(
+            probe,
             path=desired.path,
             hash=desired.hash,
-            mode=probe.mode,
-            uid=probe.uid,
-            gid=probe.gid,
             revision=known.revision if known and not item.record else run.desired.revision,
             time=known.time if known and not item.record else utc_stamp(),
             blob=desired.blob or (known.blob if known else ""),
             secrets=desired.secrets,
             secret_digest=desired.secret_digest,
-            sig=probe.sig,
             source_sig=desired.source_sig,
         )
 

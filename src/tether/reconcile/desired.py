@@ -138,7 +138,7 @@ def build_desired(  # noqa: PLR0915
     is_root = os.geteuid() == 0 if is_root is None else is_root
     folder = tree if isinstance(tree, FolderTree) else None
     folder_root = str(folder.root) if folder is not None else ""
-    blob_id = getattr(tree, "blob_id", None)  # a git tree knows blob ids without reading
+    blob_id = None if folder is not None else tree.blob_id  # a commit knows them unread
     state = DesiredState(tree.revision, [], store)
     cache_left = cache_budget
     warned_owner = False

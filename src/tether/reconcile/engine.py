@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.manifest import Manifest
 from tether.config.options import HostOptions, SourceOptions
 from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, read_regular, require_root
 from tether.reconcile.desired import DesiredState, build_desired, open_tree
@@ -77,7 +78,7 @@ def observe(
             actual[dest] = Actual(probe.kind, reason=probe.reason)
             continue
         known = ledger.get(dest)
-        if known is not None and known.sig is not None and known.sig == probe.sig:
+        if known is not None and known.vouches_for(probe):
             digest = known.hash
         else:
             assert probe.real is not None
@@ -90,11 +91,14 @@ def observe(
     return probes, actual
 
 
-def resolve_paths(repo: ConfigRepo, host: HostOptions, explicit_root: bool) -> tuple[str, str]:
-    root = str(host.target_root) if explicit_root else (repo.manifest.target_root or "/")
-    if root != "/":
-        root = os.path.realpath(root)
-    return root, host.target_home or repo.manifest.target_home
+def resolve_paths(
+    manifest: Manifest, target_root: Path | None, target_home: str | None
+) -> tuple[str, str]:
+    """The target root (given, else the manifest's, else /; symlinks resolved, must exist) and
+    home (given, else the manifest's): the same for reconcile and capture."""
+    root = os.path.realpath(target_root if target_root is not None else manifest.target_root or "/")
+    require_root(root)
+    return root, target_home or manifest.target_home
 
 
 def prepare(
@@ -110,8 +114,9 @@ def prepare(
     state_dir = ensure_state_dir(host.state_dir)
     tree = open_tree(source, state_dir, require_fresh=require_fresh)
     repo = open_config_repo(tree, cache_dir=state_dir)
-    root, home = resolve_paths(repo, host, explicit_root)
-    require_root(root)
+    root, home = resolve_paths(
+        repo.manifest, host.target_root if explicit_root else None, host.target_home
+    )
     keyring = load_key(state_dir)
     store = load_store(store_path(host.secrets_file, repo.manifest.secrets_file))
     ledger = {} if rebuild_ledger else load_ledger(state_dir)

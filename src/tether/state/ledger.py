@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tether.errors import StateError
+from tether.hostfs.host import Probe
 from tether.hostfs.probe import Sig
 from tether.state.statedir import REBUILD_HINT, write_state_file
 
@@ -38,6 +39,40 @@ class LedgerEntry(NamedTuple):
     secret_digest: str | None = None
     sig: Sig | None = None  # the destination's stat signature after writing
     source_sig: Sig | None = None  # the source file's stat signature (folder sources)
+
+    @classmethod
+    def found(
+        cls,
+        probe: Probe,
+        *,
+        path: str,
+        hash: str,
+        revision: str | None,
+        time: str,
+        blob: str,
+        secrets: tuple[str, ...] = (),
+        secret_digest: str | None = None,
+        source_sig: Sig | None = None,
+    ) -> LedgerEntry:
+        """The entry for a destination as found on the host (mode, owner and stat from `probe`)."""
+        return cls(
+            path=path,
+            hash=hash,
+            mode=probe.mode,
+            uid=probe.uid,
+            gid=probe.gid,
+            revision=revision,
+            time=time,
+            blob=blob,
+            secrets=secrets,
+            secret_digest=secret_digest,
+            sig=probe.sig,
+            source_sig=source_sig,
+        )
+
+    def vouches_for(self, probe: Probe) -> bool:
+        """The stat cache: the destination is still exactly what this entry describes."""
+        return self.sig is not None and self.sig == probe.sig
 
     def to_json(self) -> list[Any]:
         return list(self)
