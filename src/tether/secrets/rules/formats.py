@@ -1,28 +1,12 @@
-"""Detection rules shared by redaction and the scanner.
-
-Two kinds of rule: known token formats (found anywhere, whatever the file), and key-name rules
-(a value whose key names a secret), read per format so that exactly the value's characters are
-reported: inside the quotes, without a trailing comment. `find_secrets` returns offsets into the
-`str` it is given; `text[m.start:m.end]` is the secret.
-"""
+"""Per-format extraction of key/value pairs: exactly the value's characters (inside the
+quotes, without a trailing comment) for env, INI, TOML, YAML, JSON, XML and generic files."""
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import PurePosixPath
-
-
-@dataclass(frozen=True)
-class SecretMatch:
-    rule: str  # rule id, e.g. "github-pat", "key-name", "url-password", "pem-private-key"
-    start: int  # offset of the secret's first character in `text`
-    end: int  # offset after its last character
-    line: int  # 1-based line of `start`
-    key: str | None  # the key/attribute/variable the value is assigned to, when known
 
 
 @dataclass(frozen=True)
@@ -33,186 +17,6 @@ class Slot:
     start: int
     end: int
     parents: tuple[str, ...] = ()  # enclosing YAML keys, outermost first
-
-
-# --- known token formats ---------------------------------------------------------------------
-
-_TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (rule, re.compile(pattern, re.ASCII))
-    for rule, pattern in (
-        (
-            "pem-private-key",
-            r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"
-            r"(?:(?!-----BEGIN)[\s\S]){0,20000}?"  # stops at the next BEGIN: linear time
-            r"-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
-        ),
-        ("github-pat", r"(?<![A-Za-z0-9_])(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}(?![A-Za-z0-9_])"),
-        ("github-pat", r"(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9_]{60,255}(?![A-Za-z0-9_])"),
-        ("gitlab-pat", r"(?<![A-Za-z0-9_])glpat-[A-Za-z0-9_-]{20,300}(?:\.[0-9a-z]{9,})?"),
-        ("slack-token", r"(?<![A-Za-z0-9_])xox[abposr]-(?:[0-9]+-)+[A-Za-z0-9-]{8,}"),
-        (
-            "slack-webhook",
-            r"(?<=hooks\.slack\.com/services/)T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/"
-            r"[A-Za-z0-9_]{16,}",
-        ),
-        (
-            "aws-access-key",
-            r"(?<![A-Za-z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}"
-            r"(?![A-Za-z0-9])(?<!EXAMPLE)",
-        ),
-        ("stripe-key", r"(?<![A-Za-z0-9_])[rs]k_(?:live|prod)_[A-Za-z0-9]{10,99}(?![A-Za-z0-9])"),
-        ("tailscale-key", r"(?<![A-Za-z0-9_])tskey-[a-z]{3,10}-[A-Za-z0-9_-]{10,}"),
-        ("cloudflare-token", r"(?<![A-Za-z0-9_])cf[a-z]t_[A-Za-z0-9_-]{30,}"),
-        ("discord-webhook", r"(?<=/api/webhooks/)(?:[0-9]{17,20})/[A-Za-z0-9_-]{60,80}"),
-        (
-            "telegram-bot-token",
-            r"(?<![A-Za-z0-9_:])[0-9]{8,10}:A[A-Za-z0-9_-]{34}(?![A-Za-z0-9_-])",
-        ),
-        (
-            "jwt",
-            r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}={0,2}\.eyJ[A-Za-z0-9_-]{10,}={0,2}\."
-            r"[A-Za-z0-9_-]{10,}={0,2}",
-        ),
-        ("age-secret-key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
-    )
-)
-_CLOUDFLARE = tuple(f"cf{c}t_" for c in "abcdefghijklmnopqrstuvwxyz")
-# Lower-case words one of which is in any text a rule can match: rules whose words are absent
-# are not run at all (most files need two or three of the fifteen patterns).
-_RULE_WORDS: dict[str, tuple[str, ...]] = {
-    "pem-private-key": ("private key",),
-    "github-pat": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-    "gitlab-pat": ("glpat-",),
-    "slack-token": ("xox",),
-    "slack-webhook": ("hooks.slack.com",),
-    "aws-access-key": ("akia", "asia", "abia", "acca", "a3t"),
-    "stripe-key": ("k_live_", "k_prod_"),
-    "tailscale-key": ("tskey-",),
-    "cloudflare-token": _CLOUDFLARE,
-    "discord-webhook": ("webhooks/",),
-    "telegram-bot-token": (":a",),
-    "jwt": ("eyj",),
-    "age-secret-key": ("age-secret-key-1",),
-}
-_TOKEN_RULES = tuple((rule, _RULE_WORDS[rule], pattern) for rule, pattern in _TOKEN_PATTERNS)
-_DISCORD_HOST = re.compile(r"discord(?:app)?\.com/api/webhooks/$")
-# The password of `scheme://user:PASSWORD@host`; stops at characters a URL would escape.
-_URL_PASSWORD = re.compile(
-    r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"'<>`]*:(?P<pw>[^\s@/\"'<>`]+)@"
-    r"(?=[^\s@/\"'<>`])",
-    re.ASCII,
-)
-_WIREGUARD_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
-
-# --- key names -------------------------------------------------------------------------------
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# A key word containing one of these names a secret (`WEBPASSWORD`, `PlexOnlineToken`).
-_SECRET_SUBSTRINGS = _words(
-    """password passwd passphrase passkey secret token pwhash credential apikey authkey
-    privatekey accesskey secretkey licensekey presharedkey"""
-)
-# ...and these only as whole words (`PG_PASS`, but not `passthrough` or `bypass`).
-_SECRET_WORDS = _words("pass pwd psk pw")
-# `<word>_key` names a secret after one of these; a lone `key` does too (homepage widgets).
-_KEY_QUALIFIERS = _words(
-    """api auth private secret access encryption encrypt signing sign license licence master
-    session installation push preshared app client consumer shared wg wireguard hmac jwt cookie
-    crypt storage secure account bot webhook enc admin service server"""
-)
-# Keys whose last word says the value is about a secret, not the secret (`token_expiry`).
-_NOT_SECRET_TAILS = _words(
-    """expiry expires expiration expire ttl lifetime timeout length len size type types url uri
-    urls endpoint path file files dir directory name names user username id ids enabled enable
-    disabled required min max count policy format algorithm algo header prefix mode method
-    version age interval duration hint rotation field attempts retries strength encoding
-    location host port env var source mount generator provider reset days hours minutes seconds
-    level label description placeholder regex pattern store manager backend command cmd script
-    help text title rules complexity auth"""
-)
-_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
-_CAMEL = re.compile(r"([a-z0-9])([A-Z])|([A-Z]+)([A-Z][a-z])")
-
-KEYWORDS: frozenset[str] = frozenset(
-    {"pass", "pwd", "psk", "pw", "secret", "token", "key", "credential", "://"}
-    | {"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "hooks.slack.com"}
-    | {"akia", "asia", "abia", "acca", "a3t", "k_live_", "k_prod_", "tskey-", "webhooks/", ":a"}
-    | {"eyj", "age-secret-key-1", "basicauth", "digestauth"}
-    | set(_CLOUDFLARE)
-)
-
-
-@lru_cache(maxsize=4096)
-def key_words(key: str) -> tuple[str, ...]:
-    """`PlexOnlineToken` / `api-key` / `db.password` -> lower-case words."""
-    spaced = _CAMEL.sub(lambda m: f"{m[1] or m[3]}_{m[2] or m[4]}", key)
-    return tuple(w.lower() for w in _WORD_SPLIT.split(spaced) if w)
-
-
-@lru_cache(maxsize=4096)
-def names_secret(key: str) -> bool:
-    """Does this key name a secret? Any case; snake, kebab, camel, dotted or spaced."""
-    words = key_words(key)
-    if not words or words[-1] in _NOT_SECRET_TAILS:
-        return False
-    if words[-1] == "users" and any("basicauth" in w or "digestauth" in w for w in words):
-        return True  # traefik `...basicauth.users=user:$$apr1$$hash`: password hashes
-    if words == ("key",) or (
-        len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_QUALIFIERS
-    ):
-        return True
-    for word in words:
-        if word in _SECRET_WORDS or any(s in word for s in _SECRET_SUBSTRINGS):
-            return True
-    return False
-
-
-# --- values that are not secrets ------------------------------------------------------------
-
-_REFERENCE = re.compile(
-    r"""(?xi)
-    \$\{[^}]*\}? | ^\$[A-Za-z_][A-Za-z0-9_]*$ | \{\{ | \{% | %\([A-Za-z0-9_]+\)s
-    | ^\$[0-9@*\#?!$-]$ | \$\( | ^`[^`]*`$
-    | ^!secret\s | ^@[A-Za-z0-9_]+@$ | ^%[A-Za-z0-9_]+%$
-    | ^/run/secrets/ | ^/var/run/secrets/
-    | __REDACTED_ | ^REDACTED$ | ^<[^<>]*>$ | ^\[[^\[\]]*\]$
-    | ^(?:true|false|yes|no|on|off|enabled?|disabled?|null|none|nil|~|\*+|x+|\.+|-+|_+)$
-    | ^(?:change[-_ ]?me|changeit|secret|password|placeholder|todo|tbd|fixme)$
-    | ^(?:your|my|enter|insert)[-_ ].*$
-    """
-)
-_NUMBER_FLAG = re.compile(r"-?[0-9]{1,5}(?:\.[0-9]+)?")
-
-
-def is_reference(value: str) -> bool:
-    """Placeholders, `${VAR}`, `{{ ... }}`, `!secret x`, `/run/secrets/...`, empty, booleans."""
-    value = value.strip()
-    return not value or _REFERENCE.search(value) is not None
-
-
-# A file path (two segments at least, no base64 `+` or `=`): `ssl_key: /etc/ssl/private/a.pem`.
-_FILE_PATH = re.compile(r"(?:~|\.\.?)?/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+/?")
-
-
-def _plausible(value: str) -> bool:
-    """Value shape for key-name rules: `http_hash_password = 0` is a flag, not a password."""
-    value = value.strip()
-    return not (is_reference(value) or _NUMBER_FLAG.fullmatch(value) or _FILE_PATH.fullmatch(value))
-
-
-# --- per-format extraction of key/value pairs ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Pair:
-    key: str
-    start: int
-    end: int
-    parents: tuple[str, ...] = ()
 
 
 def _quoted(text: str, pos: int, *, backslash: bool, doubled: bool = False) -> int | None:
@@ -313,7 +117,7 @@ def _cut(text: str, start: int, end: int, bad: re.Pattern[str]) -> tuple[int, in
 
 def _line_pairs(
     text: str, line_re: re.Pattern[str], comments: str, kind: str = "generic"
-) -> Iterator[_Pair]:
+) -> Iterator[Slot]:
     skip_to = 0
     for start, eol in _lines(text):
         if start < skip_to:
@@ -335,7 +139,7 @@ def _line_pairs(
                 inner = pos + 3 + (2 if first == "\r\n" else 1 if first[:1] == "\n" else 0)
                 literal = text[pos] == "'"
                 bad = _BAD_TOML_MULTI_LITERAL if literal else _BAD_TOML_MULTI
-                yield _Pair(key, *_cut(text, inner, close, bad))
+                yield Slot(key, *_cut(text, inner, close, bad))
                 skip_to = close
             continue
         if kind == "ini":
@@ -353,7 +157,7 @@ def _line_pairs(
             if kind == "generic" and prose and text[pos] not in "\"'":
                 continue  # prose (`Password: use the vault`), not an assignment
         if span is not None:
-            yield _Pair(key, *span)
+            yield Slot(key, *span)
             skip_to = span[1]
 
 
@@ -374,7 +178,7 @@ _YAML_BLOCK = re.compile(r"[|>][+-]?[0-9]?[+-]?[ \t]*(?:#[^\r\n]*)?\r?$")
 _YAML_PROPS = re.compile(r"(?:&[^\s]+|!![A-Za-z]+)[ \t]+")
 
 
-def _yaml_pairs(text: str) -> Iterator[_Pair]:
+def _yaml_pairs(text: str) -> Iterator[Slot]:
     stack: list[tuple[int, str]] = []  # (indent, key) of open mappings, for names
     skip_to = 0
     for start, eol in _lines(text):
@@ -394,7 +198,7 @@ def _yaml_pairs(text: str) -> Iterator[_Pair]:
         key_indent = pos - start
         while stack and stack[-1][0] >= key_indent:
             stack.pop()
-        pair: _Pair | None = None
+        pair: Slot | None = None
         if listed:
             pair = _yaml_list_env(text, pos, eol)
         if pair is None:
@@ -408,11 +212,11 @@ def _yaml_pairs(text: str) -> Iterator[_Pair]:
                 stack.append((key_indent, key))
                 continue
         if pair.end > pair.start:
-            yield _Pair(pair.key, pair.start, pair.end, _parents(stack))
+            yield Slot(pair.key, pair.start, pair.end, _parents(stack))
             skip_to = pair.end
 
 
-def _yaml_list_env(text: str, pos: int, eol: int) -> _Pair | None:
+def _yaml_list_env(text: str, pos: int, eol: int) -> Slot | None:
     """Compose's `- KEY=value` / `- "KEY=value"` environment items."""
     env = _YAML_LIST_ENV.match(text, pos, eol)
     if env is None or ": " in text[pos : env.start("key")]:
@@ -422,14 +226,14 @@ def _yaml_list_env(text: str, pos: int, eol: int) -> _Pair | None:
         quote = env["q"]
         close = _quoted(text, env.start("q"), backslash=quote == '"', doubled=quote == "'")
         if close is None or close > eol:
-            return _Pair("", 0, 0)
+            return Slot("", 0, 0)
         if quote == '"':
-            return _Pair(env["key"], *_cut(text, vstart, close, _BAD_YAML_DOUBLE))
-        return _Pair(env["key"], vstart, close)
-    return _Pair(env["key"], vstart, _yaml_plain_end(text, vstart, eol))
+            return Slot(env["key"], *_cut(text, vstart, close, _BAD_YAML_DOUBLE))
+        return Slot(env["key"], vstart, close)
+    return Slot(env["key"], vstart, _yaml_plain_end(text, vstart, eol))
 
 
-def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> _Pair | None:
+def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> Slot | None:
     """The value after `key:`; None when the key opens a nested mapping or list."""
     while pos < eol and text[pos] in " \t\r":
         pos += 1
@@ -438,10 +242,10 @@ def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> _Pa
         pos = props.end()
     if pos >= eol or text[pos] == "#":
         return None
-    empty = _Pair(key, 0, 0)
+    empty = Slot(key, 0, 0)
     if _YAML_BLOCK.match(text, pos, eol):
         span = _yaml_block(text, eol, key_indent)
-        return empty if span is None else _Pair(key, *span)
+        return empty if span is None else Slot(key, *span)
     if text[pos] in "[{*":
         return empty
     if text[pos] in "\"'":
@@ -449,11 +253,11 @@ def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> _Pa
         if close is None:
             return empty
         if text[pos] == '"':
-            return _Pair(key, *_cut(text, pos + 1, close, _BAD_YAML_DOUBLE))
-        return _Pair(key, pos + 1, close)
+            return Slot(key, *_cut(text, pos + 1, close, _BAD_YAML_DOUBLE))
+        return Slot(key, pos + 1, close)
     if text[pos] in "@`":  # cannot start a plain scalar: the file is not YAML, keep it so
         pos += 1
-    return _Pair(key, pos, _yaml_plain_end(text, pos, eol))
+    return Slot(key, pos, _yaml_plain_end(text, pos, eol))
 
 
 def _yaml_plain_end(text: str, pos: int, eol: int) -> int:
@@ -504,7 +308,7 @@ def _yaml_block(text: str, header_eol: int, key_indent: int) -> tuple[int, int] 
 _JSON_PAIR = re.compile(r"\"(?P<key>(?:[^\"\\\n]|\\.){1,200})\"[ \t\r\n]*:[ \t\r\n]*\"")
 
 
-def _json_pairs(text: str) -> Iterator[_Pair]:
+def _json_pairs(text: str) -> Iterator[Slot]:
     pos = 0
     while True:
         match = _JSON_PAIR.search(text, pos)
@@ -514,7 +318,7 @@ def _json_pairs(text: str) -> Iterator[_Pair]:
         close = _quoted(text, vstart - 1, backslash=True)
         if close is None:
             return
-        yield _Pair(match["key"], *_cut(text, vstart, close, _BAD_JSON))
+        yield Slot(match["key"], *_cut(text, vstart, close, _BAD_JSON))
         pos = close + 1
 
 
@@ -539,24 +343,24 @@ def _xml_span(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (start, end) if end > start else None
 
 
-def _xml_pairs(text: str) -> Iterator[_Pair]:
+def _xml_pairs(text: str) -> Iterator[Slot]:
     for match in _XML_ATTR.finditer(text):
         if match["key"] in ("key", "name", "id"):  # `<add key="ApiKey" value="...">`
             continue
         close = text.find(match["q"], match.end())
         span = _xml_span(text, match.end(), close) if close >= 0 else None
         if span is not None:
-            yield _Pair(match["key"], *span)
+            yield Slot(match["key"], *span)
     for match in _XML_NAMED.finditer(text):
         close = text.find(match["q"], match.end())
         span = _xml_span(text, match.end(), close) if close >= 0 else None
         if span is not None:
-            yield _Pair(match["key"], *span)
+            yield Slot(match["key"], *span)
     for match in _XML_ELEMENT.finditer(text):
         if match["value"] and not match["value"].startswith("<![CDATA["):
             span = _xml_span(text, match.start("value"), match.end("value"))
             if span is not None:
-                yield _Pair(match["key"], *span)
+                yield Slot(match["key"], *span)
 
 
 def file_format(path: str) -> str:
@@ -578,7 +382,7 @@ def file_format(path: str) -> str:
     return "generic"
 
 
-def _pairs(text: str, path: str) -> Iterator[_Pair]:
+def pairs(text: str, path: str) -> Iterator[Slot]:
     kind = file_format(path)
     if kind == "yaml":
         return _yaml_pairs(text)
@@ -593,72 +397,3 @@ def _pairs(text: str, path: str) -> Iterator[_Pair]:
     if kind == "env":
         return _line_pairs(text, _ENV_LINE, "#")
     return _line_pairs(text, _GENERIC_LINE, "#", "generic")
-
-
-# --- putting it together ---------------------------------------------------------------------
-
-
-def slots(text: str, path: str) -> list[Slot]:
-    """Every value assigned to a secret-naming key, references and placeholders included."""
-    return [
-        Slot(p.key, p.start, p.end, p.parents) for p in _pairs(text, path) if names_secret(p.key)
-    ]
-
-
-def _line_of(starts: list[int], offset: int) -> int:
-    return bisect_right(starts, offset)
-
-
-def find_secrets(text: str, path: str) -> list[SecretMatch]:
-    """Secrets in `text` (the content of `path`), sorted by start and non-overlapping."""
-    return scan(text, path)[0]
-
-
-def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
-    """`find_secrets`, and every key/value slot of the file (secret or not), from one parse."""
-    lowered = text.lower()
-    if not any(word in lowered for word in KEYWORDS):
-        return [], []
-    pairs = list(_pairs(text, path))
-    candidates: list[tuple[int, int, str, str | None, int]] = []  # start, end, rule, key, rank
-    for pair in pairs:
-        value = text[pair.start : pair.end]
-        if names_secret(pair.key) and _plausible(value):
-            rule = "key-name"
-            if _WIREGUARD_KEY.fullmatch(value) and any(
-                w in ("private", "preshared", "wireguard", "wg") or "privatekey" in w
-                for w in key_words(pair.key)
-            ):
-                rule = "wireguard-private-key"
-            candidates.append((pair.start, pair.end, rule, pair.key, 1))
-    for rule, words, pattern in _TOKEN_RULES:
-        if not any(word in lowered for word in words):
-            continue
-        for match in pattern.finditer(text):
-            host_from = max(0, match.start() - 40)
-            if rule == "discord-webhook" and not _DISCORD_HOST.search(
-                text, host_from, match.start()
-            ):
-                continue
-            candidates.append((match.start(), match.end(), rule, None, 0))
-    for match in _URL_PASSWORD.finditer(text) if "://" in text else ():
-        if not is_reference(match["pw"]):
-            candidates.append((match.start("pw"), match.end("pw"), "url-password", None, 2))
-    # Widest span wins; on equal spans a token rule's id is more telling than key-name.
-    candidates.sort(key=lambda c: (c[0], -(c[1] - c[0]), c[4]))
-    pair_at = sorted((p.start, p.end, p.key) for p in pairs)
-    pair_starts = [p[0] for p in pair_at]
-    line_starts = [0, *(m.end() for m in re.finditer("\n", text))]
-    chosen: list[SecretMatch] = []
-    last_end = -1
-    for start, end, rule, found_key, _rank in candidates:
-        if start < last_end:
-            continue
-        key = found_key
-        if key is None:
-            index = bisect_right(pair_starts, start) - 1
-            if index >= 0 and pair_at[index][1] >= end:
-                key = pair_at[index][2]
-        chosen.append(SecretMatch(rule, start, end, _line_of(line_starts, start), key))
-        last_end = end
-    return chosen, [Slot(p.key, p.start, p.end, p.parents) for p in pairs]

@@ -1,0 +1,98 @@
+"""Key-name rules: which keys name a secret, and which values are not secrets anyway."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# A key word containing one of these names a secret (`WEBPASSWORD`, `PlexOnlineToken`).
+_SECRET_SUBSTRINGS = _words(
+    """password passwd passphrase passkey secret token pwhash credential apikey authkey
+    privatekey accesskey secretkey licensekey presharedkey"""
+)
+# ...and these only as whole words (`PG_PASS`, but not `passthrough` or `bypass`).
+_SECRET_WORDS = _words("pass pwd psk pw")
+# `<word>_key` names a secret after one of these; a lone `key` does too (homepage widgets).
+_KEY_QUALIFIERS = _words(
+    """api auth private secret access encryption encrypt signing sign license licence master
+    session installation push preshared app client consumer shared wg wireguard hmac jwt cookie
+    crypt storage secure account bot webhook enc admin service server"""
+)
+# Keys whose last word says the value is about a secret, not the secret (`token_expiry`).
+_NOT_SECRET_TAILS = _words(
+    """expiry expires expiration expire ttl lifetime timeout length len size type types url uri
+    urls endpoint path file files dir directory name names user username id ids enabled enable
+    disabled required min max count policy format algorithm algo header prefix mode method
+    version age interval duration hint rotation field attempts retries strength encoding
+    location host port env var source mount generator provider reset days hours minutes seconds
+    level label description placeholder regex pattern store manager backend command cmd script
+    help text title rules complexity auth"""
+)
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])|([A-Z]+)([A-Z][a-z])")
+
+# One of these is in every key `names_secret` accepts (the scan's cheap pre-filter).
+KEY_WORDS = _words("pass pwd psk pw secret token key credential basicauth digestauth")
+
+
+@lru_cache(maxsize=4096)
+def key_words(key: str) -> tuple[str, ...]:
+    """`PlexOnlineToken` / `api-key` / `db.password` -> lower-case words."""
+    spaced = _CAMEL.sub(lambda m: f"{m[1] or m[3]}_{m[2] or m[4]}", key)
+    return tuple(w.lower() for w in _WORD_SPLIT.split(spaced) if w)
+
+
+@lru_cache(maxsize=4096)
+def names_secret(key: str) -> bool:
+    """Does this key name a secret? Any case; snake, kebab, camel, dotted or spaced."""
+    words = key_words(key)
+    if not words or words[-1] in _NOT_SECRET_TAILS:
+        return False
+    if words[-1] == "users" and any("basicauth" in w or "digestauth" in w for w in words):
+        return True  # traefik `...basicauth.users=user:$$apr1$$hash`: password hashes
+    if words == ("key",) or (
+        len(words) > 1 and words[-1] == "key" and words[-2] in _KEY_QUALIFIERS
+    ):
+        return True
+    for word in words:
+        if word in _SECRET_WORDS or any(s in word for s in _SECRET_SUBSTRINGS):
+            return True
+    return False
+
+
+# Values that are not secrets.
+
+_REFERENCE = re.compile(
+    r"""(?xi)
+    \$\{[^}]*\}? | ^\$[A-Za-z_][A-Za-z0-9_]*$ | \{\{ | \{% | %\([A-Za-z0-9_]+\)s
+    | ^\$[0-9@*\#?!$-]$ | \$\( | ^`[^`]*`$
+    | ^!secret\s | ^@[A-Za-z0-9_]+@$ | ^%[A-Za-z0-9_]+%$
+    | ^/run/secrets/ | ^/var/run/secrets/
+    | __REDACTED_ | ^REDACTED$ | ^<[^<>]*>$ | ^\[[^\[\]]*\]$
+    | ^(?:true|false|yes|no|on|off|enabled?|disabled?|null|none|nil|~|\*+|x+|\.+|-+|_+)$
+    | ^(?:change[-_ ]?me|changeit|secret|password|placeholder|todo|tbd|fixme)$
+    | ^(?:your|my|enter|insert)[-_ ].*$
+    """
+)
+_NUMBER_FLAG = re.compile(r"-?[0-9]{1,5}(?:\.[0-9]+)?")
+
+
+def is_reference(value: str) -> bool:
+    """Placeholders, `${VAR}`, `{{ ... }}`, `!secret x`, `/run/secrets/...`, empty, booleans."""
+    value = value.strip()
+    return not value or _REFERENCE.search(value) is not None
+
+
+# A file path (two segments at least, no base64 `+` or `=`): `ssl_key: /etc/ssl/private/a.pem`.
+_FILE_PATH = re.compile(r"(?:~|\.\.?)?/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+/?")
+
+
+def plausible(value: str) -> bool:
+    """Value shape for key-name rules: `http_hash_password = 0` is a flag, not a password."""
+    value = value.strip()
+    return not (is_reference(value) or _NUMBER_FLAG.fullmatch(value) or _FILE_PATH.fullmatch(value))
