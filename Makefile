@@ -30,10 +30,10 @@ types: $(VENV)/.dev
 imports: $(VENV)/.dev
 	$(BIN)/lint-imports
 
-# The fast tier (under 90 s on 2 cores); crash and fault trials and large fuzz budgets are `slow`.
+# The fast tier (under 90 s on 2 cores, one worker per core); crash and fault trials and large
+# fuzz budgets are `slow`.
 test: lint types imports
-	$(BIN)/coverage run -m pytest -m "not slow"
-	$(BIN)/coverage report
+	$(BIN)/pytest -m "not slow" -n auto --cov --cov-report=term:skip-covered
 
 test-slow: $(VENV)/.dev
 	$(BIN)/python -m pytest -m slow

@@ -73,3 +73,36 @@ def test_every_command_is_listed_in_the_index() -> None:
         if isinstance(command, click.Group):
             for sub in command.commands:
                 assert sub in table, f"{name} {sub}"
+
+
+def test_architecture_doc_names_only_modules_and_functions_that_exist() -> None:
+    import importlib  # noqa: PLC0415
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    cited = set(re.findall(r"`(tether(?:\.\w+)+)`", text)) - {"tether.yaml"}
+    assert len(cited) > 30  # the walk names the modules it goes through
+    missing = []
+    for name in sorted(cited):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):  # the longest importable prefix, then attributes
+            try:
+                target: object = importlib.import_module(".".join(parts[:cut]))
+            except ModuleNotFoundError:
+                continue
+            for attr in parts[cut:]:
+                target = getattr(target, attr, None)
+            if target is None:
+                missing.append(name)
+            break
+    assert missing == []
+    for path in re.findall(r"`(tests/\w+\.py)`", text):
+        assert (ROOT / path).is_file(), path
+
+
+def test_architecture_doc_lists_every_package() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    packages = [
+        p.name for p in (ROOT / "src" / "tether").iterdir() if (p / "__init__.py").is_file()
+    ]
+    for package in packages:
+        assert f"`tether.{package}`" in text, package
