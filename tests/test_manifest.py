@@ -10,6 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tether.config.manifest import load_manifest, load_schema, parse_manifest, schema_path
+from tether.config.yamlload import load_yaml
 from tether.errors import ManifestError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +108,29 @@ def test_defaults() -> None:
 def test_broken_yaml_names_line_and_column() -> None:
     (line,) = problems("version: 1\ntarget:\n  home: [unclosed\n")
     assert line.startswith("tether.yaml:4:1: ") or line.startswith("tether.yaml:3:")
+
+
+def test_a_nul_byte_is_one_line_at_its_place() -> None:
+    (line,) = problems("version: 1\ntarget:\n  home: /h\x00me\n")
+    assert line == "tether.yaml:3:11: character U+0000 is not allowed in YAML; remove it"
+
+
+@pytest.mark.parametrize(
+    "nested",
+    [
+        "x: " + "[" * 5000,  # the parser's own recursion would overflow
+        "x: " + "[" * 65 + "]" * 65,  # valid YAML, but deeper than any config
+        "x:\n" + "".join(f"{'  ' * i}k{i}:\n" for i in range(1, 70)) + "  " * 70 + "v: 1\n",
+    ],
+)
+def test_deep_nesting_is_one_line_not_a_crash(nested: str) -> None:
+    (line,) = problems("version: 1\n" + nested + "\n")
+    assert line.startswith("tether.yaml:") and line.endswith("nested deeper than 64 levels")
+
+
+def test_nesting_up_to_the_bound_is_fine() -> None:
+    doc = load_yaml("x: " + "[" * 63 + "]" * 63 + "\n")  # the mapping is level 1
+    assert doc.data is not None
 
 
 def test_duplicate_key_is_an_error() -> None:

@@ -99,13 +99,49 @@ class YamlLoadError(Exception):
         self.message = message
 
 
+MAX_DEPTH = 64  # nesting deeper than this is no config a person wrote
+
+
+def _too_deep(root: yaml.Node) -> yaml.Node | None:
+    """The first node nested deeper than MAX_DEPTH, found without recursion."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return node
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+    return None
+
+
+def _position_of(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
 def load_yaml(text: str) -> YamlDocument:
     """Parse one YAML document strictly; raise YamlLoadError with a position."""
-    loader = _StrictLoader(text)
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # checks the characters: a NUL byte is refused here
         node = loader.get_single_node()
+        if node is not None and (deep := _too_deep(node)) is not None:
+            mark = deep.start_mark
+            raise YamlLoadError(
+                mark.line + 1, mark.column + 1, f"nested deeper than {MAX_DEPTH} levels"
+            )
         data = loader.construct_document(node) if node is not None else None
         return YamlDocument(data=data, root=node)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, controls)
+        line, col = _position_of(text, exc.position)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise YamlLoadError(
+            line, col, f"character U+{code:04X} is not allowed in YAML; remove it"
+        ) from None
+    except RecursionError:  # the parser recurses per level: thousands of `[` end here
+        raise YamlLoadError(1, 1, f"nested deeper than {MAX_DEPTH} levels") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -116,4 +152,5 @@ def load_yaml(text: str) -> YamlDocument:
     except ValueError as exc:  # e.g. a value PyYAML's constructors reject
         raise YamlLoadError(1, 1, str(exc)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
