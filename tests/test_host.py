@@ -142,3 +142,22 @@ def test_normal_paths() -> None:
         assert _normal(path) == (
             posixpath.normpath(path) == path and path.startswith("/") and not path.startswith("//")
         ), path
+
+
+def test_a_path_of_thousands_of_components_is_checked_without_recursion(tmp_path: Path) -> None:
+    deep = "/".join(["a"] * 3000)
+    confinement = Confinement(str(tmp_path))
+    found = confinement.folder(f"{tmp_path}/{deep}")  # was a RecursionError
+    assert not found.exists and found.reason is None
+    (tmp_path / "a").write_text("a file where a folder is needed")
+    confinement.forget()
+    blocked = confinement.folder(f"{tmp_path}/{deep}")
+    assert blocked.reason is not None and "is a file where a folder is needed" in blocked.reason
+
+
+def test_a_deep_destination_is_written(tmp_path: Path) -> None:
+    dest = f"{tmp_path}/" + "/".join(["d"] * 1000) + "/x.conf"
+    host = RealHost(Confinement(str(tmp_path)))
+    (result,) = host.write_files([WriteOp(dest, b"deep\n", 0o644, -1, -1, 0o755, None)])
+    assert result.ok, result.error
+    assert Path(dest).read_bytes() == b"deep\n"

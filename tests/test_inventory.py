@@ -114,3 +114,13 @@ def test_single_star_never_crosses_a_slash(pattern: str, path: str) -> None:
         return
     if compile_glob(pattern).match(path):
         assert pattern.count("/") == path.count("/")
+
+
+def test_paths_beyond_the_system_limits_are_refused() -> None:
+    assert check_relative_path("a/" * 1000 + "x") is None  # 2,001 bytes, 1,001 names: fine
+    assert "longer than 3072 bytes" in str(check_relative_path("a/" * 1600 + "x"))
+    assert "a name longer than 255 bytes" in str(check_relative_path("app/" + "n" * 256))
+    with pytest.raises(InventoryError) as caught:
+        parse_inventory("ok.conf\n" + "b/" * 1600 + "x\n", "include-paths.txt")
+    (problem,) = caught.value.problems
+    assert problem.startswith("include-paths.txt:2: longer than 3072 bytes")

@@ -121,8 +121,17 @@ def matches(pattern: str, path: str) -> bool:
 _PLAIN = re.compile(r"(?!/|~)(?:(?!\.\.?/)[^\x00-\x1f\x7f/]+/)*(?!\.\.?\Z)[^\x00-\x1f\x7f/]+\Z")
 
 
+PATH_MAX = 4096  # Linux: bytes in a whole path
+NAME_MAX = 255  # bytes in one name
+MAX_RELATIVE_PATH = 3072  # what is left for the target root and home
+
+
 def check_relative_path(path: str) -> str | None:
     """Why `path` is unsafe as a path below the home, or None when it is safe."""
+    if len(path.encode("utf-8", "surrogateescape")) > MAX_RELATIVE_PATH:
+        return f"longer than {MAX_RELATIVE_PATH} bytes (the system allows {PATH_MAX} in all)"
+    if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in path.split("/")):
+        return f"a name longer than {NAME_MAX} bytes (the system's limit)"
     if _PLAIN.match(path):
         return None
     if not path:

@@ -87,19 +87,27 @@ class Confinement:
         return None
 
     def folder(self, path: str) -> _Dir:
-        known = self._dirs.get(path)
-        if known is not None:
-            return known
-        parent_path, name = os.path.split(path)
-        parent = self.folder(parent_path) if _inside(parent_path, self.root) else None
-        if parent is None:
-            result = _Dir(path, False, f"{path}: outside the target root {self.root}")
-        elif parent.reason or not parent.exists:
-            result = _Dir(os.path.join(parent.path, name), False, parent.reason)
-        else:
-            result = self._step(os.path.join(parent.path, name))
-        self._dirs[path] = result
-        return result
+        """The real folder at `path`, each ancestor checked once (iteratively: a path may have
+        thousands of components)."""
+        unknown: list[str] = []
+        step = path
+        while step not in self._dirs:
+            unknown.append(step)
+            parent_path = os.path.dirname(step)
+            if parent_path == step or not _inside(parent_path, self.root):
+                break
+            step = parent_path
+        for step in reversed(unknown):  # outermost first: each parent is known by now
+            parent_path, name = os.path.split(step)
+            parent = self._dirs.get(parent_path) if _inside(parent_path, self.root) else None
+            if parent is None:
+                result = _Dir(step, False, f"{step}: outside the target root {self.root}")
+            elif parent.reason or not parent.exists:
+                result = _Dir(os.path.join(parent.path, name), False, parent.reason)
+            else:
+                result = self._step(os.path.join(parent.path, name))
+            self._dirs[step] = result
+        return self._dirs[path]
 
     def _step(self, real: str) -> _Dir:
         try:
