@@ -187,6 +187,68 @@ def test_damaged_mirror_is_cloned_again_with_a_warning(upstream: Path, tmp_path:
     assert gitobjects.resolve(path, None).commit == ref_of(upstream, "refs/heads/main")
 
 
+def test_a_mirror_replaced_by_a_file_is_moved_aside_and_cloned_again(
+    upstream: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "s"
+    path = _sync(str(upstream), state).path
+    shutil.rmtree(path)
+    path.write_text("not a mirror\n")  # was NotADirectoryError from rmtree: exit 70
+    result = _sync(str(upstream), state)
+    assert result.cloned and any("damaged" in w for w in result.warnings)
+    assert gitobjects.resolve(path, None).commit == ref_of(upstream, "refs/heads/main")
+    assert path.with_name(path.name + ".damaged").read_text() == "not a mirror\n"
+
+
+def test_a_local_io_error_in_the_mirror_is_not_called_a_network_problem(
+    upstream: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "s"
+    path = _sync(str(upstream), state).path
+    real_fetch_into = gitmirror._fetch_into
+
+    def broken_once(repo: object, remote: object) -> object:
+        monkeypatch.setattr(gitmirror, "_fetch_into", real_fetch_into)
+        raise FileNotFoundError(2, "No such file or directory", f"{path}/objects/pack/x.bitmap")
+
+    monkeypatch.setattr(gitmirror, "_fetch_into", broken_once)
+    result = _sync(str(upstream), state)  # was FetchFailed: "check the URL, the network"
+    assert result.cloned
+    assert any("local mirror problem" in w for w in result.warnings), result.warnings
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_fetch_from_a_local_remote_with_a_bitmap_on_one_pack_only(tmp_path: Path) -> None:
+    """What `git gc --auto` leaves after pushes: one bitmapped pack, others without a bitmap.
+    dulwich's bitmap reachability then fails on every incremental fetch (FileNotFoundError)."""
+    remote, work, state = tmp_path / "remote.git", tmp_path / "work", tmp_path / "s"
+    _git(tmp_path, "init", "-q", "--bare", str(remote))
+    _git(remote, "symbolic-ref", "HEAD", "refs/heads/main")
+    _git(tmp_path, "init", "-q", str(work))
+
+    def push(name: str) -> None:
+        (work / name).write_text(name)
+        _git(work, "add", ".")
+        _git(work, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", name)
+        _git(work, "push", "-q", str(remote), "HEAD:main")
+
+    for name in ("a", "b", "c"):
+        push(name)
+    _git(remote, "repack", "-q", "-a", "-d", "--write-bitmap-index")
+    push("d")
+    _git(remote, "-c", "pack.writeBitmaps=false", "repack", "-q", "-d")  # a pack without
+    packs = sorted(p.suffix for p in (remote / "objects" / "pack").iterdir())
+    assert packs.count(".pack") == 2 and packs.count(".bitmap") == 1
+    assert _sync(str(remote), state).cloned
+    push("e")  # a new commit, loose: the incremental fetch must look past the bitmapped pack
+    result = _sync(str(remote), state)
+    assert not result.cloned and result.warnings == ()
+    assert result.refs["refs/heads/main"] == ref_of(remote, "refs/heads/main")
+
+
 def test_damaged_mirror_and_remote_down_is_one_clear_error(
     upstream: Path, tmp_path: Path, closed_port: str
 ) -> None:

@@ -230,13 +230,29 @@ def _clone(remote: Remote, path: Path) -> tuple[str | None, dict[str, str]]:
                 raise transport_failure(remote, exc, "clone") from None
             refs = _refs_of(repo)
         _write_fetch_state(tmp, remote)
-        if path.exists():
-            shutil.rmtree(path)
+        if path.exists() or path.is_symlink():
+            _move_aside(path)
         tmp.rename(path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return head, refs
+
+
+def _in_mirror(exc: BaseException, path: Path) -> bool:
+    """A failure reading or writing our own mirror's files, not the remote's or the network's."""
+    name = getattr(exc, "filename", None)
+    return isinstance(exc, OSError) and isinstance(name, str) and name.startswith(f"{path}/")
+
+
+def _move_aside(path: Path) -> None:
+    """Keep the last damaged mirror (a folder, or whatever replaced it) for a look, not more."""
+    aside = path.with_name(f"{path.name}.damaged")
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside)
+    elif aside.exists() or aside.is_symlink():
+        aside.unlink()
+    path.rename(aside)
 
 
 def has_mirror(state_dir: Path, remote: Remote) -> bool:
@@ -255,11 +271,15 @@ def fetch(remote: Remote, state_dir: Path) -> FetchResult:
                     try:
                         head, forced = _fetch_into(repo, remote)
                     except transport_errors() as exc:
-                        raise transport_failure(remote, exc, "fetch") from None
-                    refs = _refs_of(repo)
-                    warnings.extend(_tidy(repo))
-                _write_fetch_state(path, remote)
-                return FetchResult(path, head, refs, forced, warnings=tuple(warnings))
+                        if not _in_mirror(exc, path):
+                            raise transport_failure(remote, exc, "fetch") from None
+                        problem = f"local mirror problem: {getattr(exc, 'strerror', None) or exc}"
+                    else:
+                        refs = _refs_of(repo)
+                        warnings.extend(_tidy(repo))
+                if problem is None:
+                    _write_fetch_state(path, remote)
+                    return FetchResult(path, head, refs, forced, warnings=tuple(warnings))
             warnings.append(f"mirror {path} is damaged ({problem}); cloning it again")
         try:
             head, refs = _clone(remote, path)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import socket
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -15,12 +17,14 @@ from dulwich.client import (
     GitClient,
     HTTPProxyUnauthorized,
     HTTPUnauthorized,
+    LocalGitClient,
     get_transport_and_path,
 )
 from dulwich.errors import (
     GitProtocolError,
     NotGitRepository,
 )
+from dulwich.repo import Repo
 
 from tether.errors import GitError, UsageError
 from tether.textsafe import mask_url
@@ -141,9 +145,29 @@ def _ssh_command() -> str | None:
     return os.environ.get("GIT_SSH_COMMAND") or os.environ.get("GIT_SSH") or None
 
 
+class BitmapSafeLocalClient(LocalGitClient):
+    """A remote on the local file system, served without pack bitmaps.
+
+    dulwich (1.2.21) serves a local fetch in-process; its bitmap reachability reads a `.bitmap`
+    for every pack once any pack has one, and fails with FileNotFoundError on a pack without
+    (what `git gc --auto` leaves after pushes). Graph traversal gives the same objects; git
+    falls back the same way when bitmaps do not cover a request. See docs/git.md.
+    """
+
+    @classmethod
+    def _open_repo(cls, path: str | bytes) -> closing[Repo]:
+        repo = Repo(os.fsdecode(path))
+        store = repo.object_store
+        without_bitmaps = functools.partial(
+            type(store).get_reachability_provider, store, prefer_bitmaps=False
+        )
+        setattr(store, "get_reachability_provider", without_bitmaps)  # noqa: B010 (one instance)
+        return closing(repo)
+
+
 def _client(remote: Remote, operation: str) -> tuple[GitClient, str]:
     try:
-        return get_transport_and_path(
+        client, path = get_transport_and_path(
             remote.url,
             operation=operation,
             username=remote.username,
@@ -153,6 +177,9 @@ def _client(remote: Remote, operation: str) -> tuple[GitClient, str]:
         )
     except ValueError as exc:
         raise UsageError(f"--repo {remote.display}: {remote.scrub(str(exc))}") from None
+    if type(client) is LocalGitClient:
+        client = BitmapSafeLocalClient()
+    return client, path
 
 
 @contextlib.contextmanager
