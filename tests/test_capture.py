@@ -17,6 +17,7 @@ from tether.commands.capture import capture as run_capture
 from tether.config.options import resolve_host_options
 from tether.exitcodes import ExitCode
 from tether.git import mirror as gitmirror
+from tether.git import publish as gitpublish
 from tether.git import remote as gitremote
 from tether.state.lock import state_lock
 from tether.state.runs import load_runs
@@ -578,3 +579,53 @@ def test_a_source_manifest_that_is_not_utf8_is_one_line(
     err = capsys.readouterr().err
     assert code == ExitCode.ERROR
     assert err == f"tether: {folder / 'tether.yaml'}: not UTF-8 text (save the file as UTF-8)\n"
+
+
+def _interrupt_push(monkeypatch: pytest.MonkeyPatch, *, after: bool) -> None:
+    """A capture killed right before, or right after, the remote's branch moved."""
+    real_push = gitpublish.push_branch
+
+    def push(*args: object, **kwargs: object) -> object:
+        if not after:
+            raise KeyboardInterrupt
+        result = real_push(*args, **kwargs)  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # the ref moved; the ledger is not saved
+        return result
+
+    monkeypatch.setattr(gitpublish, "push_branch", push)
+
+
+def test_a_capture_killed_after_its_push_is_completed_by_the_next(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.capture() == ExitCode.OK
+    world.write("notes/a.txt", "second\n")
+    _interrupt_push(monkeypatch, after=True)
+    assert world.capture() == ExitCode.INTERRUPTED
+    monkeypatch.undo()
+    assert world.files_at(world.head())["configs/notes/a.txt"] == b"second\n"  # it did land
+    assert (world.state / "capturing.json").is_file()
+    world.write("notes/a.txt", "third\n")  # the same file edited again
+    capsys.readouterr()
+    assert world.capture() == ExitCode.OK  # was: its own commit taken for upstream, a conflict
+    assert "recorded capture" in capsys.readouterr().err
+    assert world.files_at(world.head())["configs/notes/a.txt"] == b"third\n"
+    assert not (world.state / "capturing.json").exists()
+    assert world.capture() == ExitCode.OK  # and nothing is left to do
+    assert world.files_at(world.head())["configs/notes/a.txt"] == b"third\n"
+
+
+def test_a_journal_whose_commit_never_reached_the_remote_is_dropped(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.capture() == ExitCode.OK
+    before = world.head()
+    world.write("notes/a.txt", "second\n")
+    _interrupt_push(monkeypatch, after=False)
+    assert world.capture() == ExitCode.INTERRUPTED
+    monkeypatch.undo()
+    assert world.head() == before and (world.state / "capturing.json").is_file()
+    capsys.readouterr()
+    assert world.capture() == ExitCode.OK
+    assert "dropped an interrupted capture" in capsys.readouterr().err
+    assert world.files_at(world.head())["configs/notes/a.txt"] == b"second\n"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from tether.capture import journal as capture_journal
 from tether.capture.flow import (
     ATTEMPTS,
     COMMITTED,
@@ -33,7 +34,7 @@ from tether.capture.flow import (
 )
 from tether.config.manifest import DEFAULT_BRANCH, MANIFEST_NAME
 from tether.config.options import HostOptions, check_remote
-from tether.errors import GitError, UsageError
+from tether.errors import GitError, UsageError, warn
 from tether.exitcodes import ExitCode
 from tether.git import mirror as gitmirror
 from tether.git import objects as gitobjects
@@ -42,7 +43,7 @@ from tether.git import remote as gitremote
 from tether.secrets.store import save_values
 from tether.stamps import utc_stamp
 from tether.state.keyring import load_key
-from tether.state.ledger import load_ledger, save_ledger
+from tether.state.ledger import LedgerEntry, load_ledger
 from tether.state.lock import state_lock
 from tether.state.runlog import recording
 from tether.state.statedir import ensure_state_dir
@@ -120,6 +121,8 @@ def capture(
     command = "capture --dry-run" if request.dry_run else "capture"
     with recording(state_dir, command, metrics_file, history=not request.dry_run) as outcome:
         with _lock(state_dir, wait, dry_run=request.dry_run):
+            if not request.dry_run:
+                _finish_interrupted(settings)
             settings = _with_ledger(settings)
             done = _attempts(settings, request, before_push)
         outcome.exit_code = int(done.code)
@@ -137,6 +140,27 @@ def _lock(state_dir: Path, wait: float, *, dry_run: bool) -> Iterator[None]:
         return
     with state_lock(state_dir, "capture", wait):
         yield
+
+
+def _finish_interrupted(settings: Settings) -> None:
+    """Complete (or drop) what a capture killed between its push and its ledger save left."""
+    left = capture_journal.pending(settings.state_dir)
+    if left is None or (left.remote, left.branch) != (settings.remote.key, settings.branch):
+        return  # nothing left, or another remote's: a capture to that one judges it
+    try:
+        fetched = gitmirror.fetch(settings.remote, settings.state_dir)
+    except gitremote.FetchFailed:
+        return  # cannot tell yet; the attempt that follows reports the remote
+    tip = fetched.refs.get(f"refs/heads/{settings.branch}")
+    if tip is not None and gitobjects.is_ancestor(fetched.path, left.commit, tip):
+        capture_journal.record(settings.state_dir, left.entries)
+        warn(f"recorded capture {left.commit[:12]}, pushed by a run interrupted before saving it")
+    else:
+        warn(
+            f"dropped an interrupted capture's commit {left.commit[:12]}: it never reached "
+            f"{settings.remote.display}; its changes are captured again now"
+        )
+    capture_journal.end(settings.state_dir)
 
 
 def _with_ledger(settings: Settings) -> Settings:
@@ -221,16 +245,23 @@ def _commit_and_push(
             gitpublish.set_ref(plan.tip.mirror, ref, commit)
         return Done(ExitCode.ATTENTION, plan, plan.tip.commit, pending=ref)
     if commit is None:
-        _update_ledger(settings, plan, plan.tip.commit)
+        capture_journal.record(settings.state_dir, _ledger_updates(settings, plan, plan.tip.commit))
         return Done(final, plan, plan.tip.commit)
     if request.no_push:
         gitpublish.set_ref(plan.tip.mirror, f"refs/heads/{settings.branch}", commit)
         return Done(final, plan, commit)
+    updates = _ledger_updates(settings, plan, commit)
+    capture_journal.begin(
+        settings.state_dir,
+        capture_journal.CaptureJournal(settings.remote.key, settings.branch, commit, updates),
+    )
     if before_push is not None:
         before_push(attempt)
     result = gitpublish.push_branch(
         settings.remote, plan.tip.mirror, settings.branch, commit, parent=plan.tip.commit
     )
+    if not result.ok:
+        capture_journal.end(settings.state_dir)  # the commit is not on the remote
     if result.status == "lost-race" or (not result.ok and _moved(settings, plan)):
         return None
     if not result.ok:
@@ -240,7 +271,8 @@ def _commit_and_push(
             f"push to {settings.remote.display} was rejected: {result.reason}",
             hint=f"nothing was lost: the commit is kept at {ref} in {plan.tip.mirror}",
         )
-    _update_ledger(settings, plan, commit)
+    capture_journal.record(settings.state_dir, updates)
+    capture_journal.end(settings.state_dir)
     gitobjects.list_tree(plan.tip.mirror, commit)  # the next capture diffs its listing from here
     return Done(final, plan, commit, pushed=True)
 
@@ -258,19 +290,10 @@ def _final_code(plan: Plan) -> ExitCode:
     return ExitCode.ATTENTION if _attention(plan) else ExitCode.OK
 
 
-def _update_ledger(settings: Settings, plan: Plan, revision: str) -> None:
+def _ledger_updates(settings: Settings, plan: Plan, revision: str) -> dict[str, LedgerEntry | None]:
     saved = {n: plan.values[n] for n in (*plan.added, *plan.rotated) if n in plan.values}
     store = replace(plan.store, file_values={**plan.store.file_values, **saved})
-    updates = ledger_updates(settings, plan, revision, store, utc_stamp())
-    if not updates:
-        return
-    ledger = load_ledger(settings.state_dir)
-    for dest, entry in updates.items():
-        if entry is None:
-            ledger.pop(dest, None)
-        else:
-            ledger[dest] = entry
-    save_ledger(settings.state_dir, ledger)
+    return ledger_updates(settings, plan, revision, store, utc_stamp())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dulwich.errors import NotGitRepository
+from dulwich.graph import can_fast_forward
 from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
 from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
@@ -215,6 +217,17 @@ class ObjectReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def is_ancestor(path: Path, commit: str, tip: str) -> bool:
+    """Is `commit` in the history of `tip` (or `tip` itself)? False when either is unknown."""
+    if commit == tip:
+        return True
+    try:
+        with Repo(str(path)) as repo:
+            return can_fast_forward(repo, ObjectID(commit.encode()), ObjectID(tip.encode()))
+    except (KeyError, AssertionError, ValueError, NotGitRepository, OSError):
+        return False
 
 
 def read_blob(path: Path, blob_id: str) -> bytes:
