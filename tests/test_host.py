@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import stat
@@ -156,8 +157,16 @@ def test_a_path_of_thousands_of_components_is_checked_without_recursion(tmp_path
 
 
 def test_a_deep_destination_is_written(tmp_path: Path) -> None:
-    dest = f"{tmp_path}/" + "/".join(["d"] * 1000) + "/x.conf"
+    dest = Path(f"{tmp_path}/" + "/".join(["d"] * 1000) + "/x.conf")
     host = RealHost(Confinement(str(tmp_path)))
-    (result,) = host.write_files([WriteOp(dest, b"deep\n", 0o644, -1, -1, 0o755, None)])
-    assert result.ok, result.error
-    assert Path(dest).read_bytes() == b"deep\n"
+    try:
+        (result,) = host.write_files([WriteOp(str(dest), b"deep\n", 0o644, -1, -1, 0o755, None)])
+        assert result.ok, result.error
+        assert dest.read_bytes() == b"deep\n"
+    finally:  # shutil.rmtree (pytest's clean-up) recurses per level: remove it bottom-up here
+        dest.unlink(missing_ok=True)
+        for folder in dest.parents:
+            if folder == tmp_path:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                folder.rmdir()
