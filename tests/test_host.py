@@ -91,11 +91,30 @@ def test_dry_run_host_touches_nothing(tmp_path: Path) -> None:
     assert result.ok and list(tmp_path.iterdir()) == []
 
 
-def test_clean_temps(tmp_path: Path) -> None:
+def test_clean_temps_removes_only_the_runs_own_temp_files(tmp_path: Path) -> None:
+    (tmp_path / f"{TEMP_PREFIX}abc123-0-f").write_text("half")  # the killed run's
+    (tmp_path / f"{TEMP_PREFIX}notes").write_text("a user's file that looks like ours")
+    (tmp_path / f"{TEMP_PREFIX}ffffff-0-g").write_text("another run's")
+    (tmp_path / "keep").write_text("k")
+    removed = RealHost(Confinement(str(tmp_path))).clean_temps([str(tmp_path)], "abc123")
+    assert removed == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["keep", f"{TEMP_PREFIX}notes", f"{TEMP_PREFIX}ffffff-0-g"]
+    )
+
+
+def test_clean_temps_of_a_journal_from_before_tokens_removes_every_temp_name(
+    tmp_path: Path,
+) -> None:
     (tmp_path / f"{TEMP_PREFIX}abc-f").write_text("half")
     (tmp_path / "keep").write_text("k")
-    removed = RealHost(Confinement(str(tmp_path))).clean_temps([str(tmp_path)])
+    removed = RealHost(Confinement(str(tmp_path))).clean_temps([str(tmp_path)], None)
     assert removed == 1 and [p.name for p in tmp_path.iterdir()] == ["keep"]
+
+
+def test_temp_names_carry_the_hosts_token(tmp_path: Path) -> None:
+    host = RealHost(Confinement(str(tmp_path)))
+    assert len(host.temp_token) == 12 and host.temp_token != RealHost(host.confinement).temp_token
 
 
 def test_a_folder_that_left_the_root_is_refused(tmp_path: Path) -> None:

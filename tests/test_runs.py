@@ -128,3 +128,9 @@ def test_ctrl_c_is_recorded_as_interrupted_not_as_a_bug(tmp_path: Path) -> None:
     (last,) = load_runs(tmp_path)
     assert last.exit_code == ExitCode.INTERRUPTED
     assert last.failed
+
+
+def test_a_history_line_that_is_json_but_not_an_object_is_skipped(tmp_path: Path) -> None:
+    runs_path(tmp_path).write_text('null\n[1, 2]\n"text"\n')  # found by the input fuzzer
+    record_run(tmp_path, run(1))
+    assert [r.started for r in load_runs(tmp_path)] == [run(1).started]

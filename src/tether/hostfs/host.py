@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import secrets
 import stat
@@ -219,8 +220,12 @@ class Host(Protocol):
     def remove(self, dest: str, expect: Sig) -> str | None:
         """Delete a destination that still has stat `expect`; the error, or None."""
 
-    def clean_temps(self, folders: Iterable[str]) -> int:
-        """Remove temp files a killed run left in these folders; how many."""
+    @property
+    def temp_token(self) -> str:
+        """In the name of every temp file this host writes, so a clean-up removes only ours."""
+
+    def clean_temps(self, folders: Iterable[str], token: str | None) -> int:
+        """Remove temp files with `token` a killed run left in these folders; how many."""
 
 
 class DryRunHost:
@@ -243,7 +248,11 @@ class DryRunHost:
     def remove(self, dest: str, expect: Sig) -> str | None:
         return None
 
-    def clean_temps(self, folders: Iterable[str]) -> int:
+    @property
+    def temp_token(self) -> str:
+        return ""
+
+    def clean_temps(self, folders: Iterable[str], token: str | None) -> int:
         return 0
 
 
@@ -287,6 +296,12 @@ class RealHost:
 
     def __init__(self, confinement: Confinement) -> None:
         self.confinement = confinement
+        self._token = secrets.token_hex(6)
+        self._serial = itertools.count()
+
+    @property
+    def temp_token(self) -> str:
+        return self._token
 
     def _make_parents(self, dest: str, dir_mode: int) -> tuple[str, list[str]]:
         """Create missing folders (mode `dir_mode`, inside the root); the real parent path."""
@@ -355,7 +370,7 @@ class RealHost:
                     results[op.dest] = WriteResult(op.dest, f"blocked: {parent} left the root")
                     continue
                 name = os.path.basename(op.dest)
-                tmp = f"{TEMP_PREFIX}{secrets.token_hex(6)}-{name[:80]}"
+                tmp = f"{TEMP_PREFIX}{self._token}-{next(self._serial)}-{name[:80]}"
                 error = self._write_temp(dfd, tmp, op, fsync_each)
                 if error:
                     results[op.dest] = WriteResult(op.dest, error)
@@ -459,7 +474,10 @@ class RealHost:
         fsync_dir(os.path.dirname(real))  # best effort: the file is gone either way
         return None
 
-    def clean_temps(self, folders: Iterable[str]) -> int:
+    def clean_temps(self, folders: Iterable[str], token: str | None) -> int:
+        """Only names with the run's token go: a user's own `.tether-tmp-notes` stays. A journal
+        written before tokens existed (token None) removes every tether temp name, as then."""
+        prefix = TEMP_PREFIX if token is None else f"{TEMP_PREFIX}{token}-"
         removed = 0
         for folder in sorted(set(folders)):
             real, reason = self.confinement.real_dest(os.path.join(folder, "x"))
@@ -467,7 +485,7 @@ class RealHost:
                 continue
             parent = os.path.dirname(real)
             try:
-                names = [n for n in os.listdir(parent) if n.startswith(TEMP_PREFIX)]
+                names = [n for n in os.listdir(parent) if n.startswith(prefix)]
             except OSError:
                 continue
             for name in names:

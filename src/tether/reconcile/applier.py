@@ -94,6 +94,7 @@ def apply_plan(  # noqa: PLR0915
                 root=run.confinement.root,
                 folders=journal.folders_of(i.dest for i in writes + removes),
                 entries={i.dest: _entry(run, i, files[i.dest], None, now) for i in writes},
+                temp_token=host.temp_token,
             ),
         )
     backups = BackupStore(run.state_dir, run.keyring)

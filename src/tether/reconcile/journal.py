@@ -27,12 +27,14 @@ class Journal:
     root: str  # the target root the apply wrote under
     folders: tuple[str, ...]  # where its temp files may be left
     entries: Mapping[str, LedgerEntry]  # what the ledger says once each write has landed
+    temp_token: str | None = None  # in the apply's temp names (None: written by an older tether)
 
     def to_json(self) -> dict[str, object]:
         return {
             "root": self.root,
             "folders": list(self.folders),
             "entries": {dest: e.to_json() for dest, e in self.entries.items()},
+            "temp_token": self.temp_token,
         }
 
     @classmethod
@@ -45,6 +47,7 @@ class Journal:
             str(data["root"]),
             tuple(str(f) for f in folders),
             {str(d): LedgerEntry.from_json(r) for d, r in entries.items()},
+            None if data.get("temp_token") is None else str(data["temp_token"]),
         )
 
 
@@ -96,7 +99,7 @@ def recover(state_dir: Path, *, have_lock: bool) -> int:
         if journal is None:
             return 0
         confinement = Confinement(journal.root)
-        removed = RealHost(confinement).clean_temps(list(journal.folders))
+        removed = RealHost(confinement).clean_temps(journal.folders, journal.temp_token)
         _record_landed(state_dir, journal, confinement)
         end(state_dir)
         return removed

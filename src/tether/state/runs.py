@@ -118,7 +118,7 @@ def _parse(text: str) -> list[RunRecord]:
             continue
         try:
             runs.append(RunRecord.from_json(json.loads(line)))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):  # e.g. a line of `null`
             continue  # a hand-edited or foreign line: skip it, keep the rest
     return runs
 

@@ -42,7 +42,7 @@ def apply_process(site: Site) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "tether", "reconcile", "--apply", *site.host_args()],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
     )
 
 

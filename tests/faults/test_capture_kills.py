@@ -1,0 +1,138 @@
+"""kill -9 of `tether capture`: right after the remote's branch moved (before the ledger is
+saved), and at random moments. After each kill the next capture must land every host edit
+(none lost, none stuck as a conflict with the host's own commit), and the remote stays sound."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dulwich.objects import Commit
+from dulwich.repo import Repo
+
+from testing.gitrepos import commit, init_bare, ref_of
+from tether.exitcodes import ExitCode
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+HOME = "/home/u"
+FILES = 20
+TARGETED = 100
+RANDOM_KILLS = 20
+
+# Runs `tether capture` and kills itself with SIGKILL as soon as a push has moved the branch.
+KILL_AFTER_PUSH = """
+import os, signal, sys
+from tether.git import publish
+real = publish.push_branch
+def push(*args, **kwargs):
+    result = real(*args, **kwargs)
+    if result.ok:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+publish.push_branch = push
+from tether.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+class Host:
+    def __init__(self, tmp: Path) -> None:
+        self.remote = init_bare(tmp / "remote.git")
+        manifest = f"version: 1\ntarget:\n  home: {HOME}\n".encode()
+        commit(self.remote, {"tether.yaml": manifest, "inventory/include-paths.txt": b"app/*\n"})
+        self.home = tmp / "host" / HOME.lstrip("/")
+        self.home.mkdir(parents=True)
+        self.args = [
+            "capture", "--repo", str(self.remote), "--target-root", str(tmp / "host"),
+            "--state-dir", str(tmp / "state"), "--secrets-file", str(tmp / "secrets.env"),
+        ]  # fmt: skip
+
+    def edit(self, version: int, rng: random.Random) -> dict[str, bytes]:
+        """Change a random few files; returns what every file holds now."""
+        (self.home / "app").mkdir(exist_ok=True)
+        for index in rng.sample(range(FILES), 5) if version else range(FILES):
+            (self.home / f"app/f{index}.conf").write_text(f"f{index} = {version}\n")
+        return {f"configs/app/{p.name}": p.read_bytes() for p in (self.home / "app").iterdir()}
+
+    def run(self, script: str | None = None) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-c", script] if script else [sys.executable, "-m", "tether"]
+        return subprocess.Popen(
+            [*argv, *self.args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(SRC)},
+        )
+
+    def capture(self) -> tuple[int, str]:
+        proc = self.run()
+        _, err = proc.communicate(timeout=120)
+        return proc.returncode, err.decode()
+
+    def remote_files(self) -> dict[str, bytes]:
+        head = ref_of(self.remote, "refs/heads/main")
+        assert head is not None
+        with Repo(str(self.remote)) as repo:
+            tip = repo[head.encode()]
+            assert isinstance(tip, Commit)
+            return {
+                e.path.decode(): repo[e.sha].as_raw_string()
+                for e in repo.object_store.iter_tree_contents(tip.tree)
+                if e.path is not None and e.sha is not None and e.path.startswith(b"configs/")
+            }
+
+
+def fsck(remote: Path) -> None:
+    done = subprocess.run(
+        ["git", "--git-dir", str(remote), "fsck", "--strict"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+def test_kills_right_after_the_ref_moved(tmp_path: Path) -> None:
+    host, rng = Host(tmp_path), random.Random(7)
+    host.edit(0, rng)
+    assert host.capture()[0] == ExitCode.OK
+    stuck = lost = 0
+    for trial in range(1, TARGETED + 1):
+        host.edit(2 * trial - 1, rng)
+        killer = host.run(KILL_AFTER_PUSH)
+        killer.communicate(timeout=120)
+        assert killer.returncode == -signal.SIGKILL, "the push never happened"
+        expected = host.edit(2 * trial, rng)  # the same files edited again, as the issue did
+        code, err = host.capture()
+        stuck += code != ExitCode.OK
+        lost += host.remote_files() != expected
+        assert code == ExitCode.OK, f"trial {trial}: exit {code}: {err[-500:]}"
+    fsck(host.remote)
+    print(f"{TARGETED} kills right after the ref moved: {stuck} stuck, {lost} lost")
+    assert (stuck, lost) == (0, 0)
+
+
+@pytest.mark.slow
+def test_kills_at_random_moments(tmp_path: Path) -> None:
+    host, rng = Host(tmp_path), random.Random(11)
+    host.edit(0, rng)
+    start = time.monotonic()
+    assert host.capture()[0] == ExitCode.OK
+    full = time.monotonic() - start
+    for trial in range(1, RANDOM_KILLS + 1):
+        host.edit(trial, rng)
+        proc = host.run()
+        time.sleep(rng.uniform(0, full))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=120)
+        expected = host.edit(1000 + trial, rng)
+        code, err = host.capture()
+        assert code == ExitCode.OK, f"trial {trial}: exit {code}: {err[-500:]}"
+        assert host.remote_files() == expected, f"trial {trial}: a host edit was lost"
+    fsck(host.remote)
