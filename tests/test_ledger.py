@@ -40,7 +40,7 @@ def test_state_dir_and_key_are_private(tmp_path: Path) -> None:
 def test_round_trip_and_racy_signatures_dropped(tmp_path: Path) -> None:
     now = time.time_ns()
     fresh = (1, now, 3, now)
-    save_ledger(tmp_path, {"/a": entry(), "/b": entry(sig=fresh)})
+    save_ledger(tmp_path, {"/a": entry(), "/b": entry(sig=fresh)}, "k1")
     loaded = load_ledger(tmp_path)
     assert loaded["/a"] == entry()
     assert loaded["/b"].sig is None

@@ -442,3 +442,23 @@ def test_out_goes_with_a_plan_not_an_apply(site: Site, tmp_path: Path) -> None:
     assert result.code == ExitCode.USAGE
     assert "--out saves a plan" in result.err and not out.exists()
     assert not site.dest("app/a.conf").exists()  # nothing applied either
+
+
+def test_a_replaced_hash_key_re_keys_the_ledger_instead_of_rewriting(
+    site: Site,
+) -> None:
+    assert site.reconcile("--apply").code == ExitCode.OK
+    time.sleep(0.2)  # let the stat cache trust the signatures (ledger.RACY_NS)
+    assert site.reconcile("--apply").code == ExitCode.OK
+    site.dest("app/a.conf").write_text("edited on the host\n")  # one file changed since
+    (site.state / "key").unlink()  # a new key is made on the next run
+    inodes = {p: site.dest(p).stat().st_ino for p in site.plan()}
+    first = site.reconcile()
+    assert "the hash key changed" in first.err and "1 changed since" in first.err
+    planned = site.plan()
+    assert planned.pop("app/a.conf") in ("drift", "conflict")
+    assert set(planned.values()) == {"in_sync"}  # was: every file an identical-bytes update
+    assert site.reconcile("--apply").code == ExitCode.ATTENTION  # the host edit needs a person
+    assert site.dest("app/a.conf").read_text() == "edited on the host\n"
+    assert all(site.dest(p).stat().st_ino == inode for p, inode in inodes.items())
+    assert "the hash key changed" not in site.reconcile().err  # said once: the ledger is re-keyed

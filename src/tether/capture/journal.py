@@ -77,7 +77,7 @@ def pending(state_dir: Path) -> CaptureJournal | None:
         return None
 
 
-def record(state_dir: Path, entries: Mapping[str, LedgerEntry | None]) -> None:
+def record(state_dir: Path, entries: Mapping[str, LedgerEntry | None], key_id: str) -> None:
     """Apply `entries` to the ledger (None forgets a destination) and save it."""
     if not entries:
         return
@@ -87,4 +87,4 @@ def record(state_dir: Path, entries: Mapping[str, LedgerEntry | None]) -> None:
             ledger.pop(dest, None)
         else:
             ledger[dest] = entry
-    save_ledger(state_dir, ledger)
+    save_ledger(state_dir, ledger, key_id)

@@ -153,7 +153,7 @@ def _finish_interrupted(settings: Settings) -> None:
         return  # cannot tell yet; the attempt that follows reports the remote
     tip = fetched.refs.get(f"refs/heads/{settings.branch}")
     if tip is not None and gitobjects.is_ancestor(fetched.path, left.commit, tip):
-        capture_journal.record(settings.state_dir, left.entries)
+        capture_journal.record(settings.state_dir, left.entries, settings.keyring.key_id)
         warn(f"recorded capture {left.commit[:12]}, pushed by a run interrupted before saving it")
     else:
         warn(
@@ -245,7 +245,11 @@ def _commit_and_push(
             gitpublish.set_ref(plan.tip.mirror, ref, commit)
         return Done(ExitCode.ATTENTION, plan, plan.tip.commit, pending=ref)
     if commit is None:
-        capture_journal.record(settings.state_dir, _ledger_updates(settings, plan, plan.tip.commit))
+        capture_journal.record(
+            settings.state_dir,
+            _ledger_updates(settings, plan, plan.tip.commit),
+            settings.keyring.key_id,
+        )
         return Done(final, plan, plan.tip.commit)
     if request.no_push:
         gitpublish.set_ref(plan.tip.mirror, f"refs/heads/{settings.branch}", commit)
@@ -271,7 +275,7 @@ def _commit_and_push(
             f"push to {settings.remote.display} was rejected: {result.reason}",
             hint=f"nothing was lost: the commit is kept at {ref} in {plan.tip.mirror}",
         )
-    capture_journal.record(settings.state_dir, updates)
+    capture_journal.record(settings.state_dir, updates, settings.keyring.key_id)
     capture_journal.end(settings.state_dir)
     gitobjects.list_tree(plan.tip.mirror, commit)  # the next capture diffs its listing from here
     return Done(final, plan, commit, pushed=True)

@@ -152,7 +152,7 @@ def apply_plan(  # noqa: PLR0915
             progress(done, total)
     if not host.dry_run:
         _record_in_sync(run, plan, files)
-        save_ledger(run.state_dir, run.ledger)
+        save_ledger(run.state_dir, run.ledger, run.keyring.key_id)
         if total:
             journal.end(run.state_dir)
     report.outcomes = [outcomes[i.dest] for i in plan.items]

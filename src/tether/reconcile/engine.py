@@ -5,6 +5,7 @@ Shared by `tether reconcile` and `tether apply PLAN.json` so both see the host t
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.manifest import Manifest
 from tether.config.options import HostOptions, SourceOptions
+from tether.errors import warn
 from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, read_regular, require_root
 from tether.reconcile.desired import DesiredState, build_desired, open_tree
 from tether.reconcile.planner import Actual, Desired, Plan, Recorded, plan
@@ -91,6 +93,32 @@ def observe(
     return probes, actual
 
 
+def rekey(
+    ledger: Mapping[str, LedgerEntry], confinement: Confinement, keyring: Keyring
+) -> dict[str, LedgerEntry]:
+    """The hash key was replaced (deleted, or damaged): the recorded hashes mean nothing now.
+    A destination still exactly as tether wrote it (same stat signature) is hashed again with
+    the new key, so it is not rewritten with identical bytes; one changed since keeps its old
+    entry and is planned as drift or conflict, as it should be. Said once, on stderr."""
+    rekeyed: dict[str, LedgerEntry] = {}
+    kept = 0
+    for dest, entry in ledger.items():
+        probe = confinement.probe(dest)
+        if probe.kind == "file" and probe.real is not None and entry.vouches_for(probe):
+            with contextlib.suppress(OSError):
+                digest = keyring.hash(read_regular(probe.real))
+                rekeyed[dest] = entry._replace(hash=digest, secret_digest=None)
+                continue
+        rekeyed[dest] = entry
+        kept += 1
+    warn(
+        f"the hash key changed (deleted or replaced): re-keyed {len(ledger) - kept} ledger "
+        f"entries from files unchanged since tether wrote them; {kept} changed since are "
+        "planned as drift or conflict"
+    )
+    return rekeyed
+
+
 def resolve_paths(
     manifest: Manifest, target_root: Path | None, target_home: str | None
 ) -> tuple[str, str]:
@@ -119,7 +147,13 @@ def prepare(
     )
     keyring = load_key(state_dir)
     store = load_store(store_path(host.secrets_file, repo.manifest.secrets_file))
-    ledger = {} if rebuild_ledger else load_ledger(state_dir)
+    confinement = Confinement(root)
+    ledger: dict[str, LedgerEntry] = {}
+    if not rebuild_ledger:
+        loaded = load_ledger(state_dir)
+        ledger = loaded
+        if loaded.key_id not in (None, keyring.key_id):
+            ledger = rekey(loaded, confinement, keyring)
     desired = build_desired(
         repo,
         target_root=root,
@@ -129,7 +163,6 @@ def prepare(
         ledger=ledger,
         hostname=socket.gethostname(),
     )
-    confinement = Confinement(root)
     dests = sorted({f.dest for f in desired.files} | set(ledger))
     probes, actual = observe(dests, ledger, confinement, keyring)
     return Run(

@@ -129,4 +129,4 @@ def _record_landed(state_dir: Path, journal: Journal, confinement: Confinement) 
                 ledger[dest] = entry._replace(sig=probe.sig, source_sig=None)
                 changed = True
     if changed:
-        save_ledger(state_dir, ledger)
+        save_ledger(state_dir, ledger, keyring.key_id)

@@ -95,13 +95,21 @@ def ledger_path(state_dir: Path) -> Path:
     return state_dir / LEDGER_NAME
 
 
-def load_ledger(state_dir: Path) -> dict[str, LedgerEntry]:
+class Ledger(dict[str, LedgerEntry]):
+    """Destination -> entry, and the id of the hash key its hashes were made with."""
+
+    def __init__(self, entries: Mapping[str, LedgerEntry] = {}, key_id: str | None = None) -> None:
+        super().__init__(entries)
+        self.key_id = key_id  # None: no ledger yet, or one written before key ids were kept
+
+
+def load_ledger(state_dir: Path) -> Ledger:
     """Destination -> entry; no ledger yet is empty; an unusable one is a clear error."""
     path = ledger_path(state_dir)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return Ledger()
     except OSError as exc:
         raise StateError(
             f"{path}: cannot read the ledger ({exc.strerror})", hint=REBUILD_HINT
@@ -110,7 +118,9 @@ def load_ledger(state_dir: Path) -> dict[str, LedgerEntry]:
         doc = json.loads(raw)
         if not isinstance(doc, dict) or doc.get("version") != LEDGER_VERSION:
             raise ValueError(f"not a version {LEDGER_VERSION} ledger")
-        return {dest: LedgerEntry.from_json(row) for dest, row in doc["entries"].items()}
+        key_id = doc.get("key")
+        entries = {dest: LedgerEntry.from_json(row) for dest, row in doc["entries"].items()}
+        return Ledger(entries, key_id if isinstance(key_id, str) else None)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         why = "not JSON" if isinstance(exc, json.JSONDecodeError) else "unexpected content"
         raise StateError(f"{path}: the ledger is corrupt ({why})", hint=REBUILD_HINT) from None
@@ -123,8 +133,9 @@ def trusted_sig(sig: Sig | None, now_ns: int) -> Sig | None:
     return sig
 
 
-def save_ledger(state_dir: Path, entries: Mapping[str, LedgerEntry]) -> None:
-    """Write the ledger atomically (temp, fsync, rename, fsync the folder)."""
+def save_ledger(state_dir: Path, entries: Mapping[str, LedgerEntry], key_id: str) -> None:
+    """Write the ledger atomically (temp, fsync, rename, fsync the folder), with the id of the
+    hash key its hashes were made with (a replaced key is then noticed, see reconcile)."""
     now = time.time_ns()
     rows = {}
     for dest in sorted(entries):
@@ -133,7 +144,8 @@ def save_ledger(state_dir: Path, entries: Mapping[str, LedgerEntry]) -> None:
         if (safe_sig, safe_source) != (entry.sig, entry.source_sig):
             entry = _replace_sigs(entry, safe_sig, safe_source)
         rows[dest] = entry.to_json()
-    data = json.dumps({"version": LEDGER_VERSION, "entries": rows}, separators=(",", ":"))
+    doc = {"version": LEDGER_VERSION, "key": key_id, "entries": rows}
+    data = json.dumps(doc, separators=(",", ":"))
     write_state_file(ledger_path(state_dir), data.encode("utf-8"), 0o600)
 
 
