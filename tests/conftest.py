@@ -20,6 +20,7 @@ def _isolated_env(
         "TETHER_TARGET_ROOT",
         "TETHER_STATE_DIR",
         "TETHER_SECRETS_FILE",
+        "TETHER_HOST",
         "TARGET_HOME",
         "DRY_RUN",
         "OVERWRITE",

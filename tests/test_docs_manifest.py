@@ -39,7 +39,9 @@ def _fields(node: dict[str, Any], schema: dict[str, Any], prefix: str) -> Iterat
         yield from _fields(child, schema, name)
     extra = node.get("additionalProperties")
     if isinstance(extra, dict):
-        placeholder = "<glob>" if "propertyNames" in node else "<key>"
+        names = node.get("propertyNames", {})
+        placeholder = "<name>" if names.get("$ref") == "#/$defs/hostName" else "<glob>"
+        placeholder = placeholder if names else "<key>"
         name = f"{prefix}.{placeholder}"
         yield name
         yield from _fields(extra, schema, name)

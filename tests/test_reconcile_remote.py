@@ -53,6 +53,7 @@ def test_a_host_converges_from_a_remote(
     assert plan["revision"] == head and plan["summary"]["create"] == 1  # type: ignore[index]
     assert plan["source"] == {  # type: ignore[comparison-overlap]
         "folder": None, "repo": url, "ref": None, "stale": False, "reason": None, "forced": False,
+        "host": None,
     }  # fmt: skip
     assert host_file(tmp_path, ".bashrc") == b"alias ll='ls -l'\n"
     (entry,) = load_ledger(tmp_path / "state").values()

@@ -82,8 +82,35 @@ def metrics_file_option(help_text: str) -> Callable[[F], F]:
     return path_option("--metrics-file", help_text, folder=False)
 
 
+HOST_KEY = "tether.host"
+
+
+def _remember_host(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta[HOST_KEY] = value
+
+
+def host_name_option(func: F) -> F:
+    """--host NAME: which profile of `hosts:` this run is (read back by chosen_host())."""
+    return click.option(
+        "--host",
+        envvar="TETHER_HOST",
+        metavar="NAME",
+        expose_value=False,
+        callback=_remember_host,
+        help="The host profile of tether.yaml's hosts: [env: TETHER_HOST; default: the short "
+        "hostname].",
+    )(func)
+
+
+def chosen_host() -> str | None:
+    value = click.get_current_context().meta.get(HOST_KEY)
+    return value if isinstance(value, str) else None
+
+
 def host_options(func: F) -> F:
-    """--target-root / --target-home / --state-dir / --secrets-file."""
+    """--host / --target-root / --target-home / --state-dir / --secrets-file."""
+    func = host_name_option(func)
     func = secrets_file_option()(func)
     func = state_dir_option()(func)
     func = click.option(
@@ -121,7 +148,9 @@ def host(
     state_dir: Path | None,
     secrets_file: Path | None,
 ) -> HostOptions:
-    return resolve_host_options(target_root, target_home, state_dir, secrets_file)
+    return resolve_host_options(
+        target_root, target_home, state_dir, secrets_file, host_name=chosen_host()
+    )
 
 
 @click.group(
@@ -142,6 +171,7 @@ def cli() -> None:
     "directory", required=False, type=click.Path(path_type=Path, file_okay=False), metavar="[DIR]"
 )
 @source_options
+@host_name_option
 @state_dir_option()
 @json_option
 def validate(
@@ -160,7 +190,7 @@ def validate(
     if directory is not None and source is not None:
         raise click.UsageError("DIR and --source name two config repos; give one")
     src = SourceOptions.resolve(directory or source, repo, ref)
-    return run(open_tree(src, state_dir), as_json=as_json)
+    return run(open_tree(src, state_dir), as_json=as_json, host=chosen_host())
 
 
 @cli.command()
@@ -547,6 +577,7 @@ def secrets() -> None:
 
 @secrets.command("list")
 @folder_source_option("The config repo folder (default: the current folder).")
+@host_name_option
 @secrets_file_option()
 @json_option
 def secrets_list(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
@@ -554,11 +585,12 @@ def secrets_list(source: Path | None, secrets_file: Path | None, as_json: bool) 
     from tether.commands.secrets import list_secrets
 
     folder = SourceOptions.resolve(source, None, None).folder  # same checks as every --source
-    return list_secrets(folder, secrets_file, as_json=as_json)
+    return list_secrets(folder, secrets_file, as_json=as_json, host=chosen_host())
 
 
 @secrets.command("check")
 @folder_source_option("The config repo folder (default: the current folder).")
+@host_name_option
 @secrets_file_option()
 @json_option
 def secrets_check(source: Path | None, secrets_file: Path | None, as_json: bool) -> int:
@@ -566,7 +598,7 @@ def secrets_check(source: Path | None, secrets_file: Path | None, as_json: bool)
     from tether.commands.secrets import check_secrets
 
     folder = SourceOptions.resolve(source, None, None).folder  # same checks as every --source
-    return check_secrets(folder, secrets_file, as_json=as_json)
+    return check_secrets(folder, secrets_file, as_json=as_json, host=chosen_host())
 
 
 def wait_option(func: F) -> F:

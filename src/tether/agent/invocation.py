@@ -47,6 +47,8 @@ def host_args(host: HostOptions) -> list[str]:
     args += ["--state-dir", str(host.state_dir.absolute())]
     if host.secrets_file is not None:
         args += ["--secrets-file", str(host.secrets_file.absolute())]
+    if host.host_name is not None:
+        args += ["--host", host.host_name]
     return args
 
 

@@ -126,7 +126,13 @@ class Settings:
     ledger: Mapping[str, LedgerEntry]
     prune: bool = False
     keep_host: tuple[str, ...] = ()
+    host: str | None = None  # --host: the profile of `hosts:` (else $TETHER_HOST, hostname)
     hostname: str = field(default_factory=socket.gethostname)
+
+    @property
+    def host_label(self) -> str:
+        """The name `files.<glob>.hosts` is matched against: --host when given."""
+        return self.host or self.hostname
 
 
 class Plan(NamedTuple):
@@ -171,7 +177,7 @@ def open_tip(settings: Settings, tip: Tip) -> tuple[ConfigRepo, RemoteTree]:
             f"{tree.label}: no {MANIFEST_NAME} at the root of branch {settings.branch}",
             hint="capture needs a config repo: create one with `tether init` and push it",
         )
-    return open_config_repo(tree), tree
+    return open_config_repo(tree, host=settings.host), tree
 
 
 def manifest_remote(source: Path) -> tuple[str | None, str | None]:
@@ -187,20 +193,19 @@ def manifest_remote(source: Path) -> tuple[str | None, str | None]:
 def targets(settings: Settings, repo: ConfigRepo, root: str, home: str) -> list[Target]:
     """The allowlist expanded on the host (a new matching file counts) and in the tip (a
     file gone from the host counts), minus `capture: false` and other hosts' files."""
-    inventory = repo.inventory
     manifest = repo.manifest
-    paths = set(inventory.select(()))
-    if any(e.is_glob for e in inventory.entries):
+    paths = set(repo.tracked_paths)
+    if repo.has_globs:
         home_dir = Path(destination(root, "/", home.lstrip("/"), None))
-        paths.update(inventory.expand_folder(home_dir))
-        paths.update(inventory.select(repo.source_files))
+        on_host = {p for inv in repo.inventories for p in inv.expand_folder(home_dir)}
+        paths.update(repo.select(on_host))
     found = []
     limit = manifest.capture.max_file_size
     for path in sorted(paths):
         override = manifest.override_for(path)
         if not override.capture:
             continue
-        if override.hosts and not names_host(override.hosts, settings.hostname):
+        if override.hosts and not names_host(override.hosts, settings.host_label):
             continue
         dest = destination(root, home, path, override.dest)
         found.append(Target(path, dest, override.max_size or limit, override.allow_binary))

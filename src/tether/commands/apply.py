@@ -47,6 +47,7 @@ def apply_saved(
         target_home=ctx.target_home,
         state_dir=state_dir or Path(ctx.state_dir),
         secrets_file=secrets_file or (Path(ctx.secrets_file) if ctx.secrets_file else None),
+        host_name=ctx.host,
     )
     with reconcile_session(
         host.state_dir, f"apply {plan_file.name}", writes=True, wait=wait, metrics_file=metrics_file

@@ -117,6 +117,7 @@ def capture(
         ledger={},
         prune=request.prune,
         keep_host=request.keep_host,
+        host=host.host_name,
     )
     command = "capture --dry-run" if request.dry_run else "capture"
     with recording(state_dir, command, metrics_file, history=not request.dry_run) as outcome:

@@ -77,7 +77,7 @@ class DoctorContext:
 
     @cached_property
     def repo(self) -> ConfigRepo:
-        return open_config_repo(self.tree)
+        return open_config_repo(self.tree, host=self.host.host_name)
 
     @cached_property
     def store_path(self) -> Path:
@@ -117,7 +117,7 @@ def _skipped(check: str, what: str) -> CheckResult:
 def check_manifest(ctx: DoctorContext) -> list[CheckResult]:
     name = "manifest"
     try:
-        findings = check_config_repo(ctx.tree)
+        findings = check_config_repo(ctx.tree, ctx.host.host_name)
     except TetherError as exc:
         if ctx.unreachable and isinstance(exc, GitError):
             return [_skipped(name, "the remote")]  # nothing fetched yet: the remote check said why

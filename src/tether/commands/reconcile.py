@@ -99,6 +99,7 @@ def context(run: Run, host: HostOptions, overwrite: bool, prune: bool) -> PlanCo
         key_id=run.keyring.key_id,
         overwrite=overwrite,
         prune=prune,
+        host=run.repo.host,
     )
 
 
@@ -113,6 +114,7 @@ def source_status(run: Run) -> dict[str, object]:
         "stale": stale is not None,
         "reason": stale,
         "forced": tree.forced,
+        "host": run.repo.host,
     }
 
 
@@ -134,7 +136,8 @@ def output(
         return
     label = run.source.folder or mask_url(run.source.repo or "")
     revision = f" @ {report.revision[:12]}" if report.revision else ""
-    header = f"tether {verb}: {label}{revision} -> {run.root} (home {run.home})"
+    on_host = f", host {run.repo.host}" if run.repo.host else ""
+    header = f"tether {verb}: {label}{revision} -> {run.root} (home {run.home}{on_host})"
     if status["stale"]:
         header += f"\nsource is stale: {status['reason']} (using the last fetched revision)"
     if status["forced"]:

@@ -47,9 +47,12 @@ def uses(repo: ConfigRepo, store: SecretStore) -> list[Use]:
 
 
 def _context(
-    source: Path | None, secrets_file: Path | None, environ: Mapping[str, str] | None
+    source: Path | None,
+    secrets_file: Path | None,
+    environ: Mapping[str, str] | None,
+    host: str | None = None,
 ) -> tuple[ConfigRepo, SecretStore]:
-    repo = open_config_repo(FolderTree(source or Path.cwd()))
+    repo = open_config_repo(FolderTree(source or Path.cwd()), host=host)
     return repo, load_store(store_path(secrets_file, repo.manifest.secrets_file), environ)
 
 
@@ -59,8 +62,9 @@ def list_secrets(
     *,
     as_json: bool,
     environ: Mapping[str, str] | None = None,
+    host: str | None = None,
 ) -> int:
-    repo, store = _context(source, secrets_file, environ)
+    repo, store = _context(source, secrets_file, environ, host)
     by_name: dict[str, list[Use]] = {}
     for use in uses(repo, store):
         by_name.setdefault(use.name or "REDACTED", []).append(use)
@@ -97,8 +101,9 @@ def check_secrets(
     *,
     as_json: bool,
     environ: Mapping[str, str] | None = None,
+    host: str | None = None,
 ) -> int:
-    repo, store = _context(source, secrets_file, environ)
+    repo, store = _context(source, secrets_file, environ, host)
     missing = [u for u in uses(repo, store) if u.name is None or store.get(u.name) is None]
     if as_json:
         payload = {

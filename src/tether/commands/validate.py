@@ -8,7 +8,7 @@ from tether.config.sourcetree import SourceTree
 from tether.exitcodes import ExitCode
 
 
-def validate(tree: SourceTree, *, as_json: bool) -> int:
-    findings = check_config_repo(tree)
+def validate(tree: SourceTree, *, as_json: bool, host: str | None = None) -> int:
+    findings = check_config_repo(tree, host)
     echo_findings(findings, as_json=as_json, subject=tree.label)
     return int(ExitCode.ERROR if count(findings, "error") else ExitCode.OK)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.hosts import HOSTS_FOLDER
 from tether.config.inventory import matches
 from tether.config.manifest import MANIFEST_NAME, Service
 from tether.config.sourcetree import SourceTree
@@ -98,7 +99,7 @@ class _Positions:
         return f"{self.repo.manifest.origin}:{line}:{column}"
 
 
-def _check_services(repo: ConfigRepo, at: _Positions) -> list[Finding]:
+def _check_services(repo: ConfigRepo, at: _Positions, tracked: list[str]) -> list[Finding]:
     names = {s.name for s in repo.manifest.services}
     findings = []
     for index, service in enumerate(repo.manifest.services):
@@ -118,7 +119,7 @@ def _check_services(repo: ConfigRepo, at: _Positions) -> list[Finding]:
                     )
                 )
         for number, pattern in enumerate(service.paths):
-            if not any(matches(pattern, p) for p in repo.tracked_paths):
+            if not any(matches(pattern, p) for p in tracked):
                 findings.append(
                     Finding(
                         "warning",
@@ -134,9 +135,8 @@ def _check_services(repo: ConfigRepo, at: _Positions) -> list[Finding]:
     return findings
 
 
-def _check_overrides(repo: ConfigRepo, at: _Positions) -> list[Finding]:
+def _check_overrides(repo: ConfigRepo, at: _Positions, tracked: list[str]) -> list[Finding]:
     findings = []
-    tracked = repo.tracked_paths
     for override in repo.manifest.files:
         if not any(matches(override.pattern, p) for p in tracked):
             close = difflib.get_close_matches(override.pattern, tracked, n=1)
@@ -185,10 +185,69 @@ def _check_tracked(repo: ConfigRepo) -> list[Finding]:
     return findings
 
 
-def check_config_repo(tree: SourceTree) -> list[Finding]:
+def _check_hosts(repo: ConfigRepo, at: _Positions, views: list[ConfigRepo]) -> list[Finding]:
+    """References to hosts and services, each host's selection and overlays."""
+    manifest = repo.manifest
+    hosts = manifest.hosts
+    findings: list[Finding] = []
+    services = {s.name for s in manifest.services}
+    for name, profile in hosts.items():
+        for number, service in enumerate(profile.services or ()):
+            if service not in services:
+                where = at.at("hosts", name, "services", number)
+                findings.append(
+                    Finding("error", where, f"host {name!r}: unknown service {service!r}")
+                )
+    for override in manifest.files:
+        for host in override.hosts:
+            if host not in hosts:
+                where = at.at("files", override.pattern, "hosts")
+                findings.append(
+                    Finding(
+                        "error", where, f"files: {override.pattern!r} names unknown host {host!r}"
+                    )
+                )
+    for folder in repo.tree.files_under(HOSTS_FOLDER):
+        name, _, rest = folder.partition("/")
+        if name not in hosts and rest.startswith(f"{manifest.source}/"):
+            where = f"{HOSTS_FOLDER}/{name}/{manifest.source}/"
+            findings.append(Finding("warning", where, f"overlay of host {name!r}, not in hosts:"))
+            break
+    for view in views:
+        assert view.profile is not None
+        name = view.profile.name
+        if not view.tracked_paths:
+            where = at.key("hosts", name)
+            findings.append(Finding("error", where, f"host {name!r} selects no tracked path"))
+        tracked = set(view.tracked_paths)
+        for path in sorted(view.overlay - tracked):
+            findings.append(
+                Finding(
+                    "warning",
+                    view.host_path(path),
+                    f"host {name!r} does not track {path!r}: this overlay is never used",
+                )
+            )
+    return findings
+
+
+def check_config_repo(tree: SourceTree, host: str | None = None) -> list[Finding]:
+    """Every check; a repo with `hosts:` is checked as each host sees it (or only `host`)."""
     try:
-        repo = open_config_repo(tree)
+        repo = open_config_repo(tree, shared=True)
     except (ManifestError, InventoryError) as exc:
         return from_lines("error", exc.problems)
     at = _Positions(repo)
-    return _check_tracked(repo) + _check_overrides(repo, at) + _check_services(repo, at)
+    findings = _check_tracked(repo)
+    tracked = repo.tracked_paths
+    if repo.manifest.hosts:
+        names = [host] if host is not None else sorted(repo.manifest.hosts)
+        views = []
+        for name in names:
+            try:
+                views.append(repo.for_host(name))
+            except InventoryError as exc:
+                findings.extend(from_lines("error", exc.problems))
+        tracked = sorted({p for view in views for p in view.tracked_paths})
+        findings += _check_hosts(repo, at, views)
+    return findings + _check_overrides(repo, at, tracked) + _check_services(repo, at, tracked)

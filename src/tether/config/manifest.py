@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -76,6 +76,25 @@ class Service:
 
 
 @dataclass(frozen=True)
+class HostProfile:
+    """One entry of `hosts:`: what differs on that host from the shared manifest."""
+
+    name: str
+    home: str | None = None
+    inventory: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    secrets_file: str | None = None
+    services: tuple[str, ...] | None = None  # None: every service
+
+    def selects(self, path: str) -> bool:
+        """Whether a path of the shared allowlist goes to this host (include/exclude)."""
+        if self.include and not any(matches(p, path) for p in self.include):
+            return False
+        return not any(matches(p, path) for p in self.exclude)
+
+
+@dataclass(frozen=True)
 class CaptureSettings:
     remote: str | None = None
     branch: str = DEFAULT_BRANCH
@@ -97,6 +116,19 @@ class Manifest:
     services: tuple[Service, ...] = ()
     capture: CaptureSettings = CaptureSettings()
     snapshot_tag: str = DEFAULT_SNAPSHOT_TAG
+    hosts: Mapping[str, HostProfile] = field(default_factory=dict)
+
+    def for_host(self, profile: HostProfile) -> Manifest:
+        """The manifest as `profile`'s host sees it: its home, its store, its services."""
+        services = self.services
+        if profile.services is not None:
+            services = tuple(s for s in services if s.name in profile.services)
+        return replace(
+            self,
+            target_home=(profile.home.rstrip("/") or "/") if profile.home else self.target_home,
+            secrets_file=profile.secrets_file or self.secrets_file,
+            services=services,
+        )
 
     def override_for(self, path: str) -> FileOverride:
         """Every override matching `path` merged in file order; exact paths win over globs."""
@@ -167,6 +199,18 @@ def _build(data: Mapping[str, Any], origin: str) -> Manifest:
             max_file_size=capture.get("max_file_size", DEFAULT_MAX_FILE_SIZE),
         ),
         snapshot_tag=data.get("snapshots", {}).get("tag", DEFAULT_SNAPSHOT_TAG),
+        hosts={
+            name: HostProfile(
+                name=name,
+                home=spec.get("home"),
+                inventory=tuple(spec.get("inventory", ())),
+                include=tuple(spec.get("include", ())),
+                exclude=tuple(spec.get("exclude", ())),
+                secrets_file=spec.get("secrets", {}).get("file"),
+                services=tuple(spec["services"]) if "services" in spec else None,
+            )
+            for name, spec in data.get("hosts", {}).items()
+        },
     )
 
 

@@ -82,6 +82,7 @@ class HostOptions:
     target_home: str | None
     state_dir: Path
     secrets_file: Path | None
+    host_name: str | None = None  # --host / TETHER_HOST: the profile of `hosts:` to apply
 
 
 def resolve_host_options(
@@ -89,6 +90,8 @@ def resolve_host_options(
     target_home: str | None,
     state_dir: Path | None,
     secrets_file: Path | None,
+    *,
+    host_name: str | None = None,
 ) -> HostOptions:
     root = target_root if target_root is not None else Path("/")
     if target_home is not None and not target_home.startswith("/"):
@@ -100,4 +103,5 @@ def resolve_host_options(
         target_home=target_home.rstrip("/") or "/" if target_home else None,
         state_dir=(state_dir or default_state_dir()).expanduser(),
         secrets_file=secrets_file.expanduser() if secrets_file else None,
+        host_name=host_name,
     )

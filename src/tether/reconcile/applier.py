@@ -41,6 +41,7 @@ class Report:
     dry_run: bool
     outcomes: list[Outcome]
     warnings: list[str] = field(default_factory=list)
+    layers: dict[str, str] = field(default_factory=dict)  # path -> "host" (else "shared")
 
     @property
     def failed(self) -> list[Outcome]:
@@ -84,6 +85,7 @@ def apply_plan(  # noqa: PLR0915
     now = utc_stamp()
     outcomes: dict[str, Outcome] = {i.dest: Outcome(i) for i in plan.items}
     report = Report(plan, run.desired.revision, host.dry_run, [], list(run.desired.warnings))
+    report.layers = dict.fromkeys(run.repo.overlay, "host")
     writes = [i for i in plan.items if i.write]
     removes = [i for i in plan.items if i.remove]
     total = len(writes) + len(removes)

@@ -141,7 +141,7 @@ def prepare(
     gc.set_threshold(200_000, 50, 100)
     state_dir = ensure_state_dir(host.state_dir)
     tree = open_tree(source, state_dir, require_fresh=require_fresh)
-    repo = open_config_repo(tree, cache_dir=state_dir)
+    repo = open_config_repo(tree, cache_dir=state_dir, host=host.host_name)
     root, home = resolve_paths(
         repo.manifest, host.target_root if explicit_root else None, host.target_home
     )
@@ -161,7 +161,7 @@ def prepare(
         store=store,
         keyring=keyring,
         ledger=ledger,
-        hostname=socket.gethostname(),
+        hostname=repo.host or host.host_name or socket.gethostname(),
     )
     dests = sorted({f.dest for f in desired.files} | set(ledger))
     probes, actual = observe(dests, ledger, confinement, keyring)

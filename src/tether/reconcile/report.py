@@ -123,6 +123,7 @@ def to_json(report: Report, extra: Mapping[str, Any] | None = None) -> dict[str,
         row: dict[str, Any] = {
             "path": item.path,
             "dest": item.dest,
+            "layer": report.layers.get(item.path, "shared"),
             "action": item.action.value,
             "reason": item.reason,
             "write": item.write,

@@ -30,6 +30,7 @@ class PlanContext:
     key_id: str
     overwrite: bool
     prune: bool
+    host: str | None = None  # the profile of `hosts:` the plan was made for
 
 
 def plan_document(report: Report, context: PlanContext) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def plan_document(report: Report, context: PlanContext) -> dict[str, Any]:
 
 
 _TEXT = ("target_root", "target_home", "state_dir", "key_id")
-_OPTIONAL_TEXT = ("source", "repo", "ref", "secrets_file")
+_OPTIONAL_TEXT = ("source", "repo", "ref", "secrets_file", "host")
 
 
 def _check_types(context: PlanContext) -> None:
