@@ -6,8 +6,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from dulwich.objects import Commit
+from dulwich.repo import Repo
 
+from testing.gitrepos import commit, init_bare
 from testing.reconcile import Site, make_site
+from tether.cli import main
 from tether.exitcodes import ExitCode
 
 FLEET = """\
@@ -124,3 +128,88 @@ def test_secrets_list_reads_the_hosts_view(site: Site) -> None:
     pi = site.tether("secrets", "list", "--source", str(site.repo), "--host", "pi")
     nas = site.tether("secrets", "list", "--source", str(site.repo), "--host", "nas")
     assert "PIHOLE_PW" in pi.out and "PIHOLE_PW" not in nas.out
+
+
+class Fleet:
+    """A bare remote with two host profiles; each host has its own root and state dir."""
+
+    MANIFEST = (
+        "version: 1\ntarget:\n  home: /home/u\nhosts:\n  nas: {}\n  pi:\n    home: /home/pi\n"
+    )
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.remote = init_bare(tmp / "remote.git")
+        commit(
+            self.remote,
+            {
+                "tether.yaml": self.MANIFEST.encode(),
+                "inventory/include-paths.txt": b"app.conf\nshared.conf\n",
+                "configs/app.conf": b"port = 80\n",
+                "configs/shared.conf": b"shared = 1\n",
+                "hosts/pi/configs/app.conf": b"port = 8080\n",
+            },
+            "init",
+        )
+
+    def args(self, host: str) -> list[str]:
+        return [
+            "--repo", str(self.remote), "--host", host,
+            "--target-root", str(self.tmp / host), "--state-dir", str(self.tmp / f"{host}.state"),
+            "--secrets-file", str(self.tmp / f"{host}.env"),
+        ]  # fmt: skip
+
+    def run(self, command: str, host: str, *extra: str) -> int:
+        (self.tmp / host).mkdir(exist_ok=True)
+        return main([command, *extra, *self.args(host)])
+
+    def home(self, host: str) -> Path:
+        return self.tmp / host / "home" / ("pi" if host == "pi" else "u")
+
+    def tip(self) -> dict[str, bytes]:
+        with Repo(str(self.remote)) as repo:
+            head = repo[repo.refs[b"refs/heads/main"]]
+            assert isinstance(head, Commit)
+            return {
+                e.path.decode(): repo[e.sha].as_raw_string()
+                for e in repo.object_store.iter_tree_contents(head.tree)
+                if e.path is not None and e.sha is not None
+            }
+
+
+def test_capture_writes_each_change_back_to_its_layer(tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path)
+    for host in ("nas", "pi"):
+        assert fleet.run("reconcile", host, "--apply") == ExitCode.OK
+    assert (fleet.home("pi") / "app.conf").read_bytes() == b"port = 8080\n"
+    assert (fleet.home("nas") / "app.conf").read_bytes() == b"port = 80\n"
+    (fleet.home("pi") / "app.conf").write_text("port = 9090\n")
+    (fleet.home("pi") / "shared.conf").write_text("shared = 2\n")
+    assert fleet.run("capture", "pi") == ExitCode.OK
+    tip = fleet.tip()
+    assert tip["hosts/pi/configs/app.conf"] == b"port = 9090\n"  # the pi's own layer
+    assert tip["configs/app.conf"] == b"port = 80\n"  # the nas's copy untouched
+    assert tip["configs/shared.conf"] == b"shared = 2\n"  # shared: everyone's
+
+
+def test_capture_to_host_moves_a_shared_file_into_the_overlay(tmp_path: Path) -> None:
+    fleet = Fleet(tmp_path)
+    assert fleet.run("reconcile", "nas", "--apply") == ExitCode.OK
+    (fleet.home("nas") / "shared.conf").write_text("shared = nas only\n")
+    assert fleet.run("capture", "nas", "--to-host", "shared.conf") == ExitCode.OK
+    tip = fleet.tip()
+    assert tip["hosts/nas/configs/shared.conf"] == b"shared = nas only\n"
+    assert tip["configs/shared.conf"] == b"shared = 1\n"
+    assert fleet.run("reconcile", "nas", "--detailed-exitcode") == ExitCode.OK  # in sync
+    # unchanged on the host: still moved (the stat cache does not hide it)
+    assert fleet.run("reconcile", "pi", "--apply") == ExitCode.OK
+    assert fleet.run("capture", "pi", "--to-host", "shared.conf") == ExitCode.OK
+    assert fleet.tip()["hosts/pi/configs/shared.conf"] == b"shared = 1\n"
+
+
+def test_capture_to_host_refuses_an_untracked_path_and_a_repo_without_hosts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = Fleet(tmp_path)
+    assert fleet.run("capture", "nas", "--to-host", "nope.conf") == ExitCode.USAGE
+    assert "--to-host nope.conf: not a file host 'nas' captures" in capsys.readouterr().err

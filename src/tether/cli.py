@@ -712,6 +712,13 @@ def reconcile(  # noqa: PLR0917
     metavar="PATH",
     help="Resolve a conflict for PATH (or glob) with the host's version (repeatable).",
 )
+@click.option(
+    "--to-host",
+    multiple=True,
+    metavar="PATH",
+    help="Move PATH (an inventory path) from the shared layer into this host's overlay "
+    "hosts/<host>/configs/ (repeatable).",
+)
 @metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
 @host_options
@@ -726,6 +733,7 @@ def capture(  # noqa: PLR0917
     prune: bool,
     message: str | None,
     keep_host: tuple[str, ...],
+    to_host: tuple[str, ...],
     metrics_file: Path | None,
     wait: float,
     target_root: Path | None,
@@ -748,6 +756,7 @@ def capture(  # noqa: PLR0917
         prune=prune,
         message=message,
         keep_host=keep_host,
+        to_host=to_host,
     )
     code = run(
         request,

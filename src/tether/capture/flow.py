@@ -27,7 +27,7 @@ from typing import NamedTuple
 from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.inventory import matches
 from tether.config.manifest import MANIFEST_NAME, load_manifest
-from tether.errors import GitError, SourceError
+from tether.errors import GitError, SourceError, UsageError
 from tether.git import mirror as gitmirror
 from tether.git import objects as gitobjects
 from tether.git import remote as gitremote
@@ -126,6 +126,7 @@ class Settings:
     ledger: Mapping[str, LedgerEntry]
     prune: bool = False
     keep_host: tuple[str, ...] = ()
+    to_host: tuple[str, ...] = ()  # paths moved from the shared layer into the host's overlay
     host: str | None = None  # --host: the profile of `hosts:` (else $TETHER_HOST, hostname)
     hostname: str = field(default_factory=socket.gethostname)
 
@@ -209,7 +210,24 @@ def targets(settings: Settings, repo: ConfigRepo, root: str, home: str) -> list[
             continue
         dest = destination(root, home, path, override.dest)
         found.append(Target(path, dest, override.max_size or limit, override.allow_binary))
+    _check_to_host(settings, repo, {t.path for t in found})
     return found
+
+
+def _check_to_host(settings: Settings, repo: ConfigRepo, tracked: set[str]) -> None:
+    if not settings.to_host:
+        return
+    if repo.profile is None:
+        raise UsageError(
+            "--to-host needs host profiles: this repo's tether.yaml has no hosts:",
+            hint="add the host under hosts: (see docs/manifest.md)",
+        )
+    for path in settings.to_host:
+        if path not in tracked:
+            raise UsageError(
+                f"--to-host {path}: not a file host {repo.profile.name!r} captures",
+                hint="give an inventory path (relative to the home), as `tether reconcile` lists",
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,6 +236,15 @@ def targets(settings: Settings, repo: ConfigRepo, root: str, home: str) -> list[
 
 def _size(n: int) -> str:
     return f"{n / 1048576:.1f} MiB" if n >= 1048576 else f"{n} bytes"
+
+
+def _gone(path: str, *, in_tip: bool, prune: bool) -> FileResult:
+    if not in_tip:
+        return FileResult(path, Action.MISSING, "not on the host (nor in the repo)")
+    if prune:
+        return FileResult(path, Action.DELETE)
+    why = "gone from the host; kept in the repo (--prune removes it)"
+    return FileResult(path, Action.MISSING, why)
 
 
 def observe(
@@ -231,14 +258,7 @@ def observe(
         in_tip = tip.blob(repo.source_path(path)) is not None
         probe = confinement.probe(dest)
         if probe.kind == "missing":
-            if not in_tip:
-                why = "not on the host (nor in the repo)"
-                seen.results[path] = FileResult(path, Action.MISSING, why)
-            elif settings.prune:
-                seen.results[path] = FileResult(path, Action.DELETE)
-            else:
-                why = "gone from the host; kept in the repo (--prune removes it)"
-                seen.results[path] = FileResult(path, Action.MISSING, why)
+            seen.results[path] = _gone(path, in_tip=in_tip, prune=settings.prune)
             continue
         if probe.kind == "blocked" or probe.real is None:
             seen.results[path] = FileResult(path, Action.REFUSED, probe.reason)
@@ -246,10 +266,11 @@ def observe(
         known = settings.ledger.get(dest)
         if known is not None and known.path != path:
             known = None
+        cached = path not in settings.to_host  # a file moving to the overlay is always read
         upstream = None
         if known is not None and tip.blob(repo.source_path(path)) != known.blob:
             upstream = "changed upstream, not on the host; reconcile brings it"
-        if known is not None and known.vouches_for(probe):
+        if known is not None and known.vouches_for(probe) and cached:
             seen.results[path] = FileResult(path, Action.UNCHANGED, upstream)  # stat cache
             continue
         size = probe.sig[0] if probe.sig else 0
@@ -267,7 +288,7 @@ def observe(
             seen.results[path] = FileResult(path, Action.REFUSED, why)
             continue
         digest = settings.keyring.hash(data) if known is not None else None
-        if known is not None and digest == known.hash:
+        if known is not None and digest == known.hash and cached:
             seen.results[path] = FileResult(path, Action.UNCHANGED, upstream)
             seen.refresh[dest] = probe
             continue
@@ -386,7 +407,8 @@ def classify(  # noqa: PLR0917
     lookup = lookup_with(store, values)
     for path, read in sorted(obs.reads.items()):
         assert read.repo is not None
-        repo_path = repo.source_path(path)
+        moving = path in settings.to_host
+        repo_path = repo.host_path(path) if moving else repo.source_path(path)
         now = tip.blob(repo_path)
         # Checked first: the ledger must never record bytes that reconcile would not restore.
         back = render(read.repo, lookup, repo.manifest.secret_names_for(path))
@@ -400,7 +422,10 @@ def classify(  # noqa: PLR0917
         if blob == now:
             obs.results[path] = FileResult(path, Action.UNCHANGED)  # recorded in the ledger
             continue
-        conflict = upstream_changed(settings, read.dest, path, now)
+        # a file moving to the overlay was last received from the shared layer
+        conflict = upstream_changed(
+            settings, read.dest, path, tip.blob(repo.source_path(path)) if moving else now
+        )
         if conflict and not any(matches(p, path) for p in settings.keep_host):
             obs.results[path] = FileResult(path, Action.CONFLICT, conflict)
         else:

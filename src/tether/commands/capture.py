@@ -61,6 +61,7 @@ class CaptureRequest:
     prune: bool = False
     message: str | None = None
     keep_host: tuple[str, ...] = ()
+    to_host: tuple[str, ...] = ()
     attempts: int = ATTEMPTS
 
 
@@ -117,6 +118,7 @@ def capture(
         ledger={},
         prune=request.prune,
         keep_host=request.keep_host,
+        to_host=request.to_host,
         host=host.host_name,
     )
     command = "capture --dry-run" if request.dry_run else "capture"
