@@ -59,20 +59,20 @@ def test_resolving_in_a_repo_without_commits_is_a_git_error(repo: Path, spec: st
         work.resolve(spec)  # HEAD is there, but names a branch with no commit yet
 
 
-def test_added_blanks_lines_the_parent_had_and_keeps_numbers(repo: Path) -> None:
-    commit(repo, {"c.conf": "one\ntwo\nthree\n"})
+def test_changed_gives_the_whole_new_content_of_each_changed_file(repo: Path) -> None:
+    commit(repo, {"c.conf": "one\ntwo\nthree\n", "same.txt": "s\n"})
     sha = commit(repo, {"c.conf": "zero\none\ntwo\nnew line\nthree\n"})
     with WorkRepo(repo) as work:
-        [blob] = list(work.added(sha.encode()))
-    assert blob.commit == sha
-    assert blob.data.split(b"\n") == [b"zero", b"", b"", b"new line", b"", b""]
+        [blob] = list(work.changed(sha.encode()))
+    assert blob.commit == sha and blob.path == "c.conf"
+    assert blob.data == b"zero\none\ntwo\nnew line\nthree\n"
 
 
-def test_added_skips_deletions_and_unchanged_moves(repo: Path) -> None:
+def test_changed_skips_deletions(repo: Path) -> None:
     commit(repo, {"a.txt": "alpha\nbeta\n", "gone.txt": "bye\n"})
     sha = commit(repo, {"a.txt": "beta\nalpha\n", "gone.txt": None})
     with WorkRepo(repo) as work:
-        assert list(work.added(sha.encode())) == []
+        assert [b.path for b in work.changed(sha.encode())] == ["a.txt"]
 
 
 def test_commit_range_and_a_secret_added_then_removed(repo: Path) -> None:
@@ -82,7 +82,7 @@ def test_commit_range_and_a_secret_added_then_removed(repo: Path) -> None:
     with WorkRepo(repo) as work:
         commits = [c.decode() for c in work.commit_range(f"{base[:8]}..HEAD")]
         assert commits == [leak, fix]
-        added = [b for c in commits for b in work.added(c.encode())]
+        added = [b for c in commits for b in work.changed(c.encode())]
         assert any(token().encode() in b.data for b in added)
         assert [c.decode() for c in work.commit_range(leak)] == [leak]
         with pytest.raises(GitError, match="nope: no such commit"):
@@ -124,7 +124,7 @@ def test_new_branch_excludes_what_remote_tracking_refs_have(repo: Path) -> None:
         assert [c.decode() for c in work.pushed_commits([_line(second, unknown)])] == [second]
 
 
-def test_merge_reports_only_lines_no_parent_had(repo: Path) -> None:
+def test_merge_reports_the_files_no_parent_had_as_they_are(repo: Path) -> None:
     base = commit(repo, {"m.txt": "a\n"})
     porcelain.branch_create(str(repo), "side")
     ours = commit(repo, {"m.txt": "a\nours\n"})
@@ -142,8 +142,8 @@ def test_merge_reports_only_lines_no_parent_had(repo: Path) -> None:
         )
     assert base and ours
     with WorkRepo(repo) as work:
-        [blob] = list(work.added(merge))
-    assert blob.data.split(b"\n") == [b"", b"", b"", b"merged", b""]
+        [blob] = list(work.changed(merge))
+    assert blob.data == b"a\nours\ntheirs\nmerged\n"
 
 
 def test_not_a_repository(tmp_path: Path) -> None:
@@ -187,5 +187,5 @@ def test_a_shallow_clone_treats_its_boundary_as_a_root(repo: Path, tmp_path: Pat
     with WorkRepo(shallow) as work:
         pushed = work.pushed_commits([_line(tip, ZERO_SHA, "refs/heads/topic")], "nowhere")
         assert len(pushed) == 2 and pushed[-1].decode() == tip
-        boundary = list(work.added(pushed[0]))
+        boundary = list(work.changed(pushed[0]))
         assert sorted(b.path for b in boundary) == ["a", "b"]  # everything, as for a root

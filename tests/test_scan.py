@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from dulwich import porcelain
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from scanhelp import token
 from tether.cli import main
@@ -360,7 +362,7 @@ def test_hook_mode_at_pre_push_scans_the_commits_from_pre_commits_environment(
     monkeypatch.delenv("PRE_COMMIT_TO_REF")
     monkeypatch.setenv("PRE_COMMIT_LOCAL_BRANCH", "refs/heads/master")
     code, _, err = run(["scan", "--hook", "--format", "json"], tmp_path)
-    assert code == ExitCode.ATTENTION and "scanned 2 files" in err  # the root commit and the leak
+    assert code == ExitCode.ATTENTION and "scanned 3 files" in err  # a.env as each commit left it
     monkeypatch.delenv("PRE_COMMIT_REMOTE_NAME")
     assert run(["scan", "--hook"], tmp_path)[0] == 0  # pre-commit stage, no files: nothing
 
@@ -451,3 +453,65 @@ def test_entropy_values_inside_a_rule_match_are_not_reported_twice() -> None:
 )
 def test_assigned_key_reads_the_assignment_backwards(line: str, key: str | None) -> None:
     assert assigned_key(line, line.index("V")) == key
+
+
+def test_a_value_whose_context_line_was_already_pushed_is_found_in_the_range(
+    tmp_path: Path, run: Run
+) -> None:
+    """The issue's reproduction: the PEM header and the key line were already on the remote
+    with placeholders; a later commit puts real values under them."""
+    porcelain.init(str(tmp_path)).close()
+    pem = "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n"
+    _commit(tmp_path, "tls.key", pem.format("__REDACTED_APP_TLS_KEY__"))
+    base = _commit(tmp_path, "db.yaml", "db:\n  password: >-\n    __REDACTED_APP_DB_PASSWORD__\n")
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKjMzEfYyjiWA4R4"
+    _commit(tmp_path, "tls.key", pem.format(body))
+    _commit(tmp_path, "db.yaml", "db:\n  password: >-\n    Qm7pLx2Vr9KdT4sW8nZb\n")
+    code, out, _ = run(["scan", "--commits", f"{base}..HEAD"], tmp_path)
+    assert code == ExitCode.ATTENTION
+    found = {line.split(":")[0] for line in out.splitlines()}
+    assert found == {"tls.key", "db.yaml"}, out
+
+
+_LINES = [
+    "-----BEGIN PRIVATE KEY-----",
+    "-----END PRIVATE KEY-----",
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKjMzEfYyjiWA4R4",
+    "__REDACTED_APP_KEY__",
+    "db:",
+    "  password: >-",
+    "    Qm7pLx2Vr9KdT4sW8nZb",
+    "    __REDACTED_APP_DB_PASSWORD__",
+    "API_TOKEN=Zt8Kq3Vn6Wx1Bc4Hm7Jp",
+    "API_TOKEN=${API_TOKEN}",
+    "LOG_LEVEL=debug",
+    "",
+    "# a comment",
+]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    old=st.lists(st.sampled_from(_LINES), max_size=8),
+    new=st.lists(st.sampled_from(_LINES), min_size=1, max_size=8),
+)
+def test_a_range_finds_what_scanning_the_file_finds(
+    tmp_path_factory: pytest.TempPathFactory, run: Run, old: list[str], new: list[str]
+) -> None:
+    """Whatever lines a commit changed, `scan --commits` over it judges the file as
+    `scan FILE` does."""
+    old_text, new_text = "\n".join(old) + "\n", "\n".join(new) + "\n"
+    assume(old_text != new_text)
+    repo = tmp_path_factory.mktemp("range")
+    porcelain.init(str(repo)).close()
+    base = _commit(repo, "app.conf", old_text)
+    _commit(repo, "app.conf", new_text)
+    _, whole, _ = run(["scan", "app.conf"], repo)
+    _, ranged, _ = run(["scan", "--commits", f"{base}..HEAD"], repo)
+
+    def found(out: str) -> set[str]:
+        return {line.split(" (commit")[0] for line in out.splitlines() if line}
+
+    assert found(whole) <= found(ranged)

@@ -213,7 +213,7 @@ def _git_items(
         else:
             commits = _pre_push_commits(repo, stdin, environ, request.remote)
         for sha in commits:
-            for blob in repo.added(sha):
+            for blob in repo.changed(sha):
                 scanner.scan_bytes(blob.path, blob.data, blob.commit)
 
 

@@ -8,7 +8,6 @@ what is scanned is exactly what would be committed or pushed, whatever the work 
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from dulwich.walk import Walker
 
 from tether.errors import GitError, UsageError
 from tether.hostfs.fsutil import git_work_tree
-from tether.textsafe import looks_binary
 
 ZERO_SHA = "0" * 40
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -248,11 +246,12 @@ class WorkRepo:
         obj = self.repo.object_store[sha]
         return obj.data if isinstance(obj, Blob) else b""
 
-    def added(self, commit_id: ObjectID) -> Iterator[GitBlob]:
-        """What one commit adds: each changed file with the lines no parent had (others blank).
+    def changed(self, commit_id: ObjectID) -> Iterator[GitBlob]:
+        """Every file one commit adds or changes, whole: its new content as the commit has it.
 
-        Lines keep their numbers, so findings point at the right line of the new file, and
-        lines that were only moved or kept are not reported again.
+        A file is judged on all of its new content, as `tether scan FILE` would, so a value
+        whose key line or PEM header was already there is still recognised. A file a merge
+        took unchanged from one of its parents is not changed by the merge.
         """
         store = self.repo.object_store
         commit = store[commit_id]
@@ -265,44 +264,16 @@ class WorkRepo:
             new = change.new
             if new is None or new.path is None or new.sha is None or new.mode not in _REGULAR:
                 continue
-            olds = [self._blob_at(tree, new.path) for tree in parent_trees]
-            data = self._blob(new.sha)
-            kept = _added_only(data, [o for o in olds if o is not None])
-            if kept is not None:
-                yield GitBlob(new.path.decode("utf-8", "replace"), kept, sha_text)
+            if any(self._blob_id_at(tree, new.path) == new.sha for tree in parent_trees[1:]):
+                continue
+            yield GitBlob(new.path.decode("utf-8", "replace"), self._blob(new.sha), sha_text)
 
-    def _blob_at(self, tree: ObjectID, path: bytes) -> bytes | None:
-        store = self.repo.object_store
+    def _blob_id_at(self, tree: ObjectID, path: bytes) -> ObjectID | None:
         try:
-            _mode, sha = tree_lookup_path(store.__getitem__, tree, path)
+            _mode, sha = tree_lookup_path(self.repo.object_store.__getitem__, tree, path)
         except KeyError:
             return None
-        obj = store[sha]
-        return obj.data if isinstance(obj, Blob) else None
-
-
-def _added_only(data: bytes, olds: list[bytes]) -> bytes | None:
-    """`data` with every line some old version already had blanked; None when nothing is new."""
-    if not olds:
-        return data
-    if looks_binary(data):
-        return data if all(o != data for o in olds) else None
-    lines = data.split(b"\n")
-    budgets = [Counter(o.split(b"\n")) for o in olds]
-    out: list[bytes] = []
-    new_any = False
-    for line in lines:
-        old_has = False
-        for budget in budgets:
-            if budget[line] > 0:
-                budget[line] -= 1
-                old_has = True
-        if old_has or not line.strip():
-            out.append(b"")
-        else:
-            out.append(line)
-            new_any = True
-    return b"\n".join(out) if new_any else None
+        return sha
 
 
 def hooks_dir(path: Path) -> Path:
