@@ -629,3 +629,28 @@ def test_a_journal_whose_commit_never_reached_the_remote_is_dropped(
     assert world.capture() == ExitCode.OK
     assert "dropped an interrupted capture" in capsys.readouterr().err
     assert world.files_at(world.head())["configs/notes/a.txt"] == b"second\n"
+
+
+def test_store_values_planted_where_no_rule_looks_never_reach_the_remote(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.capture() == ExitCode.OK  # the store now holds APP_DB_PASSWORD
+    values = ["Xq7-plain-Vk2", "second value 99"]
+    with world.store.open("a") as store:
+        store.write(f"OTHER_ONE={values[0]}\nOTHER_TWO='{values[1]}'\n")
+    world.write("notes/a.txt", f"# old pw: {SECRET}\nNOTE={values[0]}\n")
+    world.write("app/config.yml", f"server:\n  port: 8080\n  motd: {values[1]}\n")
+    before = world.head()
+    capsys.readouterr()
+    assert world.capture("--dry-run") == ExitCode.ATTENTION
+    dry = capsys.readouterr()
+    assert "store-value" in dry.out + dry.err
+    assert world.capture() == ExitCode.ATTENTION
+    out = capsys.readouterr()
+    assert world.head() == before  # nothing committed, nothing pushed
+    for value in [SECRET, *values]:
+        assert value not in out.out + out.err
+    with Repo(str(world.remote)) as repo:
+        for sha in repo.object_store:
+            raw = repo.object_store[sha].as_raw_string()
+            assert not any(v.encode() in raw for v in [SECRET, *values])

@@ -306,3 +306,19 @@ def test_secrets_outside_a_config_repo_is_the_usage_error_validate_gives(
     monkeypatch.chdir(tmp_path)
     assert main(["secrets", sub]) == main(["validate"]) == ExitCode.USAGE
     assert "no config repo" in capsys.readouterr().err
+
+
+def test_a_store_value_where_no_rule_looks_is_reported_not_left_silently(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = store_file(repo)
+    notes = repo / "configs" / "app" / "notes.txt"
+    notes.parent.mkdir(parents=True, exist_ok=True)
+    notes.write_text("# the old password was KNOWN-value-42, keep it for the migration\n")
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text("OLD_PW=KNOWN-value-42\n")
+    store.chmod(0o600)
+    assert main(["redact", "--check", "configs"]) == ExitCode.ATTENTION
+    err = capsys.readouterr().err
+    assert "notes.txt:1: a value of the secret store, in plain text" in err
+    assert "KNOWN-value-42" not in err

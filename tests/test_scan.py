@@ -515,3 +515,20 @@ def test_a_range_finds_what_scanning_the_file_finds(
         return {line.split(" (commit")[0] for line in out.splitlines() if line}
 
     assert found(whole) <= found(ranged)
+
+
+def test_the_hooks_stop_a_store_value_no_rule_recognises(
+    tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path.parent / f"{tmp_path.name}-secrets.env"
+    store.write_text("OLD=Pl41n-but-stored\n")
+    store.chmod(0o600)
+    monkeypatch.setenv("TETHER_SECRETS_FILE", str(store))
+    porcelain.init(str(tmp_path)).close()
+    base = _commit(tmp_path, "notes.txt", "nothing here\n")
+    _commit(tmp_path, "notes.txt", "NOTE=Pl41n-but-stored\n")  # a neutral key: no rule fires
+    code, out, _ = run(["scan", "--commits", f"{base}..HEAD"], tmp_path)
+    assert code == ExitCode.ATTENTION and "notes.txt:1: store-value" in out
+    assert "Pl41n-but-stored" not in out
+    monkeypatch.delenv("TETHER_SECRETS_FILE")
+    assert run(["scan", "--commits", f"{base}..HEAD"], tmp_path)[0] == ExitCode.OK

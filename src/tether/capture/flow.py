@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import socket
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -485,10 +485,14 @@ def scanner_for(tip: Tip, reader: gitobjects.ObjectReader) -> Scanner:
     return Scanner(default_rules(), salt, baseline.fingerprints if baseline else frozenset())
 
 
-def scan_changes(tip: Tip, changes: Mapping[str, bytes | None]) -> list[Finding]:
-    """Findings left in what would be committed (the repo's baseline applies)."""
+def scan_changes(
+    tip: Tip, changes: Mapping[str, bytes | None], store_values: Iterable[str]
+) -> list[Finding]:
+    """Findings left in what would be committed (the repo's baseline applies), a value of the
+    secret store anywhere in it included."""
     with gitobjects.ObjectReader(tip.mirror) as reader:
         scanner = scanner_for(tip, reader)
+    scanner.use_store(store_values)
     scanner.max_size = max([scanner.max_size, *(len(d) for d in changes.values() if d)])
     for repo_path, data in sorted(changes.items()):
         if data is not None:
@@ -532,10 +536,11 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
         values = redact_reads(obs, repo, tip, store.file_values, binary, settings.ledger)
         added, rotated = store_changes(store, values)
         changes = classify(settings, repo, tip, obs, store, values)
-        findings = scan_changes(tip, changes) if changes else []
+        known = {**store.known(), **values}
+        findings = scan_changes(tip, changes, known.values()) if changes else []
         diffs = {}
         if want_diffs and changes:
-            diffs = diffs_for(tip, changes, {**store.known(), **values})
+            diffs = diffs_for(tip, changes, known)
     finally:
         tree.close()
     return Plan(

@@ -20,6 +20,7 @@ from tether.errors import SecretError, TetherError, UsageError
 from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import write_atomic
 from tether.secrets.redact import placeholders_in, redact_files
+from tether.secrets.scan import store_value_spans, store_values
 from tether.secrets.store import load_store, save_values, store_path
 from tether.textsafe import looks_binary
 
@@ -145,8 +146,22 @@ def run(
         for secret in result.secrets:
             click.echo(f"{path}:{secret.line}: {secret.name}")
     count = sum(len(r.secrets) for _, r in results)
+    known = store_values([*stored.values(), *(s.value for _, r in results for s in r.secrets)])
+    left = [
+        (by_name[n], line)
+        for n, r in sorted(redacted.items())
+        for _start, _end, line in store_value_spans(r.text, known)
+    ]
+    for path, line in left:  # where no rule recognises the value: a comment, a neutral key
+        click.echo(f"{path}:{line}: a value of the secret store, in plain text", err=True)
+    if left:
+        click.echo(
+            f"{len(left)} value(s) of the secret store left in plain text that no rule "
+            "recognises: replace each with its placeholder by hand",
+            err=True,
+        )
     if check:
-        if count:
+        if count or left:
             click.echo(
                 f"{count} secret(s) in {len(results)} file(s) need redaction: "
                 f"run `tether redact {' '.join(str(p) for p in paths)}`",
@@ -164,6 +179,6 @@ def run(
             f"{len(changed)} value(s) added or updated in {store_file}",
             err=True,
         )
-    else:
+    elif not left:
         click.echo("nothing to redact", err=True)
-    return int(ExitCode.OK)
+    return int(ExitCode.ATTENTION if left else ExitCode.OK)

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from tether.config.manifest import MANIFEST_NAME, load_manifest
 from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import git_work_tree
 from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt, write_baseline
 from tether.secrets.scan import MAX_SIZE, RuleSet, Scanner, ScanResult, default_rules
 from tether.secrets.scanreport import render
+from tether.secrets.store import load_store, store_path
 
 if TYPE_CHECKING:
     from tether.git.read import CommitId, WorkRepo
@@ -217,6 +219,24 @@ def _git_items(
                 scanner.scan_bytes(blob.path, blob.data, blob.commit)
 
 
+def _store_values(root: Path, environ: Mapping[str, str]) -> list[str]:
+    """The values of this host's secret store (TETHER_SECRETS_FILE, else the config repo's
+    `secrets.file`), so that one written where no rule looks is still stopped. No store, or
+    none that can be read here (a clone on another machine): nothing to add."""
+    explicit = environ.get("TETHER_SECRETS_FILE")
+    configured = ""
+    if not explicit:
+        try:
+            configured = load_manifest(root / MANIFEST_NAME).secrets_file
+        except TetherError:
+            return []
+    try:
+        store = load_store(store_path(Path(explicit) if explicit else None, configured), environ)
+    except TetherError:
+        return []
+    return list(store.known().values())
+
+
 def run_scan(
     request: ScanRequest,
     *,
@@ -236,6 +256,7 @@ def run_scan(
     salt = baseline.salt if baseline else new_salt()
     accepted = baseline.fingerprints if baseline and not request.update_baseline else frozenset()
     scanner = Scanner(rules or default_rules(), salt, accepted, request.max_size)
+    scanner.use_store(_store_values(root, environ))
     # The baseline holds a salt and fingerprints (random-looking by design), never secrets.
     patterns = [f"(?:^|/){re.escape(BASELINE_NAME)}$", *request.exclude]
     excluded = re.compile("|".join(f"(?:{p})" for p in patterns))

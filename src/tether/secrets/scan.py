@@ -18,7 +18,7 @@ import re
 import string
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import PurePosixPath
@@ -29,6 +29,8 @@ from tether.textsafe import looks_binary
 
 ALLOW_MARK = "tether:allow"
 MAX_SIZE = 1024 * 1024  # files above this are skipped and counted (minified bundles, dumps)
+STORE_VALUE_RULE = "store-value"  # a value of the secret store, verbatim
+MIN_STORE_VALUE = 4
 ENTROPY_RULE = "generic-high-entropy"
 # In program source a hard-coded secret is a string literal; an unquoted value after a
 # secret-sounding name is code (`key: str | None = None`, `password = ask()`), not a secret.
@@ -299,6 +301,7 @@ class Scanner:
         self.max_size = max_size
         self.result = ScanResult()
         self.path_filter: Callable[[str], bool] = lambda path: True
+        self.known_values: tuple[str, ...] = ()  # the store's values: never in a committed file
         self._seen: set[tuple[str, int, str, str]] = set()
 
     def skip(self, path: str, reason: str) -> None:
@@ -345,6 +348,7 @@ class Scanner:
             line += text.count("\n", counted, start)
             counted = start
             spans.append((start, end, ENTROPY_RULE, line))
+        spans.extend(self._known_value_spans(text, spans))
         if not spans:
             return []
         has_allow = ALLOW_MARK in text
@@ -356,7 +360,7 @@ class Scanner:
                 continue
             if _is_name_or_template(secret, manifest=manifest):
                 continue
-            if has_allow and ALLOW_MARK in _line_at(text, start):
+            if has_allow and rule != STORE_VALUE_RULE and ALLOW_MARK in _line_at(text, start):
                 continue
             out.append(
                 Finding(
@@ -369,6 +373,52 @@ class Scanner:
                 )
             )
         return out
+
+    def use_store(self, values: Iterable[str]) -> None:
+        """The last line of defence: a value of the secret store found verbatim in a file is a
+        finding, whatever the rules say about its place (a comment, a neutral key name)."""
+        self.known_values = store_values(values)
+
+    def _known_value_spans(
+        self, text: str, taken: list[tuple[int, int, str, int]]
+    ) -> list[tuple[int, int, str, int]]:
+        covered = [(s, e) for s, e, _, _ in taken]
+        return [
+            (start, end, STORE_VALUE_RULE, line)
+            for start, end, line in store_value_spans(text, self.known_values, covered)
+        ]
+
+
+def store_values(values: Iterable[str]) -> tuple[str, ...]:
+    """The values worth looking for (4 characters or more), longest first so that a value
+    inside another is not reported on its own."""
+    return tuple(sorted({v for v in values if len(v) >= MIN_STORE_VALUE}, key=len, reverse=True))
+
+
+def store_value_spans(
+    text: str, values: Sequence[str], covered: Iterable[tuple[int, int]] = ()
+) -> list[tuple[int, int, int]]:
+    """(start, end, line) of each value of `values` standing alone in `text` (not glued to
+    letters or digits), outside the `covered` spans."""
+    found: list[tuple[int, int, int]] = []
+    taken = list(covered)
+    for value in values:
+        start = text.find(value)
+        while start != -1:
+            end = start + len(value)
+            alone = not (start and _word_char(text[start - 1], value[0])) and not (
+                end < len(text) and _word_char(text[end], value[-1])
+            )
+            if alone and not any(s <= start and end <= e for s, e in taken):
+                found.append((start, end, text.count("\n", 0, start) + 1))
+                taken.append((start, end))
+            start = text.find(value, end)
+    return found
+
+
+def _word_char(neighbour: str, edge: str) -> bool:
+    """A value glued to letters or digits on a side where it has one itself is part of a word."""
+    return neighbour.isalnum() and edge.isalnum()
 
 
 def _overlaps(starts: list[int], reach: list[int], start: int, end: int) -> bool:
