@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -133,6 +134,21 @@ def detailed_exitcode_option(func: F) -> F:
         "--detailed-exitcode",
         is_flag=True,
         help="Exit 2 when changes are pending (default: 0, as for any successful plan).",
+    )(func)
+
+
+def handler_options(func: F) -> F:
+    """--bring-up / --no-handlers: which service handlers run after the files."""
+    func = click.option(
+        "--no-handlers",
+        is_flag=True,
+        help="Write files only; services whose files changed stay pending for a later run.",
+    )(func)
+    return click.option(
+        "--bring-up",
+        is_flag=True,
+        help="Run every service's on_change (and ready) in order, changed or not "
+        "[env: BRING_UP=true].",
     )(func)
 
 
@@ -643,6 +659,7 @@ def wait_option(func: F) -> F:
 )
 @metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
+@handler_options
 @source_options
 @host_options
 @json_option
@@ -657,6 +674,8 @@ def reconcile(  # noqa: PLR0917
     out: Path | None,
     rebuild_ledger: bool,
     wait: float,
+    bring_up: bool,
+    no_handlers: bool,
     source: Path | None,
     repo: str | None,
     ref: str | None,
@@ -667,7 +686,8 @@ def reconcile(  # noqa: PLR0917
     as_json: bool,
     detailed_exitcode: bool,
 ) -> int:
-    """Plan (default) or apply the config repo onto this host, three-way."""
+    """Plan (default) or apply the config repo onto this host, three-way; after an apply, the
+    services owning a changed file run their handlers, in order."""
     from tether.commands.reconcile import reconcile as run
 
     code = run(
@@ -684,8 +704,89 @@ def reconcile(  # noqa: PLR0917
         wait=wait,
         require_fresh=require_fresh,
         metrics_file=metrics_file,
+        bring_up=bring_up,
+        handlers=not no_handlers,
     )
     return for_process(code, detailed=detailed_exitcode)
+
+
+@cli.group(
+    "services",
+    invoke_without_command=True,
+    short_help="The services, pending or ok (0 when none is pending, else 3).",
+)
+@source_options
+@host_options
+@json_option
+@click.pass_context
+def services(  # noqa: PLR0917
+    ctx: click.Context,
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    as_json: bool,
+) -> int:
+    """The manifest's services and what their handlers still owe: ok, pending, or failed
+    (exit 0 when none is pending, 3 otherwise)."""
+    ctx.obj = ServicesArgs(source, repo, ref, target_root, target_home, state_dir, secrets_file)
+    if ctx.invoked_subcommand is not None:
+        return int(ExitCode.OK)
+    from tether.commands.services import list_services
+
+    return list_services(*ctx.obj.resolve(), explicit_root=target_root is not None, as_json=as_json)
+
+
+@dataclass(frozen=True)
+class ServicesArgs:
+    """The `services` group's options, resolved only by the subcommands that need them."""
+
+    source: Path | None
+    repo: str | None
+    ref: str | None
+    target_root: Path | None
+    target_home: str | None
+    state_dir: Path | None
+    secrets_file: Path | None
+
+    def host(self) -> HostOptions:
+        return host(self.target_root, self.target_home, self.state_dir, self.secrets_file)
+
+    def resolve(self) -> tuple[SourceOptions, HostOptions]:
+        return SourceOptions.resolve(self.source, self.repo, self.ref), self.host()
+
+
+@services.command("run", short_help="Run the pending (or named) services now, in order.")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@wait_option
+@json_option
+@click.pass_obj
+def services_run(args: ServicesArgs, names: tuple[str, ...], wait: float, as_json: bool) -> int:
+    """Run the pending services (or the NAMEd ones, pending or not) now, in `after` order;
+    exit 3 when one failed."""
+    from tether.commands.services import run_services
+
+    return run_services(
+        *args.resolve(),
+        names,
+        explicit_root=args.target_root is not None,
+        as_json=as_json,
+        wait=wait,
+    )
+
+
+@services.command("forget", short_help="Clear a service's pending state without running it.")
+@click.argument("name")
+@wait_option
+@click.pass_obj
+def services_forget(args: ServicesArgs, name: str, wait: float) -> int:
+    """Clear NAME's pending state (its handlers are not run)."""
+    from tether.commands.services import forget_service
+
+    return forget_service(args.host(), name, wait=wait)
 
 
 @cli.command(short_help="Copy allowlisted host files into the repo, redacted, and push.")
@@ -777,6 +878,7 @@ def capture(  # noqa: PLR0917
 )
 @metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
+@handler_options
 @json_option
 def apply_cmd(  # noqa: PLR0917
     plan_file: Path,
@@ -784,6 +886,8 @@ def apply_cmd(  # noqa: PLR0917
     secrets_file: Path | None,
     metrics_file: Path | None,
     wait: float,
+    bring_up: bool,
+    no_handlers: bool,
     as_json: bool,
 ) -> int:
     """Apply a saved plan exactly, refusing it whole if any destination moved since."""
@@ -796,6 +900,8 @@ def apply_cmd(  # noqa: PLR0917
         as_json=as_json,
         wait=wait,
         metrics_file=metrics_file,
+        bring_up=bring_up,
+        handlers=not no_handlers,
     )
 
 

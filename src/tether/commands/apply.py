@@ -13,6 +13,7 @@ from tether.errors import StateError
 from tether.exitcodes import ExitCode
 from tether.hostfs.host import RealHost
 from tether.reconcile.applier import apply_plan
+from tether.reconcile.bringup import ServiceOptions, bring_up_services
 from tether.reconcile.engine import prepare
 from tether.reconcile.planner import Action, Item, Plan
 from tether.reconcile.report import exit_code, render_text, summary, to_json
@@ -36,7 +37,10 @@ def apply_saved(
     as_json: bool = False,
     wait: float = 0.0,
     metrics_file: Path | None = None,
+    bring_up: bool = False,
+    handlers: bool = True,
 ) -> int:
+    services = ServiceOptions(bring_up, handlers)
     ctx, saved = load_plan(plan_file)
     if ctx.source is not None:
         source = SourceOptions(folder=Path(ctx.source))
@@ -93,10 +97,15 @@ def apply_saved(
         progress = Progress(enabled=not as_json)
         try:
             report = apply_plan(
-                run, Plan(tuple(items)), RealHost(run.confinement), progress=progress
+                run,
+                Plan(tuple(items)),
+                RealHost(run.confinement),
+                progress=progress,
+                services=services.of(run),
             )
         finally:
             progress.close()
+        bring_up_services(run, report, services, outcome)
         outcome.exit_code = int(exit_code(report))
         outcome.counts = summary(report)
         if not report.failed:

@@ -15,6 +15,7 @@ from tether.exitcodes import ExitCode, worst
 from tether.hostfs.fsutil import write_atomic
 from tether.hostfs.host import DryRunHost, Host, RealHost, describe_os_error
 from tether.reconcile.applier import Report, apply_plan
+from tether.reconcile.bringup import ServiceOptions, bring_up_services
 from tether.reconcile.desired import StaleSource
 from tether.reconcile.engine import Run, prepare
 from tether.reconcile.planner import ATTENTION, Action, Item, Plan
@@ -27,16 +28,6 @@ from tether.textsafe import mask_url
 
 def env_flag(name: str, value: str) -> bool:
     return os.environ.get(name, "").strip().lower() == value
-
-
-def secrets_to_mask(run: Run) -> dict[str, str]:
-    known = run.store.known()
-    for desired in run.desired.files:
-        for name in desired.secrets:
-            value = run.store.get(name)
-            if value:
-                known[name] = value
-    return known
 
 
 def host_secrets(data: bytes | None, path: str, known: dict[str, str]) -> dict[str, str]:
@@ -58,7 +49,7 @@ def host_secrets(data: bytes | None, path: str, known: dict[str, str]) -> dict[s
 def diffs_before(run: Run, plan: Plan) -> dict[str, str]:
     """Diffs of every file that changes or needs attention, taken before anything is written."""
     files = {f.dest: f for f in run.desired.files}
-    secrets = secrets_to_mask(run)
+    secrets = run.secrets_to_mask()
 
     def diff_for(item: Item) -> str | None:
         if item.action in (Action.IN_SYNC, Action.BLOCKED):
@@ -174,8 +165,11 @@ def reconcile(
     wait: float = 0.0,
     require_fresh: bool = False,
     metrics_file: Path | None = None,
+    bring_up: bool = False,
+    handlers: bool = True,
 ) -> int:
     apply = env_flag("DRY_RUN", "false") if apply is None else apply
+    bring_up = bring_up or env_flag("BRING_UP", "true")
     overwrite = overwrite or env_flag("OVERWRITE", "true")
     if apply and out is not None:
         raise UsageError(
@@ -187,7 +181,7 @@ def reconcile(
             host.state_dir, "reconcile --rebuild-ledger", writes=True, wait=wait, history=False
         ):
             return _rebuild(source, host, explicit_root=explicit_root, as_json=as_json)
-    options = (overwrite, prune, diff, as_json, out)
+    options = (overwrite, prune, diff, as_json, out, ServiceOptions(bring_up, handlers))
     command = f"reconcile --{'apply' if apply else 'plan'}"
     with reconcile_session(
         host.state_dir, command, writes=apply, wait=wait, metrics_file=metrics_file
@@ -207,6 +201,7 @@ def _run(  # noqa: PLR0917
     diff: bool,
     as_json: bool,
     out: Path | None,
+    services: ServiceOptions,
     outcome: RunOutcome,
 ) -> int:
     outcome.revision_attempted = run.desired.revision
@@ -214,9 +209,10 @@ def _run(  # noqa: PLR0917
     diffs = diffs_before(run, plan) if diff and not as_json else None
     progress = Progress(enabled=not as_json and not host.dry_run)
     try:
-        report = apply_plan(run, plan, host, progress=progress)
+        report = apply_plan(run, plan, host, progress=progress, services=services.of(run))
     finally:
         progress.close()
+    bring_up_services(run, report, services, outcome)
     verb = "reconcile plan" if host.dry_run else "reconcile apply"
     output(
         run,

@@ -30,6 +30,8 @@ DEFAULT_BRANCH = "main"
 DEFAULT_MESSAGE = "backup: automated snapshot {time}"
 DEFAULT_MAX_FILE_SIZE = 1024 * 1024
 DEFAULT_SNAPSHOT_TAG = "snapshot/{date}"
+DEFAULT_SERVICE_TIMEOUT = 300.0
+DEFAULT_READY_TIMEOUT = 120.0
 
 
 def schema_path() -> Path:
@@ -73,6 +75,9 @@ class Service:
     paths: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     on_change: tuple[str, ...] = ()
+    timeout: float = DEFAULT_SERVICE_TIMEOUT  # seconds per command, then SIGTERM, then SIGKILL
+    ready: str | None = None  # retried until it succeeds, before dependents start
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,9 @@ def _build(data: Mapping[str, Any], origin: str) -> Manifest:
             paths=tuple(s.get("paths", ())),
             after=tuple(s.get("after", ())),
             on_change=tuple(s.get("on_change", ())),
+            timeout=s.get("timeout", DEFAULT_SERVICE_TIMEOUT),
+            ready=s.get("ready"),
+            ready_timeout=s.get("ready_timeout", DEFAULT_READY_TIMEOUT),
         )
         for s in data.get("services", [])
     )

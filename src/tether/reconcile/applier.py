@@ -8,9 +8,10 @@ save the ledger. A crash at any moment leaves each destination with its old or i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from tether.config.manifest import Service
 from tether.errors import StateError
 from tether.hostfs.host import DEFAULT_DIR_MODE, Host, WriteOp, describe_os_error, read_regular
 from tether.hostfs.probe import Sig
@@ -18,9 +19,11 @@ from tether.reconcile import journal
 from tether.reconcile.desired import DesiredFile, StaleSource
 from tether.reconcile.engine import Run
 from tether.reconcile.planner import NEW_FILE_MODE, Item, Plan
+from tether.reconcile.services import Selected, ServiceResult, owners
 from tether.stamps import utc_stamp
 from tether.state.backups import Backup, BackupStore
 from tether.state.ledger import LedgerEntry, save_ledger
+from tether.state.services import mark_pending
 
 CHUNK_FILES = 2000
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -42,6 +45,8 @@ class Report:
     outcomes: list[Outcome]
     warnings: list[str] = field(default_factory=list)
     layers: dict[str, str] = field(default_factory=dict)  # path -> "host" (else "shared")
+    services: list[Selected] = field(default_factory=list)  # who runs after the apply, and why
+    service_results: list[ServiceResult] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -80,7 +85,10 @@ def apply_plan(  # noqa: PLR0915
     host: Host,
     *,
     progress: Callable[[int, int], None] | None = None,
+    services: Sequence[Service] = (),
 ) -> Report:
+    """Apply `plan`; the `services` owning a file it changes become pending (in the journal
+    before the first write, in the services file before the journal goes)."""
     files = {f.dest: f for f in run.desired.files}
     now = utc_stamp()
     outcomes: dict[str, Outcome] = {i.dest: Outcome(i) for i in plan.items}
@@ -97,6 +105,7 @@ def apply_plan(  # noqa: PLR0915
                 folders=journal.folders_of(i.dest for i in writes + removes),
                 entries={i.dest: _entry(run, i, files[i.dest], None, now) for i in writes},
                 temp_token=host.temp_token,
+                services=owners(services, (i.path for i in writes + removes)),
             ),
         )
     backups = BackupStore(run.state_dir, run.keyring)
@@ -155,6 +164,8 @@ def apply_plan(  # noqa: PLR0915
     if not host.dry_run:
         _record_in_sync(run, plan, files)
         save_ledger(run.state_dir, run.ledger, run.keyring.key_id)
+        changed = [o.item.path for o in outcomes.values() if o.done and o.item.changes]
+        mark_pending(run.state_dir, owners(services, changed))
         if total:
             journal.end(run.state_dir)
     report.outcomes = [outcomes[i.dest] for i in plan.items]

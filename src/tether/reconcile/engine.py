@@ -57,6 +57,16 @@ class Run:
         last = {dest: Recorded(path=e.path, hash=e.hash) for dest, e in self.ledger.items()}
         return plan(wanted, last, self.actual, overwrite=overwrite, prune=prune)
 
+    def secrets_to_mask(self) -> dict[str, str]:
+        """Every secret value this run knows, by name: masked in diffs and handler output."""
+        known = self.store.known()
+        for desired in self.desired.files:
+            for name in desired.secrets:
+                value = self.store.get(name)
+                if value:
+                    known[name] = value
+        return known
+
     def read_actual(self, dest: str) -> bytes | None:
         probe = self.probes.get(dest)
         if probe is None or probe.kind != "file" or probe.real is None:

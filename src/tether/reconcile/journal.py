@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.errors import StateError
@@ -17,6 +17,7 @@ from tether.hostfs.host import Confinement, RealHost, read_regular
 from tether.state.keyring import load_key
 from tether.state.ledger import LedgerEntry, load_ledger, save_ledger
 from tether.state.lock import try_lock
+from tether.state.services import mark_pending
 from tether.state.statedir import write_state_file
 
 MARKER_NAME = "applying.json"
@@ -28,6 +29,8 @@ class Journal:
     folders: tuple[str, ...]  # where its temp files may be left
     entries: Mapping[str, LedgerEntry]  # what the ledger says once each write has landed
     temp_token: str | None = None  # in the apply's temp names (None: written by an older tether)
+    # service -> its inventory paths this apply changes: pending even if the apply is killed
+    services: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -35,19 +38,24 @@ class Journal:
             "folders": list(self.folders),
             "entries": {dest: e.to_json() for dest, e in self.entries.items()},
             "temp_token": self.temp_token,
+            "services": {name: list(paths) for name, paths in self.services.items()},
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Journal:
         folders = data["folders"]
         entries = data["entries"]
+        services = data.get("services") or {}
         if not isinstance(folders, list) or not isinstance(entries, dict):
             raise TypeError("folders or entries of the wrong type")
+        if not isinstance(services, dict):
+            raise TypeError("services of the wrong type")
         return cls(
             str(data["root"]),
             tuple(str(f) for f in folders),
             {str(d): LedgerEntry.from_json(r) for d, r in entries.items()},
             None if data.get("temp_token") is None else str(data["temp_token"]),
+            {str(n): tuple(str(p) for p in paths) for n, paths in services.items()},
         )
 
 
@@ -81,8 +89,9 @@ def _read(state_dir: Path) -> Journal | None:
 
 
 def recover(state_dir: Path, *, have_lock: bool) -> int:
-    """Finish after a killed apply: remove its temp files, and record in the ledger the files
-    it did replace (their bytes match the journal), so they are not mistaken for host edits.
+    """Finish after a killed apply: remove its temp files, record in the ledger the files it
+    did replace (their bytes match the journal), so they are not mistaken for host edits, and
+    leave the services it was changing pending, so the next apply runs their handlers.
 
     Runs only under the lock (a live apply's journal is not a leftover); returns temps removed.
     """
@@ -101,6 +110,7 @@ def recover(state_dir: Path, *, have_lock: bool) -> int:
         confinement = Confinement(journal.root)
         removed = RealHost(confinement).clean_temps(journal.folders, journal.temp_token)
         _record_landed(state_dir, journal, confinement)
+        mark_pending(state_dir, journal.services)  # its handlers never ran (or not all)
         end(state_dir)
         return removed
     finally:

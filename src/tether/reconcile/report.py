@@ -41,7 +41,7 @@ MAX_DIFF_BYTES = 1 << 20
 def exit_code(report: Report) -> ExitCode:
     if report.failed:
         return ExitCode.ERROR
-    if report.plan.attention:
+    if report.plan.attention or any(r.result != "ok" for r in report.service_results):
         return ExitCode.ATTENTION
     if report.dry_run and report.plan.changes:
         return ExitCode.CHANGES
@@ -110,10 +110,47 @@ def render_text(
     if not changes and not attention:
         lines.append("Nothing to do: the host matches the desired state.")
         lines.append("")
+    lines.extend(_services_text(report))
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
     lines.append(summary_line(report))
     return "\n".join(lines)
+
+
+def _services_text(report: Report) -> list[str]:
+    """The services that run (or would) after the files, in order, and why."""
+    shown = [s for s in report.services if s.action != "skip"]
+    if not shown:
+        return []
+    results = {r.name: r for r in report.service_results}
+    lines = [f"Services ({len(shown)}, in order):"]
+    for selected in shown:
+        result = results.get(selected.service.name)
+        if result is None:
+            word = "run" if selected.action == "run" else "pending"
+            lines.append(f"  > {word:<12} {selected.service.name}  ({selected.reason})")
+        elif result.result == "ok":
+            lines.append(
+                f"  > {'ok':<12} {result.name}  ({result.seconds:.1f}s; {selected.reason})"
+            )
+        else:
+            lines.append(f"  x {result.result:<12} {result.name}  ({result.reason})")
+    lines.append("")
+    return lines
+
+
+def services_json(report: Report) -> list[dict[str, Any]]:
+    results = {r.name: r for r in report.service_results}
+    rows: list[dict[str, Any]] = []
+    for selected in report.services:
+        row: dict[str, Any] = selected.to_json()
+        result = results.get(selected.service.name)
+        if result is not None:
+            row.update(result.to_json())
+        elif not report.dry_run:
+            row.update({"result": "not-run", "exit": None, "seconds": 0})
+        rows.append(row)
+    return rows
 
 
 def to_json(report: Report, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -142,6 +179,7 @@ def to_json(report: Report, extra: Mapping[str, Any] | None = None) -> dict[str,
         "summary": summary(report),
         "files": files,
         "backups": [asdict(b) for b in report.backups],
+        "services": services_json(report),
         "warnings": report.warnings,
     }
     doc.update(extra or {})

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tether.errors import TetherError, warn
 from tether.exitcodes import ExitCode
@@ -23,6 +24,7 @@ class RunOutcome:
     revision_attempted: str | None = None
     revision_applied: str | None = None
     message: str | None = None
+    services: list[dict[str, Any]] = field(default_factory=list)  # handler results, masked
 
 
 @contextlib.contextmanager
@@ -61,6 +63,7 @@ def recording(
             revision_attempted=outcome.revision_attempted,
             revision_applied=outcome.revision_applied,
             message=outcome.message,
+            services=tuple(outcome.services),
         )
         try:
             if history and state_dir.is_dir():

@@ -47,6 +47,8 @@ class RunRecord:
     revision_attempted: str | None = None
     revision_applied: str | None = None
     message: str | None = None  # the one error line when it failed (never a secret)
+    # service handlers run: name, result, exit, seconds, each command's output tail (masked)
+    services: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def result(self) -> str:
@@ -72,6 +74,7 @@ class RunRecord:
             "revisionAttempted": self.revision_attempted,
             "revisionApplied": self.revision_applied,
             "message": self.message,
+            **({"services": list(self.services)} if self.services else {}),
         }
 
     @classmethod
@@ -88,6 +91,7 @@ class RunRecord:
             revision_attempted=_optional(data.get("revisionAttempted")),
             revision_applied=_optional(data.get("revisionApplied")),
             message=_optional(data.get("message")),
+            services=tuple(s for s in data.get("services") or () if isinstance(s, dict)),
         )
 
 

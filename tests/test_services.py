@@ -1,0 +1,297 @@
+"""Service handlers after apply, with a fake `docker` on PATH that logs its calls and fails on
+demand: order, only changed services, failure isolation, pending and retries, bring-up,
+timeouts, readiness, masking."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import tether.reconcile.services
+from testing.reconcile import HOME, Site, make_site
+from tether.exitcodes import ExitCode
+from tether.reconcile.journal import Journal, begin, recover
+from tether.state.services import load_services
+
+SECRET = "s3cret-value-for-handlers"
+MANIFEST = f"""version: 1
+target:
+  home: {HOME}
+services:
+  - name: app
+    paths: ["app/**"]
+    after: [proxy]
+    on_change:
+      - docker compose up -d app
+  - name: proxy
+    paths: ["proxy/**"]
+    on_change:
+      - docker network create web
+      - docker compose up -d proxy
+  - name: other
+    paths: ["other/*.conf"]
+    on_change:
+      - docker compose up -d other
+"""
+
+FAKE_DOCKER = """#!/bin/sh
+echo "$TETHER_SERVICE|$PWD|$*|$(printf %s "$TETHER_CHANGED" | tr '\\n' ,)" >> "$DOCKER_LOG"
+if [ -e "$DOCKER_FAIL/$TETHER_SERVICE" ]; then
+    echo "failing on demand; the password is $(cat "$PWD/.env" 2>/dev/null)" >&2
+    exit 4
+fi
+"""
+
+
+class Docker:
+    def __init__(self, folder: Path) -> None:
+        self.log = folder / "docker.log"
+        self.fail_dir = folder / "fail"
+        self.fail_dir.mkdir()
+
+    def calls(self) -> list[tuple[str, str, str, str]]:
+        if not self.log.exists():
+            return []
+        rows = [line.split("|") for line in self.log.read_text().splitlines()]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def services(self) -> list[str]:
+        names = [c[0] for c in self.calls()]
+        return [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]
+
+    def clear(self) -> None:
+        self.log.unlink(missing_ok=True)
+
+    def fail(self, name: str, on: bool = True) -> None:
+        flag = self.fail_dir / name
+        if on:
+            flag.touch()
+        else:
+            flag.unlink()
+
+
+@pytest.fixture
+def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Docker:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "docker"
+    script.write_text(FAKE_DOCKER)
+    script.chmod(0o755)
+    fake = Docker(tmp_path)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_LOG", str(fake.log))
+    monkeypatch.setenv("DOCKER_FAIL", str(fake.fail_dir))
+    return fake
+
+
+def site_with(tmp_path: Path, manifest: str = MANIFEST) -> Site:
+    return make_site(
+        tmp_path / "s",
+        {
+            "app/docker-compose.yml": "app: 1\n",
+            "app/.env": "PASSWORD=__REDACTED_APP_PASSWORD__\n",
+            "proxy/docker-compose.yml": "proxy: 1\n",
+            "other/a.conf": "a=1\n",
+            "other/sub/b.conf": "b=1\n",
+        },
+        manifest=manifest,
+        secrets=f"APP_PASSWORD='{SECRET}'\n",
+    )
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return site_with(tmp_path)
+
+
+def test_first_apply_runs_every_changed_service_in_after_order(site: Site, docker: Docker) -> None:
+    result = site.reconcile("--apply")
+    assert result.code == ExitCode.OK, result.err
+    calls = docker.calls()
+    assert [c[2] for c in calls] == [
+        "network create web",
+        "compose up -d proxy",
+        "compose up -d app",
+        "compose up -d other",
+    ]
+    # each in the folder of its first matching file, told what changed
+    assert calls[0][1] == str(site.dest("proxy"))
+    assert calls[2][1] == str(site.dest("app"))
+    assert set(calls[2][3].strip(",").split(",")) == {"app/docker-compose.yml", "app/.env"}
+    assert "Services (3, in order):" in result.out
+    assert not any(r.pending for r in load_services(site.state).values())
+
+
+def test_only_services_whose_files_changed_run(site: Site, docker: Docker) -> None:
+    assert site.reconcile("--apply").code == ExitCode.OK
+    docker.clear()
+    site.set_source("other/a.conf", "a=2\n")
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert docker.calls() == [
+        ("other", str(site.dest("other")), "compose up -d other", "other/a.conf")
+    ]
+    docker.clear()
+    site.set_source("other/sub/b.conf", "b=2\n")  # not matched by other/*.conf
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert docker.calls() == []
+
+
+def test_plan_lists_who_would_run_and_why(site: Site, docker: Docker) -> None:
+    assert site.reconcile("--apply").code == ExitCode.OK
+    site.set_source("app/docker-compose.yml", "app: 2\n")
+    doc = site.reconcile("--json").json()
+    rows = {s["name"]: s for s in doc["services"]}
+    assert [s["name"] for s in doc["services"]] == ["proxy", "app", "other"]
+    assert rows["app"] == {
+        "name": "app",
+        "action": "run",
+        "reason": "files changed: app/docker-compose.yml",
+        "paths": ["app/docker-compose.yml"],
+    }
+    assert rows["proxy"]["action"] == "skip"
+    text = site.reconcile().out
+    assert (
+        "Services (1, in order):\n  > run          app  (files changed: app/docker-compose.yml)"
+        in text
+    )
+    assert docker.calls()[-1][0] == "other"  # the plan ran nothing
+
+
+def test_failure_stops_dependents_not_independents_and_is_retried(
+    site: Site, docker: Docker
+) -> None:
+    docker.fail("proxy")
+    first = site.reconcile("--apply", "--json")
+    assert first.code == ExitCode.ATTENTION
+    rows = {s["name"]: s for s in first.json()["services"]}
+    assert rows["proxy"]["result"] == "failed" and rows["proxy"]["exit"] == 4
+    assert rows["app"]["result"] == "not-run"
+    assert rows["other"]["result"] == "ok"
+    assert docker.services() == ["proxy", "other"]  # the first proxy command failed
+    assert "service proxy failed (exit 4: docker network create web)" in first.err
+    assert SECRET not in first.err + first.out
+    listed = site.tether("services", *site.host_args(), "--json")
+    assert listed.code == ExitCode.ATTENTION
+    states = {r["name"]: r["state"] for r in listed.json()["services"]}
+    assert states["proxy"].startswith("failed: exit 4: docker network create web at ")
+    assert states["app"] == "pending" and states["other"] == "ok"
+    # still failing: a run with no file changes tries again, and again it is pending
+    docker.clear()
+    again = site.reconcile("--apply")
+    assert again.code == ExitCode.ATTENTION
+    assert docker.services() == ["proxy"]
+    docker.fail("proxy", on=False)
+    docker.clear()
+    fixed = site.reconcile("--apply")
+    assert fixed.code == ExitCode.OK, fixed.err
+    assert docker.services() == ["proxy", "app"]
+    assert docker.calls()[-1][3].strip(",") != ""  # app still told what changed
+    docker.clear()
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert docker.calls() == []
+
+
+def test_handler_output_is_kept_masked_in_the_run_history(site: Site, docker: Docker) -> None:
+    docker.fail("app")
+    assert site.reconcile("--apply").code == ExitCode.ATTENTION
+    history = (site.state / "runs.jsonl").read_text()
+    assert SECRET not in history
+    last = json.loads(history.splitlines()[-1])
+    app = next(s for s in last["services"] if s["name"] == "app")
+    assert "the password is PASSWORD=(secret APP_PASSWORD)" in app["commands"][0]["output"]
+
+
+def test_no_handlers_leaves_them_pending_for_a_later_run(site: Site, docker: Docker) -> None:
+    result = site.reconcile("--apply", "--no-handlers", "--json")
+    assert result.code == ExitCode.OK
+    assert {s["action"] for s in result.json()["services"]} == {"pending"}
+    assert docker.calls() == []
+    assert sorted(n for n, r in load_services(site.state).items() if r.pending) == [
+        "app", "other", "proxy",
+    ]  # fmt: skip
+    ran = site.tether("services", *site.host_args(), "run", "other")
+    assert ran.code == ExitCode.OK, ran.err
+    assert docker.services() == ["other"]
+    docker.clear()
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert docker.services() == ["proxy", "app"]
+
+
+def test_bring_up_runs_every_service_unchanged_or_not(site: Site, docker: Docker) -> None:
+    assert site.reconcile("--apply").code == ExitCode.OK
+    docker.clear()
+    assert site.reconcile("--apply", "--bring-up").code == ExitCode.OK
+    assert docker.services() == ["proxy", "app", "other"]
+
+
+def test_services_forget_clears_a_pending_one(site: Site, docker: Docker) -> None:
+    assert site.reconcile("--apply", "--no-handlers").code == ExitCode.OK
+    forgot = site.tether("services", "--state-dir", str(site.state), "forget", "app")
+    assert forgot.code == ExitCode.OK, forgot.err
+    assert not load_services(site.state)["app"].pending
+    unknown = site.tether("services", "--state-dir", str(site.state), "forget", "nope")
+    assert unknown.code == ExitCode.USAGE
+    assert "no service 'nope'" in unknown.err and "Traceback" not in unknown.err
+    bad = site.tether("services", *site.host_args(), "run", "nope")
+    assert bad.code == ExitCode.USAGE and "known: app, other, proxy" in bad.err
+
+
+def test_a_killed_apply_leaves_its_services_pending(site: Site, docker: Docker) -> None:
+    site.state.mkdir(mode=0o700)
+    begin(
+        site.state,
+        Journal(str(site.root), (), {}, services={"proxy": ("proxy/docker-compose.yml",)}),
+    )
+    recover(site.state, have_lock=False)
+    assert load_services(site.state)["proxy"].pending
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert docker.services()[0] == "proxy"
+
+
+def test_timeout_kills_the_whole_process_group(
+    tmp_path: Path, docker: Docker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tether.reconcile.services, "KILL_GRACE", 0.3)
+    pids = tmp_path / "pids"
+    manifest = MANIFEST.replace(
+        "      - docker compose up -d other\n",
+        f"      - sleep 60 & echo $! > {pids}; trap '' TERM; sleep 60\n    timeout: 0.3\n",
+    )
+    site = site_with(tmp_path, manifest)
+    started = time.monotonic()
+    result = site.reconcile("--apply", "--json")
+    assert time.monotonic() - started < 10
+    assert result.code == ExitCode.ATTENTION
+    other = next(s for s in result.json()["services"] if s["name"] == "other")
+    assert other["result"] == "failed" and other["exit"] is None
+    assert other["error"].startswith("timed out after 0.3s")
+    child = int(pids.read_text())
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):  # reaped by init: gone within a moment
+            os.kill(child, 0)
+            time.sleep(0.02)
+
+
+def test_ready_gates_dependents(
+    tmp_path: Path, docker: Docker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tether.reconcile.services, "READY_INTERVAL", 0.05)
+    flag = tmp_path / "up"
+    manifest = MANIFEST.replace(
+        "      - docker compose up -d proxy\n",
+        f"      - docker compose up -d proxy\n    ready: test -e {flag}\n    ready_timeout: 0.3\n",
+    )
+    site = site_with(tmp_path, manifest)
+    result = site.reconcile("--apply", "--json")
+    assert result.code == ExitCode.ATTENTION
+    rows = {s["name"]: s for s in result.json()["services"]}
+    assert rows["proxy"]["error"] == f"not ready after 0.3s: test -e {flag}"
+    assert rows["app"]["result"] == "not-run"
+    flag.touch()
+    docker.clear()
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert docker.services() == ["proxy", "app"]
