@@ -295,3 +295,24 @@ def test_ready_gates_dependents(
     docker.clear()
     assert site.reconcile("--apply").code == ExitCode.OK
     assert docker.services() == ["proxy", "app"]
+
+
+def documented_commands() -> list[list[str]]:
+    """The `$ tether ...` lines of reconcile.md's services section, comments dropped."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "reconcile.md").read_text()
+    section = text.split("## Services: handlers after apply", 1)[1].split("\n## ", 1)[0]
+    lines = [ln.split("#", 1)[0].split() for ln in section.splitlines() if ln.startswith("$ ")]
+    return [words[2:] for words in lines]
+
+
+def test_every_documented_services_command_runs(tmp_path: Path, docker: Docker) -> None:
+    manifest = MANIFEST.replace("name: proxy", "name: traefik").replace("[proxy]", "[traefik]")
+    site = site_with(tmp_path, manifest)
+    commands = documented_commands()
+    assert len(commands) == 7
+    for words in commands:
+        command, rest = words[0], words[1:]
+        result = site.tether(command, *site.host_args(), *rest)
+        assert result.code == ExitCode.OK, (words, result.err)
+        assert "Traceback" not in result.err
+    assert docker.services()[-3:] == ["traefik", "app", "other"]  # the bring-up
