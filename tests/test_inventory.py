@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import posixpath
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,31 @@ def test_paths_beyond_the_system_limits_are_refused() -> None:
         parse_inventory("ok.conf\n" + "b/" * 1600 + "x\n", "include-paths.txt")
     (problem,) = caught.value.problems
     assert problem.startswith("include-paths.txt:2: longer than 3072 bytes")
+
+
+def _reference(pattern: str) -> re.Pattern[str]:
+    """The regex the allowlist syntax means (backtracking: fine for short test strings)."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        else:
+            out.append({"*": "[^/]*", "?": "[^/]"}.get(pattern[i], re.escape(pattern[i])))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+@given(st.text(alphabet="ab/*?.", max_size=12), st.text(alphabet="ab/.", max_size=12))
+def test_the_linear_matcher_means_what_the_glob_syntax_says(pattern: str, path: str) -> None:
+    assert compile_glob(pattern).match(path) == bool(_reference(pattern).match(path))
+
+
+def test_a_crafted_glob_cannot_hang_a_run() -> None:
+    pattern, name = "app/" + "*a" * 12 + "*b", "app/" + "a" * 80
+    start = time.perf_counter()
+    assert not matches(pattern, name)  # a backtracking regex takes hours here
+    assert time.perf_counter() - start < 5.0  # a hang guard, not a speed figure

@@ -86,33 +86,85 @@ def walk_files(root: Path, bases: Iterable[str] = ("",)) -> list[str]:
     return found
 
 
+# One step of a glob: a literal character, `?`, `*` (stays in a segment), `**` (anything) or
+# `**/` (whole segments, any number). Matched by simulating the set of reachable steps, so a
+# crafted pattern (`*a*a*a*a*a*a*a*b`) costs pattern length x path length, never exponential.
+_LIT, _ONE, _STAR, _ALL, _SEGS = range(5)
+
+
+class Glob:
+    """An allowlist glob, matched in linear time (no backtracking regex)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        steps: list[tuple[int, str]] = []
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                steps.append((_SEGS, ""))
+                i += 3
+            elif pattern.startswith("**", i):
+                steps.append((_ALL, ""))
+                i += 2
+            elif pattern[i] == "*":
+                if not steps or steps[-1][0] != _STAR:  # `**`-free runs of `*` are one `*`
+                    steps.append((_STAR, ""))
+                i += 1
+            else:
+                steps.append((_ONE, "") if pattern[i] == "?" else (_LIT, pattern[i]))
+                i += 1
+        self.steps = tuple(steps)
+
+    def _closure(self, states: set[tuple[int, bool]]) -> set[tuple[int, bool]]:
+        """Add the steps reachable without reading: past `*`, `**` and `**/` (zero times)."""
+        todo = list(states)
+        while todo:
+            index, inside = todo.pop()
+            if index < len(self.steps) and not inside:
+                kind = self.steps[index][0]
+                if kind in (_STAR, _ALL, _SEGS) and (index + 1, False) not in states:
+                    states.add((index + 1, False))
+                    todo.append((index + 1, False))
+        return states
+
+    def match(self, path: str) -> bool:
+        # A state is (step index, inside a `**/` segment that has not reached its `/` yet).
+        states = self._closure({(0, False)})
+        end = len(self.steps)
+        for char in path:
+            moved: set[tuple[int, bool]] = set()
+            for index, inside in states:
+                if index == end:
+                    continue
+                kind, literal = self.steps[index]
+                if kind == _SEGS:
+                    if char == "/" and inside:
+                        moved.add((index, False))  # one more whole segment
+                    elif char != "/":
+                        moved.add((index, True))
+                elif kind == _LIT:
+                    if char == literal:
+                        moved.add((index + 1, False))
+                elif kind in (_ONE, _STAR):
+                    if char != "/":
+                        moved.add((index + 1 if kind == _ONE else index, False))
+                else:  # _ALL
+                    moved.add((index, False))
+            if not moved:
+                return False
+            states = self._closure(moved)
+        return (end, False) in states
+
+
 @lru_cache(maxsize=1024)
-def compile_glob(pattern: str) -> re.Pattern[str]:
+def compile_glob(pattern: str) -> Glob:
     """`*` and `?` stay inside one path segment; `**` spans any number of segments."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]+/)*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+    return Glob(pattern)
 
 
 def matches(pattern: str, path: str) -> bool:
     if any(c in GLOB_CHARS for c in pattern):
-        return compile_glob(pattern).match(path) is not None
+        return compile_glob(pattern).match(path)
     return pattern == path
 
 
