@@ -654,3 +654,15 @@ def test_store_values_planted_where_no_rule_looks_never_reach_the_remote(
         for sha in repo.object_store:
             raw = repo.object_store[sha].as_raw_string()
             assert not any(v.encode() in raw for v in [SECRET, *values])
+
+
+def test_a_host_file_name_with_terminal_escapes_is_refused_and_shown_escaped(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evil = "e\x1b[31mRED\x1b[0m\nfake line.txt"
+    world.write(f"notes/{evil}", "x\n")
+    assert world.capture() == ExitCode.OK
+    out = capsys.readouterr()
+    assert "\x1b" not in out.out + out.err and "\nfake line" not in out.err
+    assert "\\x1b[31mRED" in out.err and "left out" in out.err
+    assert not any("RED" in p for p in world.files_at(world.head()))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 
 from tether.exitcodes import ExitCode
+from tether.textsafe import printable
 
 
 def warn(line: str) -> None:
     """One `tether: ...` line on stderr, from layers below the CLI (which never import click)."""
-    print(f"tether: {line}", file=sys.stderr, flush=True)
+    print(f"tether: {printable(line)}", file=sys.stderr, flush=True)
 
 
 class TetherError(Exception):

@@ -22,3 +22,19 @@ BINARY_PROBE = 8192  # like git: a NUL byte in the first 8 KiB means binary
 
 def looks_binary(data: bytes) -> bool:
     return b"\0" in data[:BINARY_PROBE]
+
+
+# Control characters other than tab: a file name holding ESC, CR or an OSC sequence must not
+# drive the terminal or fake an output line.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but tab shown as an escape (`\\x1b`, `\\n`)."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
+def has_control(text: str) -> bool:
+    return _CONTROL.search(text) is not None

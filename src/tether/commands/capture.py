@@ -47,6 +47,7 @@ from tether.state.ledger import LedgerEntry, load_ledger
 from tether.state.lock import state_lock
 from tether.state.runlog import recording
 from tether.state.statedir import ensure_state_dir
+from tether.textsafe import printable
 
 ATTENTION_ACTIONS = (Action.CONFLICT, Action.REFUSED, Action.MISSING)
 
@@ -322,11 +323,11 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
         if result.action == Action.UNCHANGED and result.reason is None:
             continue
         reason = f": {result.reason}" if result.reason else ""
-        click.echo(f"  {result.action:<9} {path}{reason}")
+        click.echo(printable(f"  {result.action:<9} {path}{reason}"))
         if request.dry_run:
             diff = plan.diffs.get(plan.repo.source_path(path))
             if diff:
-                click.echo("    " + diff.rstrip("\n").replace("\n", "\n    "))
+                click.echo("\n".join("    " + printable(x) for x in diff.rstrip("\n").split("\n")))
     if plan.added or plan.rotated:
         verb = "would be " if request.dry_run else ""
         parts = []
@@ -337,7 +338,7 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
         click.echo(f"secrets {'; '.join(parts)}")
     click.echo(_summary(settings, request, done), err=True)
     for line in done.lines:
-        click.echo(f"  {line}")
+        click.echo(f"  {printable(line)}")
 
 
 def _names(names: tuple[str, ...], limit: int = 12) -> str:

@@ -16,6 +16,7 @@ from tether import __version__
 from tether.errors import TetherError
 from tether.exitcodes import ExitCode
 from tether.stamps import file_stamp
+from tether.textsafe import printable
 
 
 def crash_log_dir() -> Path:
@@ -56,7 +57,7 @@ def error_handler() -> Iterator[list[int]]:
         silence_stdout()
         result[0] = int(ExitCode.CLOSED_PIPE)
     except TetherError as exc:
-        click.echo(f"tether: {exc.line()}", err=True)
+        click.echo(f"tether: {printable(exc.line())}", err=True)
         result[0] = int(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("tether: interrupted", err=True)

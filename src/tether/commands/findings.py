@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import click
 
 from tether.config.checks import Finding, count
+from tether.textsafe import printable
 
 
 def echo_findings(findings: Sequence[Finding], *, as_json: bool, subject: str) -> None:
@@ -24,6 +25,6 @@ def echo_findings(findings: Sequence[Finding], *, as_json: bool, subject: str) -
         click.echo(json.dumps(payload, indent=2))
         return
     for finding in findings:
-        click.echo(finding.line(), err=finding.level != "ok")
+        click.echo(printable(finding.line()), err=finding.level != "ok")
     verdict = "invalid" if errors else "valid"
     click.echo(f"{subject}: {verdict} ({errors} errors, {warnings} warnings)", err=True)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tether.errors import InventoryError
+from tether.errors import InventoryError, warn
+from tether.textsafe import has_control
 
 GLOB_CHARS = frozenset("*?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -42,7 +43,12 @@ class Inventory:
         globs = [compile_glob(e.pattern) for e in self.entries if e.is_glob]
         chosen = set(literals)
         if globs:
-            chosen.update(c for c in candidates if any(g.match(c) for g in globs))
+            for name in candidates:
+                if any(g.match(name) for g in globs):
+                    if has_control(name):  # it would drive the terminal in every message
+                        warn(f"{name}: a control character in the name; left out (rename it)")
+                        continue
+                    chosen.add(name)
         return sorted(chosen)
 
     def expand_folder(self, root: Path) -> list[str]:

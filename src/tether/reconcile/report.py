@@ -14,6 +14,7 @@ from tether.exitcodes import ExitCode
 from tether.reconcile.applier import Outcome, Report
 from tether.reconcile.planner import ATTENTION, Action, Item
 from tether.secrets.render import mask
+from tether.textsafe import printable
 
 SYMBOL = {
     Action.CREATE: "+",
@@ -114,7 +115,7 @@ def render_text(
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
     lines.append(summary_line(report))
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)
 
 
 def _services_text(report: Report) -> list[str]:

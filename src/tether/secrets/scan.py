@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from tether.secrets.render import NAME_PATTERN
-from tether.textsafe import looks_binary
+from tether.textsafe import looks_binary, printable
 
 ALLOW_MARK = "tether:allow"
 MAX_SIZE = 1024 * 1024  # files above this are skipped and counted (minified bundles, dumps)
@@ -113,7 +113,7 @@ class Finding:
         where = f"{self.path}:{self.line}: {self.rule}"
         shown = f" {self.preview}" if self.preview else ""
         commit = f" (commit {self.commit[:12]})" if self.commit else ""
-        return f"{where}{shown}{commit}"
+        return printable(f"{where}{shown}{commit}")
 
 
 @dataclass
