@@ -86,6 +86,23 @@ def test_modes_new_secret_existing_and_manifest() -> None:
     assert "mode 0644 -> 0600" in (item.reason or "")
 
 
+def test_a_file_that_holds_a_secret_is_no_longer_readable_by_others() -> None:
+    secret = Desired("p", d2, has_secret=True)
+    updated = classify("/x", secret, Recorded("p", d1), file(d1, 0o644))  # gains a secret
+    assert (updated.action, updated.mode) == (Action.UPDATE, 0o600)
+    assert "mode 0644 -> 0600 (it holds a secret)" in (updated.reason or "")
+    same = classify("/x", Desired("p", d1, has_secret=True), Recorded("p", d1), file(d1, 0o640))
+    assert (same.action, same.write, same.mode) == (Action.UPDATE, True, 0o600)  # in sync bytes
+    private = classify("/x", Desired("p", d1, has_secret=True), Recorded("p", d1), file(d1, 0o400))
+    assert (private.action, private.mode) == (Action.IN_SYNC, 0o400)  # already private: kept
+    chosen = Desired("p", d1, has_secret=True, mode=0o640)
+    assert classify("/x", chosen, Recorded("p", d1), file(d1, 0o640)).action == Action.IN_SYNC
+    overwritten = classify(
+        "/x", secret, Recorded("p", d1), file(d3, 0o644), overwrite=True
+    )  # drift overwritten
+    assert overwritten.write and overwritten.mode == 0o600
+
+
 # (name, Actual, prune, overwrite, empty, remove, forget)
 PRUNE = [
     ("off", file(d1), False, False, False, False, False),

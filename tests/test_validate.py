@@ -136,3 +136,20 @@ def test_manifest_findings_name_their_line(tmp_path: Path) -> None:
         "tether.yaml:8:17"
     )
     assert where["services form a cycle"] == "tether.yaml:8:12"
+
+
+def test_a_manifest_mode_that_exposes_a_secret_holding_file_is_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_config_repo(
+        tmp_path / "repo",
+        {"app/.env": "PW=__REDACTED_APP_PW__\n", "app/plain.conf": "x = 1\n"},
+        manifest=(
+            "version: 1\ntarget:\n  home: /home/u\nfiles:\n"
+            "  app/.env:\n    mode: '0644'\n  app/plain.conf:\n    mode: '0644'\n"
+        ),
+    )
+    assert main(["validate", "--source", str(repo)]) == ExitCode.OK  # a warning, not an error
+    err = capsys.readouterr().err
+    assert "mode 0644 lets others read app/.env, which holds secrets" in err
+    assert "plain.conf, which holds" not in err

@@ -113,16 +113,28 @@ class Plan:
         return any(i.action in ATTENTION and not i.changes for i in self.items)
 
 
+def _exposed(d: Desired, a: Actual) -> bool:
+    """A file holding a secret, readable by group or others, with no mode in the manifest."""
+    return d.has_secret and d.mode is None and a.kind == "file" and bool(a.mode & 0o077)
+
+
 def _metadata(d: Desired, a: Actual) -> tuple[int, int, int, list[str]]:
     """The mode and owner D is written with, and what differs from A on an existing file."""
     exists = a.kind == "file"
-    default = SECRET_FILE_MODE if d.has_secret else NEW_FILE_MODE
-    mode = d.mode if d.mode is not None else (a.mode if exists else default)
+    diffs = []
+    if d.mode is not None:
+        mode = d.mode
+        if exists and a.mode != d.mode:
+            diffs.append(f"mode {a.mode:04o} -> {d.mode:04o}")
+    elif not exists:
+        mode = SECRET_FILE_MODE if d.has_secret else NEW_FILE_MODE
+    elif _exposed(d, a):  # it holds a secret now: others may no longer read it
+        mode = SECRET_FILE_MODE
+        diffs.append(f"mode {a.mode:04o} -> {SECRET_FILE_MODE:04o} (it holds a secret)")
+    else:
+        mode = a.mode
     uid = d.uid if d.uid is not None else (a.uid if exists else -1)
     gid = d.gid if d.gid is not None else (a.gid if exists else -1)
-    diffs = []
-    if exists and d.mode is not None and a.mode != d.mode:
-        diffs.append(f"mode {a.mode:04o} -> {d.mode:04o}")
     if exists and d.uid is not None and a.uid != d.uid:
         diffs.append(f"owner {a.uid} -> {d.uid}")
     if exists and d.gid is not None and a.gid != d.gid:
@@ -139,7 +151,14 @@ def classify(
         return Item(d.path, dest, Action.BLOCKED, reason, d_hash=d.hash, a_hash=a.hash)
     if a.kind == "blocked":
         return Item(d.path, dest, Action.BLOCKED, a.reason, d_hash=d.hash, a_hash=a.hash)
-    if a.kind == "file" and a.hash == d.hash and d.mode is None and d.uid is None and d.gid is None:
+    if (
+        a.kind == "file"
+        and a.hash == d.hash
+        and d.mode is None
+        and d.uid is None
+        and d.gid is None
+        and not _exposed(d, a)
+    ):
         # the common case, kept cheap: nothing to write
         record = recorded is None or recorded.hash != d.hash or recorded.path != d.path
         return Item(d.path, dest, Action.IN_SYNC, None, False, False, False, record, False,
