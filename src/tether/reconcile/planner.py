@@ -118,7 +118,7 @@ def _exposed(d: Desired, a: Actual) -> bool:
     return d.has_secret and d.mode is None and a.kind == "file" and bool(a.mode & 0o077)
 
 
-def _metadata(d: Desired, a: Actual) -> tuple[int, int, int, list[str]]:
+def _metadata(d: Desired, a: Actual, *, rewriting: bool) -> tuple[int, int, int, list[str]]:
     """The mode and owner D is written with, and what differs from A on an existing file."""
     exists = a.kind == "file"
     diffs = []
@@ -128,7 +128,7 @@ def _metadata(d: Desired, a: Actual) -> tuple[int, int, int, list[str]]:
             diffs.append(f"mode {a.mode:04o} -> {d.mode:04o}")
     elif not exists:
         mode = SECRET_FILE_MODE if d.has_secret else NEW_FILE_MODE
-    elif _exposed(d, a):  # it holds a secret now: others may no longer read it
+    elif rewriting and _exposed(d, a):  # written with secrets in it: others may not read it
         mode = SECRET_FILE_MODE
         diffs.append(f"mode {a.mode:04o} -> {SECRET_FILE_MODE:04o} (it holds a secret)")
     else:
@@ -151,19 +151,14 @@ def classify(
         return Item(d.path, dest, Action.BLOCKED, reason, d_hash=d.hash, a_hash=a.hash)
     if a.kind == "blocked":
         return Item(d.path, dest, Action.BLOCKED, a.reason, d_hash=d.hash, a_hash=a.hash)
-    if (
-        a.kind == "file"
-        and a.hash == d.hash
-        and d.mode is None
-        and d.uid is None
-        and d.gid is None
-        and not _exposed(d, a)
-    ):
+    if a.kind == "file" and a.hash == d.hash and d.mode is None and d.uid is None and d.gid is None:
         # the common case, kept cheap: nothing to write
         record = recorded is None or recorded.hash != d.hash or recorded.path != d.path
         return Item(d.path, dest, Action.IN_SYNC, None, False, False, False, record, False,
                     a.mode, a.uid, a.gid, d.hash, a.hash)  # fmt: skip
-    mode, uid, gid, diffs = _metadata(d, a)
+    # Bytes that change are written private when they hold a secret; a file already as desired
+    # is not rewritten for that (a live service may rely on reading it).
+    mode, uid, gid, diffs = _metadata(d, a, rewriting=a.hash != d.hash)
     base = Item(
         d.path, dest, Action.BLOCKED, mode=mode, uid=uid, gid=gid, d_hash=d.hash, a_hash=a.hash
     )
