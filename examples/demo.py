@@ -1,15 +1,20 @@
 """`make demo`: reconcile the embedded example config repo into a temporary host folder.
 
-Plan, apply, then plan again to show there is nothing left to do. Usage:
+Plan, apply, then plan again to show there is nothing left to do. The services' handlers run
+too, in their `after` order, but harmlessly: the demo works on a copy of the config repo whose
+`on_change` commands only echo what they would run into a file in the temp folder. Usage:
     python examples/demo.py [CONFIG_REPO]     (default: the project root)
 """
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+import yaml
 
 from tether.cli import main
 
@@ -28,6 +33,31 @@ def tether(*args: str) -> int:
     return code
 
 
+CLUTTER = {"src", "tests", "testing", "bench", "build", "dist"}  # the project's own folders
+
+
+def harmless_copy(repo: Path, work: Path, log: Path) -> Path:
+    """The config repo copied into `work`, each service's commands replaced by an `echo` of
+    what it would run, appended to `log`."""
+    copy = work / "repo"
+
+    def clutter(folder: str, names: list[str]) -> list[str]:  # top level only: dot folders
+        if Path(folder) != repo:
+            return []
+        return [n for n in names if n.startswith(".") or n in CLUTTER]
+
+    shutil.copytree(repo, copy, ignore=clutter, symlinks=True)
+    manifest = yaml.safe_load((copy / "tether.yaml").read_text())
+    for service in manifest.get("services") or []:
+        service["on_change"] = [
+            f'echo "$TETHER_SERVICE:" {shlex.quote(command)} >> {shlex.quote(str(log))}'
+            for command in service.get("on_change") or []
+        ]
+        service.pop("ready", None)
+    (copy / "tether.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return copy
+
+
 def run(repo: Path) -> int:
     store = repo / "examples" / "secrets.env"
     if not (repo / "tether.yaml").is_file():
@@ -36,6 +66,8 @@ def run(repo: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="tether-demo-") as scratch:
         work = Path(scratch)
         host, state, secrets = work / "host", work / "state", work / "secrets.env"
+        handlers = work / "handlers.log"
+        repo = harmless_copy(repo, work, handlers)
         host.mkdir()
         if store.is_file():
             shutil.copyfile(store, secrets)
@@ -51,6 +83,7 @@ def run(repo: Path) -> int:
         print(f"Config repo:   {repo}")
         print(f"Host folder:   {host}  (stands in for /; nothing outside it is touched)")
         print(f"Secret store:  {secrets}  (a 0600 copy of examples/secrets.env)")
+        print(f"Handlers:      {handlers}  (each service's commands only echo into it)")
 
         step("1. Plan: compare the repo with the (empty) host; nothing is written")
         first = tether("reconcile", *common)
@@ -59,6 +92,10 @@ def run(repo: Path) -> int:
         applied = tether("reconcile", "--apply", *common)
         written = sorted(p for p in host.rglob("*") if p.is_file())
         print(f"{len(written)} files now under {host}")
+
+        print(f"The handlers ran in `after` order; {handlers.name} says what they would run:")
+        for line in handlers.read_text().splitlines() if handlers.exists() else []:
+            print(f"  {line}")
 
         step("3. Plan again: the host matches the repo, so there is nothing to do")
         second = tether("reconcile", *common)

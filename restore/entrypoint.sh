@@ -4,6 +4,9 @@
 #   DRY_RUN=true  (default)  tether reconcile --plan   : show what would be restored, write nothing
 #   DRY_RUN=false            tether reconcile --apply  : write it
 #   OVERWRITE=true           also replace files changed on the host (tether backs them up first)
+#   BRING_UP=true            after the files, run every service's handlers in order (--bring-up);
+#                            with DRY_RUN=true the plan only lists them. BRING_UP=false (default)
+#                            writes files only (--no-handlers): their services stay pending
 #   TARGET_HOME=/home/NAME   the home inventory paths are relative to (default: tether.yaml's)
 #
 # The config repo is mounted read-only at $REPO_DIR (/repo), the host's / at $HOST_ROOT (/host),
@@ -24,8 +27,10 @@ flag() { # NAME VALUE: only the words true and false, as in the article
 
 DRY_RUN="${DRY_RUN:-true}"
 OVERWRITE="${OVERWRITE:-false}"
+BRING_UP="${BRING_UP:-false}"
 flag DRY_RUN "$DRY_RUN"
 flag OVERWRITE "$OVERWRITE"
+flag BRING_UP "$BRING_UP"
 
 REPO_DIR="${REPO_DIR:-/repo}"
 HOST_ROOT="${HOST_ROOT:-/host}"
@@ -47,6 +52,7 @@ count=$#
 set -- "$@" reconcile "$mode" --source "$REPO_DIR" --target-root "$HOST_ROOT" --state-dir "$STATE_DIR"
 [ -z "$TARGET_HOME" ] || set -- "$@" --target-home "$TARGET_HOME"
 [ "$OVERWRITE" = false ] || set -- "$@" --overwrite
+if [ "$BRING_UP" = true ]; then set -- "$@" --bring-up; else set -- "$@" --no-handlers; fi
 if [ -e "$SECRETS_FILE" ]; then
     set -- "$@" --secrets-file "$SECRETS_FILE"
 else
@@ -60,5 +66,5 @@ while [ "$count" -gt 0 ]; do # rotate the caller's arguments to the end
 done
 
 echo "tether-restore: home ${TARGET_HOME:-(from tether.yaml)} under $HOST_ROOT;" \
-    "dry run: $DRY_RUN; overwrite: $OVERWRITE" >&2
+    "dry run: $DRY_RUN; overwrite: $OVERWRITE; bring-up: $BRING_UP" >&2
 exec tether "$@"

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testing.repos import make_config_repo
+from testing.repos import MINIMAL_MANIFEST, make_config_repo
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 
@@ -13,6 +13,11 @@ def test_demo_on_a_small_config_repo(tmp_path: Path) -> None:
     repo = make_config_repo(
         tmp_path / "repo",
         {"app/app.env": "TOKEN=__REDACTED_APP_TOKEN__\n", "app/config.yaml": "port: 8080\n"},
+        manifest=MINIMAL_MANIFEST
+        + "services:\n"
+        + "  - name: app\n    paths: [app/**]\n    after: [db]\n"
+        + "    on_change: ['touch /must-not-run-$TETHER_SERVICE']\n"
+        + '  - name: db\n    paths: [app/app.env]\n    on_change: ["docker compose up -d"]\n',
     )
     (repo / "examples").mkdir()
     (repo / "examples" / "secrets.env").write_text("APP_TOKEN=demo-token-value\n")
@@ -27,3 +32,6 @@ def test_demo_on_a_small_config_repo(tmp_path: Path) -> None:
     assert "Nothing to do" in out
     assert "second plan found nothing to do" in out
     assert "demo-token-value" not in out + result.stderr
+    # the handlers ran in `after` order, as harmless echoes into the temp folder
+    assert "  db: docker compose up -d\n  app: touch /must-not-run-$TETHER_SERVICE\n" in out
+    assert not Path("/must-not-run-app").exists()

@@ -71,9 +71,23 @@ def test_defaults_are_a_dry_run(box: dict[str, Path]) -> None:
         str(box["host"]),
         "--state-dir",
         f"{box['host']}/var/lib/tether",
+        "--no-handlers",
     ]
-    assert "dry run: true; overwrite: false" in err
+    assert "dry run: true; overwrite: false; bring-up: false" in err
     assert "no secret store" in err
+
+
+def test_bring_up_adds_the_flag(box: dict[str, Path]) -> None:
+    _, argv, err = entry(box, DRY_RUN="false", BRING_UP="true")
+    assert argv is not None
+    assert argv[:2] == ["reconcile", "--apply"]
+    assert "--bring-up" in argv
+    assert "--no-handlers" not in argv
+    assert "bring-up: true" in err
+    _, argv, _ = entry(box, DRY_RUN="false", BRING_UP="false")
+    assert argv is not None
+    assert "--bring-up" not in argv
+    assert "--no-handlers" in argv  # the files only; their services stay pending
 
 
 def test_apply_with_overwrite_home_and_secrets(box: dict[str, Path]) -> None:
@@ -96,7 +110,13 @@ def test_dry_run_with_overwrite_previews_the_overwrite(box: dict[str, Path]) -> 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("DRY_RUN", "yes"), ("DRY_RUN", "TRUE"), ("OVERWRITE", "1"), ("DRY_RUN", "")],
+    [
+        ("DRY_RUN", "yes"),
+        ("DRY_RUN", "TRUE"),
+        ("OVERWRITE", "1"),
+        ("DRY_RUN", ""),
+        ("BRING_UP", "1"),
+    ],
 )
 def test_only_true_or_false(box: dict[str, Path], name: str, value: str) -> None:
     code, argv, err = entry(box, **{name: value}) if value else entry(box, **{name: " "})
@@ -181,6 +201,7 @@ def test_compose_defaults_match_the_article() -> None:
     svc = service({"SECRETS_FILE": "/root/secrets.env"})
     assert svc["environment"]["DRY_RUN"] == "true"
     assert svc["environment"]["OVERWRITE"] == "false"
+    assert svc["environment"]["BRING_UP"] == "false"
     assert svc["environment"]["TARGET_HOME"] == ""
     assert svc["entrypoint"] == ["/usr/local/bin/tether-restore"]
     assert svc["command"] == []

@@ -13,6 +13,8 @@ import pytest
 
 import tether.reconcile.services
 from testing.reconcile import HOME, Site, make_site
+from tether.commands.doctor import DoctorContext, check_services
+from tether.config.options import HostOptions
 from tether.exitcodes import ExitCode
 from tether.reconcile.journal import Journal, begin, recover
 from tether.state.services import load_services
@@ -316,3 +318,35 @@ def test_every_documented_services_command_runs(tmp_path: Path, docker: Docker) 
         assert result.code == ExitCode.OK, (words, result.err)
         assert "Traceback" not in result.err
     assert docker.services()[-3:] == ["traefik", "app", "other"]  # the bring-up
+
+
+def test_status_metrics_and_doctor_name_pending_services(site: Site, docker: Docker) -> None:
+    docker.fail("proxy")
+    metrics = site.state.parent / "tether.prom"
+    assert site.reconcile("--apply", "--metrics-file", str(metrics)).code == ExitCode.ATTENTION
+    prom = metrics.read_text()
+    assert 'tether_service_pending{service="proxy"} 1' in prom
+    assert 'tether_service_pending{service="app"} 1' in prom
+    assert 'tether_service_pending{service="other"} 0' in prom
+    assert 'tether_service_last_success_timestamp_seconds{service="other"} ' in prom
+    assert 'tether_service_last_success_timestamp_seconds{service="proxy"}' not in prom
+    status = site.tether("status", "--state-dir", str(site.state), "--json")
+    assert status.code == ExitCode.ATTENTION
+    doc = status.json()
+    assert doc["pending_services"] == ["app", "proxy"]
+    ready = next(c for c in doc["conditions"] if c["type"] == "ServicesReady")
+    assert ready["status"] == "False" and ready["reason"] == "HandlerFailed"
+    assert "proxy: failed: exit 4" in ready["message"] and "pending: app" in ready["message"]
+    host = HostOptions(site.root, HOME, site.state, site.secrets)
+    ctx = DoctorContext(source=(None, None, None), host=host)
+    assert [r.level for r in check_services(ctx)] == ["ok"]  # pending for less than a day
+    data = json.loads((site.state / "services.json").read_text())
+    data["services"]["proxy"]["since"] = "2020-01-01T00:00:00Z"
+    (site.state / "services.json").write_text(json.dumps(data))
+    late = check_services(ctx)
+    assert [(r.level, r.message.split(" (")[0]) for r in late] == [
+        ("warning", "service proxy pending since 2020-01-01T00:00:00Z")
+    ]
+    docker.fail("proxy", on=False)
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert site.tether("status", "--state-dir", str(site.state)).code == ExitCode.OK

@@ -15,6 +15,15 @@ def utc_stamp(when: float | None = None) -> str:
     return _utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_utc_stamp(text: str) -> float | None:
+    """The unix time of a `utc_stamp`, or None for anything else."""
+    try:
+        parsed = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+    except (TypeError, ValueError):
+        return None
+    return parsed.replace(tzinfo=dt.UTC).timestamp()
+
+
 def file_stamp(when: float | None = None) -> str:
     """The same instant for file and ref names (no colons): 20260101T100000Z."""
     return _utc(when).strftime("%Y%m%dT%H%M%SZ")

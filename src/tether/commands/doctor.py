@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,6 +40,7 @@ from tether.secrets.render import has_marker, render
 from tether.secrets.store import SecretStore, load_store, store_path
 from tether.state.ledger import ledger_path, load_ledger
 from tether.state.lock import INFO_NAME, LOCK_NAME, lock_held
+from tether.state.services import load_services, pending_names, stuck
 
 REMOTE_TIMEOUT = 20.0  # seconds per socket operation of the remote probe
 
@@ -422,6 +424,32 @@ def check_suspended(ctx: DoctorContext) -> list[CheckResult]:
     ]
 
 
+def check_services(ctx: DoctorContext) -> list[CheckResult]:
+    """A service pending for more than a day: its handler keeps failing, or nothing retries it."""
+    name = "services"
+    try:
+        records = load_services(ctx.host.state_dir)
+    except StateError as exc:
+        return _failed(name, exc)
+    late = stuck(records, time.time())
+    if late:
+        return [
+            CheckResult(
+                name,
+                "warning",
+                f"service {n} pending since {records[n].since}"
+                + (f" (last attempt: {records[n].error})" if records[n].error else ""),
+                f"see `tether services`; fix it and run `tether services run {n}`, "
+                f"or `tether services forget {n}`",
+            )
+            for n in late
+        ]
+    pending = pending_names(records)
+    if pending:
+        return [CheckResult(name, "ok", f"pending (for less than a day): {', '.join(pending)}")]
+    return [CheckResult(name, "ok", "no service is pending")]
+
+
 CHECKS: tuple[Check, ...] = (
     check_remote,  # first: an unreachable --repo explains why the manifest cannot be read
     check_manifest,
@@ -432,6 +460,7 @@ CHECKS: tuple[Check, ...] = (
     check_hooks,
     check_units,
     check_suspended,
+    check_services,
 )
 
 

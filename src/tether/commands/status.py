@@ -12,9 +12,11 @@ from typing import Any
 import click
 
 from tether.agent.loop import Suspension, suspension
+from tether.errors import StateError
 from tether.exitcodes import ExitCode
 from tether.state.lock import lock_held
 from tether.state.runs import RunRecord, load_runs
+from tether.state.services import ServiceRecord, load_services, pending_names
 
 RECONCILE_KINDS = ("reconcile", "apply")  # `tether apply PLAN.json` is a reconcile too
 SHOWN_RUNS = 10
@@ -93,6 +95,23 @@ def stalled_condition(reconciles: Sequence[RunRecord]) -> Condition:
     return Condition("Stalled", "False", "Progressing", "")
 
 
+def services_condition(records: dict[str, ServiceRecord] | None) -> Condition:
+    if records is None:
+        return Condition(
+            "ServicesReady", "Unknown", "Unreadable", "the services file is unreadable"
+        )
+    failed = [n for n in pending_names(records) if records[n].error]
+    pending = [n for n in pending_names(records) if not records[n].error]
+    if failed:
+        message = "; ".join(f"{n}: {records[n].state}" for n in failed)
+        if pending:
+            message += f"; pending: {', '.join(pending)}"
+        return Condition("ServicesReady", "False", "HandlerFailed", message)
+    if pending:
+        return Condition("ServicesReady", "False", "HandlersPending", ", ".join(pending))
+    return Condition("ServicesReady", "True", "HandlersSucceeded", "")
+
+
 def build_status(state_dir: Path) -> dict[str, Any]:
     runs = load_runs(state_dir)
     reconciles = [r for r in runs if r.kind in RECONCILE_KINDS]
@@ -109,6 +128,11 @@ def build_status(state_dir: Path) -> dict[str, Any]:
         ),
         stalled_condition(reconciles),
     ]
+    try:
+        records: dict[str, ServiceRecord] | None = load_services(state_dir)
+    except StateError:
+        records = None
+    conditions.append(services_condition(records))
     applied = next((r.revision_applied for r in reversed(reconciles) if r.revision_applied), None)
     attempted = next(
         (r.revision_attempted for r in reversed(reconciles) if r.revision_attempted), None
@@ -123,6 +147,8 @@ def build_status(state_dir: Path) -> dict[str, Any]:
         "suspended": held is not None,
         "suspendedSince": held.since if held else None,
         "suspendReason": held.reason if held else None,
+        "pending_services": pending_names(records or {}),
+        "services": [{"name": n, "state": r.state} for n, r in sorted((records or {}).items())],
         "runs": [r.to_json() for r in runs[-SHOWN_RUNS:]],
     }
 
@@ -139,6 +165,8 @@ def _echo_text(status: dict[str, Any]) -> None:
     click.echo(f"attempted   {status['lastAttemptedRevision'] or '-'}")
     if status["pendingDrift"]:
         click.echo(f"pending     {_counts_text(status['pendingDrift'])}")
+    if status["pending_services"]:
+        click.echo(f"services    pending: {', '.join(status['pending_services'])}")
     if status["suspended"]:
         reason = f" ({status['suspendReason']})" if status["suspendReason"] else ""
         click.echo(f"suspended   since {status['suspendedSince']}{reason}")
@@ -161,5 +189,9 @@ def status(state_dir: Path, *, as_json: bool) -> int:
     else:
         _echo_text(report)
     by_type = {c["type"]: c["status"] for c in report["conditions"]}
-    healthy = by_type["Ready"] == "True" and by_type["Stalled"] != "True"
+    healthy = (
+        by_type["Ready"] == "True"
+        and by_type["Stalled"] != "True"
+        and by_type["ServicesReady"] != "False"
+    )
     return int(ExitCode.OK if healthy else ExitCode.ATTENTION)

@@ -108,8 +108,11 @@ def render_text(
             if text:
                 lines.extend("      " + x for x in text.rstrip("\n").split("\n"))
         lines.append("")
-    if not changes and not attention:
+    if not changes and not attention and not any(s.action == "run" for s in report.services):
         lines.append("Nothing to do: the host matches the desired state.")
+        lines.append("")
+    elif not changes and not attention:
+        lines.append("No file to change: the host's files match the desired state.")
         lines.append("")
     lines.extend(_services_text(report))
     for warning in report.warnings:

@@ -80,12 +80,12 @@ def select(
         elif bring_up:
             asked, reason = True, "bring-up"
         elif changed.get(service.name):
-            asked, reason = True, "files changed: " + ", ".join(changed[service.name])
+            asked, reason = True, "files changed: " + _some(changed[service.name])
         elif record.pending:
             asked = True
             reason = f"pending since {record.since}" if record.since else "pending"
             if record.error:
-                reason += f" (last attempt: {record.error} at {record.failed_at})"
+                reason += f"; last attempt: {record.error} at {record.failed_at}"
         else:
             asked, reason = False, "no file changed"
         if asked and not service.on_change and not service.ready:
@@ -93,6 +93,11 @@ def select(
         action = ("run" if handlers else "pending") if asked else "skip"
         chosen.append(Selected(service, action, reason, paths))
     return chosen
+
+
+def _some(paths: Sequence[str], shown: int = 3) -> str:
+    more = len(paths) - shown
+    return ", ".join(paths[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def order(services: Sequence[Service]) -> list[Service]:

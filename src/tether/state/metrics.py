@@ -6,11 +6,13 @@ scrape sees the previous run or this one, never half of either.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from tether.errors import StateError
 from tether.hostfs.fsutil import write_atomic
 from tether.state.runs import RunRecord
+from tether.state.services import ServiceRecord
 
 ACTIONS = (
     "in_sync",
@@ -32,7 +34,7 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def render_metrics(run: RunRecord) -> str:
+def render_metrics(run: RunRecord, services: Mapping[str, ServiceRecord] | None = None) -> str:
     job = f'command="{_label(run.kind)}"'
     lines: list[str] = []
 
@@ -69,13 +71,32 @@ def render_metrics(run: RunRecord) -> str:
         "Files per plan action in the last run.",
         [(f'{job},action="{_label(a)}"', run.counts.get(a, 0)) for a in actions],
     )
+    if services:
+        metric(
+            "tether_service_pending",
+            "gauge",
+            "1 while the service's handlers still owe a run (pending or failed), else 0.",
+            [
+                (f'service="{_label(n)}"', 1.0 if r.pending else 0.0)
+                for n, r in sorted(services.items())
+            ],
+        )
+        succeeded = [(n, r.last_success) for n, r in sorted(services.items()) if r.last_success]
+        metric(
+            "tether_service_last_success_timestamp_seconds",
+            "gauge",
+            "When the service's handlers last all succeeded (unix time).",
+            [(f'service="{_label(n)}"', round(when, 3)) for n, when in succeeded if when],
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_metrics(path: Path, run: RunRecord) -> None:
-    """Replace `path` with the metrics of `run` (0644, for node_exporter)."""
+def write_metrics(
+    path: Path, run: RunRecord, services: Mapping[str, ServiceRecord] | None = None
+) -> None:
+    """Replace `path` with the metrics of `run` and the services (0644, for node_exporter)."""
     try:
-        write_atomic(path, render_metrics(run).encode("utf-8"), 0o644)
+        write_atomic(path, render_metrics(run, services).encode("utf-8"), 0o644)
     except OSError as exc:
         raise StateError(
             f"{path}: cannot write metrics ({exc.strerror})",

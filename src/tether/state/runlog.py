@@ -13,6 +13,7 @@ from tether.errors import TetherError, warn
 from tether.exitcodes import ExitCode
 from tether.state.metrics import write_metrics
 from tether.state.runs import RunRecord, record_run
+from tether.state.services import ServiceRecord, load_services
 
 
 @dataclass
@@ -25,6 +26,13 @@ class RunOutcome:
     revision_applied: str | None = None
     message: str | None = None
     services: list[dict[str, Any]] = field(default_factory=list)  # handler results, masked
+
+
+def _services(state_dir: Path) -> dict[str, ServiceRecord]:
+    try:
+        return load_services(state_dir)
+    except TetherError:
+        return {}  # reported by `tether status` and doctor
 
 
 @contextlib.contextmanager
@@ -69,7 +77,7 @@ def recording(
             if history and state_dir.is_dir():
                 record_run(state_dir, run)
             if metrics_file is not None:
-                write_metrics(metrics_file, run)
+                write_metrics(metrics_file, run, _services(state_dir))
         except (TetherError, OSError) as exc:
             why = exc.line() if isinstance(exc, TetherError) else exc.strerror
             warn(f"warning: run not recorded ({why})")

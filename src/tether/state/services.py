@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import StateError
-from tether.stamps import utc_stamp
+from tether.stamps import parse_utc_stamp, utc_stamp
 from tether.state.statedir import write_state_file
 
 SERVICES_FILE = "services.json"
@@ -121,6 +121,18 @@ def forget(state_dir: Path, name: str) -> bool:
     records[name] = ServiceRecord(last_success=known.last_success)
     save_services(state_dir, records)
     return True
+
+
+def stuck(
+    records: Mapping[str, ServiceRecord], now: float, older_than: float = 86400.0
+) -> list[str]:
+    """Services pending for longer than `older_than` seconds."""
+    names = []
+    for name, record in sorted(records.items()):
+        since = parse_utc_stamp(record.since) if record.since else None
+        if record.pending and since is not None and now - since > older_than:
+            names.append(name)
+    return names
 
 
 def pending_names(records: Mapping[str, ServiceRecord]) -> list[str]:
