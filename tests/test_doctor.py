@@ -92,6 +92,7 @@ def test_healthy_host_passes_with_a_warning_for_no_units(
         "hooks": "ok",
         "units": "warning",
         "suspended": "ok",
+        "services": "ok",
     }
     assert "not a git work tree" in messages(report, "hooks")
     assert "no remote configured" in messages(report, "remote")

@@ -253,3 +253,17 @@ def test_verify_sees_the_quoting_matters(tmp_path: Path) -> None:
     done = verify(tmp_path, units)
     assert done.returncode != 0
     assert os.fspath(exe) not in done.stdout
+
+
+def test_reconcile_unit_lets_a_docker_compose_handler_reach_the_daemon(tmp_path: Path) -> None:
+    """What docs/agent.md (Handlers under the units) relies on: the Docker socket is an AF_UNIX
+    socket the unit may connect to, nothing hides /run or /usr/bin, and the unit runs long
+    enough for a handler's default timeout."""
+    lines = render_units(spec(tmp_path))["tether-reconcile.service"].splitlines()
+    families = next(x for x in lines if x.startswith("RestrictAddressFamilies=")).split("=", 1)[1]
+    assert "AF_UNIX" in families.split()
+    assert not any(x.startswith(("InaccessiblePaths=", "TemporaryFileSystem=")) for x in lines)
+    assert not any(x.startswith(("PrivateNetwork=", "IPAddressDeny=")) for x in lines)
+    assert "User=" not in "\n".join(lines)  # runs as root: the socket's owner
+    timeout = next(x for x in lines if x.startswith("TimeoutStartSec="))
+    assert timeout == "TimeoutStartSec=30min"  # > a service's default 5 min timeout
