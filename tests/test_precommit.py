@@ -90,7 +90,7 @@ def test_clean_placeholder_and_allowed_commits_pass(repo: Path, env: dict[str, s
     assert attempt(repo, "notes.txt", "nothing secret here\n", env).returncode == 0
     placeholder = "services:\n  db:\n    environment:\n      - POSTGRES_PASSWORD=__REDACTED_PG__\n"
     assert attempt(repo, "docker-compose.yml", placeholder, env).returncode == 0
-    allowed = f"EXAMPLE_TOKEN={token(seed=3)}  # tether:allow (documented test fixture)\n"
+    allowed = "EXAMPLE_PASSWORD=Zx8Kq3Vn6Wx1Bc4Hm7Jp  # tether:allow (documented test fixture)\n"
     result = attempt(repo, "example.env", allowed, env)
     assert result.returncode == 0, result.stdout
     assert git(repo, "log", "--oneline", env=env).stdout.count("\n") == 4

@@ -23,6 +23,7 @@ from tether.secrets.scan import (
     RuleSet,
     Scanner,
     assigned_key,
+    default_rules,
     fingerprint,
     looks_random,
     mask,
@@ -96,18 +97,27 @@ def test_fingerprint_is_keyed_and_survives_moving_lines() -> None:
     after = scanner.scan_text("f", f"\n\n# moved\nx = {secret}\n")[0]
     assert before.fingerprint == after.fingerprint
     assert after.line == 4
-    assert before.fingerprint == fingerprint(SALT, "f", "fake", secret)
-    assert fingerprint(b"t" * 32, "f", "fake", secret) != before.fingerprint
+    assert before.fingerprint == fingerprint(SALT, "f", "fake", "x = \0")
+    assert fingerprint(b"t" * 32, "f", "fake", "x = \0") != before.fingerprint
     plain = {hashlib.sha256(secret.encode()).hexdigest(), hashlib.sha1(secret.encode()).hexdigest()}
     assert before.fingerprint not in plain
-    # Another file or rule with the same value is another finding.
-    assert fingerprint(SALT, "g", "fake", secret) != before.fingerprint
+    # Another file or rule at the same place is another finding.
+    assert fingerprint(SALT, "g", "fake", "x = \0") != before.fingerprint
+
+
+def test_fingerprints_hold_nothing_of_the_value() -> None:
+    """A committed baseline must not let a guessed password be confirmed offline: the same
+    place with another value has the same fingerprint."""
+    scanner = Scanner(FakeRules().ruleset(), SALT)
+    weak = scanner.scan_text("f", "x = SECRET-changeme\n")[0]
+    other = scanner.scan_text("f", "x = SECRET-Zx8Kq3Vn6W\n")[0]
+    assert weak.fingerprint == other.fingerprint
 
 
 def test_baseline_silences_accepted_findings_only() -> None:
-    accepted = fingerprint(SALT, "f", "fake", "SECRET-old")
+    accepted = fingerprint(SALT, "f", "fake", "old = \0")
     scanner = Scanner(FakeRules().ruleset(), SALT, frozenset({accepted}))
-    scanner.scan_bytes("f", b"SECRET-old\nSECRET-new\n")
+    scanner.scan_bytes("f", b"old = SECRET-old\nnew = SECRET-new\n")
     assert [f.line for f in scanner.result.findings] == [2]
     assert scanner.result.baselined == 1
 
@@ -532,3 +542,27 @@ def test_the_hooks_stop_a_store_value_no_rule_recognises(
     assert "Pl41n-but-stored" not in out
     monkeypatch.delenv("TETHER_SECRETS_FILE")
     assert run(["scan", "--commits", f"{base}..HEAD"], tmp_path)[0] == ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "allowed"),
+    [
+        ("a.env", "DB_PASSWORD=Zx8Kq3Vn6Wx1Bc4Hm7Jp  # tether:allow (a fixture)\n", True),
+        ("a.env", "DB_PASSWORD=Zx8Kq3tether:allowVn6Wx1Bc4\n", False),  # inside the value
+        ("a.env", "DB_PASSWORD=Zx8Kq3Vn6Wx1Bc4Hm7Jp tether:allow\n", False),  # not a comment
+        ("a.json", '{"password": "Zx8Kq3Vn6Wx1Bc4Hm7Jp", "note": "# tether:allow"}\n', False),
+        ("a.env", f"GITHUB_TOKEN={token()}  # tether:allow\n", False),  # a known format
+        (
+            "a.key",
+            "-----BEGIN PRIVATE KEY----- tether:allow\nMIIEvQIBADANBgkqhkiG9w0BAQEF\n"
+            "-----END PRIVATE KEY-----\n",
+            False,
+        ),  # a private key
+        ("a.ini", "password = Zx8Kq3Vn6Wx1Bc4Hm7Jp ; tether:allow\n", True),
+    ],
+)
+def test_tether_allow_works_only_as_a_comment_and_never_for_known_formats(
+    path: str, text: str, allowed: bool
+) -> None:
+    scanner = Scanner(default_rules(), SALT)
+    assert (scanner.scan_text(path, text) == []) is allowed

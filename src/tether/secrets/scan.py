@@ -91,13 +91,17 @@ class RuleSet:
     find: FindFn
     keywords: frozenset[str]
     is_reference: ReferenceFn
+    # Rules a `tether:allow` comment cannot silence: known token formats and private keys.
+    unallowable: frozenset[str] = frozenset()
 
 
 def default_rules() -> RuleSet:
     # Imported here: the rules compile their regexes on import.
     from tether.secrets.rules import KEYWORDS, find_secrets, is_reference  # noqa: PLC0415
+    from tether.secrets.rules.tokens import RULE_WORDS  # noqa: PLC0415
 
-    return RuleSet(find_secrets, KEYWORDS, is_reference)
+    known_formats = frozenset(RULE_WORDS) | {"wireguard-private-key"}
+    return RuleSet(find_secrets, KEYWORDS, is_reference, known_formats)
 
 
 @dataclass(frozen=True)
@@ -130,10 +134,21 @@ def mask(secret: str) -> str:
     return f"{secret[:2]}***" if len(secret) >= 24 else "***"
 
 
-def fingerprint(salt: bytes, path: str, rule: str, secret: str) -> str:
-    """Keyed hash of where and what, without the line: it survives lines moving."""
-    message = "\0".join((path, rule, secret)).encode("utf-8", "surrogateescape")
+def fingerprint(salt: bytes, path: str, rule: str, context: str) -> str:
+    """Keyed hash of where a finding is: the file, the rule and its line with the value cut out
+    (`slot`). Nothing of the value goes in, so a committed baseline cannot be used to confirm
+    a guessed password offline; it survives the line moving, not the line's other text changing.
+    """
+    message = "\0".join((path, rule, context)).encode("utf-8", "surrogateescape")
     return hmac.new(salt, message, hashlib.sha256).hexdigest()
+
+
+def slot(text: str, start: int, end: int) -> str:
+    """The line holding text[start:end], with that value replaced by a NUL."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    return (text[line_start:start] + "\0" + text[end:line_end]).strip()
 
 
 def shannon(value: str) -> float:
@@ -360,19 +375,31 @@ class Scanner:
                 continue
             if _is_name_or_template(secret, manifest=manifest):
                 continue
-            if has_allow and rule != STORE_VALUE_RULE and ALLOW_MARK in _line_at(text, start):
+            if has_allow and self._allowed(path, text, end, rule):
                 continue
             out.append(
                 Finding(
                     path=path,
                     line=line,
                     rule=rule,
-                    fingerprint=fingerprint(self.salt, path, rule, secret),
+                    fingerprint=fingerprint(self.salt, path, rule, slot(text, start, end)),
                     preview=mask(secret),
                     commit=commit,
                 )
             )
         return out
+
+    def _allowed(self, path: str, text: str, end: int, rule: str) -> bool:
+        """A `tether:allow` in a comment (the file's own syntax) after the value, on its line;
+        never for a known token format, a private key or a value of the store."""
+        if rule == STORE_VALUE_RULE or rule in self.rules.unallowable:
+            return False
+        line_end = text.find("\n", end)
+        rest = text[end : line_end if line_end >= 0 else len(text)]
+        mark = rest.find(ALLOW_MARK)
+        if mark < 0:
+            return False
+        return any(0 <= rest.find(opener) < mark for opener in _comment_openers(path))
 
     def use_store(self, values: Iterable[str]) -> None:
         """The last line of defence: a value of the secret store found verbatim in a file is a
@@ -442,7 +469,17 @@ def _quoted_at(text: str, start: int) -> bool:
     return start > 0 and text[start - 1] in "\"'`"
 
 
-def _line_at(text: str, offset: int) -> str:
-    start = text.rfind("\n", 0, offset) + 1
-    end = text.find("\n", offset)
-    return text[start : end if end >= 0 else len(text)]
+def _comment_openers(path: str) -> tuple[str, ...]:
+    """How a comment starts in this kind of file (JSON has none: nothing can be allowed)."""
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix == ".json":
+        return ()
+    if suffix in (".xml", ".html", ".htm", ".svg", ".plist"):
+        return ("<!--",)
+    if suffix in (".ini", ".cfg", ".conf", ".properties"):
+        return ("#", ";")
+    if suffix in (".js", ".ts", ".go", ".java", ".c", ".h", ".cpp", ".rs", ".kt", ".swift"):
+        return ("//", "/*")
+    if suffix in (".sql", ".lua"):
+        return ("--",)
+    return ("#",)
