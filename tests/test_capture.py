@@ -11,6 +11,7 @@ from dulwich.objects import Commit
 from dulwich.repo import Repo
 
 from testing.gitrepos import commit, init_bare, ref_of, refs_of
+from testing.state import ledger_file, repo_state
 from tether.cli import main
 from tether.commands.capture import CaptureRequest
 from tether.commands.capture import capture as run_capture
@@ -250,7 +251,7 @@ def test_dry_run_changes_nothing(world: World, capsys: pytest.CaptureFixture[str
     remote_before = world.head()
     store_before = world.store.read_bytes()
     mirror_refs = refs_of(world.mirror(), "refs/")
-    ledger_before = (world.state / "ledger.json").read_bytes()
+    ledger_before = ledger_file(world.state).read_bytes()
     capsys.readouterr()
     assert world.capture("--dry-run", "--detailed-exitcode") == ExitCode.CHANGES
     out = capsys.readouterr().out
@@ -261,7 +262,7 @@ def test_dry_run_changes_nothing(world: World, capsys: pytest.CaptureFixture[str
     assert world.head() == remote_before
     assert world.store.read_bytes() == store_before
     assert refs_of(world.mirror(), "refs/") == mirror_refs
-    assert (world.state / "ledger.json").read_bytes() == ledger_before
+    assert ledger_file(world.state).read_bytes() == ledger_before
     assert [r.command for r in load_runs(world.state)] == ["capture"]
 
 
@@ -346,7 +347,7 @@ def test_no_push_commits_to_the_mirror_only(world: World) -> None:
     assert world.head() == before
     local = refs_of(world.mirror(), "refs/heads/main")["refs/heads/main"]
     assert local != before
-    assert not (world.state / "ledger.json").exists()  # the remote does not describe the host
+    assert not ledger_file(world.state).exists()  # the remote does not describe the host
 
 
 def test_rotated_secret_updates_the_store_without_a_commit(
@@ -604,13 +605,13 @@ def test_a_capture_killed_after_its_push_is_completed_by_the_next(
     assert world.capture() == ExitCode.INTERRUPTED
     monkeypatch.undo()
     assert world.files_at(world.head())["configs/notes/a.txt"] == b"second\n"  # it did land
-    assert (world.state / "capturing.json").is_file()
+    assert (repo_state(world.state) / "capturing.json").is_file()
     world.write("notes/a.txt", "third\n")  # the same file edited again
     capsys.readouterr()
     assert world.capture() == ExitCode.OK  # was: its own commit taken for upstream, a conflict
     assert "recorded capture" in capsys.readouterr().err
     assert world.files_at(world.head())["configs/notes/a.txt"] == b"third\n"
-    assert not (world.state / "capturing.json").exists()
+    assert not (repo_state(world.state) / "capturing.json").exists()
     assert world.capture() == ExitCode.OK  # and nothing is left to do
     assert world.files_at(world.head())["configs/notes/a.txt"] == b"third\n"
 
@@ -624,7 +625,7 @@ def test_a_journal_whose_commit_never_reached_the_remote_is_dropped(
     _interrupt_push(monkeypatch, after=False)
     assert world.capture() == ExitCode.INTERRUPTED
     monkeypatch.undo()
-    assert world.head() == before and (world.state / "capturing.json").is_file()
+    assert world.head() == before and (repo_state(world.state) / "capturing.json").is_file()
     capsys.readouterr()
     assert world.capture() == ExitCode.OK
     assert "dropped an interrupted capture" in capsys.readouterr().err

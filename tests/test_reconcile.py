@@ -14,6 +14,7 @@ import tether.config.options
 import tether.reconcile.desired
 import tether.reconcile.engine
 from testing.reconcile import Site, make_site
+from testing.state import ledger_file
 from tether.exitcodes import ExitCode
 from tether.hostfs.host import TEMP_PREFIX
 
@@ -173,7 +174,7 @@ def test_no_secret_value_in_json_ledger_or_saved_plan(site: Site, tmp_path: Path
     out = tmp_path / "plan.json"
     result = site.reconcile("--json", "--out", str(out))
     site.reconcile("--apply")
-    for text in (result.out, out.read_text(), (site.state / "ledger.json").read_text()):
+    for text in (result.out, out.read_text(), ledger_file(site.state).read_text()):
         assert SECRET not in text
 
 
@@ -227,7 +228,7 @@ def test_existing_file_keeps_its_mode(site: Site) -> None:
 
 def test_corrupt_ledger_says_how_to_rebuild(site: Site) -> None:
     site.reconcile("--apply")
-    (site.state / "ledger.json").write_text("{not json")
+    ledger_file(site.state).write_text("{not json")
     result = site.reconcile()
     assert result.code == ExitCode.ERROR
     assert "ledger.json: the ledger is corrupt" in result.err
@@ -242,7 +243,7 @@ def test_rebuild_ledger_records_only_in_sync(site: Site) -> None:
     site.reconcile("--apply")
     site.dest("app/a.conf").write_text("edited\n")
     site.reconcile("--rebuild-ledger")
-    ledger = json.loads((site.state / "ledger.json").read_text())["entries"]
+    ledger = json.loads(ledger_file(site.state).read_text())["entries"]
     assert sorted(Path(d).name for d in ledger) == [".env", "b.conf"]
     assert site.plan()["app/a.conf"] == "preexisting"
 
@@ -366,7 +367,7 @@ def test_rebuild_works_with_a_journal_and_a_corrupt_ledger(site: Site) -> None:
         "entries": {"/x": ["x", "h", 420, 0, 0, None, "t", "b", [], None, None, None]},
     }
     (site.state / "applying.json").write_text(json.dumps(journal))
-    (site.state / "ledger.json").write_text("garbage")
+    ledger_file(site.state).write_text("garbage")
     assert site.reconcile().code == ExitCode.ERROR
     assert site.reconcile("--rebuild-ledger").code == ExitCode.OK
     assert set(site.plan().values()) == {"in_sync"}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from testing.gitrepos import commit, ref_of, tag
+from testing.state import repo_state
 from tether.cli import main
 from tether.exitcodes import ExitCode
 from tether.state.ledger import load_ledger
@@ -56,7 +57,7 @@ def test_a_host_converges_from_a_remote(
         "host": None,
     }  # fmt: skip
     assert host_file(tmp_path, ".bashrc") == b"alias ll='ls -l'\n"
-    (entry,) = load_ledger(tmp_path / "state").values()
+    (entry,) = load_ledger(repo_state(tmp_path / "state")).values()
     assert entry.revision == head
 
     # a new commit upstream is an update; the second plan is all in sync

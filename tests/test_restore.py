@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from testing.repos import make_config_repo
+from testing.state import ledger_file
 from tether.exitcodes import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,7 +308,7 @@ def test_real_tether_dry_run_then_apply(real_box: dict[str, Path]) -> None:
     assert (home / "app/plain.txt").read_text() == "hello\n"
     restored = home / "app/config.yaml"
     assert restored.read_text() == f"token: {RESTORED_SECRET}\n"
-    assert (real_box["host"] / "var/lib/tether/ledger.json").is_file()  # state on the host
+    assert ledger_file(real_box["host"] / "var/lib/tether").is_file()  # state on the host
     again = real_entry(real_box, DRY_RUN="true")
     assert again.returncode == 0, again.stdout  # converged
     for done in (preview, applied, again):

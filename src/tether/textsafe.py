@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 _CREDENTIALS_IN_URL = re.compile(
@@ -38,3 +39,12 @@ def printable(text: str) -> str:
 
 def has_control(text: str) -> bool:
     return _CONTROL.search(text) is not None
+
+
+def keyed_name(key: str) -> str:
+    """<slug>-<hash of key>: a stable folder name for a URL or path, safe as one file name."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    tail = key.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    tail = tail.removesuffix(".git")
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", tail).strip("._")[:40] or "repo"
+    return f"{slug}-{digest}"

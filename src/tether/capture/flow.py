@@ -118,6 +118,7 @@ class Settings:
     remote: gitremote.Remote
     branch: str
     state_dir: Path
+    ledger_dir: Path  # this config repo's ledger and capture journal (state_dir/repos/...)
     target_root: Path
     explicit_root: bool
     target_home: str | None

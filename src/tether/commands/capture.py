@@ -43,7 +43,7 @@ from tether.git import remote as gitremote
 from tether.secrets.store import save_values
 from tether.stamps import utc_stamp
 from tether.state.keyring import load_key
-from tether.state.ledger import LedgerEntry, load_ledger
+from tether.state.ledger import LedgerEntry, load_repo_ledger, repo_ledger_dir
 from tether.state.lock import state_lock
 from tether.state.runlog import recording
 from tether.state.statedir import ensure_state_dir
@@ -111,6 +111,7 @@ def capture(
         remote=gitremote.parse_remote(url),
         branch=branch,
         state_dir=state_dir,
+        ledger_dir=ensure_state_dir(repo_ledger_dir(state_dir, gitremote.repo_identity(url))),
         target_root=host.target_root,
         explicit_root=explicit_root,
         target_home=host.target_home,
@@ -148,7 +149,7 @@ def _lock(state_dir: Path, wait: float, *, dry_run: bool) -> Iterator[None]:
 
 def _finish_interrupted(settings: Settings) -> None:
     """Complete (or drop) what a capture killed between its push and its ledger save left."""
-    left = capture_journal.pending(settings.state_dir)
+    left = capture_journal.pending(settings.ledger_dir)
     if left is None or (left.remote, left.branch) != (settings.remote.key, settings.branch):
         return  # nothing left, or another remote's: a capture to that one judges it
     try:
@@ -157,18 +158,18 @@ def _finish_interrupted(settings: Settings) -> None:
         return  # cannot tell yet; the attempt that follows reports the remote
     tip = fetched.refs.get(f"refs/heads/{settings.branch}")
     if tip is not None and gitobjects.is_ancestor(fetched.path, left.commit, tip):
-        capture_journal.record(settings.state_dir, left.entries, settings.keyring.key_id)
+        capture_journal.record(settings.ledger_dir, left.entries, settings.keyring.key_id)
         warn(f"recorded capture {left.commit[:12]}, pushed by a run interrupted before saving it")
     else:
         warn(
             f"dropped an interrupted capture's commit {left.commit[:12]}: it never reached "
             f"{settings.remote.display}; its changes are captured again now"
         )
-    capture_journal.end(settings.state_dir)
+    capture_journal.end(settings.ledger_dir)
 
 
 def _with_ledger(settings: Settings) -> Settings:
-    return replace(settings, ledger=load_ledger(settings.state_dir))
+    return replace(settings, ledger=load_repo_ledger(settings.state_dir, settings.ledger_dir))
 
 
 def _attempts(settings: Settings, request: CaptureRequest, before_push: BeforePush | None) -> Done:
@@ -250,7 +251,7 @@ def _commit_and_push(
         return Done(ExitCode.ATTENTION, plan, plan.tip.commit, pending=ref)
     if commit is None:
         capture_journal.record(
-            settings.state_dir,
+            settings.ledger_dir,
             _ledger_updates(settings, plan, plan.tip.commit),
             settings.keyring.key_id,
         )
@@ -260,7 +261,7 @@ def _commit_and_push(
         return Done(final, plan, commit)
     updates = _ledger_updates(settings, plan, commit)
     capture_journal.begin(
-        settings.state_dir,
+        settings.ledger_dir,
         capture_journal.CaptureJournal(settings.remote.key, settings.branch, commit, updates),
     )
     if before_push is not None:
@@ -269,7 +270,7 @@ def _commit_and_push(
         settings.remote, plan.tip.mirror, settings.branch, commit, parent=plan.tip.commit
     )
     if not result.ok:
-        capture_journal.end(settings.state_dir)  # the commit is not on the remote
+        capture_journal.end(settings.ledger_dir)  # the commit is not on the remote
     if result.status == "lost-race" or (not result.ok and _moved(settings, plan)):
         return None
     if not result.ok:
@@ -279,8 +280,8 @@ def _commit_and_push(
             f"push to {settings.remote.display} was rejected: {result.reason}",
             hint=f"nothing was lost: the commit is kept at {ref} in {plan.tip.mirror}",
         )
-    capture_journal.record(settings.state_dir, updates, settings.keyring.key_id)
-    capture_journal.end(settings.state_dir)
+    capture_journal.record(settings.ledger_dir, updates, settings.keyring.key_id)
+    capture_journal.end(settings.ledger_dir)
     gitobjects.list_tree(plan.tip.mirror, commit)  # the next capture diffs its listing from here
     return Done(final, plan, commit, pushed=True)
 

@@ -36,9 +36,10 @@ from tether.config.sourcetree import SourceTree
 from tether.errors import GitError, SourceError, StateError, TetherError
 from tether.exitcodes import ExitCode
 from tether.reconcile.desired import open_tree
+from tether.reconcile.engine import source_identity
 from tether.secrets.render import has_marker, render
 from tether.secrets.store import SecretStore, load_store, store_path
-from tether.state.ledger import ledger_path, load_ledger
+from tether.state.ledger import ledger_path, load_repo_ledger, repo_ledger_dir
 from tether.state.lock import INFO_NAME, LOCK_NAME, lock_held
 from tether.state.services import load_services, pending_names, stuck
 
@@ -242,11 +243,17 @@ def check_remote(ctx: DoctorContext) -> list[CheckResult]:
 
 def check_ledger(ctx: DoctorContext) -> list[CheckResult]:
     name = "ledger"
-    path = ledger_path(ctx.host.state_dir)
+    state_dir = ctx.host.state_dir
     try:
-        entries = load_ledger(ctx.host.state_dir)
+        ledger_dir = repo_ledger_dir(
+            state_dir, source_identity(SourceOptions.resolve(*ctx.source), ctx.repo)
+        )
+        path = ledger_path(ledger_dir)
+        entries = load_repo_ledger(state_dir, ledger_dir, ctx.repo.tracked_paths)
     except StateError as exc:
         return _failed(name, exc)
+    except TetherError:
+        return []  # no config repo to name the ledger: the repo's own checks say why
     if not entries and not path.exists():
         return [CheckResult(name, "ok", f"{path}: none yet (the first apply writes it)")]
     return [CheckResult(name, "ok", f"{path}: readable, {len(entries)} destinations")]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import re
 import shutil
 import tempfile
 import zlib
@@ -34,6 +32,7 @@ from tether.git.remote import (
 )
 from tether.hostfs.fsutil import exclusive_lock, write_atomic
 from tether.stamps import utc_stamp
+from tether.textsafe import keyed_name
 
 MIRRORS = "mirrors"
 
@@ -55,11 +54,7 @@ DAMAGE_ERRORS: tuple[type[BaseException], ...] = (
 
 def mirror_path(state_dir: Path, remote: Remote) -> Path:
     """state_dir/mirrors/<slug>-<hash of the credential-free URL>: stable, safe as a file name."""
-    digest = hashlib.sha256(remote.key.encode()).hexdigest()[:16]
-    tail = remote.key.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-    tail = tail.removesuffix(".git")
-    slug = re.sub(r"[^A-Za-z0-9._-]", "_", tail).strip("._")[:40] or "repo"
-    return state_dir / MIRRORS / f"{slug}-{digest}.git"
+    return state_dir / MIRRORS / f"{keyed_name(remote.key)}.git"
 
 
 @dataclass(frozen=True)

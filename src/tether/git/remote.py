@@ -87,6 +87,15 @@ class Remote:
         return text
 
 
+def repo_identity(location: str) -> str:
+    """What names a config repo's own state: the URL without credentials, the real path of a
+    local repo (file:// or not)."""
+    key = parse_remote(location, environ={}).key
+    if key.startswith("file://"):
+        return str(Path(unquote(urlsplit(key).path)).resolve())
+    return key
+
+
 def parse_remote(
     location: str,
     *,

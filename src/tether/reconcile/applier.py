@@ -24,6 +24,7 @@ from tether.stamps import utc_stamp
 from tether.state.backups import Backup, BackupStore
 from tether.state.ledger import LedgerEntry, save_ledger
 from tether.state.services import mark_pending
+from tether.state.statedir import ensure_state_dir
 
 CHUNK_FILES = 2000
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -106,6 +107,7 @@ def apply_plan(  # noqa: PLR0915
                 entries={i.dest: _entry(run, i, files[i.dest], None, now) for i in writes},
                 temp_token=host.temp_token,
                 services=owners(services, (i.path for i in writes + removes)),
+                ledger_dir=str(run.ledger_dir),
             ),
         )
     backups = BackupStore(run.state_dir, run.keyring)
@@ -163,7 +165,8 @@ def apply_plan(  # noqa: PLR0915
             progress(done, total)
     if not host.dry_run:
         _record_in_sync(run, plan, files)
-        save_ledger(run.state_dir, run.ledger, run.keyring.key_id)
+        ensure_state_dir(run.ledger_dir)
+        save_ledger(run.ledger_dir, run.ledger, run.keyring.key_id)
         changed = [o.item.path for o in outcomes.values() if o.done and o.item.changes]
         mark_pending(run.state_dir, owners(services, changed))
         if total:

@@ -17,12 +17,13 @@ from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.manifest import Manifest
 from tether.config.options import HostOptions, SourceOptions
 from tether.errors import warn
+from tether.git.remote import repo_identity
 from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, read_regular, require_root
 from tether.reconcile.desired import DesiredState, build_desired, open_tree
 from tether.reconcile.planner import Actual, Desired, Plan, Recorded, plan
 from tether.secrets.store import SecretStore, load_store, store_path
 from tether.state.keyring import Keyring, load_key
-from tether.state.ledger import LedgerEntry, load_ledger
+from tether.state.ledger import LedgerEntry, load_repo_ledger, repo_ledger_dir
 from tether.state.statedir import ensure_state_dir
 
 
@@ -40,6 +41,7 @@ class Run:
     confinement: Confinement
     probes: dict[str, Probe]
     actual: dict[str, Actual]
+    ledger_dir: Path  # this config repo's ledger (state_dir/repos/...)
 
     def make_plan(self, *, overwrite: bool, prune: bool) -> Plan:
         wanted = {
@@ -156,11 +158,12 @@ def prepare(
         repo.manifest, host.target_root if explicit_root else None, host.target_home
     )
     keyring = load_key(state_dir)
+    ledger_dir = repo_ledger_dir(state_dir, source_identity(source, repo))
     store = load_store(store_path(host.secrets_file, repo.manifest.secrets_file))
     confinement = Confinement(root)
     ledger: dict[str, LedgerEntry] = {}
     if not rebuild_ledger:
-        loaded = load_ledger(state_dir)
+        loaded = load_repo_ledger(state_dir, ledger_dir, repo.tracked_paths)
         ledger = loaded
         if loaded.key_id not in (None, keyring.key_id):
             ledger = rekey(loaded, confinement, keyring)
@@ -188,7 +191,19 @@ def prepare(
         confinement,
         probes,
         actual,
+        ledger_dir,
     )
+
+
+def source_identity(source: SourceOptions, repo: ConfigRepo) -> str:
+    """The config repo's identity: --repo's URL; for a folder, the remote capture pushes it to
+    (so reconcile and capture share one ledger), else the folder's real path."""
+    if source.repo is not None:
+        return repo_identity(source.repo)
+    if repo.manifest.capture.remote:
+        return repo_identity(repo.manifest.capture.remote)
+    assert source.folder is not None
+    return str(source.folder.resolve())
 
 
 __all__ = ["TEMP_PREFIX", "Run", "observe", "prepare"]

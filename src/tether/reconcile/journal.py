@@ -31,6 +31,7 @@ class Journal:
     temp_token: str | None = None  # in the apply's temp names (None: written by an older tether)
     # service -> its inventory paths this apply changes: pending even if the apply is killed
     services: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    ledger_dir: str | None = None  # the repo's ledger folder (None: the state dir, older tethers)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -39,6 +40,7 @@ class Journal:
             "entries": {dest: e.to_json() for dest, e in self.entries.items()},
             "temp_token": self.temp_token,
             "services": {name: list(paths) for name, paths in self.services.items()},
+            "ledger_dir": self.ledger_dir,
         }
 
     @classmethod
@@ -56,6 +58,7 @@ class Journal:
             {str(d): LedgerEntry.from_json(r) for d, r in entries.items()},
             None if data.get("temp_token") is None else str(data["temp_token"]),
             {str(n): tuple(str(p) for p in paths) for n, paths in services.items()},
+            None if data.get("ledger_dir") is None else str(data["ledger_dir"]),
         )
 
 
@@ -121,8 +124,9 @@ def recover(state_dir: Path, *, have_lock: bool) -> int:
 def _record_landed(state_dir: Path, journal: Journal, confinement: Confinement) -> None:
     if not journal.entries:
         return
+    ledger_dir = Path(journal.ledger_dir) if journal.ledger_dir else state_dir
     try:
-        ledger = load_ledger(state_dir)
+        ledger = load_ledger(ledger_dir)
     except StateError:
         return  # a corrupt ledger is reported by the run itself; rebuild fixes both
     keyring = load_key(state_dir)
@@ -139,4 +143,4 @@ def _record_landed(state_dir: Path, journal: Journal, confinement: Confinement) 
                 ledger[dest] = entry._replace(sig=probe.sig, source_sig=None)
                 changed = True
     if changed:
-        save_ledger(state_dir, ledger, keyring.key_id)
+        save_ledger(ledger_dir, ledger, keyring.key_id)

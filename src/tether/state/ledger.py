@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,8 +16,10 @@ from tether.errors import StateError
 from tether.hostfs.host import Probe
 from tether.hostfs.probe import Sig
 from tether.state.statedir import REBUILD_HINT, write_state_file
+from tether.textsafe import keyed_name
 
 LEDGER_NAME = "ledger.json"
+REPOS_DIR = "repos"  # state_dir/repos/<slug>-<hash of the repo's identity>/ledger.json
 LEDGER_VERSION = 1
 # File timestamps tick coarsely (a kernel jiffy); a file changed within the same tick as our
 # write keeps its size, mtime and ctime. Signatures this close to the save are not trusted.
@@ -95,6 +97,11 @@ def ledger_path(state_dir: Path) -> Path:
     return state_dir / LEDGER_NAME
 
 
+def repo_ledger_dir(state_dir: Path, identity: str) -> Path:
+    """Where the ledger of one config repo lives: each repo prunes only what it wrote."""
+    return state_dir / REPOS_DIR / keyed_name(identity)
+
+
 class Ledger(dict[str, LedgerEntry]):
     """Destination -> entry, and the id of the hash key its hashes were made with."""
 
@@ -124,6 +131,30 @@ def load_ledger(state_dir: Path) -> Ledger:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         why = "not JSON" if isinstance(exc, json.JSONDecodeError) else "unexpected content"
         raise StateError(f"{path}: the ledger is corrupt ({why})", hint=REBUILD_HINT) from None
+
+
+def load_repo_ledger(
+    state_dir: Path, ledger_dir: Path, tracked: Collection[str] | None = None
+) -> Ledger:
+    """The ledger of the repo whose ledger lives in `ledger_dir`, over the entries it adopts
+    from a ledger of the whole state dir (written before ledgers were kept per repo): those of
+    the paths its allowlist covers (`tracked`; None: all, for lookups only, as capture saves
+    just the entries it changes), never to prune another repo's. The old ledger is only read."""
+    own = load_ledger(ledger_dir)
+    if not ledger_path(state_dir).exists():
+        return own
+    legacy = load_ledger(state_dir)
+    if own and own.key_id != legacy.key_id:
+        return own  # hashed with another key: not comparable
+    wanted = None if tracked is None else set(tracked)
+    adopted = {
+        d: e
+        for d, e in legacy.items()
+        if (wanted is None or e.path in wanted) and d not in own
+    }
+    if not adopted:
+        return own
+    return Ledger({**adopted, **own}, own.key_id if own else legacy.key_id)
 
 
 def trusted_sig(sig: Sig | None, now_ns: int) -> Sig | None:
