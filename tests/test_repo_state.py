@@ -56,11 +56,9 @@ def test_a_state_dir_from_before_adopts_per_repo(tmp_path: Path) -> None:
     assert b.reconcile("--apply", "--prune").code == ExitCode.OK
     assert a.dest("app/a.conf").read_text() == "a=1\n"
     assert (a.state / "ledger.json").read_bytes() == legacy  # the old ledger is only read
-    assert list(load_ledger(ledger_file_of(b)).values())[0].path == "web/b.conf"
+    assert [e.path for e in load_ledger(ledger_dir_of(b)).values()] == ["web/b.conf"]
 
 
-def ledger_file_of(site: Site) -> Path:
-    (folder,) = (
-        f for f in (site.state / REPOS_DIR).iterdir() if (f / "ledger.json").is_file()
-    )
+def ledger_dir_of(site: Site) -> Path:
+    (folder,) = (f for f in (site.state / REPOS_DIR).iterdir() if (f / "ledger.json").is_file())
     return folder

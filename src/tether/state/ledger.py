@@ -148,9 +148,7 @@ def load_repo_ledger(
         return own  # hashed with another key: not comparable
     wanted = None if tracked is None else set(tracked)
     adopted = {
-        d: e
-        for d, e in legacy.items()
-        if (wanted is None or e.path in wanted) and d not in own
+        d: e for d, e in legacy.items() if (wanted is None or e.path in wanted) and d not in own
     }
     if not adopted:
         return own
