@@ -207,6 +207,25 @@ def test_handler_output_is_kept_masked_in_the_run_history(site: Site, docker: Do
     assert "the password is PASSWORD=(secret APP_PASSWORD)" in app["commands"][0]["output"]
 
 
+def test_a_secret_cut_by_the_output_tail_leaves_no_part_of_it(
+    tmp_path: Path, docker: Docker
+) -> None:
+    """The kept tail starts inside the secret: not even its end may be kept unmasked."""
+    keep = tether.reconcile.services.OUTPUT_TAIL
+    after = keep - len(SECRET) // 2  # the tail's cut falls in the middle of the secret
+    manifest = MANIFEST.replace(
+        "      - docker compose up -d other\n",
+        f"      - cat ../app/.env; yes y | head -c {after}; exit 1\n",
+    )
+    site = site_with(tmp_path, manifest)
+    assert site.reconcile("--apply").code == ExitCode.ATTENTION
+    last = json.loads((site.state / "runs.jsonl").read_text().splitlines()[-1])
+    other = next(s for s in last["services"] if s["name"] == "other")
+    output = other["commands"][0]["output"]
+    assert output.endswith("y\n" * 100) and len(output) <= keep
+    assert SECRET[-8:] not in output
+
+
 def test_no_handlers_leaves_them_pending_for_a_later_run(site: Site, docker: Docker) -> None:
     result = site.reconcile("--apply", "--no-handlers", "--json")
     assert result.code == ExitCode.OK

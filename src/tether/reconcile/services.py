@@ -23,6 +23,7 @@ from tether.config.manifest import Service
 from tether.state.services import ServiceRecord, record_result
 
 OUTPUT_TAIL = 64 * 1024  # bytes of each command's output kept in the run history
+MASK_MARGIN = 64 * 1024  # output read before the kept tail, so a secret it cuts is still masked
 READY_INTERVAL = 2.0  # seconds between two readiness checks
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a timed-out command
 SHELL = "/bin/sh"
@@ -263,12 +264,19 @@ def run_command(
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             code = None
+        # Masked before it is cut: a secret the cut would split is whole in the wider window.
         size = log.seek(0, os.SEEK_END)
-        log.seek(max(0, size - OUTPUT_TAIL))
-        tail = log.read().decode("utf-8", "replace")
+        log.seek(max(0, size - OUTPUT_TAIL - MASK_MARGIN))
+        masked = mask(log.read().decode("utf-8", "replace"))
     if code is not None and code < 0:
         code = 128 - code  # killed by a signal: as the shell reports it
-    return CommandResult(command, code, time.monotonic() - clock, mask(tail))
+    return CommandResult(command, code, time.monotonic() - clock, _tail(masked))
+
+
+def _tail(text: str) -> str:
+    """The last OUTPUT_TAIL bytes of `text`, cut at a character boundary."""
+    data = text.encode("utf-8")
+    return data[-OUTPUT_TAIL:].decode("utf-8", "ignore") if len(data) > OUTPUT_TAIL else text
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
