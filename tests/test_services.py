@@ -369,3 +369,24 @@ def test_status_metrics_and_doctor_name_pending_services(site: Site, docker: Doc
     docker.fail("proxy", on=False)
     assert site.reconcile("--apply").code == ExitCode.OK
     assert site.tether("status", "--state-dir", str(site.state)).code == ExitCode.OK
+
+
+def test_a_saved_plan_runs_the_same_handlers(site: Site, docker: Docker) -> None:
+    plan = site.state.parent / "plan.json"
+    assert site.reconcile("--out", str(plan)).code == ExitCode.OK
+    assert docker.calls() == []
+    applied = site.tether("apply", str(plan))
+    assert applied.code == ExitCode.OK, applied.err
+    assert docker.services() == ["proxy", "app", "other"]
+    assert "Services (3, in order):" in applied.out
+
+
+def test_services_lists_each_state_in_text(site: Site, docker: Docker) -> None:
+    docker.fail("proxy")
+    site.reconcile("--apply")
+    listed = site.tether("services", *site.host_args())
+    assert listed.code == ExitCode.ATTENTION
+    lines = listed.out.splitlines()
+    assert lines[0].startswith("proxy  failed: exit 4: docker network create web at ")
+    assert lines[1].startswith("app    pending  changed: app/")
+    assert lines[2] == "other  ok"

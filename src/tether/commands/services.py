@@ -14,6 +14,7 @@ from tether.errors import UsageError
 from tether.exitcodes import ExitCode
 from tether.reconcile.bringup import ServiceOptions, plan_services, run_handlers
 from tether.reconcile.engine import prepare
+from tether.reconcile.services import order
 from tether.reconcile.session import reconcile_session
 from tether.stamps import utc_stamp
 from tether.state.services import ServiceRecord, forget, load_services
@@ -40,7 +41,7 @@ def list_services(
     with reconcile_session(host.state_dir, "services", writes=False, history=False):
         run = prepare(source, host, explicit_root=explicit_root)
         records = load_services(run.state_dir)
-    names = [s.name for s in ServiceOptions().of(run)]
+    names = [s.name for s in order(ServiceOptions().of(run))]  # in bring-up order
     rows = [_row(n, records.get(n, ServiceRecord()), True) for n in names]
     rows += [_row(n, r, False) for n, r in sorted(records.items()) if n not in names and r.pending]
     if as_json:
