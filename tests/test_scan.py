@@ -566,3 +566,35 @@ def test_tether_allow_works_only_as_a_comment_and_never_for_known_formats(
 ) -> None:
     scanner = Scanner(default_rules(), SALT)
     assert (scanner.scan_text(path, text) == []) is allowed
+
+
+def _stage(repo: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_bytes(data)
+    porcelain.add(str(repo), [str(repo / n) for n in files])
+
+
+def test_hooks_fail_on_a_file_too_large_to_scan_unless_the_repo_allows_it(
+    tmp_path: Path, run: Run
+) -> None:
+    porcelain.init(str(tmp_path)).close()
+    big = b"x = 1\n" * 200_000 + f"TOKEN={token()}\n".encode()  # past 1 MiB: the token hides
+    _stage(tmp_path, {"dump.sql": big, "ok.env": b"A=1\n"})
+    code, _, err = run(["scan", "--staged"], tmp_path)
+    assert code == ExitCode.ATTENTION
+    assert "dump.sql: not scanned (larger than 1048576 bytes)" in err
+    (tmp_path / "tether.yaml").write_text(
+        "version: 1\ntarget:\n  home: /home/u\nscan:\n  allow_unscanned: ['*.sql']\n"
+    )
+    assert run(["scan", "--staged"], tmp_path)[0] == ExitCode.OK
+    assert run(["scan", "dump.sql"], tmp_path)[0] == ExitCode.OK  # not a hook: skipped, named
+
+
+def test_hooks_search_binary_files_for_known_token_formats(tmp_path: Path, run: Run) -> None:
+    porcelain.init(str(tmp_path)).close()
+    _stage(tmp_path, {"app.db": b"\0\0SQLite" + f"\0ghtoken\0{token()}\0".encode()})
+    code, out, _ = run(["scan", "--staged"], tmp_path)
+    assert code == ExitCode.ATTENTION and "app.db:1: github-pat" in out
+    _stage(tmp_path, {"app.db": b"\0\0SQLite\0password=hunter2-not-a-format\0"})
+    assert run(["scan", "--staged"], tmp_path)[0] == ExitCode.OK  # key rules mean nothing there

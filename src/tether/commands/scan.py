@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from tether.config.manifest import MANIFEST_NAME, load_manifest
+from tether.config.inventory import matches
+from tether.config.manifest import MANIFEST_NAME, Manifest, load_manifest
 from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import git_work_tree
@@ -27,6 +28,7 @@ from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt, writ
 from tether.secrets.scan import MAX_SIZE, RuleSet, Scanner, ScanResult, default_rules
 from tether.secrets.scanreport import render
 from tether.secrets.store import load_store, store_path
+from tether.textsafe import printable
 
 if TYPE_CHECKING:
     from tether.git.read import CommitId, WorkRepo
@@ -219,17 +221,22 @@ def _git_items(
                 scanner.scan_bytes(blob.path, blob.data, blob.commit)
 
 
-def _store_values(root: Path, environ: Mapping[str, str]) -> list[str]:
+def _repo_manifest(root: Path) -> Manifest | None:
+    """The config repo's manifest when the scanned repo is one (and it reads cleanly)."""
+    try:
+        return load_manifest(root / MANIFEST_NAME)
+    except TetherError:
+        return None
+
+
+def _store_values(manifest: Manifest | None, environ: Mapping[str, str]) -> list[str]:
     """The values of this host's secret store (TETHER_SECRETS_FILE, else the config repo's
     `secrets.file`), so that one written where no rule looks is still stopped. No store, or
     none that can be read here (a clone on another machine): nothing to add."""
     explicit = environ.get("TETHER_SECRETS_FILE")
-    configured = ""
-    if not explicit:
-        try:
-            configured = load_manifest(root / MANIFEST_NAME).secrets_file
-        except TetherError:
-            return []
+    if not explicit and manifest is None:
+        return []
+    configured = manifest.secrets_file if manifest is not None else ""
     try:
         store = load_store(store_path(Path(explicit) if explicit else None, configured), environ)
     except TetherError:
@@ -256,12 +263,17 @@ def run_scan(
     salt = baseline.salt if baseline else new_salt()
     accepted = baseline.fingerprints if baseline and not request.update_baseline else frozenset()
     scanner = Scanner(rules or default_rules(), salt, accepted, request.max_size)
-    scanner.use_store(_store_values(root, environ))
+    manifest = _repo_manifest(root)
+    scanner.use_store(_store_values(manifest, environ))
     # The baseline holds a salt and fingerprints (random-looking by design), never secrets.
     patterns = [f"(?:^|/){re.escape(BASELINE_NAME)}$", *request.exclude]
     excluded = re.compile("|".join(f"(?:{p})" for p in patterns))
     scanner.path_filter = lambda path: excluded.search(path) is None
     hook_push = request.hook and "PRE_COMMIT_REMOTE_NAME" in environ
+    scanner.strict = request.hook or request.staged or request.commits is not None
+    scanner.strict = scanner.strict or request.pre_push
+    allowed = manifest.allow_unscanned if manifest is not None else ()
+    scanner.allow_unscanned = lambda path: any(matches(g, path) for g in allowed)
     if request.staged or request.commits is not None or request.pre_push or hook_push:
         if git_root is None:
             raise TetherError(f"{cwd}: not inside a git repository", hint="run it in a work tree")
@@ -304,11 +316,21 @@ def scan(request: ScanRequest, *, rules: RuleSet | None = None) -> int:
     if result.baselined:
         summary += f" ({result.baselined} more accepted by the baseline)"
     click.echo(summary, err=True)
+    for path in result.unscanned:
+        click.echo(
+            printable(
+                f"{path}: not scanned (larger than {request.max_size} bytes): the hook cannot "
+                "vouch for it; list it under scan.allow_unscanned in tether.yaml, or raise "
+                "--max-size"
+            ),
+            err=True,
+        )
     if result.findings:
         click.echo(
             "replace each with a placeholder (`tether redact`), mark the line `tether:allow`, "
             "or accept them with `tether scan --update-baseline`",
             err=True,
         )
+    if result.findings or result.unscanned:
         return int(ExitCode.ATTENTION)
     return int(ExitCode.OK)

@@ -121,6 +121,7 @@ class Manifest:
     services: tuple[Service, ...] = ()
     capture: CaptureSettings = CaptureSettings()
     snapshot_tag: str = DEFAULT_SNAPSHOT_TAG
+    allow_unscanned: tuple[str, ...] = ()  # repo paths the hooks may let through unscanned
     hosts: Mapping[str, HostProfile] = field(default_factory=dict)
 
     def for_host(self, profile: HostProfile) -> Manifest:
@@ -207,6 +208,7 @@ def _build(data: Mapping[str, Any], origin: str) -> Manifest:
             max_file_size=capture.get("max_file_size", DEFAULT_MAX_FILE_SIZE),
         ),
         snapshot_tag=data.get("snapshots", {}).get("tag", DEFAULT_SNAPSHOT_TAG),
+        allow_unscanned=tuple(data.get("scan", {}).get("allow_unscanned", ())),
         hosts={
             name: HostProfile(
                 name=name,

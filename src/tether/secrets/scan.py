@@ -127,6 +127,7 @@ class ScanResult:
     files_skipped: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     baselined: int = 0
+    unscanned: list[str] = field(default_factory=list)  # hook mode: too large, not allowed
 
 
 def mask(secret: str) -> str:
@@ -317,6 +318,10 @@ class Scanner:
         self.result = ScanResult()
         self.path_filter: Callable[[str], bool] = lambda path: True
         self.known_values: tuple[str, ...] = ()  # the store's values: never in a committed file
+        # Hook mode: what cannot be scanned fails the hook unless allowed; binary files are
+        # still searched for known token formats.
+        self.strict = False
+        self.allow_unscanned: Callable[[str], bool] = lambda path: False
         self._seen: set[tuple[str, int, str, str]] = set()
 
     def skip(self, path: str, reason: str) -> None:
@@ -328,13 +333,25 @@ class Scanner:
             return
         if len(data) > self.max_size:
             self.skip(path, f"larger than {self.max_size} bytes")
+            if self.strict and not self.allow_unscanned(path):
+                self.result.unscanned.append(path)
             return
         if looks_binary(data):
+            if self.strict:
+                self.result.files_scanned += 1
+                self._collect(self._known_formats(path, data.decode("latin-1"), commit))
+                return
             self.skip(path, "binary")
             return
         self.result.files_scanned += 1
-        text = data.decode("utf-8", "replace")
-        for finding in self.scan_text(path, text, commit):
+        self._collect(self.scan_text(path, data.decode("utf-8", "replace"), commit))
+
+    def _known_formats(self, path: str, text: str, commit: str | None) -> list[Finding]:
+        """In a binary file only known token formats and private keys mean anything."""
+        return [f for f in self.scan_text(path, text, commit) if f.rule in self.rules.unallowable]
+
+    def _collect(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
             key = (finding.path, finding.line, finding.rule, finding.fingerprint)
             if key in self._seen:
                 continue
