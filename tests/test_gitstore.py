@@ -148,7 +148,7 @@ def test_default_branch_follows_the_remote_head_symref(tmp_path: Path) -> None:
 def test_empty_remote_has_no_default_branch(tmp_path: Path) -> None:
     up = init_bare(tmp_path / "empty.git")
     result = _sync(str(up), tmp_path / "s")
-    with pytest.raises(GitError, match="no default branch"):
+    with pytest.raises(GitError, match="has no branch"):
         gitobjects.resolve(result.path, None)
 
 

@@ -53,17 +53,43 @@ def _not_found(repo: Repo, ref: str, display: str) -> GitError:
     return GitError(f"{display}: no branch, tag or commit {ref!r}", hint=hint)
 
 
+class NoDefaultBranch(GitError):
+    """HEAD names no existing branch and there are several to choose from."""
+
+
+def branches(path: Path) -> list[str]:
+    with Repo(str(path)) as repo:
+        return _names(repo, b"refs/heads/")
+
+
+def _default_branch(repo: Repo, shown: str) -> Ref:
+    """The remote HEAD's branch; when HEAD names a branch that does not exist (a plain
+    `git init --bare` points it at master, the first push made main), the only branch."""
+    target = repo.refs.get_symrefs().get(Ref(b"HEAD"))
+    if target is not None and target in repo.refs:
+        return target
+    branches = _names(repo, b"refs/heads/")
+    if len(branches) == 1:
+        return Ref(b"refs/heads/" + branches[0].encode())
+    if not branches:
+        raise GitError(
+            f"{shown}: the remote has no branch (empty repository?)",
+            hint="push a commit (tether capture), or pass --ref",
+        )
+    head = target.decode().removeprefix("refs/heads/") if target else "nothing"
+    raise NoDefaultBranch(
+        f"{shown}: the remote's HEAD names {head}, which does not exist, and it has "
+        f"{len(branches)} branches",
+        hint=f"pass --ref BRANCH or set capture.branch (branches: {', '.join(branches[:8])})",
+    )
+
+
 def resolve(path: Path, ref: str | None, *, display: str = "") -> Resolved:
     """A branch, a tag (annotated tags peeled), a full or short commit id; None: the default."""
     shown = display or str(path)
     with Repo(str(path)) as repo:
         if ref is None:
-            target = repo.refs.get_symrefs().get(Ref(b"HEAD"))
-            if target is None or target not in repo.refs:
-                raise GitError(
-                    f"{shown}: the remote has no default branch (empty repository?)",
-                    hint="push a commit, or pass --ref",
-                )
+            target = _default_branch(repo, shown)
             return Resolved(peel(repo, repo.refs[target]).decode(), target.decode())
         raw = ref.encode()
         for candidate in (Ref(raw), Ref(b"refs/heads/" + raw), Ref(b"refs/tags/" + raw)):

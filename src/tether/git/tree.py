@@ -11,8 +11,8 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
-from tether.config.manifest import MANIFEST_NAME
-from tether.errors import GitError, SourceError
+from tether.config.manifest import MANIFEST_NAME, parse_manifest
+from tether.errors import GitError, SourceError, TetherError
 from tether.git import mirror as gitmirror
 from tether.git import objects as gitobjects
 from tether.git import publish as gitpublish
@@ -162,12 +162,24 @@ def open_remote_tree(
         if state is not None and state.fetched_at:
             stale = f"{stale}; last fetched {state.fetched_at}"
     try:
-        resolved = gitobjects.resolve(path, ref, display=remote.display)
+        try:
+            resolved = gitobjects.resolve(path, ref, display=remote.display)
+        except gitobjects.NoDefaultBranch:
+            named = _self_named(path)
+            if named is None:
+                raise
+            resolved = gitobjects.resolve(path, named, display=remote.display)
     except GitError as exc:
         if stale is not None:
             exc.hint = f"{exc.hint}; the fetch failed, so this is the last fetched state"
         raise
     entries = gitobjects.list_tree(path, resolved.commit)
+    if ref is None:  # the manifest's capture.branch wins over the remote's HEAD
+        branch = _manifest_branch(path, entries)
+        moved = branch and f"refs/heads/{branch}" != resolved.ref
+        if branch and moved and branch in gitobjects.branches(path):
+            resolved = gitobjects.resolve(path, branch, display=remote.display)
+            entries = gitobjects.list_tree(path, resolved.commit)
     tree = RemoteTree(
         path,
         resolved.commit,
@@ -184,3 +196,27 @@ def open_remote_tree(
             hint="check --ref, or add tether.yaml to the config repo (tether init)",
         )
     return tree
+
+
+def _self_named(path: Path) -> str | None:
+    """With no usable HEAD and several branches: the one branch whose tether.yaml names it as
+    capture.branch, if exactly one does."""
+    chosen = []
+    for branch in gitobjects.branches(path):
+        tip = gitobjects.resolve(path, branch)
+        if _manifest_branch(path, gitobjects.list_tree(path, tip.commit)) == branch:
+            chosen.append(branch)
+    return chosen[0] if len(chosen) == 1 else None
+
+
+def _manifest_branch(path: Path, entries: Mapping[str, tuple[int, str]]) -> str | None:
+    """capture.branch of the tether.yaml in a listed commit (None: none, or unreadable: the
+    manifest's own checks report it)."""
+    found = entries.get(MANIFEST_NAME)
+    if found is None:
+        return None
+    try:
+        text = gitobjects.read_blob(path, found[1]).decode("utf-8")
+        return parse_manifest(text, MANIFEST_NAME).capture.branch
+    except (TetherError, UnicodeDecodeError):
+        return None
