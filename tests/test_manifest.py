@@ -116,16 +116,19 @@ def test_a_nul_byte_is_one_line_at_its_place() -> None:
 
 
 @pytest.mark.parametrize(
-    "nested",
+    ("nested", "place"),
     [
-        "x: " + "[" * 5000,  # the parser's own recursion would overflow
-        "x: " + "[" * 65 + "]" * 65,  # valid YAML, but deeper than any config
-        "x:\n" + "".join(f"{'  ' * i}k{i}:\n" for i in range(1, 70)) + "  " * 70 + "v: 1\n",
+        ("x: " + "[" * 5000, "2:67"),  # the composer's own recursion would overflow
+        ("x: " + "[" * 65 + "]" * 65, "2:67"),  # valid YAML, but deeper than any config
+        (
+            "x:\n" + "".join(f"{'  ' * i}k{i}:\n" for i in range(1, 70)) + "  " * 70 + "v: 1\n",
+            "66:129",
+        ),
     ],
 )
-def test_deep_nesting_is_one_line_not_a_crash(nested: str) -> None:
+def test_deep_nesting_is_one_line_at_its_place(nested: str, place: str) -> None:
     (line,) = problems("version: 1\n" + nested + "\n")
-    assert line.startswith("tether.yaml:") and line.endswith("nested deeper than 64 levels")
+    assert line == f"tether.yaml:{place}: nested deeper than 64 levels"
 
 
 def test_nesting_up_to_the_bound_is_fine() -> None:

@@ -102,18 +102,22 @@ class YamlLoadError(Exception):
 MAX_DEPTH = 64  # nesting deeper than this is no config a person wrote
 
 
-def _too_deep(root: yaml.Node) -> yaml.Node | None:
-    """The first node nested deeper than MAX_DEPTH, found without recursion."""
-    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return node
-        if isinstance(node, yaml.MappingNode):
-            stack.extend((child, depth + 1) for pair in node.value for child in pair)
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend((child, depth + 1) for child in node.value)
-    return None
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH at the collection that opens the next level.
+
+    PyYAML's composer recurses once per level (thousands of `[` overflow the stack), its parser
+    does not: so the depth is counted over the parser's events before anything is composed.
+    """
+    depth = 0
+    for event in yaml.parse(text, Loader=_StrictLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+                raise YamlLoadError(line, col, f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 def _position_of(text: str, index: int) -> tuple[int, int]:
@@ -126,12 +130,8 @@ def load_yaml(text: str) -> YamlDocument:
     loader: _StrictLoader | None = None
     try:
         loader = _StrictLoader(text)  # checks the characters: a NUL byte is refused here
+        _check_depth(text)
         node = loader.get_single_node()
-        if node is not None and (deep := _too_deep(node)) is not None:
-            mark = deep.start_mark
-            raise YamlLoadError(
-                mark.line + 1, mark.column + 1, f"nested deeper than {MAX_DEPTH} levels"
-            )
         data = loader.construct_document(node) if node is not None else None
         return YamlDocument(data=data, root=node)
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, controls)
@@ -140,8 +140,6 @@ def load_yaml(text: str) -> YamlDocument:
         raise YamlLoadError(
             line, col, f"character U+{code:04X} is not allowed in YAML; remove it"
         ) from None
-    except RecursionError:  # the parser recurses per level: thousands of `[` end here
-        raise YamlLoadError(1, 1, f"nested deeper than {MAX_DEPTH} levels") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
