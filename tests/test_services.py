@@ -390,3 +390,11 @@ def test_services_lists_each_state_in_text(site: Site, docker: Docker) -> None:
     assert lines[0].startswith("proxy  failed: exit 4: docker network create web at ")
     assert lines[1].startswith("app    pending  changed: app/")
     assert lines[2] == "other  ok"
+
+
+def test_a_service_without_commands_is_never_left_pending(tmp_path: Path, docker: Docker) -> None:
+    site = site_with(tmp_path, MANIFEST + '  - name: files-only\n    paths: ["other/**"]\n')
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert "files-only" not in load_services(site.state)
+    status = site.tether("status", "--state-dir", str(site.state))
+    assert status.code == ExitCode.OK, status.out

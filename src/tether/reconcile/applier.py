@@ -19,7 +19,7 @@ from tether.reconcile import journal
 from tether.reconcile.desired import DesiredFile, StaleSource
 from tether.reconcile.engine import Run
 from tether.reconcile.planner import NEW_FILE_MODE, Item, Plan
-from tether.reconcile.services import Selected, ServiceResult, owners
+from tether.reconcile.services import Selected, ServiceResult, owners, with_handlers
 from tether.stamps import utc_stamp
 from tether.state.backups import Backup, BackupStore
 from tether.state.ledger import LedgerEntry, save_ledger
@@ -91,6 +91,7 @@ def apply_plan(  # noqa: PLR0915
     """Apply `plan`; the `services` owning a file it changes become pending (in the journal
     before the first write, in the services file before the journal goes)."""
     files = {f.dest: f for f in run.desired.files}
+    services = with_handlers(services)
     now = utc_stamp()
     outcomes: dict[str, Outcome] = {i.dest: Outcome(i) for i in plan.items}
     report = Report(plan, run.desired.revision, host.dry_run, [], list(run.desired.warnings))

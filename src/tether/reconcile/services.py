@@ -41,6 +41,11 @@ def owners(services: Sequence[Service], paths: Iterable[str]) -> dict[str, tuple
     return found
 
 
+def with_handlers(services: Sequence[Service]) -> list[Service]:
+    """The services that have something to run (a service without commands is never owed)."""
+    return [s for s in services if s.on_change or s.ready]
+
+
 @dataclass(frozen=True)
 class Selected:
     service: Service
