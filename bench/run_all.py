@@ -28,6 +28,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
         [],  # its defaults: --files 1000 --runs 3
         ["--files", "100", "--runs", "1"],
     ),
+    "realworld": ("realworld_bench.py", [], ["--runs", "1"]),  # its default: --runs 3
     "reconcile": (
         "reconcile_bench.py",
         ["--sizes", "1000,10000,50000", "--loop-max", "10000", "--runs", "5"],

@@ -1,0 +1,136 @@
+"""The real-world corpus (tests/corpus/realworld): labels consistent, tether measured on it.
+
+Values never reach an assertion message: failures name paths and lines only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from testing import corpus
+
+LABELS = corpus.load_labels()
+SOURCES = corpus.load_sources()
+FILES = corpus.corpus_files()
+RECALL_TARGET = 0.97
+PRECISION_TARGET = 0.97
+
+
+def test_corpus_is_not_empty() -> None:
+    assert len(FILES) >= 20
+    assert len(LABELS) >= 20
+
+
+def test_every_label_names_a_line_holding_its_value() -> None:
+    bad = []
+    for label in LABELS:
+        assert label.kind in corpus.KINDS, f"{label.path}:{label.line}: kind {label.kind!r}"
+        data = (corpus.ROOT / label.path).read_bytes()
+        if label.kind == "whole-file":
+            ok = label.line == 1 and label.value.encode() in data
+        else:
+            lines = data.decode("utf-8").split("\n")
+            ok = 1 <= label.line <= len(lines) and label.value in lines[label.line - 1]
+        if not ok:
+            bad.append(f"{label.path}:{label.line}")
+    assert not bad, f"labels whose line does not hold the value: {bad}"
+
+
+def test_labels_are_unique() -> None:
+    keys = [(label.path, label.line, label.value) for label in LABELS]
+    assert len(keys) == len(set(keys))
+
+
+def test_every_file_has_a_source_row_and_a_licence() -> None:
+    missing = [path for path in FILES if path not in SOURCES]
+    assert not missing, f"files with no SOURCES.tsv row: {missing}"
+    stale = sorted(set(SOURCES) - set(FILES))
+    assert not stale, f"SOURCES.tsv rows with no file: {stale}"
+    for source in SOURCES.values():
+        owner_repo = source.repo.replace("/", "__")
+        assert source.path == f"{corpus.FILES}/{owner_repo}/{source.original}", source.path
+        assert len(source.commit) == 40, source.path
+        assert source.licence in {
+            "MIT",
+            "Apache-2.0",
+            "BSD-2-Clause",
+            "BSD-3-Clause",
+            "CC0-1.0",
+            "Unlicense",
+            "ISC",
+            "0BSD",
+        }, source.path
+        assert (corpus.ROOT / "LICENSES" / f"{owner_repo}.txt").is_file(), source.repo
+
+
+def test_every_labelled_path_is_a_corpus_file() -> None:
+    assert {label.path for label in LABELS} <= set(FILES)
+
+
+def test_the_scorer_counts_by_file_and_line() -> None:
+    labels = [corpus.Label("files/a", 1, "x"), corpus.Label("files/a", 3, "y")]
+    result = corpus.score({("files/a", 1), ("files/b", 2)}, labels)
+    assert (result.true_positives, result.false_positives, result.false_negatives) == (1, 1, 1)
+    assert result.recall == 0.5
+    assert result.precision == 0.5
+    assert "x" not in result.summary()
+
+
+@pytest.fixture(scope="module")
+def tether_found(tmp_path_factory: pytest.TempPathFactory) -> set[corpus.Pair]:
+    tree = corpus.copy_files(tmp_path_factory.mktemp("realworld"))
+    return corpus.tether_scan(tree)
+
+
+def test_tether_scan_runs_on_every_file(tether_found: set[corpus.Pair]) -> None:
+    assert {path for path, _ in tether_found} <= set(FILES)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="tether scan recall on the real-world corpus: 0.644 (35 files, 45 labelled lines; target 0.97)",
+)
+def test_tether_scan_recall(tether_found: set[corpus.Pair]) -> None:
+    result = corpus.score(tether_found, LABELS)
+    missed, _ = corpus.misses(tether_found, LABELS)
+    assert result.recall >= RECALL_TARGET, f"{result.summary()}; missed {missed[:20]}"
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="tether scan precision on the real-world corpus: 0.935 (35 files, 45 labelled lines; target 0.97)",
+)
+def test_tether_scan_precision(tether_found: set[corpus.Pair]) -> None:
+    result = corpus.score(tether_found, LABELS)
+    _, extra = corpus.misses(tether_found, LABELS)
+    assert result.precision >= PRECISION_TARGET, f"{result.summary()}; extra {extra[:20]}"
+
+
+def _redact_round_trip(path: str) -> tuple[bool, bool]:
+    """(no labelled value left in the redacted text, render gives the bytes back)."""
+    from tether.secrets.redact import redact  # noqa: PLC0415
+    from tether.secrets.render import render  # noqa: PLC0415
+
+    data = (corpus.ROOT / path).read_bytes()
+    text = data.decode("utf-8")
+    redaction = redact(text, Path(path).relative_to(corpus.FILES).as_posix())
+    store = {secret.name: secret.value for secret in redaction.secrets}
+    values = corpus.values_by_file(LABELS).get(path, set())
+    clean = not any(value in redaction.text for value in values)
+    back = render(redaction.text.encode("utf-8"), store.get).data
+    return clean, back == data
+
+
+@pytest.mark.xfail(
+    strict=False, reason="tether redact leaves a labelled value in 14 of 35 corpus files"
+)
+def test_redact_removes_every_labelled_value() -> None:
+    leaked = [path for path in FILES if not _redact_round_trip(path)[0]]
+    assert not leaked, f"{len(leaked)} files keep a labelled value after redact: {leaked[:20]}"
+
+
+def test_redact_then_render_gives_the_bytes_back() -> None:
+    broken = [path for path in FILES if not _redact_round_trip(path)[1]]
+    assert not broken, f"files not restored byte for byte: {broken}"
