@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from testing.gitrepos import commit, config_files, init_bare
+from testing.gitrepos import MANIFEST, commit, config_files, init_bare
 from tether.agent.loop import (
+    SUCCESS_CODES,
     LoopConfig,
     next_delay,
     resume,
@@ -471,3 +472,38 @@ def test_every_option_a_unit_passes_exists_on_the_real_command(job: str, tmp_pat
     assert "--metrics-file" in argv
     done = subprocess.run([*argv, "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_agent_ticks_run_handlers_and_retry_a_failed_one(
+    site: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The agent's tick is a real apply: the changed service's handler runs with the revision
+    in its environment; a failure is pending (tick exit ATTENTION, the loop's success: no
+    backoff) and the next tick, with no new commit, retries it until it succeeds."""
+    log, gate = site["tmp"] / "handler.log", site["tmp"] / "fail"
+    manifest = (
+        MANIFEST
+        + (
+            "services:\n  - name: app\n    paths: [app.conf]\n    on_change:\n"
+            f'      - echo "$TETHER_SERVICE $TETHER_REVISION $TETHER_CHANGED" >> {log}\n'
+            f"      - test ! -e {gate}\n"
+        ).encode()
+    )
+    first = commit(site["bare"], {**config_files(**{"app.conf": b"v1\n"}), "tether.yaml": manifest})
+    run = ["agent", "run", "--once", "--repo", str(site["bare"]), *host_args(site)]
+    gate.touch()
+    assert main(run) == ExitCode.ATTENTION
+    assert ExitCode.ATTENTION in SUCCESS_CODES
+    assert log.read_text() == f"app {first} app.conf\n"
+    status = status_json(site["state"], capsys)
+    assert status["pending_services"] == ["app"]
+    assert condition(status, "ServicesReady")["status"] == "False"
+    assert main(run) == ExitCode.ATTENTION  # still failing: retried, still pending
+    gate.unlink()
+    assert main(run) == ExitCode.OK
+    assert log.read_text().count(f"app {first} app.conf\n") == 3
+    status = status_json(site["state"], capsys)
+    assert status["pending_services"] == []
+    assert condition(status, "ServicesReady")["status"] == "True"
+    assert main(run) == ExitCode.OK  # nothing changed, nothing pending: no handler
+    assert log.read_text().count("\n") == 3
