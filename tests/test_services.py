@@ -226,6 +226,17 @@ def test_a_secret_cut_by_the_output_tail_leaves_no_part_of_it(
     assert SECRET[-8:] not in output
 
 
+def test_a_failed_handler_output_cannot_drive_the_terminal(tmp_path: Path, docker: Docker) -> None:
+    manifest = MANIFEST.replace(
+        "      - docker compose up -d other\n",
+        "      - printf 'pulling\\033[2K\\rdone\\033]0;title\\007\\n'; exit 1\n",
+    )
+    result = site_with(tmp_path, manifest).reconcile("--apply")
+    assert result.code == ExitCode.ATTENTION
+    assert "\x1b" not in result.err and "\r" not in result.err and "\x07" not in result.err
+    assert "    pulling\\x1b[2K\\rdone\\x1b]0;title\\x07" in result.err
+
+
 def test_no_handlers_leaves_them_pending_for_a_later_run(site: Site, docker: Docker) -> None:
     result = site.reconcile("--apply", "--no-handlers", "--json")
     assert result.code == ExitCode.OK

@@ -19,6 +19,7 @@ from tether.reconcile.session import reconcile_session
 from tether.stamps import utc_stamp
 from tether.state.services import ServiceRecord, forget, load_services
 from tether.state.statedir import ensure_state_dir
+from tether.textsafe import printable
 
 
 def _row(name: str, record: ServiceRecord, known: bool) -> dict[str, object]:
@@ -57,7 +58,7 @@ def list_services(
             extra = "" if name in names else "  (not in tether.yaml: `tether services forget`)"
             if record.pending and record.changed:
                 extra += f"  changed: {', '.join(record.changed)}"
-            click.echo(f"{name:<{width}}  {record.state}{extra}")
+            click.echo(printable(f"{name:<{width}}  {record.state}{extra}"))
     pending = any(r["pending"] for r in rows)
     return int(ExitCode.ATTENTION if pending else ExitCode.OK)
 
@@ -97,7 +98,7 @@ def run_services(
             click.echo("nothing to run: no service is pending")
         for r in results:
             detail = f"{r.seconds:.1f}s" if r.result == "ok" else r.reason
-            click.echo(f"{r.name}: {r.result} ({detail})")
+            click.echo(printable(f"{r.name}: {r.result} ({detail})"))
     return outcome.exit_code
 
 

@@ -27,6 +27,7 @@ from tether.reconcile.services import (
 from tether.secrets.render import mask
 from tether.state.runlog import RunOutcome
 from tether.state.services import load_services
+from tether.textsafe import printable
 
 FAILURE_LINES = 10  # lines of a failed handler's (masked) output shown on stderr
 
@@ -64,7 +65,7 @@ def bring_up_services(
             tail = result.commands[-1].output.rstrip("\n").split("\n")[-FAILURE_LINES:]
             for line in tail:
                 if line:
-                    print(f"    {line}", file=sys.stderr)
+                    print(f"    {printable(line)}", file=sys.stderr)
         elif result.result == "not-run":
             warn(f"service {result.name} not run ({result.reason}); it stays pending")
 
