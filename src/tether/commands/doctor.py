@@ -241,6 +241,27 @@ def check_remote(ctx: DoctorContext) -> list[CheckResult]:
     return [CheckResult(name, "ok", f"{remote.display} ({origin}): reachable, {heads} branches")]
 
 
+def check_clone(ctx: DoctorContext) -> list[CheckResult]:
+    """A --source folder that is a git clone: uncommitted edits, commits it lacks upstream."""
+    from tether.git.clone import clone_state  # noqa: PLC0415 (dulwich)
+
+    name = "clone"
+    try:
+        folder = SourceOptions.resolve(*ctx.source).folder
+    except TetherError:
+        return []
+    if folder is None:
+        return []
+    state = clone_state(folder, ctx.host.state_dir)
+    if state is None:
+        return []
+    lines = state.lines()
+    if not lines:
+        shown = f", up to date with {state.upstream}" if state.upstream else ", no upstream"
+        return [CheckResult(name, "ok", f"{folder}: a git clone, nothing uncommitted{shown}")]
+    return [CheckResult(name, "warning", line) for line in lines]
+
+
 def check_ledger(ctx: DoctorContext) -> list[CheckResult]:
     name = "ledger"
     state_dir = ctx.host.state_dir
@@ -462,6 +483,7 @@ CHECKS: tuple[Check, ...] = (
     check_manifest,
     check_secret_store,
     check_placeholders,
+    check_clone,
     check_ledger,
     check_lock,
     check_hooks,

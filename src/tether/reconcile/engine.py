@@ -17,6 +17,7 @@ from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.manifest import Manifest
 from tether.config.options import HostOptions, SourceOptions
 from tether.errors import warn
+from tether.git.clone import clone_state
 from tether.git.remote import repo_identity
 from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, read_regular, require_root
 from tether.reconcile.desired import DesiredState, build_desired, open_tree
@@ -176,6 +177,9 @@ def prepare(
         ledger=ledger,
         hostname=repo.host or host.host_name or socket.gethostname(),
     )
+    if source.folder is not None:
+        clone = clone_state(source.folder, state_dir)
+        desired.warnings.extend(clone.lines() if clone else ())
     dests = sorted({f.dest for f in desired.files} | set(ledger))
     probes, actual = observe(dests, ledger, confinement, keyring)
     return Run(
