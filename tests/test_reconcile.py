@@ -463,3 +463,24 @@ def test_a_replaced_hash_key_re_keys_the_ledger_instead_of_rewriting(
     assert site.dest("app/a.conf").read_text() == "edited on the host\n"
     assert all(site.dest(p).stat().st_ino == inode for p, inode in inodes.items())
     assert "the hash key changed" not in site.reconcile().err  # said once: the ledger is re-keyed
+
+
+def test_a_backup_is_restored_only_inside_the_target_root_it_came_from(
+    site: Site, tmp_path: Path
+) -> None:
+    site.reconcile("--apply")
+    site.dest("app/b.conf").write_text("b=host\n")
+    assert site.reconcile("--apply", "--overwrite").code == ExitCode.OK  # backs b.conf up
+    listing = site.tether("backups", "--state-dir", str(site.state), "--json").json()
+    backup = next(b for b in listing if b["dest"].endswith("b.conf"))
+    assert backup["root"] == str(site.root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    app = site.dest("app")
+    for child in app.iterdir():
+        child.unlink()
+    app.rmdir()
+    app.symlink_to(outside)  # the folder now leads out of the target root
+    restored = site.tether("backups", "--state-dir", str(site.state), "restore", backup["id"])
+    assert restored.code == ExitCode.ERROR and "outside the target root" in restored.err
+    assert list(outside.iterdir()) == []  # nothing written through the link

@@ -37,7 +37,7 @@ def restore_backup(state_dir: Path, backup_id: str, *, wait: float = 0.0) -> int
     with state_lock(state_dir, f"backups restore {backup_id}", wait):
         store = BackupStore(state_dir, load_key(state_dir))
         backup, data = store.get(backup_id)
-        confinement = Confinement("/")
+        confinement = Confinement(backup.root)  # the target root it was taken under
         probe = confinement.probe(backup.dest)
         if probe.kind == "blocked":
             raise HostError(f"cannot restore {backup.id}: {probe.reason}")
@@ -52,7 +52,7 @@ def restore_backup(state_dir: Path, backup_id: str, *, wait: float = 0.0) -> int
             if current == data:
                 click.echo(f"{backup.dest} already holds backup {backup.id}")
                 return int(ExitCode.OK)
-            saved = store.save(backup.dest, current, probe, reason="restore")
+            saved = store.save(backup.dest, current, probe, reason="restore", root=backup.root)
             click.echo(f"backed up the current {backup.dest} as {saved.id}", err=True)
         root = os.geteuid() == 0
         op = WriteOp(

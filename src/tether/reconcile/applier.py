@@ -241,7 +241,9 @@ def _backup(run: Run, item: Item, store: BackupStore, dry_run: bool) -> Outcome:
     if run.keyring.hash(data) != item.a_hash:
         return Outcome(item, error="changed on the host during the apply; untouched")
     try:
-        backup = store.save(item.dest, data, probe, reason=item.action.value)
+        backup = store.save(
+            item.dest, data, probe, reason=item.action.value, root=run.confinement.root
+        )
     except StateError as exc:
         return Outcome(item, error=exc.message)
     return Outcome(item, backup=backup)

@@ -43,6 +43,7 @@ class Backup:
     uid: int
     gid: int
     reason: str
+    root: str = "/"  # the target root the destination was under: a restore stays inside it
 
 
 class BackupStore:
@@ -53,7 +54,7 @@ class BackupStore:
     def _object(self, backup_id: str) -> Path:
         return self.root / "objects" / backup_id
 
-    def save(self, dest: str, data: bytes, owner: Owned, *, reason: str) -> Backup:
+    def save(self, dest: str, data: bytes, owner: Owned, *, reason: str, root: str) -> Backup:
         """Store the bytes durably before anything replaces them, with the file's mode and
         owner (`owner` is the destination's probe) so a restore puts them back too."""
         backup_id = self.keyring.hash(dest.encode("utf-8") + b"\0" + data)[:16]
@@ -70,6 +71,7 @@ class BackupStore:
                 mode=owner.mode,
                 uid=owner.uid,
                 gid=owner.gid,
+                root=root,
                 reason=reason,
             )
             fd = os.open(self.root / INDEX_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
