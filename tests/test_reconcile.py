@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import stat
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ import tether.reconcile.desired
 import tether.reconcile.engine
 from testing.reconcile import Site, make_site
 from testing.state import ledger_file
+from tether.cli import main
 from tether.exitcodes import ExitCode
 from tether.hostfs.host import TEMP_PREFIX
 
@@ -484,3 +488,59 @@ def test_a_backup_is_restored_only_inside_the_target_root_it_came_from(
     restored = site.tether("backups", "--state-dir", str(site.state), "restore", backup["id"])
     assert restored.code == ExitCode.ERROR and "outside the target root" in restored.err
     assert list(outside.iterdir()) == []  # nothing written through the link
+
+
+def test_links_in_the_config_repo_are_refused_never_followed(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir()
+    (private / "id_key").write_text("PRIVATE KEY BODY\n")
+    (private / "id_key").chmod(0o600)
+    site = make_site(
+        tmp_path,
+        {"app/ok.conf": "ok\n"},
+        inventory="app/ok.conf\napp/key.conf\nlinked/inner.conf\n",
+    )
+    (site.source("app/key.conf")).symlink_to(private / "id_key")  # a file link
+    (site.repo / "configs" / "linked").symlink_to(private)  # a folder link
+    (private / "inner.conf").write_text("through a linked folder\n")
+    plan = site.reconcile("--json", "--diff")
+    files = {f["path"]: f for f in plan.json()["files"]}
+    for path in ("app/key.conf", "linked/inner.conf"):
+        assert files[path]["action"] == "blocked", files[path]
+        assert "symlink in the config repo" in files[path]["reason"]
+    assert "PRIVATE KEY BODY" not in plan.out + plan.err
+    site.reconcile("--apply")
+    assert not site.dest("app/key.conf").exists() and not site.dest("linked").exists()
+    assert site.dest("app/ok.conf").read_text() == "ok\n"
+
+
+def test_a_link_committed_in_a_remote_repo_is_refused_not_written_as_text(
+    tmp_path: Path,
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "tether.yaml").write_text("version: 1\ntarget:\n  home: /home/u\n")
+    (work / "inventory").mkdir()
+    (work / "inventory" / "include-paths.txt").write_text("app/link.conf\napp/ok.conf\n")
+    (work / "configs" / "app").mkdir(parents=True)
+    (work / "configs" / "app" / "ok.conf").write_text("ok\n")
+    (work / "configs" / "app" / "link.conf").symlink_to("/etc/shadow")
+    for args in (("init", "-q"), ("add", "-A")):
+        subprocess.run(["git", *args], cwd=work, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "links"],
+        cwd=work,
+        check=True,
+    )
+    root = tmp_path / "root"
+    root.mkdir()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        argv = ["reconcile", "--apply", "--json", "--repo", str(work)]
+        code = main([*argv, "--target-root", str(root), "--state-dir", str(tmp_path / "state")])
+    assert code == ExitCode.ATTENTION
+    files = {f["path"]: f for f in json.loads(out.getvalue())["files"]}
+    assert files["app/link.conf"]["action"] == "blocked"
+    assert "symlink in the config repo" in files["app/link.conf"]["reason"]
+    assert not (root / "home/u/app/link.conf").exists()  # was: a file holding "/etc/shadow"
+    assert (root / "home/u/app/ok.conf").read_text() == "ok\n"

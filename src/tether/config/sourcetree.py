@@ -6,12 +6,21 @@ Everything above this seam (validate, the desired state, reconcile) reads a `Sou
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 from typing import Protocol
 
 from tether.config.inventory import walk_files
 from tether.errors import SourceError
+
+
+def link_refused(relpath: str) -> str:
+    return (
+        f"{relpath} is a symlink in the config repo; tether never follows links there "
+        "(put the file itself in the repo)"
+    )
 
 
 class SourceTree(Protocol):
@@ -48,6 +57,7 @@ class FolderTree:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._links: dict[str, bool] = {}
 
     @property
     def label(self) -> str:
@@ -71,10 +81,32 @@ class FolderTree:
     def path(self, relpath: str) -> Path:
         return self.root / relpath
 
+    def linked_folder(self, relpath: str) -> str | None:
+        """The first folder on the way to `relpath` that is a symlink, or None. Links are never
+        followed: a link to a private file elsewhere must not become a host file."""
+        parts = relpath.split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            known = self._links.get(folder)
+            if known is None:
+                try:
+                    known = stat.S_ISLNK(os.lstat(self.root / folder).st_mode)
+                except OSError:
+                    known = False
+                self._links[folder] = known
+            if known:
+                return folder
+        return None
+
     def read_bytes(self, relpath: str) -> bytes:
         target = self.path(relpath)
+        linked = self.linked_folder(relpath)
+        if linked is not None:
+            raise SourceError(link_refused(linked))
         try:
-            return target.read_bytes()
+            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as handle:
+                return handle.read()
         except FileNotFoundError:
             raise SourceError(f"{target}: no such file in the config repo") from None
         except IsADirectoryError:
@@ -83,6 +115,10 @@ class FolderTree:
             raise SourceError(
                 f"{target}: permission denied", hint="make it readable by this user"
             ) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # the file itself is a link
+                raise SourceError(link_refused(relpath)) from None
+            raise SourceError(f"{target}: cannot read ({exc.strerror})") from None
 
     def is_file(self, relpath: str) -> bool:
         return self.path(relpath).is_file()

@@ -26,6 +26,7 @@ from tether.stamps import utc_stamp
 DEFAULT_IDENTITY = "tether <tether@localhost>"
 
 GITLINK = 0o160000
+SYMLINK_MODE = 0o120000
 
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 

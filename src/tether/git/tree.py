@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tether.config.manifest import MANIFEST_NAME, parse_manifest
+from tether.config.sourcetree import link_refused
 from tether.errors import GitError, SourceError, TetherError
 from tether.git import mirror as gitmirror
 from tether.git import objects as gitobjects
@@ -73,6 +74,8 @@ class RemoteTree:
 
     def read_bytes(self, relpath: str) -> bytes:
         entry = self.entries.get(relpath)
+        if entry is not None and entry[0] == gitobjects.SYMLINK_MODE:
+            raise SourceError(link_refused(relpath))  # its blob is the link's target text
         if entry is None:
             if any(p.startswith(relpath.rstrip("/") + "/") for p in self.entries):
                 raise SourceError(f"{self._where(relpath)}: is a folder, expected a file")

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from tether.config.configrepo import ConfigRepo
 from tether.config.manifest import FileOverride
 from tether.config.options import SourceOptions, default_state_dir
-from tether.config.sourcetree import FolderTree, SourceTree
+from tether.config.sourcetree import FolderTree, SourceTree, link_refused
 from tether.errors import SourceError, warn
 from tether.hostfs.probe import Sig, stat_sig
 from tether.secrets.render import render
@@ -147,12 +147,17 @@ def build_desired(  # noqa: PLR0915
         if folder is None:
             return None, None
         source = repo.source_path(path)
+        linked = folder.linked_folder(source)
+        if linked is not None:
+            return None, link_refused(linked)
         try:
-            st = os.stat(f"{folder_root}/{source}")  # noqa: PTH116 (10k calls: no Path objects)
+            st = os.lstat(f"{folder_root}/{source}")
         except FileNotFoundError:
             return None, f"missing in the config repo ({source})"
         except OSError as exc:
             return None, f"cannot read {source} ({exc.strerror})"
+        if stat.S_ISLNK(st.st_mode):
+            return None, link_refused(source)
         if not stat.S_ISREG(st.st_mode):
             return None, f"{source} is not a regular file"
         return stat_sig(st), None
@@ -160,8 +165,9 @@ def build_desired(  # noqa: PLR0915
     def read_source(path: str) -> bytes:
         if folder is None:
             return tree.read_bytes(repo.source_path(path))
-        try:  # the folder fast path: no Path objects for ten thousand files
-            with open(f"{folder_root}/{repo.source_path(path)}", "rb") as handle:  # noqa: PTH123
+        try:  # the folder fast path: no Path objects, never through a link
+            fd = os.open(f"{folder_root}/{repo.source_path(path)}", os.O_RDONLY | os.O_NOFOLLOW)
+            with open(fd, "rb") as handle:  # noqa: PTH123
                 return handle.read()
         except OSError:
             return tree.read_bytes(repo.source_path(path))  # its error messages
