@@ -267,14 +267,16 @@ def test_stat_cache_plans_without_reading(site: Site, monkeypatch: pytest.Monkey
             no_reads()
         return real_read(tree, relpath)
 
+    real_open = os.open
+
     def no_config_opens(file: str, *args: Any, **kwargs: Any) -> Any:
-        if "/configs/" in str(file):  # the folder fast path reads with open()
+        if "/configs/" in str(file):  # the folder fast path opens with os.open (no links)
             no_reads()
-        return open(file, *args, **kwargs)
+        return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(tether.reconcile.engine, "read_regular", no_reads)
     monkeypatch.setattr(tether.reconcile.desired.FolderTree, "read_bytes", no_config_reads)
-    monkeypatch.setattr(tether.reconcile.desired, "open", no_config_opens, raising=False)
+    monkeypatch.setattr(os, "open", no_config_opens)
     assert site.reconcile().code == ExitCode.OK
     # The guard is live: a source whose stat changed must be read, and that trips it.
     source = site.source("app/a.conf")
