@@ -13,6 +13,7 @@ import pytest
 
 import tether.reconcile.services
 from testing.reconcile import HOME, Site, make_site
+from tether.agent.loop import LoopConfig, run_loop
 from tether.commands.doctor import DoctorContext, check_services
 from tether.config.options import HostOptions
 from tether.exitcodes import ExitCode
@@ -409,3 +410,30 @@ def test_a_service_without_commands_is_never_left_pending(tmp_path: Path, docker
     assert "files-only" not in load_services(site.state)
     status = site.tether("status", "--state-dir", str(site.state))
     assert status.code == ExitCode.OK, status.out
+
+
+def test_agent_run_bring_up_brings_everything_up_on_its_first_tick(
+    site: Site, docker: Docker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert site.reconcile("--apply").code == ExitCode.OK
+    docker.clear()
+    once = site.tether("agent", "run", "--once", *site.host_args())
+    assert once.code == ExitCode.OK, once.err
+    assert docker.calls() == []  # a plain tick: nothing changed, nothing pending
+    monkeypatch.setenv("BRING_UP", "true")  # as in a container's environment
+    brought = site.tether("agent", "run", "--once", *site.host_args())
+    assert brought.code == ExitCode.OK, brought.err
+    assert docker.services() == ["proxy", "app", "other"]
+    docker.clear()
+    # the variable never reaches a plain reconcile: only the agent's first tick brings up
+    assert site.reconcile("--apply").code == ExitCode.OK
+    assert docker.calls() == []
+
+
+def test_the_loop_keeps_its_first_command_until_a_tick_succeeds(tmp_path: Path) -> None:
+    log = tmp_path / "ticks"
+    first = ("/bin/sh", "-c", f"echo first >> {log}; exit 1")
+    plain = ("/bin/sh", "-c", f"echo plain >> {log}")
+    config = LoopConfig(plain, tmp_path, 1.0, 0.0, once=True, first=first)
+    assert run_loop(config) == ExitCode.ERROR
+    assert log.read_text() == "first\n"

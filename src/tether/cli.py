@@ -327,6 +327,13 @@ def agent_uninstall(root: Path | None, user: bool) -> int:
     "--jitter", default="30s", show_default=True, metavar="DURATION", help="Random extra wait."
 )
 @click.option("--once", is_flag=True, help="Run one tick and exit with its exit code.")
+@click.option(
+    "--bring-up",
+    is_flag=True,
+    envvar="BRING_UP",
+    help="The first tick runs every service's handlers (reconcile --apply --bring-up), until "
+    "one tick succeeds; later ticks run only changed and pending ones [env: BRING_UP=true].",
+)
 @metrics_file_option("Each tick writes Prometheus textfile-collector metrics to FILE.")
 def agent_run(
     *,
@@ -340,6 +347,7 @@ def agent_run(
     interval: str,
     jitter: str,
     once: bool,
+    bring_up: bool,
     metrics_file: Path | None,
 ) -> int:
     """Reconcile in the foreground every --interval (for hosts without systemd)."""
@@ -352,6 +360,7 @@ def agent_run(
         jitter=jitter,
         once=once,
         metrics_file=metrics_file,
+        bring_up=bring_up,
     )
 
 

@@ -111,6 +111,8 @@ class LoopConfig:
     # the run-history name of a tick ("reconcile --apply"): a failed tick that recorded nothing
     # (a usage error, a crash before the command started) is recorded by the loop under it
     record_as: str | None = None
+    # what the ticks run until one succeeds, if not `command` (agent run --bring-up)
+    first: tuple[str, ...] | None = None
 
     def cap(self) -> float:
         if self.max_backoff is not None:
@@ -252,6 +254,7 @@ def run_loop(config: LoopConfig, rand: Callable[[], float] = random.random) -> i
     """Tick until a stop signal (exit OK) or, with `once`, return the one tick's exit code."""
     signals = _Signals()
     failures = 0
+    first = config.first
     reported: Suspension | None = None
     with signals.installed():
         tick = 0
@@ -271,7 +274,9 @@ def run_loop(config: LoopConfig, rand: Callable[[], float] = random.random) -> i
                 tick += 1
                 started, wall = time.monotonic(), time.time()
                 mark = _history_mark(config.state_dir)
-                code, last_line = _run_tick(config.command, signals)
+                code, last_line = _run_tick(first or config.command, signals)
+                if code in SUCCESS_CODES:
+                    first = None
                 took = time.monotonic() - started
                 if signals.stopped():
                     log(f"tick {tick} stopped by signal ({describe(code)}, {took:.1f}s)")

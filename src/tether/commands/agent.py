@@ -383,6 +383,7 @@ def run(
     once: bool,
     command: Sequence[str] | None = None,
     metrics_file: Path | None = None,
+    bring_up: bool = False,
 ) -> int:
     every = parse_duration(interval, "--interval")
     spread = parse_duration(jitter, "--jitter")
@@ -390,7 +391,10 @@ def run(
         raise UsageError(f"--interval {interval}: must be longer than 0", hint="e.g. 5min")
     tick = command or tick_command(source, host, metrics_file)
     record_as = None if command else "reconcile --apply"
-    config = LoopConfig(tuple(tick), host.state_dir, every, spread, once, record_as=record_as)
+    first = (*tick, "--bring-up") if bring_up and not command else None
+    config = LoopConfig(
+        tuple(tick), host.state_dir, every, spread, once, record_as=record_as, first=first
+    )
     if not once:
         say(f"reconciling every {format_duration(every)} (+ up to {format_duration(spread)})")
     return run_loop(config)

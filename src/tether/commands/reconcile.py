@@ -169,7 +169,6 @@ def reconcile(
     handlers: bool = True,
 ) -> int:
     apply = env_flag("DRY_RUN", "false") if apply is None else apply
-    bring_up = bring_up or env_flag("BRING_UP", "true")
     overwrite = overwrite or env_flag("OVERWRITE", "true")
     if apply and out is not None:
         raise UsageError(
