@@ -84,6 +84,7 @@ def test_snapshots_lists_newest_first(
         "date": "2026-11-29T03:04:05Z",
         "message": "week 48",
         "annotated": True,
+        "local_only": True,  # made without --push
     }
     assert main([*base, "--all"]) == 0
     text = capsys.readouterr().out.splitlines()
@@ -120,3 +121,33 @@ def test_snapshot_needs_a_fresh_fetch(
 def test_snapshot_needs_a_repo(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="needs --repo"):
         snapshot(SourceOptions(folder=tmp_path), tmp_path, name=None, message=None, push=False)
+
+
+def test_a_snapshot_made_without_push_can_be_pushed_later(
+    upstream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "s"
+    source = SourceOptions(repo=str(upstream))
+    assert snapshot(source, state, name=None, message=None, push=False, now=NOW) == 0
+    base = ["snapshots", "--repo", str(upstream), "--state-dir", str(state)]
+    capsys.readouterr()
+    assert main(base) == 0
+    assert "local only" in capsys.readouterr().out
+    assert snapshot(source, state, name=None, message=None, push=True, now=NOW) == 0
+    assert "pushed the existing tag snapshot/2026-11-22" in capsys.readouterr().out
+    assert ref_of(upstream, "refs/tags/snapshot/2026-11-22") is not None
+    assert main([*base, "--json"]) == 0
+    assert [t["local_only"] for t in json.loads(capsys.readouterr().out)] == [False]
+
+
+def test_several_snapshots_a_day_get_numbered(
+    upstream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "s"
+    source = SourceOptions(repo=str(upstream))
+    for n in range(3):
+        commit(upstream, {"configs/.bashrc": f"v{n}\n".encode()})
+        later = NOW + dt.timedelta(hours=n)
+        assert snapshot(source, state, name=None, message=None, push=True, now=later) == 0
+    names = ["snapshot/2026-11-22", "snapshot/2026-11-22-2", "snapshot/2026-11-22-3"]
+    assert all(ref_of(upstream, f"refs/tags/{n}") for n in names)

@@ -22,6 +22,8 @@ from tether.git import publish as gitpublish
 from tether.git import remote as gitremote
 from tether.git.tree import RemoteTree, open_remote_tree
 
+MAX_PER_NAME = 99  # snapshot/{date}, then -2 ... -99 the same day
+
 
 def _remote_only(source: SourceOptions, command: str) -> str:
     if source.repo is None:
@@ -74,24 +76,66 @@ def snapshot(
     ) as tree:
         _echo_notices(tree)
         manifest = _manifest(tree)
-        tag = name if name is not None else tag_name(manifest.snapshot_tag, moment)
-        tagger = manifest.capture.author or f"tether <tether@{socket.gethostname()}>"
-        text = message or f"tether snapshot of {_short(tree.ref) or tree.commit[:12]}"
-        info = gitobjects.create_tag(
-            tree.mirror, tag, tree.commit, text, tagger=tagger, when=int(moment.timestamp())
-        )
-        if push:
-            try:
-                gitpublish.push_tag(remote, tree.mirror, tag)
-            except TetherError as exc:
-                gitpublish.delete_local_tag(tree.mirror, tag)  # so a retry can create it again
-                raise GitError(exc.message, hint="the tag was not kept; nothing changed") from None
+        existing = {t.name: t for t in gitobjects.list_tags(tree.mirror)}
+        names = _candidates(name, manifest.snapshot_tag, moment)
+        unpushed = _unpushed(existing, names, tree.commit, remote) if push else None
+        if unpushed is not None:  # made earlier without --push: share that one
+            gitpublish.push_tag(remote, tree.mirror, unpushed.name)
+            info, created = unpushed, False
+        else:
+            tag = next((n for n in names if n not in existing), names[0])
+            tagger = manifest.capture.author or f"tether <tether@{socket.gethostname()}>"
+            text = message or f"tether snapshot of {_short(tree.ref) or tree.commit[:12]}"
+            info = gitobjects.create_tag(
+                tree.mirror, tag, tree.commit, text, tagger=tagger, when=int(moment.timestamp())
+            )
+            created = True
+            if push:
+                try:
+                    gitpublish.push_tag(remote, tree.mirror, tag)
+                except TetherError as exc:
+                    gitpublish.delete_local_tag(tree.mirror, tag)  # a retry can create it again
+                    raise GitError(
+                        exc.message, hint="the tag was not kept; nothing changed"
+                    ) from None
     if as_json:
         click.echo(json.dumps({**dataclasses.asdict(info), "pushed": push}, indent=2))
     else:
         where = "pushed to the remote" if push else "in the local mirror only; --push to share it"
-        click.echo(f"created tag {info.name} on {info.commit[:12]} ({where})")
+        verb = "created tag" if created else "pushed the existing tag"
+        click.echo(f"{verb} {info.name} on {info.commit[:12]} ({where})")
     return int(ExitCode.OK)
+
+
+def _candidates(name: str | None, pattern: str, moment: dt.datetime) -> list[str]:
+    """--name alone; else the pattern's name, then -2, -3, ... for more snapshots that day."""
+    if name is not None:
+        return [name]
+    base = tag_name(pattern, moment)
+    return [base, *(f"{base}-{n}" for n in range(2, MAX_PER_NAME + 1))]
+
+
+def _unpushed(
+    existing: dict[str, gitobjects.TagInfo],
+    names: list[str],
+    commit: str,
+    remote: gitremote.Remote,
+) -> gitobjects.TagInfo | None:
+    """A tag of these names on this commit that the remote does not have yet."""
+    mine = [existing[n] for n in names if n in existing and existing[n].commit == commit]
+    if not mine:
+        return None
+    on_remote = gitremote.ls_remote(remote)
+    return next((t for t in mine if f"refs/tags/{t.name}" not in on_remote), None)
+
+
+def _local_only(remote: gitremote.Remote, tags: list[gitobjects.TagInfo]) -> set[str] | None:
+    """The tags the remote does not have (None: the remote cannot be asked now)."""
+    try:
+        on_remote = gitremote.ls_remote(remote)
+    except gitremote.FetchFailed:
+        return None
+    return {t.name for t in tags if f"refs/tags/{t.name}" not in on_remote}
 
 
 def snapshots(
@@ -102,13 +146,21 @@ def snapshots(
         _echo_notices(tree)
         prefix = "" if all_tags else _prefix(_manifest(tree).snapshot_tag)
         tags = gitobjects.list_tags(tree.mirror, prefix)
+    local = _local_only(gitremote.parse_remote(repo), tags)
     if as_json:
-        click.echo(json.dumps([dataclasses.asdict(t) for t in tags], indent=2))
+        rows = [
+            {**dataclasses.asdict(t), "local_only": None if local is None else t.name in local}
+            for t in tags
+        ]
+        click.echo(json.dumps(rows, indent=2))
     elif not tags:
         click.echo(f"no tags starting with {prefix!r}" if prefix else "no tags", err=True)
     else:
         width = max(len(t.name) for t in tags)
         for t in tags:
             first = t.message.splitlines()[0] if t.message else ""
-            click.echo(f"{t.name:<{width}}  {t.date}  {t.commit[:12]}  {first}".rstrip())
+            mark = (
+                "  (local only: snapshot --push to share it)" if local and t.name in local else ""
+            )
+            click.echo(f"{t.name:<{width}}  {t.date}  {t.commit[:12]}  {first}".rstrip() + mark)
     return int(ExitCode.OK)
