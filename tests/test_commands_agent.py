@@ -327,3 +327,33 @@ def test_failing_systemctl_rolls_back(
     assert main(install_args(cfg, root)) == ExitCode.ERROR
     assert "Failed to enable unit: boom" in capsys.readouterr().err
     assert tree(root) == []
+
+
+def test_capture_unit_can_write_everything_capture_writes(
+    cfg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The store (~ resolved now, by the installing user: a root unit would read root's home),
+    the state dir and the --source folder are all under the capture unit's ReadWritePaths."""
+    home = tmp_path / "installer"
+    monkeypatch.setenv("HOME", str(home))
+    root = tmp_path / "root"
+    assert main(install_args(cfg, root, "--capture", "daily")) == 0  # verified by systemd-analyze
+    store = home / ".config/tether/secrets.env"
+    assert f"secret store: {store}" in capsys.readouterr().err
+    units = root / UNITS
+    text = (units / "tether-capture.service").read_text().splitlines()
+    (line,) = [x for x in text if x.startswith("ReadWritePaths=")]
+    writable = [Path(w.lstrip("-")) for w in line.split("=", 1)[1].split()]
+    assert "ProtectHome=read-only" in text
+    for written in (store, Path("/var/lib/tether/ledger.json"), cfg / "tether.yaml"):
+        assert any(written.is_relative_to(w) for w in writable), (written, writable)
+    for unit in ("tether-capture.service", "tether-reconcile.service"):
+        assert f"--secrets-file {store}" in exec_start(units / unit)
+    if ANALYZE:
+        done = subprocess.run(
+            [ANALYZE, "verify", *(str(p) for p in sorted(units.glob("tether-*")))],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert (done.returncode, done.stderr) == (0, "")

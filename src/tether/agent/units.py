@@ -128,6 +128,7 @@ class UnitSpec:
     protect_home: bool = True  # false when the target home is unknown at install time
     metrics_dir: Path | None = None
     user: bool = False
+    store: Path | None = None  # the secret store, resolved at install time (--secrets-file)
 
     def names(self) -> list[str]:
         jobs = [RECONCILE] + ([CAPTURE] if self.capture != "off" else [])

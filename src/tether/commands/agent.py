@@ -8,6 +8,7 @@ and folder it created, so uninstall removes exactly those and nothing else.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -36,10 +37,12 @@ from tether.agent.units import (
     wants_link,
 )
 from tether.config.configrepo import open_config_repo
+from tether.config.manifest import DEFAULT_SECRETS_FILE, Manifest
 from tether.config.options import HostOptions, SourceOptions
 from tether.errors import HostError, StateError, TetherError, UsageError
 from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import make_dirs, write_atomic
+from tether.secrets.store import store_path
 
 RECORD_NAME = ".tether-agent-install.json"
 
@@ -66,13 +69,25 @@ def _systemctl(user: bool, *args: str) -> list[str]:
 # ---- the spec -------------------------------------------------------------------------------
 
 
-def _manifest_home(source: SourceOptions) -> str | None:
+def _manifest(source: SourceOptions, host: HostOptions) -> Manifest | None:
     if source.folder is None:
         return None
     with contextlib.suppress(TetherError):
-        home = open_config_repo(source.folder_tree()).manifest.target_home
-        return home if home.startswith("/") else None
+        return open_config_repo(source.folder_tree(), host=host.host_name).manifest
     return None
+
+
+def _manifest_home(manifest: Manifest | None) -> str | None:
+    home = manifest.target_home if manifest is not None else None
+    return home if home and home.startswith("/") else None
+
+
+def install_store(source: SourceOptions, host: HostOptions) -> Path:
+    """The secret store the units use, resolved now, by the user installing them: `~` in a
+    unit would be the home of the user the unit runs as (root's, for a system unit)."""
+    manifest = _manifest(source, host)
+    configured = manifest.secrets_file if manifest is not None else DEFAULT_SECRETS_FILE
+    return Path(normal_path(store_path(host.secrets_file, configured).absolute()))
 
 
 def build_spec(
@@ -91,7 +106,12 @@ def build_spec(
     if capture not in ("off", *CAPTURE_SCHEDULES):
         raise UsageError(f"--capture {capture}: unknown schedule", hint="use daily, hourly or off")
     root = host.target_root.absolute()
-    home = host.target_home or _manifest_home(source)
+    manifest = _manifest(source, host)
+    home = host.target_home or _manifest_home(manifest)
+    store = install_store(source, host)
+    host = dataclasses.replace(host, secrets_file=store)
+    # capture writes new secrets into the store (a temp file beside it, then a rename)
+    capture_paths = [store.parent, *([source.folder.absolute()] if source.folder else [])]
     paths = [Path(normal_path(p)) for p in writable] or [root]
     if home is not None:
         paths.append(Path(normal_path(f"{root}/{home}")))
@@ -103,7 +123,8 @@ def build_spec(
         interval=interval,
         jitter=jitter,
         capture=capture,
-        capture_writable=(source.folder.absolute(),) if source.folder else (),
+        capture_writable=tuple(dict.fromkeys(capture_paths)),
+        store=store,
         protect_home=home is not None,
         metrics_dir=Path(normal_path(metrics_dir.absolute())) if metrics_dir else None,
         user=user,
@@ -266,6 +287,11 @@ def _remove_dirs(dirs: Sequence[str]) -> None:
 # ---- commands -------------------------------------------------------------------------------
 
 
+def _say_store(spec: UnitSpec) -> None:
+    if spec.store is not None:
+        say(f"secret store: {spec.store} (passed as --secrets-file; capture may write it)")
+
+
 def install(
     spec: UnitSpec,
     *,
@@ -279,6 +305,7 @@ def install(
         shown = unit_dir(user=spec.user, root=None)
         for name, text in units.items():
             click.echo(f"# {shown / name}\n{text}")
+        _say_store(spec)
         return int(ExitCode.OK)
     if verify and verify_units(units, user=spec.user) is None:
         say("systemd-analyze not found; installing the units unverified")
@@ -323,6 +350,7 @@ def install(
         ) from None
     for name in files:
         say(f"wrote {name}")
+    _say_store(spec)
     timers = " ".join(spec.timers())
     if root is not None:
         say(f"enabled {timers} under {root}")
