@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -307,6 +310,37 @@ def test_timeout_kills_the_whole_process_group(
         for _ in range(50):  # reaped by init: gone within a moment
             os.kill(child, 0)
             time.sleep(0.02)
+
+
+def test_ctrl_c_during_a_handler_stops_its_process_group(tmp_path: Path, docker: Docker) -> None:
+    """The handler has its own session, so Ctrl-C reaches tether alone: tether ends the
+    handler's group before it exits INTERRUPTED, and the service stays pending."""
+    pids = tmp_path / "pids"
+    manifest = MANIFEST.replace(
+        "      - docker compose up -d other\n",
+        f"      - sleep 60 & echo $! > {pids}; wait\n",
+    )
+    site = site_with(tmp_path, manifest)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tether", "reconcile", "--apply", *site.host_args()],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )
+    deadline = time.monotonic() + 30
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        assert proc.poll() is None
+        time.sleep(0.02)
+    child = int(pids.read_text())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert b"Traceback" not in err
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):  # the sleep got SIGTERM; reaped by init within a moment
+            os.kill(child, 0)
+            time.sleep(0.02)
+    assert load_services(site.state)["other"].pending
 
 
 def test_ready_gates_dependents(

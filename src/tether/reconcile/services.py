@@ -269,6 +269,9 @@ def run_command(
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             code = None
+        except KeyboardInterrupt:  # Ctrl-C reaches tether alone: the command has its session
+            _stop_on_interrupt(proc)
+            raise
         # Masked before it is cut: a secret the cut would split is whole in the wider window.
         size = log.seek(0, os.SEEK_END)
         log.seek(max(0, size - OUTPUT_TAIL - MASK_MARGIN))
@@ -296,6 +299,16 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def _stop_on_interrupt(proc: subprocess.Popen[bytes]) -> None:
+    """An interrupted run leaves no handler behind (the service stays pending); a second
+    Ctrl-C during the grace kills the group at once."""
+    try:
+        _kill_group(proc)
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _group_alive(pgid: int) -> bool:
