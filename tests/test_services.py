@@ -471,3 +471,14 @@ def test_the_loop_keeps_its_first_command_until_a_tick_succeeds(tmp_path: Path) 
     config = LoopConfig(plain, tmp_path, 1.0, 0.0, once=True, first=first)
     assert run_loop(config) == ExitCode.ERROR
     assert log.read_text() == "first\n"
+
+
+def test_the_git_token_in_the_environment_is_masked_too(
+    tmp_path: Path, docker: Docker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TETHER_GIT_TOKEN", "ghp_tokenvalue1234567890")
+    site = site_with(tmp_path, MANIFEST.replace("docker compose up -d other", "env"))
+    assert site.reconcile("--apply").code == ExitCode.OK
+    history = (site.state / "runs.jsonl").read_text()
+    assert "ghp_tokenvalue1234567890" not in history
+    assert "TETHER_GIT_TOKEN=(secret TETHER_GIT_TOKEN)" in history

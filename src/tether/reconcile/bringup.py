@@ -7,6 +7,7 @@ passed in, so a caller can narrow the manifest's list first.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,6 +117,12 @@ def run_handlers(
     run: Run, chosen: Sequence[Selected], notify: Callable[[str], None] | None = None
 ) -> list[ServiceResult]:
     secrets = run.secrets_to_mask()
+    if any(s.action == "run" for s in chosen):
+        from tether.git.remote import TOKEN_ENV  # noqa: PLC0415 (dulwich loads only if needed)
+
+        # handlers inherit tether's environment: one echoing the git token stays masked
+        if token := os.environ.get(TOKEN_ENV):
+            secrets[TOKEN_ENV] = token
     env = HandlerEnv(
         state_dir=run.state_dir,
         revision=run.desired.revision,
