@@ -18,19 +18,21 @@ fail() {
     exit 64 # usage error, as tether's own
 }
 
-flag() { # NAME VALUE: only the words true and false, as in the article
-    case "$2" in
-        true | false) ;;
-        *) fail "$1 must be true or false, got '$2' (run with -e $1=true or -e $1=false)" ;;
+flag() { # NAME VALUE: true/false, 1/0, yes/no in any case (as tether reads them), set as true/false
+    case "$(printf '%s' "$2" | tr '[:upper:]' '[:lower:]')" in
+        true | 1 | yes) eval "$1=true" ;;
+        false | 0 | no) eval "$1=false" ;;
+        *) fail "$1 must be true/false, 1/0 or yes/no, got '$2' (run with -e $1=true or -e $1=false)" ;;
     esac
 }
 
-DRY_RUN="${DRY_RUN:-true}"
-OVERWRITE="${OVERWRITE:-false}"
-BRING_UP="${BRING_UP:-false}"
-flag DRY_RUN "$DRY_RUN"
-flag OVERWRITE "$OVERWRITE"
-flag BRING_UP "$BRING_UP"
+# TETHER_DRY_RUN (and so on) win over the article's names
+flag DRY_RUN "${TETHER_DRY_RUN:-${DRY_RUN:-true}}"
+flag OVERWRITE "${TETHER_OVERWRITE:-${OVERWRITE:-false}}"
+flag BRING_UP "${TETHER_BRING_UP:-${BRING_UP:-false}}"
+# tether itself reads these too: hand it the one normalized value
+export DRY_RUN OVERWRITE
+unset TETHER_DRY_RUN TETHER_OVERWRITE
 
 REPO_DIR="${REPO_DIR:-/repo}"
 HOST_ROOT="${HOST_ROOT:-/host}"

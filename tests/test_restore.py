@@ -111,20 +111,31 @@ def test_dry_run_with_overwrite_previews_the_overwrite(box: dict[str, Path]) -> 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [
-        ("DRY_RUN", "yes"),
-        ("DRY_RUN", "TRUE"),
-        ("OVERWRITE", "1"),
-        ("DRY_RUN", ""),
-        ("BRING_UP", "1"),
-    ],
+    [("DRY_RUN", "maybe"), ("OVERWRITE", "2"), ("DRY_RUN", ""), ("BRING_UP", "on")],
 )
-def test_only_true_or_false(box: dict[str, Path], name: str, value: str) -> None:
+def test_only_boolean_words(box: dict[str, Path], name: str, value: str) -> None:
     code, argv, err = entry(box, **{name: value}) if value else entry(box, **{name: " "})
     assert code == ExitCode.USAGE
     assert argv is None  # tether never ran
-    assert f"{name} must be true or false" in err
+    assert f"{name} must be true/false, 1/0 or yes/no" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "mode", "overwrite"),
+    [
+        ({"DRY_RUN": "No"}, "--apply", False),
+        ({"DRY_RUN": "0", "OVERWRITE": "YES"}, "--apply", True),
+        ({"DRY_RUN": "TRUE", "OVERWRITE": "1"}, "--plan", True),
+        ({"TETHER_DRY_RUN": "false", "DRY_RUN": "true"}, "--apply", False),
+    ],
+)
+def test_the_same_words_as_tether(
+    box: dict[str, Path], env: dict[str, str], mode: str, overwrite: bool
+) -> None:
+    code, argv, _ = entry(box, **env)
+    assert code == 0 and argv is not None
+    assert argv[1] == mode and ("--overwrite" in argv) == overwrite
 
 
 def test_relative_target_home_is_refused(box: dict[str, Path]) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
 from tether.commands.progress import Progress
-from tether.config.options import HostOptions, SourceOptions
+from tether.config.options import HostOptions, SourceOptions, env_flag
 from tether.errors import HostError, UsageError
 from tether.exitcodes import ExitCode, worst
 from tether.hostfs.fsutil import write_atomic
@@ -24,10 +23,6 @@ from tether.reconcile.savedplan import PlanContext, plan_document
 from tether.reconcile.session import reconcile_session
 from tether.state.runlog import RunOutcome
 from tether.textsafe import mask_url
-
-
-def env_flag(name: str, value: str) -> bool:
-    return os.environ.get(name, "").strip().lower() == value
 
 
 def host_secrets(data: bytes | None, path: str, known: dict[str, str]) -> dict[str, str]:
@@ -168,8 +163,14 @@ def reconcile(
     bring_up: bool = False,
     handlers: bool = True,
 ) -> int:
-    apply = env_flag("DRY_RUN", "false") if apply is None else apply
-    overwrite = overwrite or env_flag("OVERWRITE", "true")
+    dry_run, env_overwrite = env_flag("DRY_RUN"), env_flag("OVERWRITE")  # bad values: usage
+    by_env = []  # what the environment turned on, said in the plan's first line
+    if apply is None:
+        apply = dry_run is not None and not dry_run.value
+        by_env += [str(dry_run)] if apply else []
+    if not overwrite and env_overwrite is not None and env_overwrite.value:
+        overwrite = True
+        by_env.append(str(env_overwrite))
     if apply and out is not None:
         raise UsageError(
             "--out saves a plan to apply later, so it goes with --plan, not --apply",
@@ -180,7 +181,7 @@ def reconcile(
             host.state_dir, "reconcile --rebuild-ledger", writes=True, wait=wait, history=False
         ):
             return _rebuild(source, host, explicit_root=explicit_root, as_json=as_json)
-    options = (overwrite, prune, diff, as_json, out, ServiceOptions(bring_up, handlers))
+    options = (overwrite, prune, diff, as_json, out, ServiceOptions(bring_up, handlers), by_env)
     command = f"reconcile --{'apply' if apply else 'plan'}"
     with reconcile_session(
         host.state_dir, command, writes=apply, wait=wait, metrics_file=metrics_file
@@ -201,6 +202,7 @@ def _run(  # noqa: PLR0917
     as_json: bool,
     out: Path | None,
     services: ServiceOptions,
+    by_env: list[str],
     outcome: RunOutcome,
 ) -> int:
     outcome.revision_attempted = run.desired.revision
@@ -213,6 +215,8 @@ def _run(  # noqa: PLR0917
         progress.close()
     bring_up_services(run, report, services, outcome)
     verb = "reconcile plan" if host.dry_run else "reconcile apply"
+    if by_env:
+        verb += f" ({', '.join(by_env)} in the environment)"
     output(
         run,
         report,

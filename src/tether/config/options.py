@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,43 @@ from tether.textsafe import mask_url
 _REMOTE_FORMS = re.compile(
     r"^(?:(?:file|git|http|https|ssh|git\+ssh)://[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:[^\s]*)$"
 )
+
+
+_TRUE_WORDS = ("true", "1", "yes")
+_FALSE_WORDS = ("false", "0", "no")
+
+
+@dataclass(frozen=True)
+class EnvFlag:
+    """A true/false environment variable as read: which name set it, and to what."""
+
+    name: str  # NAME or TETHER_NAME
+    value: bool
+
+    def __str__(self) -> str:
+        return f"{self.name}={'true' if self.value else 'false'}"
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> EnvFlag | None:
+    """$TETHER_<name> or $<name> (the article's spelling): true/false, 1/0, yes/no in any case;
+    unset or empty is None; anything else, or the two names disagreeing, is a usage error."""
+    env = os.environ if environ is None else environ
+    found: list[EnvFlag] = []
+    for var in (f"TETHER_{name}", name):
+        raw = env.get(var, "").strip()
+        if not raw:
+            continue
+        word = raw.lower()
+        if word not in _TRUE_WORDS + _FALSE_WORDS:
+            shown = raw if len(raw) <= 20 and raw.isprintable() else "(an unexpected value)"
+            raise UsageError(
+                f"{var}={shown}: not true or false",
+                hint="use true/false, 1/0 or yes/no (any case), or unset it",
+            )
+        found.append(EnvFlag(var, word in _TRUE_WORDS))
+    if len(found) == 2 and found[0].value != found[1].value:
+        raise UsageError(f"{found[0]} and {found[1]} disagree", hint=f"set only {found[0].name}")
+    return found[0] if found else None
 
 
 def default_state_dir() -> Path:
