@@ -46,13 +46,13 @@ def test_a_clone_behind_its_upstream_says_how_far(clone: Path, tmp_path: Path) -
     commit(remote, {"configs/.bashrc": b"two\n"})  # a capture pushed from elsewhere
     commit(remote, {"configs/.bashrc": b"three\n"})
     (warning,) = plan(tmp_path, clone)["warnings"]  # type: ignore[misc]
-    assert "2 commit(s) behind origin/main" in warning and "git -C" in warning
+    assert "2 commits behind origin/main" in warning and "git -C" in warning
 
 
 def test_uncommitted_edits_are_named(clone: Path, tmp_path: Path) -> None:
     (clone / "configs/.bashrc").write_text("edited\n")
     (warning,) = plan(tmp_path, clone)["warnings"]  # type: ignore[misc]
-    assert "1 uncommitted change(s) (configs/.bashrc)" in warning
+    assert "1 uncommitted change (configs/.bashrc)" in warning
 
 
 def test_doctor_warns_about_a_clone_behind(
@@ -65,4 +65,4 @@ def test_doctor_warns_about_a_clone_behind(
     ])  # fmt: skip
     report = json.loads(capsys.readouterr().out)
     found = [c for c in report["checks"] if c["check"] == "clone"]
-    assert found and found[0]["level"] == "warning" and "1 commit(s) behind" in found[0]["message"]
+    assert found and found[0]["level"] == "warning" and "1 commit behind" in found[0]["message"]

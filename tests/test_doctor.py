@@ -207,7 +207,7 @@ def test_text_output(setup: dict[str, Path], capsys: pytest.CaptureFixture[str])
     )
     captured = capsys.readouterr()
     assert "error    secret store:" in captured.out
-    assert "doctor: 1 errors, 2 warnings" in captured.err
+    assert "doctor: 1 error, 2 warnings" in captured.err
     assert "not checked: the secret store is unusable" in captured.out
 
 

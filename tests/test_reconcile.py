@@ -105,6 +105,9 @@ def test_update_drift_conflict_and_overwrite_with_backups(site: Site) -> None:
     assert restored.code == 0, restored.err
     assert site.dest("app/b.conf").read_text() == "b=host\n"
     assert site.plan()["app/b.conf"] == "drift"
+    # --state-dir after the subcommand works too (as users type it)
+    again = site.tether("backups", "restore", backup["id"], "--state-dir", str(site.state))
+    assert again.code == 0, again.err
 
 
 def test_preexisting_is_left_alone_unless_overwrite(site: Site) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -65,6 +66,20 @@ def test_ready_after_a_good_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert conditions(report)["Stalled"][0] == "False"
     assert report["lastAppliedRevision"] == "aaa"
     assert report["runs"][0]["result"] == "ok"
+
+
+def test_a_plan_before_any_apply_is_not_applied(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = reconcile(1, counts={"create": 2}, revision_attempted="bbb")
+    record_run(tmp_path, dataclasses.replace(plan, command="reconcile --plan"))
+    _, report = status(tmp_path, capsys)
+    assert conditions(report)["Ready"] == ("False", "ChangesPending", "2 create")
+    in_sync = reconcile(2, revision_attempted="bbb")
+    record_run(tmp_path, dataclasses.replace(in_sync, command="reconcile --plan"))
+    _, report = status(tmp_path, capsys)
+    assert conditions(report)["Ready"] == ("True", "InSync", "planned bbb: nothing to apply")
+    assert report["lastAppliedRevision"] is None
 
 
 def test_failed_attempt_keeps_the_last_applied_revision(

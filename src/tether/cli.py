@@ -933,12 +933,16 @@ def backups(ctx: click.Context, state_dir: Path | None, as_json: bool) -> int:
 @backups.command("restore", short_help="Put backup ID back at its destination.")
 @click.argument("backup_id", metavar="ID")
 @wait_option
+@state_dir_option()
 @click.pass_obj
-def backups_restore(state_dir: Path, backup_id: str, wait: float) -> int:
-    """Put backup ID back at its destination (the current bytes are backed up first)."""
+def backups_restore(
+    group_state_dir: Path, backup_id: str, wait: float, state_dir: Path | None
+) -> int:
+    """Put backup ID back at its destination (the current bytes are backed up first).
+    --state-dir goes before or after `restore`."""
     from tether.commands.backups import restore_backup
 
-    return restore_backup(state_dir, backup_id, wait=wait)
+    return restore_backup(state_dir or group_state_dir, backup_id, wait=wait)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

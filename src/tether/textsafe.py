@@ -48,3 +48,8 @@ def keyed_name(key: str) -> str:
     tail = tail.removesuffix(".git")
     slug = re.sub(r"[^A-Za-z0-9._-]", "_", tail).strip("._")[:40] or "repo"
     return f"{slug}-{digest}"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`1 error`, `2 errors` (`plural` for nouns that do not just take an s)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -42,6 +42,7 @@ from tether.secrets.store import SecretStore, load_store, store_path
 from tether.state.ledger import ledger_path, load_repo_ledger, repo_ledger_dir
 from tether.state.lock import INFO_NAME, LOCK_NAME, lock_held
 from tether.state.services import load_services, pending_names, stuck
+from tether.textsafe import counted
 
 REMOTE_TIMEOUT = 20.0  # seconds per socket operation of the remote probe
 
@@ -515,7 +516,7 @@ def _echo(results: list[CheckResult], *, as_json: bool) -> None:
     for r in results:
         hint = f" -> {r.hint}" if r.hint else ""
         click.echo(f"{r.level:<8} {r.check}: {r.message}{hint}")
-    click.echo(f"doctor: {errors} errors, {warnings} warnings", err=True)
+    click.echo(f"doctor: {counted(errors, 'error')}, {counted(warnings, 'warning')}", err=True)
 
 
 def doctor(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 
 from tether.config.checks import Finding, count
-from tether.textsafe import printable
+from tether.textsafe import counted, printable
 
 
 def echo_findings(findings: Sequence[Finding], *, as_json: bool, subject: str) -> None:
@@ -27,4 +27,7 @@ def echo_findings(findings: Sequence[Finding], *, as_json: bool, subject: str) -
     for finding in findings:
         click.echo(printable(finding.line()), err=finding.level != "ok")
     verdict = "invalid" if errors else "valid"
-    click.echo(f"{subject}: {verdict} ({errors} errors, {warnings} warnings)", err=True)
+    click.echo(
+        f"{subject}: {verdict} ({counted(errors, 'error')}, {counted(warnings, 'warning')})",
+        err=True,
+    )

@@ -46,6 +46,11 @@ def _counts_text(counts: dict[str, int] | Any) -> str:
     return ", ".join(parts) or "no changes"
 
 
+def applies(run: RunRecord) -> bool:
+    """`reconcile --apply` or `apply PLAN.json`, not a plan."""
+    return run.command.endswith("--apply") or run.command.startswith("apply ")
+
+
 def pending_actions(last: RunRecord | None) -> dict[str, int]:
     """What the last reconcile left to do: all of a plan; after an apply, what needs a person.
 
@@ -55,7 +60,7 @@ def pending_actions(last: RunRecord | None) -> dict[str, int]:
     if last is None:
         return {}
     left: tuple[str, ...] = PENDING_ACTIONS
-    if last.command.endswith("--apply"):
+    if applies(last):
         if last.exit_code != ExitCode.ATTENTION:
             return {}
         left = ATTENTION_ACTIONS
@@ -66,6 +71,11 @@ def ready_condition(last: RunRecord | None) -> Condition:
     if last is None:
         return Condition("Ready", "Unknown", "NeverRun", "no reconcile has been recorded yet")
     rev = last.revision_applied or last.revision_attempted or "unknown revision"
+    if last.exit_code == ExitCode.OK and not applies(last):  # a plan: nothing was applied
+        pending = pending_actions(last)
+        if pending:
+            return Condition("Ready", "False", "ChangesPending", _counts_text(pending))
+        return Condition("Ready", "True", "InSync", f"planned {rev}: nothing to apply")
     if last.exit_code == ExitCode.OK:
         return Condition("Ready", "True", "ReconciliationSucceeded", f"applied {rev}")
     if last.exit_code == ExitCode.CHANGES:

@@ -20,6 +20,7 @@ from tether.errors import GitError
 from tether.git import mirror as gitmirror
 from tether.git import remote as gitremote
 from tether.hostfs.fsutil import git_work_tree
+from tether.textsafe import counted
 
 LOOKBACK = 1000  # local commits walked to find one the upstream has
 SHOWN = 3  # changed paths named in the line
@@ -38,13 +39,11 @@ class CloneState:
         out = []
         if self.dirty:
             named = ", ".join(self.dirty[:SHOWN]) + (", ..." if len(self.dirty) > SHOWN else "")
-            out.append(
-                f"--source {self.folder}: {len(self.dirty)} uncommitted change(s) ({named}); "
-                "they are planned as they are"
-            )
+            changes = counted(len(self.dirty), "uncommitted change")
+            out.append(f"--source {self.folder}: {changes} ({named}); they are planned as they are")
         if self.behind:
             out.append(
-                f"--source {self.folder}: {self.behind} commit(s) behind {self.upstream}; "
+                f"--source {self.folder}: {counted(self.behind, 'commit')} behind {self.upstream}; "
                 f"this plan would undo them: run `git -C {self.folder} pull` first"
             )
         if self.problem:
