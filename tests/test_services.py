@@ -264,20 +264,6 @@ def test_bring_up_runs_every_service_unchanged_or_not(site: Site, docker: Docker
     assert docker.services() == ["proxy", "app", "other"]
 
 
-@pytest.mark.parametrize("name", ["BRING_UP", "TETHER_BRING_UP"])
-def test_bring_up_from_the_environment(
-    site: Site, docker: Docker, monkeypatch: pytest.MonkeyPatch, name: str
-) -> None:
-    assert site.reconcile("--apply").code == ExitCode.OK
-    docker.clear()
-    monkeypatch.setenv(name, "true")
-    assert site.reconcile("--apply").code == ExitCode.OK
-    assert docker.services() == ["proxy", "app", "other"]
-    monkeypatch.setenv(name, "maybe")
-    bad = site.reconcile("--apply")
-    assert bad.code == ExitCode.USAGE and name in bad.err
-
-
 def test_services_forget_clears_a_pending_one(site: Site, docker: Docker) -> None:
     assert site.reconcile("--apply", "--no-handlers").code == ExitCode.OK
     forgot = site.tether("services", "--state-dir", str(site.state), "forget", "app")

@@ -171,10 +171,6 @@ def reconcile(
     if not overwrite and env_overwrite is not None and env_overwrite.value:
         overwrite = True
         by_env.append(str(env_overwrite))
-    env_bring_up = env_flag("BRING_UP")
-    if not bring_up and env_bring_up is not None and env_bring_up.value:
-        bring_up = True
-        by_env.append(str(env_bring_up))
     if apply and out is not None:
         raise UsageError(
             "--out saves a plan to apply later, so it goes with --plan, not --apply",
