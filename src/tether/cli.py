@@ -147,8 +147,7 @@ def handler_options(func: F) -> F:
     return click.option(
         "--bring-up",
         is_flag=True,
-        help="Run every service's on_change (and ready) in order, changed or not "
-        "[env: BRING_UP=true].",
+        help="Run every service's on_change (and ready) in order, changed or not.",
     )(func)
 
 
