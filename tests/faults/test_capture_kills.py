@@ -1,9 +1,11 @@
 """kill -9 of `tether capture`: right after the remote's branch moved (before the ledger is
 saved), and at random moments. After each kill the next capture must land every host edit
-(none lost, none stuck as a conflict with the host's own commit), and the remote stays sound."""
+(none lost, none stuck as a conflict with the host's own commit), leave no temp file in the
+state dir and nothing more to capture, and the remote stays sound (`git fsck --strict`)."""
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import signal
@@ -48,9 +50,10 @@ class Host:
         commit(self.remote, {"tether.yaml": manifest, "inventory/include-paths.txt": b"app/*\n"})
         self.home = tmp / "host" / HOME.lstrip("/")
         self.home.mkdir(parents=True)
+        self.state = tmp / "state"
         self.args = [
             "capture", "--repo", str(self.remote), "--target-root", str(tmp / "host"),
-            "--state-dir", str(tmp / "state"), "--secrets-file", str(tmp / "secrets.env"),
+            "--state-dir", str(self.state), "--secrets-file", str(tmp / "secrets.env"),
         ]  # fmt: skip
 
     def edit(self, version: int, rng: random.Random) -> dict[str, bytes]:
@@ -60,19 +63,35 @@ class Host:
             (self.home / f"app/f{index}.conf").write_text(f"f{index} = {version}\n")
         return {f"configs/app/{p.name}": p.read_bytes() for p in (self.home / "app").iterdir()}
 
-    def run(self, script: str | None = None) -> subprocess.Popen[bytes]:
+    def run(self, script: str | None = None, *extra: str) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-c", script] if script else [sys.executable, "-m", "tether"]
         return subprocess.Popen(
-            [*argv, *self.args],
+            [*argv, *self.args, *extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": str(SRC)},
         )
 
-    def capture(self) -> tuple[int, str]:
-        proc = self.run()
+    def capture(self, *extra: str) -> tuple[int, str]:
+        proc = self.run(None, *extra)
         _, err = proc.communicate(timeout=120)
         return proc.returncode, err.decode()
+
+    def settled(self) -> None:
+        """No temp file in the state dir, and nothing left to capture."""
+        assert [p.name for p in self.state.rglob("*.tmp")] == []
+        code, err = self.capture("--dry-run", "--detailed-exitcode")
+        assert code == ExitCode.OK, f"capture --dry-run after: exit {code}: {err[-300:]}"
+
+    def phase(self, tip: str | None, finished: bool) -> str:
+        """Where a kill landed, from what it left: the journal and the remote's branch."""
+        journal = (self.state / "capturing.json").exists()
+        moved = ref_of(self.remote, "refs/heads/main") != tip
+        if finished:
+            return "after the run ended"
+        if moved:
+            return "pushed, ledger not saved" if journal else "after the ledger save"
+        return "journal written, not pushed" if journal else "before the journal"
 
     def remote_files(self) -> dict[str, bytes]:
         head = ref_of(self.remote, "refs/heads/main")
@@ -113,8 +132,9 @@ def test_kills_right_after_the_ref_moved(tmp_path: Path) -> None:
         stuck += code != ExitCode.OK
         lost += host.remote_files() != expected
         assert code == ExitCode.OK, f"trial {trial}: exit {code}: {err[-500:]}"
+        host.settled()
     fsck(host.remote)
-    print(f"{TARGETED} kills right after the ref moved: {stuck} stuck, {lost} lost")
+    print(f"\n{TARGETED} kills right after the ref moved: {stuck} stuck, {lost} lost")
     assert (stuck, lost) == (0, 0)
 
 
@@ -125,14 +145,21 @@ def test_kills_at_random_moments(tmp_path: Path) -> None:
     start = time.monotonic()
     assert host.capture()[0] == ExitCode.OK
     full = time.monotonic() - start
+    phases: collections.Counter[str] = collections.Counter()
     for trial in range(1, RANDOM_KILLS + 1):
         host.edit(trial, rng)
+        tip = ref_of(host.remote, "refs/heads/main")
         proc = host.run()
         time.sleep(rng.uniform(0, full))
+        finished = proc.poll() is not None
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=120)
+        phases[host.phase(tip, finished)] += 1
         expected = host.edit(1000 + trial, rng)
         code, err = host.capture()
         assert code == ExitCode.OK, f"trial {trial}: exit {code}: {err[-500:]}"
         assert host.remote_files() == expected, f"trial {trial}: a host edit was lost"
+        host.settled()
     fsck(host.remote)
+    print(f"\n{RANDOM_KILLS} random capture kills: {dict(phases)}")
+    assert phases["after the run ended"] < RANDOM_KILLS // 2, "most kills came too late"
