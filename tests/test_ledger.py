@@ -92,3 +92,16 @@ def test_runs_starting_together_never_read_a_half_written_key(tmp_path: Path) ->
         failures += sum(os.waitpid(pid, 0)[1] != 0 for pid in pids)
     assert failures == 0
     assert not list(tmp_path.rglob(".key.*"))  # no temp left behind
+
+
+def test_a_temp_file_a_killed_save_left_is_removed_by_the_next_save(tmp_path: Path) -> None:
+    state = ensure_state_dir(tmp_path / "state")
+    left = state / ".ledger.json.k1ll3d00.tmp"  # as fsutil.write_atomic names its temp files
+    left.write_text('{"version": 1, "entr')
+    others = [state / ".services.json.k1ll3d00.tmp", state / ".ledger.json.notes"]
+    for other in others:
+        other.write_text("not the ledger's temp file\n")
+    save_ledger(state, {}, "key-id")
+    assert not left.exists()
+    assert all(other.exists() for other in others)
+    assert load_ledger(state) == {}

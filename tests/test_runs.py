@@ -50,6 +50,14 @@ def test_private_file_and_no_temp_left(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [".runs.jsonl.lock", "runs.jsonl"]
 
 
+def test_a_temp_file_a_killed_run_left_is_removed(tmp_path: Path) -> None:
+    left = tmp_path / ".runs.jsonl.k1ll3d00.tmp"
+    left.write_text("half a line")
+    record_run(tmp_path, run(1))
+    assert not left.exists()
+    assert [r.to_json() for r in load_runs(tmp_path)] == [run(1).to_json()]
+
+
 def test_bad_lines_are_skipped_not_fatal(tmp_path: Path) -> None:
     record_run(tmp_path, run(1))
     with runs_path(tmp_path).open("a") as f:

@@ -79,7 +79,7 @@ class Host:
 
     def settled(self) -> None:
         """No temp file in the state dir, and nothing left to capture."""
-        assert [p.name for p in self.state.rglob("*.tmp")] == []
+        assert [p.name for p in self.state.glob(".*.tmp")] == []
         code, err = self.capture("--dry-run", "--detailed-exitcode")
         assert code == ExitCode.OK, f"capture --dry-run after: exit {code}: {err[-300:]}"
 

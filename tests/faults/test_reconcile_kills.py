@@ -110,6 +110,7 @@ def check_after_kill(site: Site, version: int, before: dict[str, bytes]) -> None
     assert torn == [], f"version {version}: {len(torn)} torn files, e.g. {torn[:3]}"
     planned = site.plan()
     assert [p for p in site.root.rglob("*") if p.name.startswith(TEMP_PREFIX)] == []
+    assert [p.name for p in site.state.glob(".*.tmp")] == []
     for path in paths():
         expected = "in_sync" if after[path] == new[path] else "update"
         assert planned[path] == expected, f"version {version}: {path} planned {planned[path]}"

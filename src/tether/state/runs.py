@@ -16,6 +16,7 @@ from typing import Any
 from tether.errors import StateError
 from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import exclusive_lock, write_atomic
+from tether.state.statedir import remove_left_temps
 
 RUNS_FILE = "runs.jsonl"
 # Records written before exit codes were renumbered carry no "codes" field: 1 meant changes
@@ -150,6 +151,7 @@ def record_run(state_dir: Path, run: RunRecord, *, keep: int = MAX_RUNS) -> None
         with _locked(state_dir):
             runs = [*load_runs(state_dir), run][-keep:]
             text = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in runs)
+            remove_left_temps(runs_path(state_dir))
             write_atomic(runs_path(state_dir), text.encode("utf-8"), 0o600)
     except OSError as exc:
         raise StateError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 from pathlib import Path
 
@@ -26,8 +28,19 @@ def ensure_state_dir(path: Path) -> Path:
     return path
 
 
+def remove_left_temps(path: Path) -> None:
+    """Remove the temp files of `path` a killed writer left (`.ledger.json.<random>.tmp`, as
+    fsutil.write_atomic names them). Only for a caller holding the lock `path` is written
+    under: then no other writer of it is running, and any such temp file is a leftover."""
+    for left in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            left.unlink()
+
+
 def write_state_file(path: Path, data: bytes, mode: int) -> None:
-    """Replace one of tether's state files whole (see fsutil.write_atomic), or say why not."""
+    """Replace one of tether's state files whole (see fsutil.write_atomic), or say why not.
+    Its callers hold the state dir's lock: a temp file a killed run left is removed first."""
+    remove_left_temps(path)
     try:
         fsutil.write_atomic(path, data, mode)
     except OSError as exc:
