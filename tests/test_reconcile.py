@@ -342,6 +342,28 @@ def test_backups_listing_and_restore_edges(site: Site) -> None:
     assert missing.code == ExitCode.ERROR and "no backup has the id 'nope'" in missing.err
 
 
+def test_a_damaged_backup_index_skips_its_bad_lines(site: Site) -> None:
+    site.reconcile("--apply")
+    site.dest("app/a.conf").write_text("host\n")
+    site.reconcile("--apply", "--overwrite")
+    index = site.state / "backups" / "index.jsonl"
+    (good,) = index.read_bytes().splitlines()
+    record = json.loads(good)
+    bad = [
+        b"\x80\xff not UTF-8",
+        b"null",
+        json.dumps({**record, "time": 5}).encode(),  # sorted beside a string: was a TypeError
+        json.dumps({**record, "id": "../../../etc/passwd"}).encode(),  # ids name files
+        json.dumps({**record, "extra": 1}).encode(),
+    ]
+    index.write_bytes(b"\n".join([*bad, good]) + b"\n")
+    listing = site.tether("backups", "--state-dir", str(site.state))
+    assert listing.code == ExitCode.OK, listing.err
+    assert listing.out.split()[0] == record["id"] and len(listing.out.splitlines()) == 1
+    restore = site.tether("backups", "--state-dir", str(site.state), "restore", "..")
+    assert restore.code == ExitCode.ERROR and "no backup has the id '..'" in restore.err
+
+
 def test_saved_plan_from_another_state_dir_is_refused(site: Site, tmp_path: Path) -> None:
     out = tmp_path / "plan.json"
     site.reconcile("--out", str(out))

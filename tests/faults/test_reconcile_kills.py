@@ -145,7 +145,7 @@ def test_kill_minus_nine_at_random_moments(tmp_path: Path) -> None:
         before = snapshot(site)
         write_version(site, version)
         proc = apply_process(site)
-        time.sleep(rng.uniform(0.05, full))
+        time.sleep(rng.uniform(0.05, 0.8 * full))  # later runs are often faster
         finished = proc.poll() is not None
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -6,10 +6,10 @@ destination each came from and when. `tether backups restore ID` puts one back.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
@@ -44,6 +44,23 @@ class Backup:
     gid: int
     reason: str
     root: str = "/"  # the target root the destination was under: a restore stays inside it
+
+
+def _record(line: bytes) -> Backup | None:
+    """One index line, or None for a line that is not one tether wrote (a torn last line
+    from a crash, or damage): skipped, as the run history skips its bad lines."""
+    try:
+        data = json.loads(line.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    if not isinstance(data, dict) or set(data) != {f.name for f in fields(Backup)}:
+        return None
+    for field in fields(Backup):  # annotations are strings here: "str" or "int"
+        if type(data[field.name]).__name__ != field.type:
+            return None
+    if not re.fullmatch(r"[0-9a-f]{1,64}", data["id"]):
+        return None  # ids name files under objects/: hex only, never a path
+    return Backup(**data)
 
 
 class BackupStore:
@@ -91,14 +108,17 @@ class BackupStore:
 
     def list(self) -> list[Backup]:
         """Every backup, newest first (one row per id: its latest record)."""
-        rows: dict[str, Backup] = {}
-        with contextlib.suppress(FileNotFoundError):
-            for line in (self.root / INDEX_NAME).read_text(encoding="utf-8").splitlines():
-                try:
-                    record = Backup(**json.loads(line))
-                except (ValueError, TypeError):
-                    continue  # a torn last line from a crash
-                rows[record.id] = record
+        index = self.root / INDEX_NAME
+        try:
+            lines = index.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StateError(
+                f"{index}: cannot read the backup index ({exc.strerror})",
+                hint="check its permissions",
+            ) from None
+        rows = {r.id: r for r in map(_record, lines) if r is not None}
         return sorted(rows.values(), key=lambda b: (b.time, b.id), reverse=True)
 
     def get(self, backup_id: str) -> tuple[Backup, bytes]:
