@@ -260,9 +260,7 @@ UNCOVERED_SHOWN = 20
 def _check_uncovered(repo: ConfigRepo, tracked: Sequence[str]) -> list[Finding]:
     """Files in the source folder no allowlist line covers: never restored nor captured."""
     covered = set(tracked)
-    left = [
-        p for p in repo.source_files if p not in covered and p.rsplit("/", 1)[-1] != ".gitkeep"
-    ]
+    left = [p for p in repo.source_files if p not in covered and p.rsplit("/", 1)[-1] != ".gitkeep"]
     source = repo.manifest.source
     findings = [
         Finding(
