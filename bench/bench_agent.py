@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tether.agent.health import build_status
 from tether.agent.units import UnitSpec, render_units
-from tether.commands.status import build_status
 from tether.state.metrics import write_metrics
 from tether.state.runs import MAX_RUNS, RunRecord, record_run
 

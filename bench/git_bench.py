@@ -99,7 +99,11 @@ def median_of(runs: int, fn: Callable[[], None], setup: Callable[[], None] | Non
 
 
 @contextlib.contextmanager
-def serve_git_daemon(base: Path) -> Iterator[str | None]:
+def serve_git_daemon(
+    base: Path, *, log: Path | None = None, writable: bool = False
+) -> Iterator[str | None]:
+    """`git daemon` over `base` on 127.0.0.1 (pushes too when `writable`; with `log`, one
+    line per request goes there); yields its git:// URL, None when git daemon is missing."""
     daemon = shutil.which("git-daemon") or "/usr/lib/git-core/git-daemon"
     if not Path(daemon).exists():
         yield None
@@ -107,6 +111,7 @@ def serve_git_daemon(base: Path) -> Iterator[str | None]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    sink = log.open("wb") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
         [
             daemon,
@@ -114,11 +119,13 @@ def serve_git_daemon(base: Path) -> Iterator[str | None]:
             f"--port={port}",
             "--reuseaddr",
             "--export-all",
+            *(["--enable=receive-pack"] if writable else []),
+            *(["--verbose", "--log-destination=stderr"] if log is not None else []),
             f"--base-path={base}",
             str(base),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=sink,
     )
     try:
         for _ in range(100):
@@ -131,6 +138,8 @@ def serve_git_daemon(base: Path) -> Iterator[str | None]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if not isinstance(sink, int):
+            sink.close()
 
 
 def transport_rows(

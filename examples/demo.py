@@ -2,7 +2,10 @@
 
 Plan, apply, then plan again to show there is nothing left to do. The services' handlers run
 too, in their `after` order, but harmlessly: the demo works on a copy of the config repo whose
-`on_change` commands only echo what they would run into a file in the temp folder. Usage:
+`on_change` commands only echo what they would run into a file in the temp folder. When the
+repo names hosts (`hosts:` in tether.yaml), the first host goes through those steps, every
+other host is planned from the same repo, and then each host applies from a local bare git
+remote and reports to it, so `tether fleet` shows them all. Usage:
     python examples/demo.py [CONFIG_REPO]     (default: the project root)
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -58,6 +62,47 @@ def harmless_copy(repo: Path, work: Path, log: Path) -> Path:
     return copy
 
 
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=demo", "-c", "user.email=demo@example.invalid", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def publish(repo: Path, work: Path) -> Path:
+    """A local bare remote holding the (harmless copy of the) config repo as one commit."""
+    tree, bare = work / "checkout", work / "remote.git"
+    shutil.copytree(repo, tree, symlinks=True)
+    _git("init", "-q", "--bare", "-b", "main", str(bare), cwd=work)
+    _git("init", "-q", "-b", "main", cwd=tree)
+    _git("add", "-A", cwd=tree)
+    _git("commit", "-q", "-m", "the demo config repo", cwd=tree)
+    _git("push", "-q", str(bare), "main", cwd=tree)
+    return bare
+
+
+def fleet(repo: Path, hosts: list[str], work: Path, secrets: Path) -> bool:
+    """Each host applies from a local bare remote (and reports to it); `tether fleet` lists
+    them all from that remote alone."""
+    if shutil.which("git") is None:
+        print("(git is not installed: the fleet part of the demo is skipped)")
+        return True
+    bare = publish(repo, work)
+    codes = []
+    for name in hosts:
+        root = work / "fleet" / name
+        root.mkdir(parents=True)
+        state = work / "fleet-state" / name
+        args = ["--repo", str(bare), "--host", name, "--target-root", str(root)]
+        args += ["--state-dir", str(state), "--secrets-file", str(secrets)]
+        codes.append(tether("reconcile", "--apply", *args))
+    listed = tether("fleet", "--repo", str(bare), "--state-dir", str(work / "fleet-state" / "_"))
+    print(f"{bare} holds one refs/tether/status/<host> per host, each one parentless commit")
+    return all(c in (0, 3) for c in codes) and listed in (0, 3)
+
+
 def run(repo: Path) -> int:
     store = repo / "examples" / "secrets.env"
     if not (repo / "tether.yaml").is_file():
@@ -80,10 +125,15 @@ def run(repo: Path) -> int:
             "--state-dir", str(state),
             "--secrets-file", str(secrets),
         ]  # fmt: skip
+        hosts = list((yaml.safe_load((repo / "tether.yaml").read_text()) or {}).get("hosts") or [])
+        if hosts:
+            common += ["--host", hosts[0]]
         print(f"Config repo:   {repo}")
         print(f"Host folder:   {host}  (stands in for /; nothing outside it is touched)")
         print(f"Secret store:  {secrets}  (a 0600 copy of examples/secrets.env)")
         print(f"Handlers:      {handlers}  (each service's commands only echo into it)")
+        if hosts:
+            print(f"Hosts:         {', '.join(hosts)} (hosts: in tether.yaml); first {hosts[0]}")
 
         step("1. Plan: compare the repo with the (empty) host; nothing is written")
         first = tether("reconcile", *common)
@@ -100,6 +150,20 @@ def run(repo: Path) -> int:
         step("3. Plan again: the host matches the repo, so there is nothing to do")
         second = tether("reconcile", *common)
 
+        others_ok = True
+        for number, other in enumerate(hosts[1:], start=4):
+            step(f"{number}. Plan host {other} from the same repo: its profile, its own files")
+            (work / other).mkdir()
+            code = tether(
+                "reconcile", "--source", str(repo), "--host", other,
+                "--target-root", str(work / other), "--state-dir", str(work / f"state-{other}"),
+                "--secrets-file", str(secrets),
+            )  # fmt: skip
+            others_ok = others_ok and code in (0, 3)
+        if hosts:
+            step(f"{len(hosts) + 3}. Fleet: every host applies from one git remote and reports")
+            others_ok = fleet(repo, hosts, work, secrets) and others_ok
+
         print()
         if second == 0:
             print("Done: the second plan found nothing to do (exit code 0).")
@@ -110,7 +174,8 @@ def run(repo: Path) -> int:
             )
         else:
             print(f"Unexpected: the second plan exited {second}.")
-        return 0 if first in (0, 1, 3) and applied in (0, 3) and second in (0, 3) else 1
+        ok = first in (0, 1, 3) and applied in (0, 3) and second in (0, 3) and others_ok
+        return 0 if ok else 1
 
 
 if __name__ == "__main__":

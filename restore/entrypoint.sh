@@ -8,7 +8,6 @@
 #                            with DRY_RUN=true the plan only lists them. BRING_UP=false (default)
 #                            writes files only (--no-handlers): their services stay pending
 #   TARGET_HOME=/home/NAME   the home inventory paths are relative to (default: tether.yaml's)
-#   REPO_URL=URL [REF=TAG]   restore from a git remote (a snapshot tag) instead of $REPO_DIR
 #
 # The config repo is mounted read-only at $REPO_DIR (/repo), the host's / at $HOST_ROOT (/host),
 # the secret store at $SECRETS_FILE (/run/secrets/tether.env). Extra arguments go to tether.
@@ -41,17 +40,7 @@ STATE_DIR="${STATE_DIR:-$HOST_ROOT/var/lib/tether}"
 SECRETS_FILE="${SECRETS_FILE:-/run/secrets/tether.env}"
 TARGET_HOME="${TARGET_HOME:-}"
 
-REPO_URL="${REPO_URL:-}" # restore from a git remote instead of a mounted folder
-REF="${REF:-}"           # with REPO_URL: a branch, tag (a snapshot) or commit
-if [ -n "$REPO_URL" ]; then
-    source_args="--repo"
-    source_value="$REPO_URL"
-else
-    [ -z "$REF" ] || fail "REF needs REPO_URL (a mounted folder has no refs)"
-    [ -d "$REPO_DIR" ] || fail "$REPO_DIR: no config repo mounted (add -v /path/to/repo:$REPO_DIR:ro, or set REPO_URL)"
-    source_args="--source"
-    source_value="$REPO_DIR"
-fi
+[ -d "$REPO_DIR" ] || fail "$REPO_DIR: no config repo mounted (add -v /path/to/repo:$REPO_DIR:ro)"
 [ -d "$HOST_ROOT" ] || fail "$HOST_ROOT: the host's root is not mounted (add -v /:$HOST_ROOT)"
 case "$TARGET_HOME" in
     "" | /*) ;;
@@ -62,8 +51,7 @@ if [ "$DRY_RUN" = true ]; then mode=--plan; else mode=--apply; fi
 
 # Build tether's argv in front of the caller's extra arguments, each path one word.
 count=$#
-set -- "$@" reconcile "$mode" "$source_args" "$source_value" --target-root "$HOST_ROOT" --state-dir "$STATE_DIR"
-[ -z "$REF" ] || set -- "$@" --ref "$REF"
+set -- "$@" reconcile "$mode" --source "$REPO_DIR" --target-root "$HOST_ROOT" --state-dir "$STATE_DIR"
 [ -z "$TARGET_HOME" ] || set -- "$@" --target-home "$TARGET_HOME"
 [ "$OVERWRITE" = false ] || set -- "$@" --overwrite
 if [ "$BRING_UP" = true ]; then set -- "$@" --bring-up; else set -- "$@" --no-handlers; fi

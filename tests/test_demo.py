@@ -35,3 +35,19 @@ def test_demo_on_a_small_config_repo(tmp_path: Path) -> None:
     # the handlers ran in `after` order, as harmless echoes into the temp folder
     assert "  db: docker compose up -d\n  app: touch /must-not-run-$TETHER_SERVICE\n" in out
     assert not Path("/must-not-run-app").exists()
+
+
+def test_demo_of_the_project_shows_both_hosts_and_the_fleet() -> None:
+    result = subprocess.run(
+        [sys.executable, str(DEMO)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "--host homelab" in out and "4. Plan host pi from the same repo" in out
+    pi_plan = out.split("4. Plan host pi", 1)[1].split("===", 1)[0]
+    assert "pihole/etc-pihole/pihole.toml  [host layer]" in pi_plan
+    assert "traefik" not in pi_plan.split("Services", 1)[0]  # the pi runs pi-hole only
+    fleet = out.split("$ tether fleet", 1)[1]
+    assert "2 host(s) reported" in fleet
+    assert [line.split()[0] for line in fleet.splitlines()[2:4]] == ["homelab", "pi"]
+    assert fleet.count(" Ready ") == 2

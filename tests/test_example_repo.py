@@ -39,7 +39,7 @@ PEM = re.compile(
 
 
 def _repo() -> ConfigRepo:
-    return open_config_repo(FolderTree(ROOT))
+    return open_config_repo(FolderTree(ROOT), host="homelab")  # the host with every file
 
 
 REPO = _repo()

@@ -571,11 +571,3 @@ def test_a_link_committed_in_a_remote_repo_is_refused_not_written_as_text(
     assert "symlink in the config repo" in files["app/link.conf"]["reason"]
     assert not (root / "home/u/app/link.conf").exists()  # was: a file holding "/etc/shadow"
     assert (root / "home/u/app/ok.conf").read_text() == "ok\n"
-
-
-def test_a_bare_redacted_nothing_names_says_how_to_map_it(tmp_path: Path) -> None:
-    site = make_site(tmp_path / "bare", {"app/x.conf": "a=1\npassword: REDACTED\n"})
-    result = site.reconcile()
-    assert result.code == ExitCode.ATTENTION
-    assert "bare REDACTED with no name on line 2" in result.out
-    assert "map it under secrets.map in tether.yaml" in result.out

@@ -138,18 +138,6 @@ def test_the_same_words_as_tether(
     assert argv[1] == mode and ("--overwrite" in argv) == overwrite
 
 
-def test_restore_from_a_remote_and_a_snapshot_tag(box: dict[str, Path]) -> None:
-    shutil.rmtree(box["repo"])  # nothing mounted: the remote is the source
-    url = "https://git.example/config.git"
-    code, argv, _ = entry(box, REPO_URL=url, REF="snapshot/2026-11-22")
-    assert code == 0 and argv is not None
-    assert argv[2:4] == ["--repo", url]
-    assert argv[argv.index("--ref") + 1] == "snapshot/2026-11-22"
-    assert "--source" not in argv
-    code, argv, err = entry(box, REF="snapshot/2026-11-22")
-    assert code == ExitCode.USAGE and argv is None and "REF needs REPO_URL" in err
-
-
 def test_relative_target_home_is_refused(box: dict[str, Path]) -> None:
     code, argv, err = entry(box, TARGET_HOME="home/anas")
     assert (code, argv) == (ExitCode.USAGE, None)

@@ -104,22 +104,6 @@ def test_a_clean_repo_has_no_findings(tmp_path: Path) -> None:
     assert findings(repo) == []
 
 
-def test_a_file_no_allowlist_line_covers_is_a_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    repo = make_config_repo(
-        tmp_path, {"a.yml": "x\n", "app/stray.conf": "y\n"}, inventory="a.yml\n"
-    )
-    assert findings(repo) == [
-        "warning: no line of inventory/include-paths.txt covers it: never restored nor captured "
-        "(add it, or delete the file)"
-    ]
-    code, text = validate(capsys, repo)
-    assert code == ExitCode.OK  # a warning
-    assert "configs/app/stray.conf: warning: no line of" in text
-    assert "valid (0 errors, 1 warning)" in text
-
-
 @pytest.mark.parametrize(
     ("graph", "cycle"),
     [

@@ -104,13 +104,32 @@ def host_name_option(func: F) -> F:
     )(func)
 
 
+NO_REPORT_KEY = "tether.no_report"
+
+
+def _remember_no_report(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[NO_REPORT_KEY] = True
+
+
+def no_report_option(func: F) -> F:
+    return click.option(
+        "--no-report",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_no_report,
+        help="Do not push this host's status to refs/tether/status/<host> on the remote.",
+    )(func)
+
+
 def chosen_host() -> str | None:
     value = click.get_current_context().meta.get(HOST_KEY)
     return value if isinstance(value, str) else None
 
 
 def host_options(func: F) -> F:
-    """--host / --target-root / --target-home / --state-dir / --secrets-file."""
+    """--host / --no-report / --target-root / --target-home / --state-dir / --secrets-file."""
+    func = no_report_option(func)
     func = host_name_option(func)
     func = secrets_file_option()(func)
     func = state_dir_option()(func)
@@ -163,8 +182,14 @@ def host(
     state_dir: Path | None,
     secrets_file: Path | None,
 ) -> HostOptions:
+    meta = click.get_current_context().meta
     return resolve_host_options(
-        target_root, target_home, state_dir, secrets_file, host_name=chosen_host()
+        target_root,
+        target_home,
+        state_dir,
+        secrets_file,
+        host_name=chosen_host(),
+        report=not meta.get(NO_REPORT_KEY, False),
     )
 
 
@@ -390,6 +415,45 @@ def status(state_dir: Path | None, as_json: bool) -> int:
     from tether.commands.status import status as run
 
     return run(host(None, None, state_dir, None).state_dir, as_json=as_json)
+
+
+@cli.command(short_help="Every host's last report beside the branch (3: one not Ready).")
+@click.option("--repo", required=True, metavar="URL_OR_PATH", help="The config repo's remote.")
+@click.option(
+    "--branch", metavar="BRANCH", help="Compare with BRANCH (default: the remote's HEAD)."
+)
+@click.option(
+    "--stale-after",
+    default="15min",
+    show_default=True,
+    metavar="DURATION",
+    help="A host whose last report is older counts as not Ready (3 agent intervals).",
+)
+@click.option("--prometheus", is_flag=True, help="Print textfile-collector metrics instead.")
+@state_dir_option()
+@json_option
+def fleet(
+    *,
+    repo: str,
+    branch: str | None,
+    stale_after: str,
+    prometheus: bool,
+    state_dir: Path | None,
+    as_json: bool,
+) -> int:
+    """One line per host from refs/tether/status/<host>: applied revision (and how far behind
+    the branch), age of the last report, Ready, drift/conflict/blocked, pending services."""
+    from tether.agent.durations import parse_duration
+    from tether.commands.fleet import fleet as run
+
+    return run(
+        repo,
+        host(None, None, state_dir, None).state_dir,
+        branch=branch,
+        stale_after=parse_duration(stale_after, "--stale-after"),
+        as_json=as_json,
+        prometheus=prometheus,
+    )
 
 
 @cli.command(short_help="Check that this host can reconcile (repo, secrets, lock, units).")

@@ -49,6 +49,8 @@ def host_args(host: HostOptions) -> list[str]:
         args += ["--secrets-file", str(host.secrets_file.absolute())]
     if host.host_name is not None:
         args += ["--host", host.host_name]
+    if not host.report:
+        args.append("--no-report")
     return args
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import socket
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,7 +46,8 @@ from tether.state.keyring import Keyring
 from tether.state.ledger import LedgerEntry
 from tether.textsafe import looks_binary
 
-ATTEMPTS = 3
+ATTEMPTS = 20  # lost races before giving up: twenty hosts capturing at once all land
+BACKOFF_CAP = 2.0  # seconds: the most a lost race waits before rebuilding on the new tip
 PENDING_PREFIX = "refs/tether/pending/"
 TEXT = "utf-8"
 
@@ -547,6 +549,12 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
     return Plan(
         tip, repo, store, obs, changes, values, tuple(added), tuple(rotated), tuple(findings), diffs
     )
+
+
+def backoff(attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after losing race number `attempt`: random, growing, capped, so hosts
+    that pushed together do not collide again in lockstep."""
+    return float(rand() * min(BACKOFF_CAP, 0.05 * 2 ** min(attempt, 8)))
 
 
 def has_conflict(plan: Plan) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from tether.agent.report import Reporter, reporting
 from tether.commands.progress import Progress
 from tether.config.options import HostOptions, SourceOptions
 from tether.errors import StateError
@@ -53,9 +54,16 @@ def apply_saved(
         secrets_file=secrets_file or (Path(ctx.secrets_file) if ctx.secrets_file else None),
         host_name=ctx.host,
     )
-    with reconcile_session(
-        host.state_dir, f"apply {plan_file.name}", writes=True, wait=wait, metrics_file=metrics_file
-    ) as outcome:
+    with (
+        reporting(Reporter(host.state_dir, source.repo, ctx.host)),
+        reconcile_session(
+            host.state_dir,
+            f"apply {plan_file.name}",
+            writes=True,
+            wait=wait,
+            metrics_file=metrics_file,
+        ) as outcome,
+    ):
         run = prepare(source, host, explicit_root=True)
         outcome.revision_attempted = run.desired.revision
         if run.keyring.key_id != ctx.key_id:

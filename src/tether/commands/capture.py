@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 
+from tether.agent.report import Reporter, reporting
 from tether.capture import journal as capture_journal
 from tether.capture.flow import (
     ATTEMPTS,
@@ -22,6 +24,7 @@ from tether.capture.flow import (
     Plan,
     Settings,
     author_for,
+    backoff,
     commit_message,
     counts,
     dump,
@@ -124,12 +127,18 @@ def capture(
         host=host.host_name,
     )
     command = "capture --dry-run" if request.dry_run else "capture"
-    with recording(state_dir, command, metrics_file, history=not request.dry_run) as outcome:
+    reporter = Reporter(state_dir, url, host.host_name, enabled=host.report and not request.dry_run)
+    with (
+        reporting(reporter),
+        recording(state_dir, command, metrics_file, history=not request.dry_run) as outcome,
+    ):
         with _lock(state_dir, wait, dry_run=request.dry_run):
             if not request.dry_run:
                 _finish_interrupted(settings)
             settings = _with_ledger(settings)
             done = _attempts(settings, request, before_push)
+        if done.plan is not None:
+            reporter.host = done.plan.repo.host or reporter.host
         outcome.exit_code = int(done.code)
         outcome.counts = counts(done.plan)
         outcome.revision_attempted = done.plan.tip.commit if done.plan else None
@@ -194,6 +203,7 @@ def _attempts(settings: Settings, request: CaptureRequest, before_push: BeforePu
             f"rebuilding on the new tip (attempt {attempt + 1})",
             err=True,
         )
+        time.sleep(backoff(attempt))
     raise GitError(
         f"push to {settings.remote.display}: lost the race {request.attempts} times",
         hint="someone pushes continuously; run capture again later (nothing was lost)",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from tether.agent.report import Reporter, reporting
 from tether.commands.progress import Progress
 from tether.config.options import HostOptions, SourceOptions, env_flag
 from tether.errors import HostError, UsageError
@@ -183,12 +184,19 @@ def reconcile(
             return _rebuild(source, host, explicit_root=explicit_root, as_json=as_json)
     options = (overwrite, prune, diff, as_json, out, ServiceOptions(bring_up, handlers), by_env)
     command = f"reconcile --{'apply' if apply else 'plan'}"
-    with reconcile_session(
-        host.state_dir, command, writes=apply, wait=wait, metrics_file=metrics_file
-    ) as rec:
+    reporter = Reporter(host.state_dir, source.repo, host.host_name, enabled=host.report)
+    with (
+        reporting(reporter),
+        reconcile_session(
+            host.state_dir, command, writes=apply, wait=wait, metrics_file=metrics_file
+        ) as rec,
+    ):
         run = prepare(source, host, explicit_root=explicit_root, require_fresh=require_fresh)
+        reporter.host = run.repo.host or reporter.host
+        reporter.enabled = reporter.enabled and run.repo.tree.stale is None  # remote unreachable
         target = RealHost(run.confinement) if apply else DryRunHost(run.confinement)
         rec.exit_code = _run(run, host, target, *options, rec)
+        reporter.drifted = list(rec.drifted)
         return rec.exit_code
 
 
@@ -235,6 +243,9 @@ def _run(  # noqa: PLR0917
         # converged on the last known state, not the latest one
         code = worst(code, ExitCode.ATTENTION)
     outcome.counts = summary(report)
+    outcome.drifted = tuple(
+        i.path for i in report.plan.items if i.action in (Action.DRIFT, Action.CONFLICT)
+    )
     if not host.dry_run and not report.failed:
         outcome.revision_applied = run.desired.revision or "folder"
     return int(code)

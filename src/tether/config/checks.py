@@ -250,28 +250,4 @@ def check_config_repo(tree: SourceTree, host: str | None = None) -> list[Finding
                 findings.extend(from_lines("error", exc.problems))
         tracked = sorted({p for view in views for p in view.tracked_paths})
         findings += _check_hosts(repo, at, views)
-    findings += _check_uncovered(repo, tracked)
     return findings + _check_overrides(repo, at, tracked) + _check_services(repo, at, tracked)
-
-
-UNCOVERED_SHOWN = 20
-
-
-def _check_uncovered(repo: ConfigRepo, tracked: Sequence[str]) -> list[Finding]:
-    """Files in the source folder no allowlist line covers: never restored nor captured."""
-    covered = set(tracked)
-    left = [p for p in repo.source_files if p not in covered and p.rsplit("/", 1)[-1] != ".gitkeep"]
-    source = repo.manifest.source
-    findings = [
-        Finding(
-            "warning",
-            f"{source}/{path}",
-            f"no line of {repo.inventory.origin} covers it: never restored nor captured "
-            "(add it, or delete the file)",
-        )
-        for path in left[:UNCOVERED_SHOWN]
-    ]
-    if len(left) > UNCOVERED_SHOWN:
-        more = len(left) - UNCOVERED_SHOWN
-        findings.append(Finding("warning", f"{source}/", f"and {more} more files no line covers"))
-    return findings

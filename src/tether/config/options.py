@@ -121,6 +121,7 @@ class HostOptions:
     state_dir: Path
     secrets_file: Path | None
     host_name: str | None = None  # --host / TETHER_HOST: the profile of `hosts:` to apply
+    report: bool = True  # push refs/tether/status/<host> after the run (--no-report: off)
 
 
 def resolve_host_options(
@@ -130,6 +131,7 @@ def resolve_host_options(
     secrets_file: Path | None,
     *,
     host_name: str | None = None,
+    report: bool = True,
 ) -> HostOptions:
     root = target_root if target_root is not None else Path("/")
     if target_home is not None and not target_home.startswith("/"):
@@ -142,4 +144,5 @@ def resolve_host_options(
         state_dir=(state_dir or default_state_dir()).expanduser(),
         secrets_file=secrets_file.expanduser() if secrets_file else None,
         host_name=host_name,
+        report=report,
     )

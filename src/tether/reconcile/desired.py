@@ -23,7 +23,7 @@ from tether.config.options import SourceOptions, default_state_dir
 from tether.config.sourcetree import FolderTree, SourceTree, link_refused
 from tether.errors import SourceError, warn
 from tether.hostfs.probe import Sig, stat_sig
-from tether.secrets.render import BARE_MISSING, render
+from tether.secrets.render import render
 from tether.secrets.store import SecretStore
 from tether.stamps import git_blob_id
 from tether.state.keyring import Keyring
@@ -237,19 +237,11 @@ def build_desired(  # noqa: PLR0915
             continue
         rendered = render(raw, store.get, names)
         if rendered.data is None:
-            named = [m for m in rendered.missing if not m.startswith(BARE_MISSING)]
-            bare = [m for m in rendered.missing if m.startswith(BARE_MISSING)]
-            parts = []
-            if named:
-                where = f" (add them to {store.path})" if store.path else ""
-                parts.append(f"missing secrets: {', '.join(named)}{where}")
-            if bare:
-                lines = ", ".join(m.removeprefix(BARE_MISSING) for m in bare)
-                parts.append(
-                    f"bare REDACTED with no name on line {lines} "
-                    "(map it under secrets.map in tether.yaml, or redact it again)"
-                )
-            state.files.append(base._replace(blob=git_blob_id(raw), blocked="; ".join(parts)))
+            where = f" (add them to {store.path})" if store.path else ""
+            missing = ", ".join(rendered.missing)
+            state.files.append(
+                base._replace(blob=git_blob_id(raw), blocked=f"missing secrets: {missing}{where}")
+            )
             continue
         data = rendered.data
         if cache_left >= len(data):

@@ -54,9 +54,11 @@ def summary(report: Report) -> dict[str, int]:
     return {key: counts[key] for key in SUMMARY_KEYS}
 
 
-def _line(outcome: Outcome) -> str:
+def _line(outcome: Outcome, layer: str = "shared") -> str:
     item = outcome.item
     text = f"  {SYMBOL[item.action]} {item.action.value:<12} {item.dest}"
+    if layer == "host":
+        text += "  [host layer]"
     reason = outcome.error or item.reason
     if outcome.error:
         text = f"  x {'failed':<12} {item.dest}"
@@ -103,7 +105,7 @@ def render_text(
             continue
         lines.append(f"{name} ({len(group)}):")
         for outcome in group:
-            lines.append(_line(outcome))
+            lines.append(_line(outcome, report.layers.get(outcome.item.path, "shared")))
             text = diff_for(outcome.item) if diff_for else None
             if text:
                 lines.extend("      " + x for x in text.rstrip("\n").split("\n"))

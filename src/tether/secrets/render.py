@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 NAME_PATTERN = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*"
 PLACEHOLDER = re.compile(rb"__REDACTED_(?P<name>" + NAME_PATTERN.encode() + rb")__")
-BARE_MISSING = "REDACTED@line"  # + the line of a bare REDACTED nothing names, in `missing`
 BARE = re.compile(rb"(?<![A-Za-z0-9_])REDACTED(?![A-Za-z0-9_])")
 MARKER = b"REDACTED"
 # The key a bare REDACTED stands for, on its line: `key: REDACTED`, `KEY=REDACTED`,
@@ -81,7 +80,7 @@ def render(data: bytes, lookup: Lookup, names: Mapping[str, str] | None = None) 
             name = bare_name(data, match.start(), names, lookup)
             if name is None:
                 line = data.count(b"\n", 0, match.start()) + 1
-                missing.add(f"{BARE_MISSING}{line}")
+                missing.add(f"REDACTED@line{line}")
                 continue
         value = lookup(name)
         if value is None:

@@ -34,14 +34,24 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def label(value: str) -> str:
+    """A Prometheus label value, escaped."""
+    return _label(value)
+
+
+def family(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> list[str]:
+    """One metric family in the text exposition format; samples are (labels, value)."""
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    lines.extend(f"{name}{{{labels}}} {_number(value)}" for labels, value in samples)
+    return lines
+
+
 def render_metrics(run: RunRecord, services: Mapping[str, ServiceRecord] | None = None) -> str:
     job = f'command="{_label(run.kind)}"'
     lines: list[str] = []
 
     def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        lines.extend(f"{name}{{{labels}}} {_number(value)}" for labels, value in samples)
+        lines.extend(family(name, kind, help_text, samples))
 
     metric(
         "tether_last_run_timestamp_seconds",

@@ -26,6 +26,7 @@ class RunOutcome:
     revision_applied: str | None = None
     message: str | None = None
     services: list[dict[str, Any]] = field(default_factory=list)  # handler results, masked
+    drifted: tuple[str, ...] = ()  # paths changed on the host (for the fleet report only)
 
 
 def _services(state_dir: Path) -> dict[str, ServiceRecord]:
