@@ -667,3 +667,38 @@ def test_a_host_file_name_with_terminal_escapes_is_refused_and_shown_escaped(
     assert "\x1b" not in out.out + out.err and "\nfake line" not in out.err
     assert "\\x1b[31mRED" in out.err and "left out" in out.err
     assert not any("RED" in p for p in world.files_at(world.head()))
+
+
+def test_a_docker_secret_file_reaches_git_only_as_a_placeholder_and_comes_back_exact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = World(tmp_path, "stack/docker-compose.yml\nstack/db/*\n")
+    w.write(
+        "stack/docker-compose.yml",
+        "services:\n  db:\n    image: postgres\n    secrets: [pg]\n"
+        "secrets:\n  pg:\n    file: db/pg.txt\n",  # a name that says nothing: the compose does
+    )
+    w.write("stack/db/pg.txt", "Xk29-pg-secret-value\n")
+    w.write("stack/db/root_password", "no-newline-at-end")
+    assert w.capture() == ExitCode.OK
+    tree = w.files_at(w.head())
+    assert tree["configs/stack/db/pg.txt"] == b"__REDACTED_STACK_PG__"
+    assert tree["configs/stack/db/root_password"] == b"__REDACTED_STACK_ROOT_PASSWORD__"
+    with Repo(str(w.remote)) as repo:
+        for sha in repo.object_store:
+            raw = repo.object_store[sha].as_raw_string()
+            assert b"Xk29-pg-secret-value" not in raw and b"no-newline-at-end" not in raw
+    out = capsys.readouterr()
+    assert "Xk29" not in out.out + out.err
+    # Restore onto an empty host: the exact bytes, trailing newline or not.
+    empty = tmp_path / "restored"
+    empty.mkdir()
+    code = main(
+        ["reconcile", "--apply", "--repo", str(w.remote), "--target-root", str(empty),
+         "--state-dir", str(tmp_path / "state2"), "--secrets-file", str(w.store)]
+    )  # fmt: skip
+    assert code == ExitCode.OK
+    home = empty / HOME.lstrip("/")
+    assert (home / "stack/db/pg.txt").read_bytes() == b"Xk29-pg-secret-value\n"
+    assert (home / "stack/db/root_password").read_bytes() == b"no-newline-at-end"
+    assert (home / "stack/db/pg.txt").stat().st_mode & 0o777 == 0o600

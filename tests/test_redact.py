@@ -450,7 +450,7 @@ EC_KEY = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\n-----END EC PRIVATE KEY---
         ("wireguard/wg0.conf", f"[Peer]\nPresharedKey = {WG_KEY}\n", WG_KEY),
         ("authentik/.env", "PG_PASS=pgpass12345\n", "pgpass12345"),
         ("immich/notes.txt", "DB_URL=postgresql://postgres:pw%40x1@db:5432/immich\n", "pw%40x1"),
-        ("traefik/certs/homelab.key", EC_KEY + "\n", EC_KEY),
+        ("traefik/certs/homelab.key", EC_KEY + "\n", EC_KEY + "\n"),  # whole: its exact text
     ],
 )
 def test_former_false_negatives(path: str, original: str, secret: str) -> None:

@@ -41,6 +41,7 @@ from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.render import has_marker, render
 from tether.secrets.scan import Finding, Scanner, default_rules
 from tether.secrets.store import SecretStore, load_store, store_path
+from tether.secrets.wholefile import declared_secret_files, is_compose_file
 from tether.stamps import file_stamp, git_blob_id, utc_stamp
 from tether.state.keyring import Keyring
 from tether.state.ledger import LedgerEntry
@@ -323,6 +324,22 @@ def _text(data: bytes) -> str:
     return data.decode(TEXT, "surrogateescape")
 
 
+def whole_file_paths(repo: ConfigRepo, tip: Tip, texts: Mapping[str, str]) -> set[str]:
+    """Files that are secrets as a whole beyond what their names say: declared as Docker
+    secrets by a compose file (the host's version when captured now, else the tip's) or
+    marked `secret: whole` in the manifest."""
+    prefix = repo.manifest.source + "/"
+    composes = {p: t for p, t in texts.items() if is_compose_file(p)}
+    with gitobjects.ObjectReader(tip.mirror) as reader:
+        for repo_path, (_mode, blob) in tip.entries.items():
+            path = repo_path[len(prefix) :]
+            if repo_path.startswith(prefix) and is_compose_file(path) and path not in composes:
+                composes[path] = _text(reader.read_blob(blob))
+    declared = declared_secret_files(composes.items())
+    marked = {p for p in texts if repo.manifest.override_for(p).whole_secret}
+    return declared | marked
+
+
 def _repo_names(
     repo: ConfigRepo, tip: Tip, skip: set[str], ledger: Mapping[str, LedgerEntry]
 ) -> dict[str, list[str]]:
@@ -356,12 +373,13 @@ def redact_reads(  # noqa: PLR0917
 ) -> dict[str, str]:
     """Fill `repo` of every read with its redacted bytes; returns the values found by name."""
     texts = {p: _text(r.host) for p, r in obs.reads.items() if p not in binary}
-    results = redact_files(texts, store, {})
+    whole = whole_file_paths(repo, tip, texts)
+    results = redact_files(texts, store, {}, whole)
     fresh = (s for r in results.values() for s in r.secrets)
     if any(store.get(s.name) != s.value for s in fresh):  # a new name: avoid other files' names
         others = _repo_names(repo, tip, set(texts), ledger)
         if any(others.values()):  # none (a first capture): the first pass was already right
-            results = redact_files(texts, store, others)
+            results = redact_files(texts, store, others, whole)
     values: dict[str, str] = {}
     for path, read in obs.reads.items():
         if path in binary:

@@ -61,8 +61,13 @@ class FileOverride:
     capture: bool = True
     allow_binary: bool = False
     max_size: int | None = None
+    secret: str | None = None  # "whole": the file is one secret, kept out of git
     # The fields the manifest wrote, so an exact path can set a field back to its default.
     given: frozenset[str] = frozenset()
+
+    @property
+    def whole_secret(self) -> bool:
+        return self.secret == "whole"  # noqa: S105 (a mode word, not a password)
 
     @property
     def is_glob(self) -> bool:
@@ -173,6 +178,7 @@ def _build(data: Mapping[str, Any], origin: str) -> Manifest:
             hosts=tuple(spec.get("hosts", ())),
             capture=spec.get("capture", True),
             allow_binary=spec.get("allow_binary", False),
+            secret=spec.get("secret"),
             max_size=spec.get("max_size"),
             given=frozenset(spec),
         )

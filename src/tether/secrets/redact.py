@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from tether.secrets.render import NAME_PATTERN, env_name, placeholder
 from tether.secrets.rules import Slot, is_reference, key_words, scan
+from tether.secrets.wholefile import is_whole_file_secret
 
 PLACEHOLDER_TEXT = re.compile(r"__REDACTED_(?P<name>" + NAME_PATTERN + r")__")
 # YAML parents that say nothing about which secret this is.
@@ -161,14 +162,19 @@ def redact(
     path: str,
     store: Mapping[str, str] | None = None,
     elsewhere: Collection[str] = (),
+    *,
+    whole: bool = False,
 ) -> Redaction:
-    """Replace each secret in `text` (the content of `path`) by its named placeholder.
+    """Replace each secret in `text` (the content of `path`) by its named placeholder; a file
+    that is a secret as a whole (`whole`, or see wholefile) becomes one placeholder.
 
     `store` holds the values already stored by name and `elsewhere` the names placeholders
     use in other files: a derived name used elsewhere for a different value is not reused
     (the file's name joins it instead), so no value is ever overwritten by another.
     """
     store = store or {}
+    if whole or is_whole_file_secret(path, text):
+        return _whole(text, path, store, elsewhere)
     units = _units(text, path)
     counts = Counter(u.base for u in units)
     wanted = [u.qualified if counts[u.base] > 1 else u.base for u in units]
@@ -197,6 +203,15 @@ def redact(
         position = unit.end
     out.append(text[position:])
     return Redaction("".join(out), tuple(secrets))
+
+
+def _whole(text: str, path: str, store: Mapping[str, str], elsewhere: Collection[str]) -> Redaction:
+    """The file becomes its placeholder alone (no newline); the store keeps its exact text."""
+    if PLACEHOLDER_TEXT.fullmatch(text.strip()):
+        return Redaction(text, ())  # already redacted (a reconciled host file holds the value)
+    base = _join(service_name(path), _file_part(path))
+    name = _free(base, value=text, used=set(), store=store, elsewhere=elsewhere, path=path)
+    return Redaction(placeholder(name), (Redacted(name, text, 1),))
 
 
 def _free(
@@ -249,8 +264,10 @@ def redact_files(
     texts: Mapping[str, str],
     store: Mapping[str, str] | None = None,
     repo_names: Mapping[str, Collection[str]] | None = None,
+    whole: Collection[str] = (),
 ) -> dict[str, Redaction]:
-    """Redact several files (by inventory path) consistently, in path order.
+    """Redact several files (by inventory path) consistently, in path order; the paths in
+    `whole` (Docker secret files, `secret: whole` overrides) are secrets as a whole.
 
     `store` holds the stored values by name; `repo_names` the placeholder names each other
     file of the repo already uses. A name is shared between files only for the same value.
@@ -265,7 +282,13 @@ def redact_files(
             used_by.setdefault(name, set()).add(path)
     results: dict[str, Redaction] = {}
     for path in sorted(texts):
-        result = redact(texts[path], path, store=values, elsewhere=_UsedElsewhere(used_by, path))
+        result = redact(
+            texts[path],
+            path,
+            store=values,
+            elsewhere=_UsedElsewhere(used_by, path),
+            whole=path in whole,
+        )
         for secret in result.secrets:
             values[secret.name] = secret.value
             used_by.setdefault(secret.name, set()).add(path)

@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from tether.secrets.render import NAME_PATTERN
+from tether.secrets.wholefile import WHOLE_FILE_RULE, is_whole_file_secret
 from tether.textsafe import looks_binary, printable
 
 ALLOW_MARK = "tether:allow"
@@ -144,11 +145,15 @@ def fingerprint(salt: bytes, path: str, rule: str, context: str) -> str:
     return hmac.new(salt, message, hashlib.sha256).hexdigest()
 
 
+SLOT_CONTEXT = 80  # characters of the line kept each side: a 1 MB one-line file stays cheap
+
+
 def slot(text: str, start: int, end: int) -> str:
-    """The line holding text[start:end], with that value replaced by a NUL."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    line_end = len(text) if line_end < 0 else line_end
+    """The line around text[start:end] (at most SLOT_CONTEXT characters each side), with that
+    value replaced by a NUL."""
+    line_start = max(text.rfind("\n", 0, start) + 1, start - SLOT_CONTEXT)
+    line_end = text.find("\n", end, end + SLOT_CONTEXT)
+    line_end = min(len(text), end + SLOT_CONTEXT) if line_end < 0 else line_end
     return (text[line_start:start] + "\0" + text[end:line_end]).strip()
 
 
@@ -362,6 +367,17 @@ class Scanner:
             self.result.findings.append(finding)
 
     def scan_text(self, path: str, text: str, commit: str | None = None) -> list[Finding]:
+        if is_whole_file_secret(path, text) and not _is_placeholder_only(text):
+            return [  # one finding for the whole file, at line 1; its value never shown
+                Finding(
+                    path=path,
+                    line=1,
+                    rule=WHOLE_FILE_RULE,
+                    fingerprint=fingerprint(self.salt, path, WHOLE_FILE_RULE, "\0"),
+                    preview="",
+                    commit=commit,
+                )
+            ]
         spans: list[tuple[int, int, str, int]] = []  # start, end, rule, line
         lower = text.lower()
         code = PurePosixPath(path).suffix.lower() in CODE_SUFFIXES
@@ -484,6 +500,10 @@ def _is_name_or_template(value: str, *, manifest: bool) -> bool:
 
 def _quoted_at(text: str, start: int) -> bool:
     return start > 0 and text[start - 1] in "\"'`"
+
+
+def _is_placeholder_only(text: str) -> bool:
+    return re.fullmatch(r"__REDACTED_[A-Z][A-Z0-9_]*__|REDACTED", text.strip()) is not None
 
 
 def _comment_openers(path: str) -> tuple[str, ...]:

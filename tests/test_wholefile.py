@@ -1,0 +1,61 @@
+"""Files that are secrets as a whole: named so, private keys, Docker secret files."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether.secrets.redact import redact
+from tether.secrets.render import render
+from tether.secrets.wholefile import compose_secret_files, is_whole_file_secret
+
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "whole"),
+    [
+        ("db/password.txt", "s3cr3t\n", True),
+        ("app/secrets/api_token", "tok-123", True),
+        ("app/client_secret.txt", "x", True),
+        ("ssh/id_ed25519", KEY, True),
+        ("tls/server.key", "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n", True),
+        ("tls/server.pem", "-----BEGIN CERTIFICATE-----\nMIIE\n-----END CERTIFICATE-----\n", False),
+        ("age/keys.txt", "# created: 2026\nAGE-SECRET-KEY-1QQQQ\n", True),
+        ("db/password.txt.example", "changeme\n", False),
+        ("ssh/id_ed25519.pub", "ssh-ed25519 AAAA\n", False),
+        ("app/config.yml", "a: 1\n", False),
+        ("db/password.txt", "", False),  # empty: nothing to hide
+    ],
+)
+def test_which_files_are_secrets_as_a_whole(path: str, text: str, whole: bool) -> None:
+    assert is_whole_file_secret(path, text) is whole
+
+
+def test_compose_secret_files_are_resolved_beside_the_compose_file() -> None:
+    compose = (
+        "services:\n  db:\n    secrets: [db-password]\n"
+        "secrets:\n  db-password:\n    file: db/password.txt\n"
+        "  remote:\n    external: true\n"
+        "  escape:\n    file: ../../etc/shadow\n"
+        "configs:\n  app_secret_conf:\n    file: ./app/secret.conf\n"
+        "  plain:\n    file: ./app/plain.conf\n"
+    )
+    found = compose_secret_files("stack/docker-compose.yml", compose)
+    assert found == {"stack/db/password.txt", "stack/app/secret.conf"}
+    assert compose_secret_files("x/compose.yaml", "[not: a mapping") == set()
+
+
+@pytest.mark.parametrize(
+    "text", ["s3cr3t", "s3cr3t\n", "two\nlines\n\n", "tab\tand 'quotes' \"$x\"\n"]
+)
+def test_a_whole_file_secret_renders_back_to_the_exact_bytes(text: str) -> None:
+    redaction = redact(text, "db/password.txt")
+    assert redaction.text == "__REDACTED_DB_PASSWORD__"
+    (secret,) = redaction.secrets
+    assert secret.value == text
+    rendered = render(redaction.text.encode(), {secret.name: secret.value}.get)
+    assert rendered.data == text.encode()
+
+
+def test_a_file_already_a_placeholder_stays_as_it_is() -> None:
+    assert redact("__REDACTED_DB_PASSWORD__", "db/password.txt").secrets == ()
