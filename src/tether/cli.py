@@ -170,6 +170,16 @@ def handler_options(func: F) -> F:
     )(func)
 
 
+def only_option(func: F) -> F:
+    """--only PATH/GLOB (repeatable): limit the run to these inventory paths."""
+    return click.option(
+        "--only",
+        multiple=True,
+        metavar="PATH/GLOB",
+        help="Only these inventory paths (a glob, a path, or a folder above them); repeatable.",
+    )(func)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print data as JSON on stdout.")(
         func
@@ -732,12 +742,14 @@ def wait_option(func: F) -> F:
 @metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
 @handler_options
+@only_option
 @source_options
 @host_options
 @json_option
 @detailed_exitcode_option
 def reconcile(  # noqa: PLR0917
     plan_only: bool | None,
+    only: tuple[str, ...],
     require_fresh: bool,
     metrics_file: Path | None,
     overwrite: bool,
@@ -778,8 +790,66 @@ def reconcile(  # noqa: PLR0917
         metrics_file=metrics_file,
         bring_up=bring_up,
         handlers=not no_handlers,
+        only=only,
     )
     return for_process(code, detailed=detailed_exitcode)
+
+
+@cli.command(short_help="Show the plan's diffs only (secret values masked).")
+@click.argument("paths", nargs=-1, metavar="[PATH/GLOB...]")
+@only_option
+@source_options
+@host_options
+def diff(  # noqa: PLR0917
+    paths: tuple[str, ...],
+    only: tuple[str, ...],
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+) -> int:
+    """The diffs host -> repo of every file the plan would change or that needs attention, as
+    `reconcile --diff` shows them, nothing else (like `chezmoi diff`)."""
+    from tether.commands.reconcile import diff as run
+
+    return run(
+        SourceOptions.resolve(source, repo, ref),
+        host(target_root, target_home, state_dir, secrets_file),
+        explicit_root=target_root is not None,
+        only=paths + only,
+    )
+
+
+@cli.command("ls", short_help="List the managed files: action, layer, destination.")
+@only_option
+@source_options
+@host_options
+@json_option
+def ls_command(  # noqa: PLR0917
+    only: tuple[str, ...],
+    source: Path | None,
+    repo: str | None,
+    ref: str | None,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    as_json: bool,
+) -> int:
+    """Every managed file with the action a plan gives it, its layer (shared or host) and its
+    destination."""
+    from tether.commands.reconcile import ls as run
+
+    return run(
+        SourceOptions.resolve(source, repo, ref),
+        host(target_root, target_home, state_dir, secrets_file),
+        explicit_root=target_root is not None,
+        only=only,
+        as_json=as_json,
+    )
 
 
 @cli.group(

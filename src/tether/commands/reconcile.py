@@ -23,7 +23,7 @@ from tether.reconcile.report import exit_code, render_text, summary, to_json, un
 from tether.reconcile.savedplan import PlanContext, plan_document
 from tether.reconcile.session import reconcile_session
 from tether.state.runlog import RunOutcome
-from tether.textsafe import mask_url
+from tether.textsafe import mask_url, printable
 
 
 def host_secrets(data: bytes | None, path: str, known: dict[str, str]) -> dict[str, str]:
@@ -163,6 +163,7 @@ def reconcile(
     metrics_file: Path | None = None,
     bring_up: bool = False,
     handlers: bool = True,
+    only: tuple[str, ...] = (),
 ) -> int:
     dry_run, env_overwrite = env_flag("DRY_RUN"), env_flag("OVERWRITE")  # bad values: usage
     by_env = []  # what the environment turned on, said in the plan's first line
@@ -182,7 +183,10 @@ def reconcile(
             host.state_dir, "reconcile --rebuild-ledger", writes=True, wait=wait, history=False
         ):
             return _rebuild(source, host, explicit_root=explicit_root, as_json=as_json)
-    options = (overwrite, prune, diff, as_json, out, ServiceOptions(bring_up, handlers), by_env)
+    if only and out is not None:
+        raise UsageError("--only and --out: a saved plan is the whole plan", hint="drop --only")
+    services = ServiceOptions(bring_up, handlers)
+    options = (overwrite, prune, diff, as_json, out, services, by_env, only)
     command = f"reconcile --{'apply' if apply else 'plan'}"
     reporter = Reporter(host.state_dir, source.repo, host.host_name, enabled=host.report)
     with (
@@ -211,10 +215,11 @@ def _run(  # noqa: PLR0917
     out: Path | None,
     services: ServiceOptions,
     by_env: list[str],
+    only: tuple[str, ...],
     outcome: RunOutcome,
 ) -> int:
     outcome.revision_attempted = run.desired.revision
-    plan = run.make_plan(overwrite=overwrite, prune=prune)
+    plan = run.make_plan(overwrite=overwrite, prune=prune).only(only)
     diffs = diffs_before(run, plan) if diff and not as_json else None
     progress = Progress(enabled=not as_json and not host.dry_run)
     try:
@@ -267,4 +272,55 @@ def _rebuild(
             f"ledger rebuilt: {len(in_sync)} destinations in sync recorded; "
             f"{others} others left out (run `tether reconcile` to see them)"
         )
+    return int(ExitCode.OK)
+
+
+def _view(
+    source: SourceOptions, host: HostOptions, *, explicit_root: bool, only: tuple[str, ...]
+) -> tuple[Run, Plan]:
+    """The plan as `reconcile --plan` makes it (no history: a look, not a run)."""
+    run = prepare(source, host, explicit_root=explicit_root)
+    return run, run.make_plan(overwrite=False, prune=True).only(only)
+
+
+def diff(
+    source: SourceOptions, host: HostOptions, *, explicit_root: bool, only: tuple[str, ...]
+) -> int:
+    """`tether diff [PATH...]`: the plan's diffs only (secret values masked), host -> repo."""
+    with reconcile_session(host.state_dir, "diff", writes=False, history=False):
+        run, plan = _view(source, host, explicit_root=explicit_root, only=only)
+        diffs = diffs_before(run, plan)
+    for item in plan.items:
+        if item.dest in diffs:
+            click.echo("\n".join(printable(line) for line in diffs[item.dest].splitlines()))
+    return int(ExitCode.OK)
+
+
+def ls(
+    source: SourceOptions,
+    host: HostOptions,
+    *,
+    explicit_root: bool,
+    only: tuple[str, ...],
+    as_json: bool,
+) -> int:
+    """`tether ls`: every managed file with its planned action, layer and destination."""
+    with reconcile_session(host.state_dir, "ls", writes=False, history=False):
+        run, plan = _view(source, host, explicit_root=explicit_root, only=only)
+    rows = [
+        {
+            "path": i.path,
+            "action": i.action.value,
+            "layer": run.repo.layer(i.path),
+            "destination": i.dest,
+        }
+        for i in sorted(plan.items, key=lambda i: i.path)
+    ]
+    if as_json:
+        click.echo(json.dumps({"schema_version": 1, "files": rows}, indent=1))
+        return int(ExitCode.OK)
+    width = max((len(r["action"]) for r in rows), default=0)
+    for r in rows:
+        layer = " (host)" if r["layer"] == "host" else ""
+        click.echo(printable(f"{r['action']:<{width}}  {r['path']}{layer} -> {r['destination']}"))
     return int(ExitCode.OK)

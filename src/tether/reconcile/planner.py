@@ -14,10 +14,12 @@ actual (A: `Actual`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import NamedTuple
+
+from tether.config.inventory import matches
 
 NEW_FILE_MODE = 0o644
 SECRET_FILE_MODE = 0o600
@@ -97,6 +99,16 @@ class Plan:
     items: tuple[Item, ...]
     overwrite: bool = False
     prune: bool = False
+
+    def only(self, patterns: Sequence[str]) -> Plan:
+        """The items `--only` names: by glob, by path, or by a folder above the path."""
+        if not patterns:
+            return self
+
+        def chosen(path: str) -> bool:
+            return any(matches(p, path) or path.startswith(p.rstrip("/") + "/") for p in patterns)
+
+        return replace(self, items=tuple(i for i in self.items if chosen(i.path)))
 
     def count(self) -> dict[str, int]:
         counts = {a.value: 0 for a in ORDER}
