@@ -12,6 +12,8 @@ from dulwich.repo import Repo
 from testing.gitrepos import commit, init_bare
 from testing.reconcile import Site, make_site
 from tether.cli import main
+from tether.config.configrepo import open_config_repo
+from tether.config.sourcetree import FolderTree
 from tether.exitcodes import ExitCode
 
 FLEET = """\
@@ -213,3 +215,20 @@ def test_capture_to_host_refuses_an_untracked_path_and_a_repo_without_hosts(
     fleet = Fleet(tmp_path)
     assert fleet.run("capture", "nas", "--to-host", "nope.conf") == ExitCode.USAGE
     assert "--to-host nope.conf: not a file host 'nas' captures" in capsys.readouterr().err
+
+
+def test_a_profile_sets_the_store_and_the_services_its_host_sees(tmp_path: Path) -> None:
+    manifest = FLEET.replace(
+        "    services: [pihole]\n",
+        "    services: [pihole]\n    secrets:\n      file: /etc/pi.env\n",
+    )
+    made = make_site(tmp_path, FILES, manifest=manifest)
+    (made.repo / "hosts" / "pi").mkdir(parents=True)
+    (made.repo / "hosts" / "pi" / "include-paths.txt").write_text("")
+    shared = open_config_repo(FolderTree(made.repo), shared=True)
+    pi, nas = shared.for_host("pi"), shared.for_host("nas")
+    assert pi.manifest.secrets_file == "/etc/pi.env" and pi.manifest.target_home == "/home/pi"
+    assert nas.manifest.secrets_file == shared.manifest.secrets_file
+    assert [s.name for s in pi.manifest.services] == ["pihole"]
+    assert [s.name for s in nas.manifest.services] == ["traefik"]
+    assert [s.name for s in shared.manifest.services] == ["traefik", "pihole"]
