@@ -702,3 +702,16 @@ def test_a_docker_secret_file_reaches_git_only_as_a_placeholder_and_comes_back_e
     assert (home / "stack/db/pg.txt").read_bytes() == b"Xk29-pg-secret-value\n"
     assert (home / "stack/db/root_password").read_bytes() == b"no-newline-at-end"
     assert (home / "stack/db/pg.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_dry_run_diff_never_shows_a_plain_value_as_redacted(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.capture() == ExitCode.OK  # the store now holds APP_DB_PASSWORD
+    world.write("notes/a.txt", f"# old pw: {SECRET}\n")
+    capsys.readouterr()
+    assert world.capture("--dry-run") == ExitCode.ATTENTION
+    out = capsys.readouterr().out
+    added = [x for x in out.splitlines() if x.strip().startswith("+# old pw")]
+    assert added == ["    +# old pw: (PLAIN TEXT: store value APP_DB_PASSWORD)"]
+    assert SECRET not in out

@@ -193,9 +193,15 @@ def to_json(report: Report, extra: Mapping[str, Any] | None = None) -> dict[str,
 
 
 def unified(
-    old: bytes | None, new: bytes | None, secrets: Mapping[str, str], a: str, b: str
+    old: bytes | None,
+    new: bytes | None,
+    secrets: Mapping[str, str],
+    a: str,
+    b: str,
+    *,
+    label: str = "(secret {})",
 ) -> str:
-    """A unified diff with every known secret value masked."""
+    """A unified diff with every known secret value masked as `label` with its name."""
     if old == new:
         return ""
     if (old and len(old) > MAX_DIFF_BYTES) or (new and len(new) > MAX_DIFF_BYTES):
@@ -208,8 +214,8 @@ def unified(
     if "\0" in old_text or "\0" in new_text:
         return "Binary files differ"
     diff = difflib.unified_diff(
-        mask(old_text, secrets).splitlines(keepends=True),
-        mask(new_text, secrets).splitlines(keepends=True),
+        mask(old_text, secrets, label).splitlines(keepends=True),
+        mask(new_text, secrets, label).splitlines(keepends=True),
         a if old is not None else "/dev/null",
         b,
     )

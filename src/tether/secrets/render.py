@@ -94,9 +94,10 @@ def render(data: bytes, lookup: Lookup, names: Mapping[str, str] | None = None) 
     return Rendered(b"".join(out), tuple(sorted(used)))
 
 
-def mask(text: str, secrets: Mapping[str, str]) -> str:
-    """Replace every known secret value in `text` by `(secret NAME)`, longest values first."""
+def mask(text: str, secrets: Mapping[str, str], label: str = "(secret {})") -> str:
+    """Replace every known secret value in `text` by `label` with its NAME (`(secret NAME)`),
+    longest values first."""
     for name, value in sorted(secrets.items(), key=lambda kv: -len(kv[1])):
         if len(value) >= 4 and value in text:
-            text = text.replace(value, f"(secret {name})")
+            text = text.replace(value, label.format(name))
     return text
