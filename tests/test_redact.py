@@ -547,3 +547,29 @@ def test_redact_files_shares_a_name_only_for_one_value() -> None:
     again = redact_files({"vaultwarden/new.env": "ADMIN_TOKEN=x-value-3\n"}, {},
                          {"vaultwarden/old.env": ["VAULTWARDEN_ADMIN_TOKEN"]})  # fmt: skip
     assert [s.name for s in again["vaultwarden/new.env"].secrets] == ["VAULTWARDEN_NEW_ADMIN_TOKEN"]
+
+
+@pytest.mark.parametrize(
+    ("path", "original", "secret"),
+    [
+        ("app/application.properties", "spring.datasource.password=${MYSQL_PASSWORD:db-57xsl}\n",
+         "db-57xsl"),
+        ("db/.env", "MYSQL_ROOT_PASSWORD=${DB_ROOT_PASS:-DatabasePassword1234}\n",
+         "DatabasePassword1234"),
+        ("db/docker-compose.yml", "environment:\n  DB_PASSWORD: ${DB_PASSWORD-Zx8Kq3Vn6W}\n",
+         "Zx8Kq3Vn6W"),
+    ],
+)  # fmt: skip
+def test_the_default_of_a_variable_reference_is_a_value(
+    path: str, original: str, secret: str
+) -> None:
+    text, store = _round_trip(original, path)
+    assert secret not in text and "${" in text  # the reference stays, its default goes
+    assert list(store.values()) == [secret]
+
+
+@pytest.mark.parametrize(
+    "value", ["${DB_PASSWORD}", "${DB_PASSWORD:-}", "${DB_PASSWORD:-${OTHER}}"]
+)
+def test_a_reference_without_a_literal_default_is_left_alone(value: str) -> None:
+    assert redact(f"DB_PASSWORD={value}\n", "db/.env").secrets == ()

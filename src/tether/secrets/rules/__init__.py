@@ -23,6 +23,9 @@ from tether.secrets.rules.tokens import (
     WIREGUARD_KEY,
 )
 
+# A variable reference with a default: `${VAR:-x}`, `${VAR-x}`, `${VAR:=x}`, Spring's `${VAR:x}`.
+_DEFAULTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_.]*(?::-|:=|:|-|=)(?P<default>[^{}$]+)\}")
+
 # A file holding none of these has no secret any rule can find.
 KEYWORDS: frozenset[str] = KEY_WORDS | TOKEN_WORDS | {"://"}
 
@@ -54,6 +57,12 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
     candidates: list[tuple[int, int, str, str | None, int]] = []  # start, end, rule, key, rank
     for pair in pairs:
         value = text[pair.start : pair.end]
+        if names_secret(pair.key) and (default := _DEFAULTED.fullmatch(value)) is not None:
+            # `${DB_PASSWORD:-hunter2}`: the default is what runs when the variable is unset
+            if plausible(default["default"]):
+                start = pair.start + default.start("default")
+                candidates.append((start, start + len(default["default"]), "key-name", pair.key, 1))
+            continue
         if names_secret(pair.key) and plausible(value):
             rule = "key-name"
             if WIREGUARD_KEY.fullmatch(value) and any(
