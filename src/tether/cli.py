@@ -823,6 +823,17 @@ def diff(  # noqa: PLR0917
     )
 
 
+@cli.command(short_help="Print the shell completion script (bash, zsh or fish).")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> int:
+    """Print the script that completes tether's commands and options in SHELL:
+    `eval "$(tether completion bash)"` in ~/.bashrc (zsh alike); for fish, save it as
+    ~/.config/fish/completions/tether.fish."""
+    from tether.commands.completion import completion as run
+
+    return run(cli, shell)
+
+
 @cli.command("ls", short_help="List the managed files: action, layer, destination.")
 @only_option
 @source_options
