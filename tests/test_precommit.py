@@ -123,6 +123,27 @@ def test_push_refused_when_a_pushed_commit_added_a_secret_later_removed(
     assert token() not in pushed.stdout + pushed.stderr
 
 
+def test_push_refused_when_only_the_value_under_a_pushed_key_line_changed(
+    repo: Path, remote: Path, env: dict[str, str]
+) -> None:
+    # The key line and the PEM header were pushed with placeholders; only the values change.
+    _sneak(repo, "db.yaml", "db:\n  password: >-\n    __REDACTED_APP_DB_PASSWORD__\n", env)
+    pem = "# server\n-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n"
+    _sneak(repo, "tls.conf", pem.format("__REDACTED_APP_TLS_KEY__"), env)
+    first = git(repo, "push", "origin", "main", env=env, check=False)
+    assert first.returncode == 0, first.stdout + first.stderr
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" + token()[4:]
+    _sneak(repo, "db.yaml", "db:\n  password: >-\n    Qm7pLx2Vr9KdT4sW8nZb\n", env)
+    _sneak(repo, "tls.conf", pem.format(body), env)
+    pushed = git(repo, "push", "origin", "main", env=env, check=False)
+    out = pushed.stdout + pushed.stderr
+    assert pushed.returncode != 0, out
+    assert "db.yaml:3:" in out
+    assert "tls.conf:2: pem-private-key" in out
+    assert "Qm7pLx2Vr9KdT4sW8nZb" not in out
+    assert body not in out
+
+
 def test_first_push_from_the_root_commit_is_scanned(
     repo: Path, remote: Path, env: dict[str, str]
 ) -> None:
