@@ -271,7 +271,7 @@ def root_option(func: F) -> F:
     )(func)
 
 
-@cli.group()
+@cli.group(short_help="Run on a schedule: systemd timers, or a foreground loop.")
 def agent() -> None:
     """Run tether on a schedule: systemd timers, or a foreground loop."""
 
