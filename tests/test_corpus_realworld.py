@@ -5,9 +5,11 @@ Values never reach an assertion message: failures name paths and lines only.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from testing import corpus
 
@@ -134,3 +136,32 @@ def test_redact_removes_every_labelled_value() -> None:
 def test_redact_then_render_gives_the_bytes_back() -> None:
     broken = [path for path in FILES if not _redact_round_trip(path)[1]]
     assert not broken, f"files not restored byte for byte: {broken}"
+
+
+def _parse(path: str, text: str) -> None:
+    if path.endswith((".yml", ".yaml")):
+        list(yaml.safe_load_all(text))
+    else:
+        json.loads(text)
+
+
+def test_structured_files_that_parse_still_parse_after_redact() -> None:
+    from tether.secrets.redact import redact  # noqa: PLC0415
+
+    checked, broken = 0, []
+    for path in FILES:
+        if not path.endswith((".yml", ".yaml", ".json")):
+            continue
+        text = (corpus.ROOT / path).read_text(encoding="utf-8")
+        try:
+            _parse(path, text)
+        except (yaml.YAMLError, ValueError):
+            continue  # templates ({{ }}, {% %}) that never parsed
+        redacted = redact(text, Path(path).relative_to(corpus.FILES).as_posix()).text
+        checked += 1
+        try:
+            _parse(path, redacted)
+        except (yaml.YAMLError, ValueError):
+            broken.append(path)
+    assert checked >= 100
+    assert not broken, f"files that no longer parse after redact: {broken}"
