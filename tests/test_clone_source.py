@@ -66,3 +66,15 @@ def test_doctor_warns_about_a_clone_behind(
     report = json.loads(capsys.readouterr().out)
     found = [c for c in report["checks"] if c["check"] == "clone"]
     assert found and found[0]["level"] == "warning" and "1 commit behind" in found[0]["message"]
+
+
+def test_doctor_probes_the_clones_origin_without_capture_remote(
+    clone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main([
+        "doctor", "--source", str(clone), "--state-dir", str(tmp_path / "state"),
+        "--target-root", str(tmp_path), "--json",
+    ])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    (remote,) = [c for c in report["checks"] if c["check"] == "remote"]
+    assert remote["level"] == "ok" and "(the clone's origin): reachable" in remote["message"]

@@ -208,7 +208,13 @@ def _remote_location(ctx: DoctorContext) -> tuple[str | None, str]:
     """The remote to probe and where it was configured: --repo, else capture.remote."""
     if ctx.source[1] is not None:
         return ctx.source[1], "--repo"
-    return ctx.repo.manifest.capture.remote, "capture.remote in tether.yaml"
+    if ctx.repo.manifest.capture.remote:
+        return ctx.repo.manifest.capture.remote, "capture.remote in tether.yaml"
+    from tether.git.clone import origin_url  # noqa: PLC0415 (dulwich)
+
+    folder = SourceOptions.resolve(*ctx.source).folder
+    origin = origin_url(folder) if folder is not None else None
+    return origin, "the clone's origin"
 
 
 def check_remote(ctx: DoctorContext) -> list[CheckResult]:

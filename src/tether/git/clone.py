@@ -83,6 +83,26 @@ def clone_state(folder: Path, state_dir: Path) -> CloneState | None:
         return CloneState(folder, dirty, name, behind)
 
 
+def origin_url(folder: Path) -> str | None:
+    """The URL of the `origin` remote of the clone holding `folder` (None: no clone, no origin);
+    a relative path is made absolute against the clone."""
+    root = git_work_tree(folder)
+    if root is None:
+        return None
+    try:
+        with Repo(str(root)) as repo:
+            url = repo.get_config().get((b"remote", b"origin"), b"url").decode()
+    except (NotGitRepository, KeyError, UnicodeDecodeError):
+        return None
+    return _absolute(url, root)
+
+
+def _absolute(url: str, root: Path) -> str:
+    if "://" not in url and ":" not in url.split("/", 1)[0] and not url.startswith("/"):
+        return str((root / url).resolve())  # a relative path is relative to the clone
+    return url
+
+
 def _dirty(repo: Repo) -> tuple[str, ...]:
     status = porcelain.status(repo, untracked_files="no")
     paths = {p for group in status.staged.values() for p in group}
@@ -104,10 +124,8 @@ def _upstream(repo: Repo, root: Path) -> tuple[str, str, str] | None:
         url = config.get((b"remote", remote), b"url").decode()
     except KeyError:
         return None
-    if "://" not in url and ":" not in url.split("/", 1)[0] and not url.startswith("/"):
-        url = str((root / url).resolve())  # a relative path is relative to the clone
     branch = merge.decode().removeprefix("refs/heads/")
-    return f"{remote.decode()}/{branch}", url, merge.decode()
+    return f"{remote.decode()}/{branch}", _absolute(url, root), merge.decode()
 
 
 def _behind(repo: Repo, mirror: Path, head: bytes, tip: ObjectID) -> int:
