@@ -59,3 +59,13 @@ def test_a_whole_file_secret_renders_back_to_the_exact_bytes(text: str) -> None:
 
 def test_a_file_already_a_placeholder_stays_as_it_is() -> None:
     assert redact("__REDACTED_DB_PASSWORD__", "db/password.txt").secrets == ()
+
+
+def test_a_key_file_whose_body_is_a_placeholder_is_not_a_finding() -> None:
+    from tether.secrets.scan import Scanner, default_rules  # noqa: PLC0415
+
+    scanner = Scanner(default_rules(), b"s" * 32)
+    armoured = "-----BEGIN PRIVATE KEY-----\n__REDACTED_APP_TLS_KEY__\n-----END PRIVATE KEY-----\n"
+    assert scanner.scan_text("tls.key", armoured) == []
+    real = armoured.replace("__REDACTED_APP_TLS_KEY__", "MIIEvQIBADANBgkqhkiG9w0BAQEF")
+    assert [f.rule for f in scanner.scan_text("tls.key", real)] == ["whole-file-secret"]

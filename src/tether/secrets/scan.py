@@ -503,7 +503,9 @@ def _quoted_at(text: str, start: int) -> bool:
 
 
 def _is_placeholder_only(text: str) -> bool:
-    return re.fullmatch(r"__REDACTED_[A-Z][A-Z0-9_]*__|REDACTED", text.strip()) is not None
+    """Nothing but a placeholder, PEM armour lines around it included (a redacted key file)."""
+    body = [line for line in text.strip().splitlines() if not line.startswith("-----")]
+    return re.fullmatch(r"__REDACTED_[A-Z][A-Z0-9_]*__|REDACTED", "".join(body).strip()) is not None
 
 
 def _comment_openers(path: str) -> tuple[str, ...]:
