@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tether.state.ledger import LedgerEntry, load_ledger, save_ledger
-from tether.state.statedir import write_state_file
+from tether.state.statedir import remove_left_temps, write_state_file
 
 JOURNAL_NAME = "capturing.json"
 
@@ -66,8 +66,10 @@ def end(state_dir: Path) -> None:
 
 
 def pending(state_dir: Path) -> CaptureJournal | None:
-    """The journal a killed capture left, or None; an unreadable one is dropped."""
+    """The journal a killed capture left, or None; an unreadable one is dropped (as is a temp
+    file of a journal whose write was killed). Called under the state dir's lock."""
     path = journal_path(state_dir)
+    remove_left_temps(path)
     try:
         return CaptureJournal.from_json(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:

@@ -18,7 +18,7 @@ from tether.state.keyring import load_key
 from tether.state.ledger import LedgerEntry, load_ledger, save_ledger
 from tether.state.lock import try_lock
 from tether.state.services import mark_pending
-from tether.state.statedir import write_state_file
+from tether.state.statedir import remove_left_temps, write_state_file
 
 MARKER_NAME = "applying.json"
 
@@ -98,6 +98,8 @@ def recover(state_dir: Path, *, have_lock: bool) -> int:
 
     Runs only under the lock (a live apply's journal is not a leftover); returns temps removed.
     """
+    if have_lock:  # a kill while the journal itself was written leaves its temp file
+        remove_left_temps(journal_path(state_dir))
     try:  # a state dir this user cannot use is reported by the run itself, in one line
         if not journal_path(state_dir).exists():
             return 0
