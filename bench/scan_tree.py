@@ -54,7 +54,7 @@ def _lookalike(rng: random.Random) -> str:
     if kind == 3:
         return "{{ vault_" + _rand(rng, 6, string.ascii_lowercase) + " }}"
     if kind == 4:
-        return "changeme"
+        return "your_password_here"  # `changeme` is a weak live password (issue 11)
     if kind == 5:
         return ""
     return "REDACTED"

@@ -402,7 +402,7 @@ def test_compose_interpolation_empty_and_file_refs_kept() -> None:
     assert store == {"AUTHENTIK_BOOTSTRAP_TOKEN": "hunter2hunter2"}
 
 
-def test_comment_lines_and_look_alike_keys_untouched() -> None:
+def test_look_alike_keys_untouched_and_commented_out_values_redacted() -> None:
     original = (
         "[General]\n"
         "; http_password = commented-out-value\n"
@@ -415,10 +415,12 @@ def test_comment_lines_and_look_alike_keys_untouched() -> None:
         "http_password = s3cret pass\n"
     )
     text, store = _round_trip(original, "tautulli/config/config.ini")
-    assert text.splitlines()[1:7] == original.splitlines()[1:7]
+    assert text.splitlines()[1] == "; http_password = __REDACTED_TAUTULLI_HTTP_PASSWORD_COMMENTED__"
+    assert text.splitlines()[2:7] == original.splitlines()[2:7]
     assert store == {
         "TAUTULLI_API_KEY": "0123456789abcdef0123456789abcdef",
         "TAUTULLI_HTTP_PASSWORD": "s3cret pass",
+        "TAUTULLI_HTTP_PASSWORD_COMMENTED": "commented-out-value",
     }
 
 
@@ -573,3 +575,20 @@ def test_the_default_of_a_variable_reference_is_a_value(
 )
 def test_a_reference_without_a_literal_default_is_left_alone(value: str) -> None:
     assert redact(f"DB_PASSWORD={value}\n", "db/.env").secrets == ()
+
+
+def test_reference_default_and_commented_out_value_round_trip() -> None:
+    original = (
+        "services:\n"
+        "  db:\n"
+        "    environment:\n"
+        "      MYSQL_ROOT_PASSWORD: ${DB_ROOT_PASS:-DatabasePassword1234}\n"
+        "      #- VPN_IPSEC_PSK=3gAW0sDYI2ARSMQIQRa2xpIHb42JS+ImsiHdf3jbTl8\n"
+        "      REDIS_PASSWORD: changeme\n"
+    )
+    text, store = _round_trip(original, "db/docker-compose.yml")
+    assert "${DB_ROOT_PASS:-__REDACTED_DB_MYSQL_ROOT_PASSWORD__}" in text
+    assert "#- VPN_IPSEC_PSK=__REDACTED_DB_VPN_IPSEC_PSK_COMMENTED__" in text
+    assert sorted(store.values()) == sorted(
+        ["DatabasePassword1234", "3gAW0sDYI2ARSMQIQRa2xpIHb42JS+ImsiHdf3jbTl8", "changeme"]
+    )

@@ -139,7 +139,8 @@ def test_pem_block_and_discord_webhook() -> None:
         "jwt_update_secret: 0",
         "token_expiry: 3600s",
         "secret_name: my-app",
-        "# password: hunter2hunter",
+        "# Password: see the vault",
+        "# Default password: admin.",
         "publish_server_on_plex_online_key: abcdef",
         "bypass: somevalue12",
         "private_key: /etc/ssl/private/homelab.key",
@@ -164,15 +165,18 @@ def test_not_secrets(line: str) -> None:
         "Off",
         "__REDACTED_A_B__",
         "<your-token>",
-        "changeme",
         "xxxx",
+        "sk-proj-xxxxxxxx",
+        "you_must_generate_a_random_string_of_more_than_twenty_chars",
     ],
 )
 def test_is_reference(value: str) -> None:
     assert is_reference(value)
 
 
-@pytest.mark.parametrize("value", ["hunter2", "$BALLOON-SHA256$abc", "changeme123", "pa$$word"])
+@pytest.mark.parametrize(
+    "value", ["hunter2", "$BALLOON-SHA256$abc", "changeme123", "pa$$word", "changeme", "secret"]
+)
 def test_is_not_reference(value: str) -> None:
     assert not is_reference(value)
 
@@ -259,3 +263,73 @@ def test_keywords_are_a_sound_prefilter(text: str, path: str) -> None:
         assert 0 <= match.start < match.end <= len(text)
         assert match.line == text.count("\n", 0, match.start) + 1
     assert all(a.end <= b.start for a, b in itertools.pairwise(found))
+
+
+# Issue 11: real-world config written by others.
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "secret"),
+    [
+        # defaults inside a reference are what runs when the variable is unset
+        (
+            "a/application.properties",
+            "spring.datasource.password=${MYSQL_PASSWORD:db-57xsl}",
+            "db-57xsl",
+        ),
+        (
+            "a/.env",
+            "MYSQL_ROOT_PASSWORD=${DB_ROOT_PASS:-DatabasePassword1234}",
+            "DatabasePassword1234",
+        ),
+        ("a/docker-compose.yml", "  DB_PASSWORD: ${DB_PASS-fallbackpw9}", "fallbackpw9"),
+        ("a/.env", "TOKEN=${TOKEN:=assigned-token-1}", "assigned-token-1"),
+        # commented-out assignments are in the file that reaches git
+        (
+            "a/docker-compose.yml",
+            "#- VPN_IPSEC_PSK=3gAW0sDYI2ARSMQIQRa2xpIHb42JS+ImsiHdf3jbTl8",
+            "3gAW0sDYI2ARSMQIQRa2xpIHb42JS+ImsiHdf3jbTl8",
+        ),
+        ("a/.env", "# SMTP_PASSWORD=smtp-pass-42", "smtp-pass-42"),
+        ("a/config.yml", "#  secret_key: 0a1b2c3d4e5f", "0a1b2c3d4e5f"),
+        ("a/compose.yaml", "# Database password: example", "example"),
+        # weak live passwords are the passwords the service runs with
+        ("a/.env", "REDIS_PASSWORD=changeme", "changeme"),
+        ("a/docker-compose.yml", "      SA_PASSWORD: example_123", "example_123"),
+        ("a/.env", "POSTGRES_PASSWORD=secret", "secret"),
+        # a JWT whose payload starts with whitespace (`eyAg...`), an S3 access key id
+        (
+            "a/.env",
+            "ANON_KEY=eyJhbGciOiJIUzI1NiJ9.eyAgCiAgICAicm9sZSI6.dc_X5iR_VP_qT0zsiyj_I_OZ2T9FtRU2BBNWN8Bu4GE",
+            "eyJhbGciOiJIUzI1NiJ9.eyAgCiAgICAicm9sZSI6.dc_X5iR_VP_qT0zsiyj_I_OZ2T9FtRU2BBNWN8Bu4GE",
+        ),
+        (
+            "a/.env",
+            "S3_PROTOCOL_ACCESS_KEY_ID=625729a08b95bf1b7ff351a663f3a23c",
+            "625729a08b95bf1b7ff351a663f3a23c",
+        ),
+    ],
+)
+def test_real_world_secrets(path: str, line: str, secret: str) -> None:
+    found = [line[m.start : m.end] for m in find_secrets(line + "\n", path)]
+    assert found == [secret]
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        ("a/nginx.conf", "    proxy_pass http://backend:8000;"),
+        ("a/site.conf", "  fastcgi_pass php:9000;"),
+        ("a/package-lock.json", '    "js-tokens": "^4.0.0",'),
+        ("a/package-lock.json", '    "registry-auth-token": "^4.0.0",'),
+        ("a/schema.json", '  "key": "host",'),
+        ("a/.env", "SECRET_FORCED_LANGUAGE=en"),
+        ("a/.env", "SESSION_SECRET_TTL=10m"),
+        ("a/.env", "TOKEN_CACHE_SIZE=512M"),
+        ("a/.env", "OPENAI_API_KEY=sk-proj-xxxxxxxx"),
+        ("a/.env", "ANON_KEY=${ANON_KEY}"),
+        ("a/.env", "DB_PASSWORD=${DB_PASSWORD:-}"),
+    ],
+)
+def test_real_world_non_secrets(path: str, line: str) -> None:
+    assert find_secrets(line + "\n", path) == []

@@ -598,3 +598,33 @@ def test_hooks_search_binary_files_for_known_token_formats(tmp_path: Path, run: 
     assert code == ExitCode.ATTENTION and "app.db:1: github-pat" in out
     _stage(tmp_path, {"app.db": b"\0\0SQLite\0password=hunter2-not-a-format\0"})
     assert run(["scan", "--staged"], tmp_path)[0] == ExitCode.OK  # key rules mean nothing there
+
+
+# Issue 11: stock config that stopped capture with false positives.
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        (
+            "a/docker-compose.yml",
+            'test: ["CMD-SHELL", "curl --silent --fail localhost:9200/_cluster/health || exit 1"]\n',
+        ),
+        (
+            "a/nginx.conf",
+            "# ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+            "ECDHE-ECDSA-CHACHA20-POLY1305;\n    proxy_pass http://backend:8000;\n",
+        ),
+    ],
+)
+def test_real_world_config_is_not_a_finding(path: str, text: str) -> None:
+    assert Scanner(default_rules(), SALT).scan_text(path, text) == []
+
+
+def test_lockfiles_are_skipped_and_named(tmp_path: Path) -> None:
+    scanner = Scanner(default_rules(), SALT)
+    lock = b'{"packages": {"node_modules/js-tokens": {"version": "4.0.0"}}, "token": "Zx9abcDEF1"}'
+    scanner.scan_bytes("app/package-lock.json", lock)
+    scanner.scan_bytes("app/.env", b"API_TOKEN=Zx9abcDEFghiJKL12\n")
+    assert scanner.result.skipped == [("app/package-lock.json", "lockfile")]
+    assert [f.path for f in scanner.result.findings] == ["app/.env"]

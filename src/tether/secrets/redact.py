@@ -139,6 +139,8 @@ def _units(text: str, path: str) -> list[_Unit]:
             continue
         slot = slot_for(match.start, match.end)
         part = _key_part(match.key, match.rule, path)
+        if match.commented:  # never takes the name of the active value under the same key
+            part = f"{part}_COMMENTED"
         qual = _qualifier(slot.parents) if slot else None
         units.append(
             _Unit(

@@ -62,6 +62,22 @@ CODE_SUFFIXES = frozenset(
     ]
 )
 _KEY_NAME_RULES = frozenset({"key-name"})
+# Dependency lockfiles: package names, versions and integrity hashes only (`js-tokens`).
+LOCKFILES = frozenset(
+    {
+        "package-lock.json",
+        "npm-shrinkwrap.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "poetry.lock",
+        "Pipfile.lock",
+        "Cargo.lock",
+        "composer.lock",
+        "Gemfile.lock",
+        "go.sum",
+        "uv.lock",
+    }
+)
 # tether.yaml maps keys to secret NAMES (`jwt_secret: TAUTULLI_JWT_SECRET`): references.
 _MANIFEST = "tether.yaml"
 _SECRET_NAME = re.compile(NAME_PATTERN)
@@ -209,6 +225,15 @@ _BENIGN_LAST_WORDS = frozenset(
         "fingerprint",
         "thumbprint",
         "kid",
+        "ciphers",
+        "cipher",
+        "suites",
+        "protocols",
+        "algorithms",
+        "test",
+        "command",
+        "entrypoint",
+        "healthcheck",
     ]
 )
 _KEY_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
@@ -256,20 +281,28 @@ def assigned_key(text: str, start: int) -> str | None:
     every offset, which is quadratic on a minified one-line file.
     """
     i = start
-    if i > 0 and text[i - 1] in "\"'`":
+    quoted = i > 0 and text[i - 1] in "\"'`"
+    if quoted:
         i -= 1
+    value_at = i
     while i > 0 and text[i - 1] in " \t":
         i -= 1
+    spaced = i < value_at
+    colon = False
     if text[max(0, i - 2) : i] in ("=>", ":="):
         i -= 2
     elif i > 0 and text[i - 1] in "=:":
+        colon = text[i - 1] == ":"
         i -= 1
     else:
         return None
     while i > 0 and text[i - 1] in " \t":
         i -= 1
-    if i > 0 and text[i - 1] in "\"'":
+    key_quoted = i > 0 and text[i - 1] in "\"'"
+    if key_quoted:
         i -= 1
+    if colon and not (spaced or quoted or key_quoted):
+        return None  # `host:port/path` in a command line, not `key: value`
     end = i
     while i > 0 and end - i < _MAX_KEY and text[i - 1] in _KEY_CHARS:
         i -= 1
@@ -335,6 +368,9 @@ class Scanner:
 
     def scan_bytes(self, path: str, data: bytes, commit: str | None = None) -> None:
         if not self.path_filter(path):
+            return
+        if PurePosixPath(path).name in LOCKFILES and not self.strict:
+            self.skip(path, "lockfile")
             return
         if len(data) > self.max_size:
             self.skip(path, f"larger than {self.max_size} bytes")

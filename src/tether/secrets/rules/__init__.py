@@ -12,9 +12,16 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from tether.secrets.rules.formats import Slot, file_format
+from tether.secrets.rules.formats import Slot, comment_pairs, file_format
 from tether.secrets.rules.formats import pairs as file_pairs
-from tether.secrets.rules.keys import KEY_WORDS, is_reference, key_words, names_secret, plausible
+from tether.secrets.rules.keys import (
+    KEY_WORDS,
+    is_reference,
+    key_words,
+    names_secret,
+    plausible_for,
+    reference_defaults,
+)
 from tether.secrets.rules.tokens import (
     DISCORD_HOST,
     TOKEN_RULES,
@@ -22,9 +29,6 @@ from tether.secrets.rules.tokens import (
     URL_PASSWORD,
     WIREGUARD_KEY,
 )
-
-# A variable reference with a default: `${VAR:-x}`, `${VAR-x}`, `${VAR:=x}`, Spring's `${VAR:x}`.
-_DEFAULTED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_.]*(?::-|:=|:|-|=)(?P<default>[^{}$]+)\}")
 
 # A file holding none of these has no secret any rule can find.
 KEYWORDS: frozenset[str] = KEY_WORDS | TOKEN_WORDS | {"://"}
@@ -37,6 +41,7 @@ class SecretMatch:
     end: int  # offset after its last character
     line: int  # 1-based line of `start`
     key: str | None  # the key/attribute/variable the value is assigned to, when known
+    commented: bool = False  # in a commented-out assignment (`# DB_PASSWORD=x`)
 
 
 def _line_of(starts: list[int], offset: int) -> int:
@@ -54,23 +59,27 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
     if not any(word in lowered for word in KEYWORDS):
         return [], []
     pairs = list(file_pairs(text, path))
-    candidates: list[tuple[int, int, str, str | None, int]] = []  # start, end, rule, key, rank
-    for pair in pairs:
-        value = text[pair.start : pair.end]
-        if names_secret(pair.key) and (default := _DEFAULTED.fullmatch(value)) is not None:
-            # `${DB_PASSWORD:-hunter2}`: the default is what runs when the variable is unset
-            if plausible(default["default"]):
-                start = pair.start + default.start("default")
-                candidates.append((start, start + len(default["default"]), "key-name", pair.key, 1))
+    # start, end, rule, key, rank, commented
+    candidates: list[tuple[int, int, str, str | None, int, bool]] = []
+    commented = list(comment_pairs(text, path))
+    # A commented-out assignment is judged like an active one: the line reaches git all the same.
+    for index, pair in enumerate((*pairs, *commented)):
+        if not names_secret(pair.key):
             continue
-        if names_secret(pair.key) and plausible(value):
+        spans = [(pair.start, pair.end)]
+        if "${" in text[pair.start : pair.end]:
+            spans = reference_defaults(text, pair.start, pair.end)
+        for start, end in spans:
+            value = text[start:end]
+            if not plausible_for(pair.key, value):
+                continue
             rule = "key-name"
             if WIREGUARD_KEY.fullmatch(value) and any(
                 w in ("private", "preshared", "wireguard", "wg") or "privatekey" in w
                 for w in key_words(pair.key)
             ):
                 rule = "wireguard-private-key"
-            candidates.append((pair.start, pair.end, rule, pair.key, 1))
+            candidates.append((start, end, rule, pair.key, 1, index >= len(pairs)))
     for rule, words, pattern in TOKEN_RULES:
         if not any(word in lowered for word in words):
             continue
@@ -80,10 +89,10 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
                 text, host_from, match.start()
             ):
                 continue
-            candidates.append((match.start(), match.end(), rule, None, 0))
+            candidates.append((match.start(), match.end(), rule, None, 0, False))
     for match in URL_PASSWORD.finditer(text) if "://" in text else ():
         if not is_reference(match["pw"]):
-            candidates.append((match.start("pw"), match.end("pw"), "url-password", None, 2))
+            candidates.append((match.start("pw"), match.end("pw"), "url-password", None, 2, False))
     # Widest span wins; on equal spans a token rule's id is more telling than key-name.
     candidates.sort(key=lambda c: (c[0], -(c[1] - c[0]), c[4]))
     pair_at = sorted((p.start, p.end, p.key) for p in pairs)
@@ -91,7 +100,7 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
     line_starts = [0, *(m.end() for m in re.finditer("\n", text))]
     chosen: list[SecretMatch] = []
     last_end = -1
-    for start, end, rule, found_key, _rank in candidates:
+    for start, end, rule, found_key, _rank, in_comment in candidates:
         if start < last_end:
             continue
         key = found_key
@@ -99,7 +108,8 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
             index = bisect_right(pair_starts, start) - 1
             if index >= 0 and pair_at[index][1] >= end:
                 key = pair_at[index][2]
-        chosen.append(SecretMatch(rule, start, end, _line_of(line_starts, start), key))
+        line = _line_of(line_starts, start)
+        chosen.append(SecretMatch(rule, start, end, line, key, in_comment))
         last_end = end
     return chosen, pairs
 

@@ -363,6 +363,39 @@ def _xml_pairs(text: str) -> Iterator[Slot]:
                 yield Slot(match["key"], *span)
 
 
+# The assignment inside a comment line: `# SMTP_PASSWORD=x`, `#- KEY=x`, `#  secret_key: x`,
+# `# Database password: x`. The value is one token (or quoted): prose is not an assignment.
+_COMMENTED = re.compile(
+    r"[ \t]*(?:#+|;+|//)[ \t]*(?:-[ \t]*)?(?:export[ \t]+)?[\"']?"
+    r"(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*(?: [A-Za-z][A-Za-z0-9_.\-]*)?)[\"']?"
+    r"[ \t]*(?:=|:(?=[ \t]))[ \t]*"
+)
+_COMMENT_MARKS = {"yaml": "#", "toml": "#", "ini": "#;", "env": "#", "generic": "#"}
+
+
+def comment_pairs(text: str, path: str) -> Iterator[Slot]:
+    """Assignments commented out on lines of their own (none in JSON and XML)."""
+    marks = _COMMENT_MARKS.get(file_format(path), "")
+    if not marks:
+        return
+    for start, eol in _lines(text):
+        first = text[start:eol].lstrip(" \t")[:1]
+        if not first or first not in marks:
+            continue
+        match = _COMMENTED.match(text, start, eol)
+        if match is None:
+            continue
+        pos = match.end()
+        span = _value(text, pos, eol, comments="#", backslash=True)
+        if span is None or text[pos] in "[{":
+            continue
+        if text[pos] not in "\"'" and any(c in text[span[0] : span[1]] for c in " \t"):
+            continue  # prose (`# password: see the vault`)
+        if text[span[1] - 1 : span[1]] in (".", ",", ")"):
+            continue  # the end of a sentence
+        yield Slot(match["key"], *span)
+
+
 def file_format(path: str) -> str:
     """yaml, json, toml, ini, xml, env or generic, from the file name."""
     name = PurePosixPath(path).name.lower()

@@ -31,8 +31,11 @@ _NOT_SECRET_TAILS = _words(
     version age interval duration hint rotation field attempts retries strength encoding
     location host port env var source mount generator provider reset days hours minutes seconds
     level label description placeholder regex pattern store manager backend command cmd script
-    help text title rules complexity auth"""
+    help text title rules complexity auth language lang locale timezone tz ciphers cipher
+    protocols protocol suites algorithms"""
 )
+# Web server directives that hold an upstream address, not a password (`proxy_pass`).
+_DIRECTIVE_PASS = _words("proxy fastcgi uwsgi scgi grpc memcached passenger")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])|([A-Z]+)([A-Z][a-z])")
 
@@ -52,6 +55,8 @@ def names_secret(key: str) -> bool:
     """Does this key name a secret? Any case; snake, kebab, camel, dotted or spaced."""
     words = key_words(key)
     if not words or words[-1] in _NOT_SECRET_TAILS:
+        return words[-3:] == ("access", "key", "id")  # S3/AWS access key ids are credentials
+    if words[0] in _DIRECTIVE_PASS and len(words) > 1 and words[1] == "pass":
         return False
     if words[-1] == "users" and any("basicauth" in w or "digestauth" in w for w in words):
         return True  # traefik `...basicauth.users=user:$$apr1$$hash`: password hashes
@@ -75,11 +80,31 @@ _REFERENCE = re.compile(
     | ^/run/secrets/ | ^/var/run/secrets/
     | __REDACTED_ | ^REDACTED$ | ^<[^<>]*>$ | ^\[[^\[\]]*\]$
     | ^(?:true|false|yes|no|on|off|enabled?|disabled?|null|none|nil|~|\*+|x+|\.+|-+|_+)$
-    | ^(?:change[-_ ]?me|changeit|secret|password|placeholder|todo|tbd|fixme)$
+    | ^(?:placeholder|todo|tbd|fixme)$
     | ^(?:your|my|enter|insert)[-_ ].*$
+    | (?:^|[-_ ])(?:you[-_ ]must[-_ ]|must[-_ ]be[-_ ]changed|replace[-_ ]?(?:me|this)\b)
+    | [-_]x{4,}$
     """
 )
 _NUMBER_FLAG = re.compile(r"-?[0-9]{1,5}(?:\.[0-9]+)?")
+# Version specs (`^4.0.0`, `>=1.2`, `v2.3.1-rc1`), durations and sizes (`10s`, `512M`).
+_VERSION_OR_SIZE = re.compile(
+    r"(?:[\^~<>=!]{0,2}[ ]?v?[0-9]+(?:\.[0-9x*]+)+(?:[-+][0-9A-Za-z.-]+)?"
+    r"|[0-9]{1,6}(?:\.[0-9]+)?(?:ms|s|m|h|d|w|[kmgt]i?b?))",
+    re.IGNORECASE,
+)
+# A lone `key` holding one plain lower-case word is a field name (`"key": "host"`), not a key.
+_PLAIN_WORD = re.compile(r"[a-z][a-z_.-]{0,30}")
+
+
+# `${VAR:-default}`, `${VAR:default}`, `${VAR-default}`, `${VAR:=default}`: the default is what
+# runs when the variable is unset, so it is judged like any value under the key.
+_DEFAULT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_.]*(?::?[-=]|:)(?P<default>[^${}\s]+)\}")
+
+
+def reference_defaults(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Spans of the defaults inside references in text[start:end]."""
+    return [m.span("default") for m in _DEFAULT.finditer(text, start, end)]
 
 
 def is_reference(value: str) -> bool:
@@ -95,4 +120,16 @@ _FILE_PATH = re.compile(r"(?:~|\.\.?)?/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+/?")
 def plausible(value: str) -> bool:
     """Value shape for key-name rules: `http_hash_password = 0` is a flag, not a password."""
     value = value.strip()
-    return not (is_reference(value) or _NUMBER_FLAG.fullmatch(value) or _FILE_PATH.fullmatch(value))
+    return not (
+        is_reference(value)
+        or _NUMBER_FLAG.fullmatch(value)
+        or _FILE_PATH.fullmatch(value)
+        or _VERSION_OR_SIZE.fullmatch(value)
+    )
+
+
+def plausible_for(key: str, value: str) -> bool:
+    """`plausible`, and a lone `key` must hold more than one plain word."""
+    if key_words(key) == ("key",) and _PLAIN_WORD.fullmatch(value.strip()):
+        return False
+    return plausible(value)
