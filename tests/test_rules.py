@@ -308,6 +308,14 @@ def test_keywords_are_a_sound_prefilter(text: str, path: str) -> None:
             "S3_PROTOCOL_ACCESS_KEY_ID=625729a08b95bf1b7ff351a663f3a23c",
             "625729a08b95bf1b7ff351a663f3a23c",
         ),
+        # password hashes authenticate users and can be cracked; user:password under `auth`
+        (
+            "a/sg_internal_users.yml",
+            "  hash: $2a$12$VcCDgh2NDk07JGN0rjGbM.Ad41qVR/YFJcgHp0UGns5J",
+            "$2a$12$VcCDgh2NDk07JGN0rjGbM.Ad41qVR/YFJcgHp0UGns5J",
+        ),
+        ("a/curator.yml", "  http_auth: admin:admin", "admin:admin"),
+        ("a/.env", "PG_META_CRYPTO_KEY=0123456789abcdef0123", "0123456789abcdef0123"),
     ],
 )
 def test_real_world_secrets(path: str, line: str, secret: str) -> None:
@@ -329,6 +337,13 @@ def test_real_world_secrets(path: str, line: str, secret: str) -> None:
         ("a/.env", "OPENAI_API_KEY=sk-proj-xxxxxxxx"),
         ("a/.env", "ANON_KEY=${ANON_KEY}"),
         ("a/.env", "DB_PASSWORD=${DB_PASSWORD:-}"),
+        ("a/.env", 'SECRET_ENCRYPTION_KEY="<<some-secret-key>>"'),
+        ("a/.env", "# CF_Token=<<YOUR_CF_TOKEN>>"),
+        (
+            "a/cloud.properties",
+            "spring.datasource.password=${vcap.services.my-db.credentials.password}",
+        ),
+        ("a/users.xml", "<!-- Example: <password>qwerty</password>. -->"),
     ],
 )
 def test_real_world_non_secrets(path: str, line: str) -> None:

@@ -403,7 +403,11 @@ class Scanner:
             self.result.findings.append(finding)
 
     def scan_text(self, path: str, text: str, commit: str | None = None) -> list[Finding]:
-        if is_whole_file_secret(path, text) and not _is_placeholder_only(text):
+        if (
+            is_whole_file_secret(path, text)
+            and not _is_placeholder_only(text)
+            and not self.rules.is_reference(text.strip())  # `<token here>`: nothing filled in
+        ):
             return [  # one finding for the whole file, at line 1; its value never shown
                 Finding(
                     path=path,

@@ -21,6 +21,7 @@ from tether.secrets.rules.keys import (
     names_secret,
     plausible_for,
     reference_defaults,
+    user_password,
 )
 from tether.secrets.rules.tokens import (
     DISCORD_HOST,
@@ -64,7 +65,7 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
     commented = list(comment_pairs(text, path))
     # A commented-out assignment is judged like an active one: the line reaches git all the same.
     for index, pair in enumerate((*pairs, *commented)):
-        if not names_secret(pair.key):
+        if not (names_secret(pair.key) or user_password(pair.key, text[pair.start : pair.end])):
             continue
         spans = [(pair.start, pair.end)]
         if "${" in text[pair.start : pair.end]:

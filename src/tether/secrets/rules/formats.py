@@ -343,7 +343,17 @@ def _xml_span(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (start, end) if end > start else None
 
 
+_XML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+
+
 def _xml_pairs(text: str) -> Iterator[Slot]:
+    comments = [m.span() for m in _XML_COMMENT.finditer(text)] if "<!--" in text else []
+    for slot in _xml_all_pairs(text):
+        if not any(s <= slot.start < e for s, e in comments):  # `Example: <password>x</..>`
+            yield slot
+
+
+def _xml_all_pairs(text: str) -> Iterator[Slot]:
     for match in _XML_ATTR.finditer(text):
         if match["key"] in ("key", "name", "id"):  # `<add key="ApiKey" value="...">`
             continue

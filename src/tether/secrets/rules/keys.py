@@ -21,7 +21,7 @@ _SECRET_WORDS = _words("pass pwd psk pw")
 _KEY_QUALIFIERS = _words(
     """api auth private secret access encryption encrypt signing sign license licence master
     session installation push preshared app client consumer shared wg wireguard hmac jwt cookie
-    crypt storage secure account bot webhook enc admin service server"""
+    crypt crypto storage secure account bot webhook enc admin service server"""
 )
 # Keys whose last word says the value is about a secret, not the secret (`token_expiry`).
 _NOT_SECRET_TAILS = _words(
@@ -78,7 +78,7 @@ _REFERENCE = re.compile(
     | ^\$[0-9@*\#?!$-]$ | \$\( | ^`[^`]*`$
     | ^!secret\s | ^@[A-Za-z0-9_]+@$ | ^%[A-Za-z0-9_]+%$
     | ^/run/secrets/ | ^/var/run/secrets/
-    | __REDACTED_ | ^REDACTED$ | ^<[^<>]*>$ | ^\[[^\[\]]*\]$
+    | __REDACTED_ | ^REDACTED$ | ^<+[^<>]*>+$ | ^\[[^\[\]]*\]$
     | ^(?:true|false|yes|no|on|off|enabled?|disabled?|null|none|nil|~|\*+|x+|\.+|-+|_+)$
     | ^(?:placeholder|todo|tbd|fixme)$
     | ^(?:your|my|enter|insert)[-_ ].*$
@@ -99,7 +99,11 @@ _PLAIN_WORD = re.compile(r"[a-z][a-z_.-]{0,30}")
 
 # `${VAR:-default}`, `${VAR:default}`, `${VAR-default}`, `${VAR:=default}`: the default is what
 # runs when the variable is unset, so it is judged like any value under the key.
-_DEFAULT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_.]*(?::?[-=]|:)(?P<default>[^${}\s]+)\}")
+# Shell forms take an identifier; Spring's `${a.b.c:default}` a dotted name and `:` only.
+_DEFAULT = re.compile(
+    r"\$\{(?:[A-Za-z_][A-Za-z0-9_]*(?::?[-=]|:)|[A-Za-z_][A-Za-z0-9_.-]*:)"
+    r"(?P<default>[^${}\s]+)\}"
+)
 
 
 def reference_defaults(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -126,6 +130,15 @@ def plausible(value: str) -> bool:
         or _FILE_PATH.fullmatch(value)
         or _VERSION_OR_SIZE.fullmatch(value)
     )
+
+
+# `user:password` under an `auth` key (`http_auth: admin:admin`).
+_USER_PASSWORD = re.compile(r"[^:\s/@]+:[^:\s/@]+")
+
+
+def user_password(key: str, value: str) -> bool:
+    words = key_words(key)
+    return bool(words) and words[-1] == "auth" and _USER_PASSWORD.fullmatch(value) is not None
 
 
 def plausible_for(key: str, value: str) -> bool:

@@ -40,6 +40,12 @@ _TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}={0,2}\.ey[A-Za-z0-9_-]{10,}={0,2}\."
             r"[A-Za-z0-9_-]{10,}={0,2}",
         ),
+        # crypt(3) password hashes (bcrypt, sha-crypt, apr1, yescrypt, argon2): crackable
+        (
+            "password-hash",
+            r"(?<![A-Za-z0-9$])\$(?:2[abxy]\$[0-9]{2}|[56]|apr1|y|argon2(?:id|i|d))\$"
+            r"[A-Za-z0-9./$=,+]{20,}",
+        ),
         ("age-secret-key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
     )
 )
@@ -59,6 +65,7 @@ RULE_WORDS: dict[str, tuple[str, ...]] = {
     "discord-webhook": ("webhooks/",),
     "telegram-bot-token": (":a",),
     "jwt": ("eyj",),
+    "password-hash": ("$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$apr1$", "$y$", "$argon2"),
     "age-secret-key": ("age-secret-key-1",),
 }
 TOKEN_RULES = tuple((rule, RULE_WORDS[rule], pattern) for rule, pattern in _TOKEN_PATTERNS)
