@@ -316,6 +316,7 @@ def test_keywords_are_a_sound_prefilter(text: str, path: str) -> None:
         ),
         ("a/curator.yml", "  http_auth: admin:admin", "admin:admin"),
         ("a/.env", "PG_META_CRYPTO_KEY=0123456789abcdef0123", "0123456789abcdef0123"),
+        ("a/env.example", "#LDAP_BINDPW=LdapUserPassw0rd", "LdapUserPassw0rd"),
     ],
 )
 def test_real_world_secrets(path: str, line: str, secret: str) -> None:
@@ -344,6 +345,11 @@ def test_real_world_secrets(path: str, line: str, secret: str) -> None:
             "spring.datasource.password=${vcap.services.my-db.credentials.password}",
         ),
         ("a/users.xml", "<!-- Example: <password>qwerty</password>. -->"),
+        ("a/ldif/02-ppcfg.ldif", "pwdAttribute: userPassword"),
+        ("a/defaults.env", "MAILU_PASSWORD_SCHEME=SHA512-CRYPT"),
+        ("a/.env.example", "ELASTIC_PASSWORD=YourElasticPassword"),
+        ("a/.env.example", "APP_KEY=SomeRandomString"),
+        ("a/nginx-unit.json", '      "pass": "routes/main",'),
     ],
 )
 def test_real_world_non_secrets(path: str, line: str) -> None:

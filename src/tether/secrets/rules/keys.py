@@ -13,7 +13,7 @@ def _words(text: str) -> frozenset[str]:
 # A key word containing one of these names a secret (`WEBPASSWORD`, `PlexOnlineToken`).
 _SECRET_SUBSTRINGS = _words(
     """password passwd passphrase passkey secret token pwhash credential apikey authkey
-    privatekey accesskey secretkey licensekey presharedkey"""
+    privatekey accesskey secretkey licensekey presharedkey bindpw"""
 )
 # ...and these only as whole words (`PG_PASS`, but not `passthrough` or `bypass`).
 _SECRET_WORDS = _words("pass pwd psk pw")
@@ -32,7 +32,7 @@ _NOT_SECRET_TAILS = _words(
     location host port env var source mount generator provider reset days hours minutes seconds
     level label description placeholder regex pattern store manager backend command cmd script
     help text title rules complexity auth language lang locale timezone tz ciphers cipher
-    protocols protocol suites algorithms"""
+    protocols protocol suites algorithms attribute scheme"""
 )
 # Web server directives that hold an upstream address, not a password (`proxy_pass`).
 _DIRECTIVE_PASS = _words("proxy fastcgi uwsgi scgi grpc memcached passenger")
@@ -84,6 +84,7 @@ _REFERENCE = re.compile(
     | ^(?:your|my|enter|insert)[-_ ].*$
     | (?:^|[-_ ])(?:you[-_ ]must[-_ ]|must[-_ ]be[-_ ]changed|replace[-_ ]?(?:me|this)\b)
     | [-_]x{4,}$
+    | (?-i:^(?:Your|Some|My)(?:[A-Z][a-z]+)+$)
     """
 )
 _NUMBER_FLAG = re.compile(r"-?[0-9]{1,5}(?:\.[0-9]+)?")
@@ -93,6 +94,8 @@ _VERSION_OR_SIZE = re.compile(
     r"|[0-9]{1,6}(?:\.[0-9]+)?(?:ms|s|m|h|d|w|[kmgt]i?b?))",
     re.IGNORECASE,
 )
+# A relative path of lower-case words (nginx unit `"pass": "routes/main"`): a route, not a password.
+_ROUTE = re.compile(r"[a-z][a-z0-9_-]*(?:/[a-z0-9_.-]+)+")
 # A lone `key` holding one plain lower-case word is a field name (`"key": "host"`), not a key.
 _PLAIN_WORD = re.compile(r"[a-z][a-z_.-]{0,30}")
 
@@ -129,6 +132,7 @@ def plausible(value: str) -> bool:
         or _NUMBER_FLAG.fullmatch(value)
         or _FILE_PATH.fullmatch(value)
         or _VERSION_OR_SIZE.fullmatch(value)
+        or _ROUTE.fullmatch(value)
     )
 
 
