@@ -132,7 +132,6 @@ def plausible(value: str) -> bool:
         or _NUMBER_FLAG.fullmatch(value)
         or _FILE_PATH.fullmatch(value)
         or _VERSION_OR_SIZE.fullmatch(value)
-        or _ROUTE.fullmatch(value)
     )
 
 
@@ -146,7 +145,11 @@ def user_password(key: str, value: str) -> bool:
 
 
 def plausible_for(key: str, value: str) -> bool:
-    """`plausible`, and a lone `key` must hold more than one plain word."""
-    if key_words(key) == ("key",) and _PLAIN_WORD.fullmatch(value.strip()):
+    """`plausible`, and a lone `key` must hold more than one plain word, a lone `pass` more
+    than a route."""
+    words = key_words(key)
+    if words == ("key",) and _PLAIN_WORD.fullmatch(value.strip()):
+        return False
+    if words == ("pass",) and _ROUTE.fullmatch(value.strip()):
         return False
     return plausible(value)
