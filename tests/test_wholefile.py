@@ -69,3 +69,10 @@ def test_a_key_file_whose_body_is_a_placeholder_is_not_a_finding() -> None:
     assert scanner.scan_text("tls.key", armoured) == []
     real = armoured.replace("__REDACTED_APP_TLS_KEY__", "MIIEvQIBADANBgkqhkiG9w0BAQEF")
     assert [f.rule for f in scanner.scan_text("tls.key", real)] == ["whole-file-secret"]
+
+
+@pytest.mark.parametrize(
+    "path", ["lib/yaml/tokens.py", "plugins/github_token.py", "src/secret.rs", "bin/token.sh"]
+)
+def test_program_source_named_after_secrets_is_not_a_whole_file_secret(path: str) -> None:
+    assert not is_whole_file_secret(path, "def read(token: str) -> str:\n    return token\n")

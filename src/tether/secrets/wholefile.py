@@ -18,6 +18,8 @@ _KEY_NAMES = frozenset({"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ed2551
 _KEY_SUFFIXES = frozenset({".key", ".pem"})
 _NOT_SECRETS = frozenset(
     {".example", ".sample", ".template", ".dist", ".md", ".pub", ".j2", ".tmpl", ".tpl"}
+    # program source named after what it handles (`github_token.py`, `yaml/tokens.py`)
+    | {".py", ".js", ".ts", ".go", ".rs", ".java", ".rb", ".php", ".c", ".h", ".sh", ".lua"}
 )
 _PRIVATE_KEY = "PRIVATE KEY-----"
 _AGE_KEY = "AGE-SECRET-KEY-1"
