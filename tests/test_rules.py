@@ -350,6 +350,7 @@ def test_real_world_secrets(path: str, line: str, secret: str) -> None:
         ("a/.env.example", "ELASTIC_PASSWORD=YourElasticPassword"),
         ("a/.env.example", "APP_KEY=SomeRandomString"),
         ("a/nginx-unit.json", '      "pass": "routes/main",'),
+        ("a/config.yaml", "password: &aaaa&a"),  # an anchor, no value (hypothesis found it)
     ],
 )
 def test_real_world_non_secrets(path: str, line: str) -> None:

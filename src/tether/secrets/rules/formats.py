@@ -246,7 +246,7 @@ def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> Slo
     if _YAML_BLOCK.match(text, pos, eol):
         span = _yaml_block(text, eol, key_indent)
         return empty if span is None else Slot(key, *span)
-    if text[pos] in "[{*":
+    if text[pos] in "[{*&":  # flow collections, aliases, an anchor with no value
         return empty
     if text[pos] in "\"'":
         close = _quoted(text, pos, backslash=text[pos] == '"', doubled=text[pos] == "'")
