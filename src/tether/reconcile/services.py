@@ -312,8 +312,24 @@ def _stop_on_interrupt(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Does a live (not zombie) process remain in the group? Where PID 1 does not reap (a
+    container), killed members stay zombies, and signal 0 still reaches them."""
     try:
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
-    return True
+    try:
+        entries = [child.name for child in Path("/proc").iterdir()]
+    except OSError:
+        return True  # no /proc: trust the signal
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text(encoding="ascii", errors="replace")
+            fields = stat.rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
