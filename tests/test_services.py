@@ -326,6 +326,8 @@ def test_ctrl_c_during_a_handler_stops_its_process_group(tmp_path: Path, docker:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+        # A pytest-xdist worker ignores SIGINT, and a child inherits that: give it back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
     deadline = time.monotonic() + 30
     while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
