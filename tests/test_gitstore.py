@@ -574,3 +574,15 @@ def test_pushed_commit_sends_only_what_differs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert gitobjects.list_tree(remote, new)["n/new"][0] == gitpublish.REGULAR
+
+
+def test_a_git_lock_file_left_by_a_killed_run_is_cleared(upstream: Path, tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    path = _sync(str(upstream), state).path
+    (path / "refs" / "heads" / "main.lock").write_text("left by kill -9\n")  # FileLocked after
+    (path / "packed-refs.lock").write_text("")
+    commit(upstream, {"configs/.bashrc": b"v3\n"})
+    result = _sync(str(upstream), state)
+    assert result.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
+    assert not (path / "refs" / "heads" / "main.lock").exists()
+    gitpublish.set_ref(path, "refs/tether/pending/x", result.refs["refs/heads/main"])

@@ -142,9 +142,11 @@ def test_kills_right_after_the_ref_moved(tmp_path: Path) -> None:
 def test_kills_at_random_moments(tmp_path: Path) -> None:
     host, rng = Host(tmp_path), random.Random(11)
     host.edit(0, rng)
+    assert host.capture()[0] == ExitCode.OK  # the first capture clones: slower than the rest
+    host.edit(999, rng)
     start = time.monotonic()
     assert host.capture()[0] == ExitCode.OK
-    full = time.monotonic() - start
+    full = time.monotonic() - start  # what a capture of a few edits takes: the kill window
     phases: collections.Counter[str] = collections.Counter()
     for trial in range(1, RANDOM_KILLS + 1):
         host.edit(trial, rng)
@@ -154,7 +156,10 @@ def test_kills_at_random_moments(tmp_path: Path) -> None:
         finished = proc.poll() is not None
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=120)
-        phases[host.phase(tip, finished)] += 1
+        phase = host.phase(tip, finished)
+        phases[phase] += 1
+        if phase == "after the run ended":
+            full *= 0.7  # this machine is faster than the first timing: aim earlier
         expected = host.edit(1000 + trial, rng)
         code, err = host.capture()
         assert code == ExitCode.OK, f"trial {trial}: exit {code}: {err[-500:]}"

@@ -84,8 +84,11 @@ def _make_parent(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One fetch per mirror at a time (two timers, or a timer and a person)."""
+def locked_mirror(path: Path) -> Iterator[None]:
+    """One writer per mirror at a time (two timers, or a timer and a person): fetches and
+    tether's own ref updates. Holding it, a git `*.lock` file in the mirror is a leftover of a
+    killed run (git's locks last milliseconds) and is removed, or every later ref update of
+    that name would fail."""
     _make_parent(path)
     lock = path.parent / f".{path.name}.lock"
     stack = contextlib.ExitStack()
@@ -97,7 +100,20 @@ def _locked(path: Path) -> Iterator[None]:
             hint="check --state-dir (TETHER_STATE_DIR) and its permissions",
         ) from None
     with stack:
+        _clear_stale_git_locks(path)
         yield
+
+
+def _clear_stale_git_locks(path: Path) -> None:
+    if not path.is_dir():
+        return
+    candidates = [path / "packed-refs.lock", path / "config.lock", path / "HEAD.lock"]
+    refs = path / "refs"
+    if refs.is_dir():
+        candidates += [p for p in refs.rglob("*.lock") if p.is_file()]
+    for stale in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
 
 
 def peel(repo: Repo, sha: bytes) -> bytes:
@@ -258,7 +274,7 @@ def fetch(remote: Remote, state_dir: Path) -> FetchResult:
     """Clone the mirror when absent (or damaged), fetch otherwise; FetchFailed if unreachable."""
     path = mirror_path(state_dir, remote)
     warnings: list[str] = []
-    with _locked(path):
+    with locked_mirror(path):
         if path.exists():
             problem = mirror_problem(path)
             if problem is None:

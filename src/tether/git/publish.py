@@ -19,6 +19,7 @@ from dulwich.repo import Repo
 
 from tether.config.inventory import check_relative_path
 from tether.errors import GitError, UsageError
+from tether.git.mirror import locked_mirror
 from tether.git.objects import check_tag_name, diff_trees, parse_identity
 from tether.git.remote import Remote, connected, transport_errors, transport_failure
 
@@ -223,13 +224,13 @@ def push_branch(remote: Remote, path: Path, branch: str, commit: str, *, parent:
         raise UsageError(f"branch name {branch!r} is not a valid git ref name")
     result = push_ref(remote, path, ref, commit, expected=parent)
     if result.ok:
-        with Repo(str(path)) as repo:
+        with locked_mirror(path), Repo(str(path)) as repo:
             repo.refs[Ref(ref.encode())] = ObjectID(commit.encode())
     return result
 
 
 def delete_local_tag(path: Path, name: str) -> None:
-    with Repo(str(path)) as repo:
+    with locked_mirror(path), Repo(str(path)) as repo:
         ref = check_tag_name(name)
         if ref in repo.refs:
             del repo.refs[ref]
@@ -240,5 +241,5 @@ def set_ref(path: Path, ref: str, sha: str) -> None:
     raw = Ref(ref.encode())
     if not check_ref_format(raw):
         raise UsageError(f"{ref!r} is not a valid git ref name")
-    with Repo(str(path)) as repo:
+    with locked_mirror(path), Repo(str(path)) as repo:
         repo.refs[raw] = ObjectID(sha.encode())
