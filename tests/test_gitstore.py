@@ -586,3 +586,14 @@ def test_a_git_lock_file_left_by_a_killed_run_is_cleared(upstream: Path, tmp_pat
     assert result.refs["refs/heads/main"] == ref_of(upstream, "refs/heads/main")
     assert not (path / "refs" / "heads" / "main.lock").exists()
     gitpublish.set_ref(path, "refs/tether/pending/x", result.refs["refs/heads/main"])
+
+
+def test_a_locked_ref_in_a_local_remote_is_one_line_not_a_crash(tmp_path: Path) -> None:
+    remote = init_bare(tmp_path / "remote.git")
+    first = commit(remote, {"configs/a": b"1\n"})
+    path = _sync(str(remote), tmp_path / "s").path
+    (remote / "refs" / "heads" / "main.lock").write_text("a push killed mid-update\n")
+    tip = gitobjects.resolve(path, None).commit
+    sha = gitpublish.build_commit(path, tip, {"configs/a": b"2\n"}, "m", author="T <t@x>")
+    with pytest.raises(GitError, match=r"the ref is locked \(.*main\.lock\)"):
+        gitpublish.push_branch(gitremote.parse_remote(str(remote)), path, "main", sha, parent=first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any, Literal
 from dulwich.errors import (
     NotTreeError,
 )
+from dulwich.file import FileLocked
 from dulwich.object_store import BaseObjectStore, commit_tree_changes, tree_lookup_path
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile
 from dulwich.pack import UnpackedObject, pack_objects_to_data
@@ -180,6 +182,12 @@ def push_ref(remote: Remote, path: Path, ref: str, sha: str, *, expected: str | 
                 update_refs,
                 generate_pack_data=_pack_data(repo),
             )
+        except FileLocked as exc:  # a local remote, served in-process: its ref is locked
+            lock = os.fsdecode(exc.lockfilename)
+            raise GitError(
+                f"push to {remote.display}: the ref is locked ({lock})",
+                hint="another push is running, or one was killed: remove the lock file if none is",
+            ) from None
         except transport_errors() as exc:
             raise transport_failure(remote, exc, "push to") from None
     if "current" not in seen:
