@@ -44,7 +44,7 @@ def test_the_fault_suite_command_collects_every_trial_the_figures_name() -> None
 
 
 def test_the_dulwich_bitmap_reproduction_in_git_md_still_reproduces(tmp_path: Path) -> None:
-    """If dulwich fixes its bitmap reachability, this fails: drop BitmapSafeLocalClient then."""
+    """If dulwich fixes its bitmap reachability, this fails: drop the bitmap part of LocalRemoteClient then."""
     (block,) = sh_blocks("git.md", "### Local remotes with a bitmap")
     lines = [line for line in block.splitlines() if line and not line.startswith("#")]
     *setup, fetch = lines

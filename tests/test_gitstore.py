@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -597,3 +599,67 @@ def test_a_locked_ref_in_a_local_remote_is_one_line_not_a_crash(tmp_path: Path) 
     sha = gitpublish.build_commit(path, tip, {"configs/a": b"2\n"}, "m", author="T <t@x>")
     with pytest.raises(GitError, match=r"the ref is locked \(.*main\.lock\)"):
         gitpublish.push_branch(gitremote.parse_remote(str(remote)), path, "main", sha, parent=first)
+
+
+# Pushes `sha` over `parent` into a local remote and SIGKILLs itself inside the remote's ref
+# update: after the ref lock is created (empty) or after its new value is written into it.
+KILLED_PUSH = """
+import os, signal, sys
+from pathlib import Path
+import dulwich.file
+from tether.git import publish, remote
+mirror, url, sha, parent, when = sys.argv[1:]
+real_init, real_write = dulwich.file._GitFile.__init__, dulwich.file._GitFile.write
+def init(self, filename, *args, **kwargs):
+    real_init(self, filename, *args, **kwargs)
+    if when == "empty" and os.fsdecode(filename).endswith("refs/heads/main"):
+        os.kill(os.getpid(), signal.SIGKILL)
+def write(self, data):
+    written = real_write(self, data)
+    self.flush()
+    if os.fsdecode(self._filename).endswith("refs/heads/main"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return written
+dulwich.file._GitFile.__init__, dulwich.file._GitFile.write = init, write
+publish.push_branch(remote.parse_remote(url), Path(mirror), "main", sha, parent=parent)
+"""
+
+
+def _killed_push(tmp_path: Path, when: str) -> tuple[Path, Path, str, str]:
+    remote = init_bare(tmp_path / "remote.git")
+    first = commit(remote, {"configs/a": b"1\n"})
+    path = _sync(str(remote), tmp_path / "s").path
+    tip = gitobjects.resolve(path, None).commit
+    sha = gitpublish.build_commit(path, tip, {"configs/a": b"2\n"}, "m", author="T <t@x>")
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_PUSH, str(path), str(remote), sha, first, when],
+        capture_output=True,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    assert (remote / "refs" / "heads" / "main.lock").exists()
+    assert ref_of(remote, "refs/heads/main") == first
+    return remote, path, sha, first
+
+
+@pytest.mark.parametrize("when", ["empty", "written"])
+def test_a_push_killed_inside_a_local_remote_does_not_block_the_next(
+    tmp_path: Path, when: str
+) -> None:
+    remote, path, sha, first = _killed_push(tmp_path, when)
+    result = gitpublish.push_branch(
+        gitremote.parse_remote(str(remote)), path, "main", sha, parent=first
+    )
+    assert result.ok
+    assert ref_of(remote, "refs/heads/main") == sha
+    assert not list((remote / "refs").rglob("*.lock"))
+    assert (remote / gitremote.PUSH_LOCK).read_bytes() == b""  # nothing in flight
+
+
+def test_a_ref_lock_another_writer_holds_is_never_removed(tmp_path: Path) -> None:
+    remote, path, sha, first = _killed_push(tmp_path, "written")
+    lock = remote / "refs" / "heads" / "main.lock"
+    lock.write_text("f" * 40 + "\n")  # not what the killed push was setting: someone else's
+    with pytest.raises(GitError, match=r"the ref is locked"):
+        gitpublish.push_branch(gitremote.parse_remote(str(remote)), path, "main", sha, parent=first)
+    assert lock.read_text() == "f" * 40 + "\n"

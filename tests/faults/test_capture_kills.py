@@ -19,6 +19,7 @@ from dulwich.objects import Commit
 from dulwich.repo import Repo
 
 from testing.gitrepos import commit, init_bare, ref_of
+from tether.capture.journal import JOURNAL_NAME
 from tether.exitcodes import ExitCode
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -79,13 +80,17 @@ class Host:
 
     def settled(self) -> None:
         """No temp file in the state dir, and nothing left to capture."""
-        assert [p.name for p in self.state.glob(".*.tmp")] == []
+        assert [p.name for p in self.state.rglob(".*.tmp")] == []
         code, err = self.capture("--dry-run", "--detailed-exitcode")
         assert code == ExitCode.OK, f"capture --dry-run after: exit {code}: {err[-300:]}"
 
+    def journal(self) -> bool:
+        """The capture journal is there (in the state dir's folder for this repo)."""
+        return any(self.state.glob(f"repos/*/{JOURNAL_NAME}"))
+
     def phase(self, tip: str | None, finished: bool) -> str:
         """Where a kill landed, from what it left: the journal and the remote's branch."""
-        journal = (self.state / "capturing.json").exists()
+        journal = self.journal()
         moved = ref_of(self.remote, "refs/heads/main") != tip
         if finished:
             return "after the run ended"
@@ -145,26 +150,42 @@ def test_kills_at_random_moments(tmp_path: Path) -> None:
     assert host.capture()[0] == ExitCode.OK  # the first capture clones: slower than the rest
     host.edit(999, rng)
     start = time.monotonic()
-    assert host.capture()[0] == ExitCode.OK
-    full = time.monotonic() - start  # what a capture of a few edits takes: the kill window
+    proc = host.run()
+    while proc.poll() is None and not host.journal():
+        time.sleep(0.001)
+    journal_at = time.monotonic() - start  # start-up, fetch, redaction: where no kill is news
+    while proc.poll() is None and host.journal():
+        time.sleep(0.001)
+    journal_gone = time.monotonic() - start  # the commit, the push and the ledger save
+    assert proc.wait(timeout=120) == ExitCode.OK
+    full = time.monotonic() - start  # what a capture of a few edits takes
     phases: collections.Counter[str] = collections.Counter()
     for trial in range(1, RANDOM_KILLS + 1):
         host.edit(trial, rng)
         tip = ref_of(host.remote, "refs/heads/main")
         proc = host.run()
-        time.sleep(rng.uniform(0, full))
+        if trial % 3 == 0:  # inside the commit, push and ledger save: a few ms
+            while proc.poll() is None and not host.journal():
+                time.sleep(0.0005)
+            time.sleep(rng.uniform(0, 1.5 * (journal_gone - journal_at)))
+        else:
+            time.sleep(rng.uniform(0.8 * journal_at if trial % 3 == 1 else 0, full))
         finished = proc.poll() is not None
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=120)
         phase = host.phase(tip, finished)
         phases[phase] += 1
         if phase == "after the run ended":
-            full *= 0.7  # this machine is faster than the first timing: aim earlier
+            full = max(journal_at, 0.7 * full)  # faster than the first timing: aim earlier
         expected = host.edit(1000 + trial, rng)
         code, err = host.capture()
         assert code == ExitCode.OK, f"trial {trial}: exit {code}: {err[-500:]}"
         assert host.remote_files() == expected, f"trial {trial}: a host edit was lost"
         host.settled()
     fsck(host.remote)
-    print(f"\n{RANDOM_KILLS} random capture kills: {dict(phases)}")
+    print(
+        f"\n{RANDOM_KILLS} random capture kills: {dict(phases)}; {journal_at=:.3f} {journal_gone=:.3f}"
+    )
     assert phases["after the run ended"] < RANDOM_KILLS // 2, "most kills came too late"
+    inside = phases["journal written, not pushed"] + phases["pushed, ledger not saved"]
+    assert inside >= 1, "no kill landed between the journal and the ledger save"

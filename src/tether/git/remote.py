@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import socket
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dulwich.client import (
@@ -18,16 +21,23 @@ from dulwich.client import (
     HTTPProxyUnauthorized,
     HTTPUnauthorized,
     LocalGitClient,
+    SendPackResult,
     get_transport_and_path,
 )
 from dulwich.errors import (
     GitProtocolError,
     NotGitRepository,
 )
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from tether.errors import GitError, UsageError
+from tether.hostfs.fsutil import exclusive_lock
 from tether.textsafe import mask_url
+
+if TYPE_CHECKING:
+    from dulwich.client import GeneratePackDataFunc
 
 TOKEN_ENV = "TETHER_GIT_TOKEN"  # noqa: S105 (a variable name, not a secret)
 
@@ -154,13 +164,23 @@ def _ssh_command() -> str | None:
     return os.environ.get("GIT_SSH_COMMAND") or os.environ.get("GIT_SSH") or None
 
 
-class BitmapSafeLocalClient(LocalGitClient):
-    """A remote on the local file system, served without pack bitmaps.
+PUSH_LOCK = "tether-push.lock"  # in a local remote's git dir: tether's pushes, one at a time
+EMPTY_LOCK_GRACE = 1.0  # seconds: git writes a ref lock's value right after creating it
+
+
+class LocalRemoteClient(LocalGitClient):
+    """A remote on the local file system, served in-process, without pack bitmaps, one tether
+    push at a time.
 
     dulwich (1.2.21) serves a local fetch in-process; its bitmap reachability reads a `.bitmap`
     for every pack once any pack has one, and fails with FileNotFoundError on a pack without
     (what `git gc --auto` leaves after pushes). Graph traversal gives the same objects; git
     falls back the same way when bitmaps do not cover a request. See docs/git.md.
+
+    A push served in-process locks the remote's refs from this process: killed inside it, it
+    leaves `refs/.../<name>.lock` behind and every later push of that ref fails. So each push
+    holds `PUSH_LOCK` in the remote and records there the refs it sets; the next push, holding
+    the lock, removes the ref locks a killed push provably left (see `_clear_killed_push`).
     """
 
     @classmethod
@@ -172,6 +192,70 @@ class BitmapSafeLocalClient(LocalGitClient):
         )
         setattr(store, "get_reachability_provider", without_bitmaps)  # noqa: B010 (one instance)
         return closing(repo)
+
+    def send_pack(  # noqa: PLR0917 (dulwich's signature)
+        self,
+        path: str | bytes,
+        update_refs: Callable[[dict[Ref, ObjectID]], dict[Ref, ObjectID]],
+        generate_pack_data: GeneratePackDataFunc,
+        progress: Callable[[bytes], None] | None = None,
+        push_options: Sequence[bytes] | None = None,
+        atomic: bool = False,
+    ) -> SendPackResult:
+        gitdir = Path(os.fsdecode(path))
+        record = gitdir / PUSH_LOCK
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(exclusive_lock(record))
+            except OSError:  # a remote we may not write in: the push itself will say so
+                return super().send_pack(
+                    path, update_refs, generate_pack_data, progress, push_options, atomic
+                )
+            _clear_killed_push(gitdir, record)
+
+            def recorded_update(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
+                new = update_refs(refs)
+                shas = {r.decode(): s.decode() for r, s in new.items()}
+                record.write_text(json.dumps({"pid": os.getpid(), "refs": shas}))
+                return new
+
+            try:
+                return super().send_pack(
+                    path, recorded_update, generate_pack_data, progress, push_options, atomic
+                )
+            finally:
+                record.write_bytes(b"")  # not killed: every ref lock of this push is gone
+
+
+def _clear_killed_push(gitdir: Path, record: Path) -> None:
+    """Remove the ref locks a push killed inside this remote left (we hold `record`'s lock).
+
+    The record names what that push was setting; a ref lock is its leftover when it holds one of
+    those values (a lock is written with the new value, or left empty), never another writer's:
+    no tether push runs while we hold the lock, and a git process writes its lock's value at
+    once (an empty lock must stay empty for `EMPTY_LOCK_GRACE`)."""
+    try:
+        refs = json.loads(record.read_text()).get("refs", {})
+    except (OSError, ValueError, AttributeError):
+        refs = {}  # no record, or one cut short: that push was killed before locking any ref
+    if not isinstance(refs, dict) or not refs:
+        return
+    values = {f"{sha}\n".encode() for sha in refs.values() if isinstance(sha, str)}
+    locks = [gitdir / "HEAD.lock", gitdir / "packed-refs.lock"]
+    if (gitdir / "refs").is_dir():
+        locks += sorted((gitdir / "refs").rglob("*.lock"))
+    for lock in locks:
+        try:
+            held = lock.read_bytes()
+            if not held and time.time() - lock.stat().st_mtime < EMPTY_LOCK_GRACE:
+                time.sleep(EMPTY_LOCK_GRACE)
+                held = lock.read_bytes()
+        except OSError:
+            continue  # gone already, or not a file
+        if any(value.startswith(held) for value in values):
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+    record.write_bytes(b"")
 
 
 def _client(remote: Remote, operation: str) -> tuple[GitClient, str]:
@@ -187,7 +271,7 @@ def _client(remote: Remote, operation: str) -> tuple[GitClient, str]:
     except ValueError as exc:
         raise UsageError(f"--repo {remote.display}: {remote.scrub(str(exc))}") from None
     if type(client) is LocalGitClient:
-        client = BitmapSafeLocalClient()
+        client = LocalRemoteClient()
     return client, path
 
 
