@@ -15,6 +15,7 @@ import pytest
 
 from testing.repos import make_config_repo
 from tether.cli import main
+from tether.secrets import sealed
 
 # Distinctive, realistic values; each must be masked wherever it could show.
 PLANTED = {
@@ -64,7 +65,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 
 def test_no_command_prints_or_stores_a_secret(
-    capsys: pytest.CaptureFixture[str], world: dict[str, Path]
+    capsys: pytest.CaptureFixture[str], world: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = world
     w["root"].mkdir()
@@ -125,6 +126,28 @@ def test_no_command_prints_or_stores_a_secret(
         capsys, "redact", "--check", str(host_home), "--secrets-file", str(w["tmp"] / "new.env")
     )[1]
     outputs["status"] = run(capsys, "status", "--state-dir", str(w["state"]), "--json")[1]
+
+    # the store carried to a new host: export, import with a conflict, a wrong passphrase
+    monkeypatch.setattr(sealed, "DEFAULT_PARAMS", sealed.KdfParams(log2_n=10))
+    monkeypatch.setenv("TETHER_PASSPHRASE", "a passphrase for the move")
+    moving = w["tmp"] / "moving.secrets"
+    store = ["--secrets-file", str(w["store"])]
+    outputs["export"] = run(capsys, "secrets", "export", "--to", str(moving), *store)[1]
+    assert _leaks(moving.read_bytes().decode("ascii")) == []
+    outputs["import-merge"] = run(
+        capsys, "secrets", "import", "--from", str(moving), "--secrets-file", str(short)
+    )[1]
+    assert "APP_DB_PASSWORD" not in outputs["import-merge"]  # the same value: unchanged
+    short.write_text("APP_API_TOKEN='CanaryOtherValue'\n")
+    outputs["import-conflict"] = run(
+        capsys, "secrets", "import", "--from", str(moving), "--secrets-file", str(short)
+    )[1]
+    assert "APP_API_TOKEN" in outputs["import-conflict"]
+    assert "CanaryOtherValue" not in outputs["import-conflict"]
+    outputs["import"] = run(capsys, "secrets", "import", "--from", str(moving), "--overwrite",
+                            "--secrets-file", str(short))[1]  # fmt: skip
+    monkeypatch.setenv("TETHER_PASSPHRASE", "not the passphrase")
+    outputs["import-wrong"] = run(capsys, "secrets", "import", "--from", str(moving), *store)[1]
     outputs["doctor"] = run(capsys, "doctor", *common, "--json")[1]
 
     assert "Canary" not in outputs["scan"]  # the scan found them ...

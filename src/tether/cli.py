@@ -668,12 +668,13 @@ def redact(paths: tuple[Path, ...], check: bool, secrets_file: Path | None) -> i
     return run(list(paths), check=check, secrets_file=secrets_file)
 
 
-@cli.group(short_help="Check the secret store against the repo's placeholders.")
+@cli.group(short_help="Check the secret store against the repo; carry it to a new host.")
 def secrets() -> None:
-    """The secret store against the config repo's placeholders (names only, never values)."""
+    """The secret store against the config repo's placeholders (names only, never values),
+    and the store sealed with a passphrase to carry it to a new host."""
 
 
-@secrets.command("list")
+@secrets.command("list", short_help="Each name: stored or not, and where the repo uses it.")
 @folder_source_option("The config repo folder (default: the current folder).")
 @host_name_option
 @secrets_file_option()
@@ -697,6 +698,86 @@ def secrets_check(source: Path | None, secrets_file: Path | None, as_json: bool)
 
     folder = SourceOptions.resolve(source, None, None).folder  # same checks as every --source
     return check_secrets(folder, secrets_file, as_json=as_json, host=chosen_host())
+
+
+def passphrase_options(func: F) -> F:
+    """--passphrase-file and --source (whose tether.yaml may say where the store is)."""
+    func = path_option(
+        "--passphrase-file",
+        "Read the passphrase from the first line of FILE (mode 0600) [else TETHER_PASSPHRASE, "
+        "else asked without echo].",
+        folder=False,
+    )(func)
+    return folder_source_option(
+        "A config repo folder whose secrets.file names the store (default: the current folder "
+        "when it holds tether.yaml)."
+    )(func)
+
+
+@secrets.command("export", short_help="Seal the store into a file with a passphrase.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="The file to write (0600), sealed with a passphrase.",
+)
+@click.option("--force", is_flag=True, help="Replace FILE when it exists.")
+@passphrase_options
+@host_name_option
+@secrets_file_option()
+def secrets_export(
+    to: Path,
+    force: bool,
+    passphrase_file: Path | None,
+    source: Path | None,
+    secrets_file: Path | None,
+) -> int:
+    """Seal the secret store into FILE with a passphrase (scrypt + AES-256-GCM)."""
+    from tether.commands.secrets import export_secrets
+
+    return export_secrets(
+        to,
+        source=source,
+        secrets_file=secrets_file,
+        passphrase_file=passphrase_file,
+        force=force,
+        host=chosen_host(),
+    )
+
+
+@secrets.command("import", short_help="Merge a sealed export into the store.")
+@click.option(
+    "--from",
+    "from_file",
+    required=True,
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A file made by `tether secrets export`.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace stored values that differ.")
+@passphrase_options
+@host_name_option
+@secrets_file_option()
+def secrets_import(
+    from_file: Path,
+    overwrite: bool,
+    passphrase_file: Path | None,
+    source: Path | None,
+    secrets_file: Path | None,
+) -> int:
+    """Merge an export into the secret store; exit 3 when values differ (see --overwrite)."""
+    from tether.commands.secrets import import_secrets
+
+    return import_secrets(
+        from_file,
+        source=source,
+        secrets_file=secrets_file,
+        passphrase_file=passphrase_file,
+        overwrite=overwrite,
+        host=chosen_host(),
+    )
 
 
 def wait_option(func: F) -> F:

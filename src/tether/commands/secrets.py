@@ -1,11 +1,14 @@
-"""`tether secrets list|check`: the placeholders of the config repo against the secret store.
+"""`tether secrets list|check|export|import`: the secret store against the config repo's
+placeholders, and the store sealed with a passphrase to move it to another host.
 
-Names and places only: no value is ever printed, in text or JSON.
+Names and places only: no value is ever printed, in text, JSON or errors.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +16,21 @@ from pathlib import Path
 import click
 
 from tether.config.configrepo import ConfigRepo, open_config_repo
+from tether.config.manifest import DEFAULT_SECRETS_FILE, MANIFEST_NAME
 from tether.config.sourcetree import FolderTree
-from tether.errors import SourceError
+from tether.errors import SecretError, SourceError, UsageError
 from tether.exitcodes import ExitCode
+from tether.hostfs.fsutil import write_atomic
 from tether.secrets.render import BARE, PLACEHOLDER, bare_name
-from tether.secrets.store import SecretStore, load_store, store_path
+from tether.secrets.sealed import home_relative, seal, unseal
+from tether.secrets.store import (
+    SecretStore,
+    check_private,
+    load_store,
+    save_values,
+    store_path,
+)
+from tether.textsafe import counted
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,7 @@ def list_secrets(
         click.echo(f"{name}  {state}  {places}")
     for name in unused:
         click.echo(f"{name}  stored  (not used in the repo)")
-    click.echo(f"{len(by_name)} name(s) used, {len(unused)} stored but unused", err=True)
+    click.echo(f"{counted(len(by_name), 'name')} used, {len(unused)} stored but unused", err=True)
     return int(ExitCode.OK)
 
 
@@ -122,7 +135,125 @@ def check_secrets(
                 click.echo(f"{use.path}:{use.line}: {use.name} has no value in the store")
         where = store.path or "the environment"
         if missing:
-            click.echo(f"{len(missing)} placeholder(s) cannot be filled from {where}", err=True)
+            click.echo(
+                f"{counted(len(missing), 'placeholder')} cannot be filled from {where}", err=True
+            )
         else:
             click.echo(f"every placeholder has a value in {where}", err=True)
     return int(ExitCode.ATTENTION if missing else ExitCode.OK)
+
+
+PASSPHRASE_ENV = "TETHER_PASSPHRASE"  # noqa: S105 (the variable's name, not a value)
+
+
+def _store_file(
+    source: Path | None, secrets_file: Path | None, host: str | None, recorded: str | None = None
+) -> Path:
+    """--secrets-file (or TETHER_SECRETS_FILE); else the config repo's (--source, or the current
+    folder when it holds tether.yaml); else where the exported store was; else the default."""
+    if secrets_file is not None:
+        return secrets_file.expanduser()
+    folder = source or Path.cwd()
+    if source is not None or (folder / MANIFEST_NAME).is_file():
+        return store_path(
+            None, open_config_repo(FolderTree(folder), host=host).manifest.secrets_file
+        )
+    return store_path(None, recorded or DEFAULT_SECRETS_FILE)
+
+
+def _passphrase(file: Path | None, environ: Mapping[str, str], *, confirm: bool) -> str:
+    """From --passphrase-file, else TETHER_PASSPHRASE, else asked on the terminal (no echo)."""
+    if file is not None:
+        try:
+            fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as handle:
+                check_private(file, os.fstat(handle.fileno()))
+                raw = handle.read()
+        except OSError as exc:
+            raise SecretError(f"{file}: cannot read the passphrase ({exc.strerror})") from None
+        text = raw.decode("utf-8", "replace").split("\n", 1)[0].removesuffix("\r")
+        where = f"--passphrase-file {file}"
+    elif environ.get(PASSPHRASE_ENV) is not None:
+        text, where = environ[PASSPHRASE_ENV], PASSPHRASE_ENV
+    elif sys.stdin.isatty():
+        text = click.prompt("Passphrase", hide_input=True, err=True)
+        if confirm and click.prompt("Passphrase again", hide_input=True, err=True) != text:
+            raise UsageError("the two passphrases differ", hint="run it again")
+        where = "the prompt"
+    else:
+        raise UsageError(
+            "no passphrase: no terminal to ask on",
+            hint=f"set {PASSPHRASE_ENV} or pass --passphrase-file FILE",
+        )
+    if not text:
+        raise UsageError(f"the passphrase from {where} is empty", hint="give one")
+    return text
+
+
+def export_secrets(
+    to: Path,
+    *,
+    source: Path | None,
+    secrets_file: Path | None,
+    passphrase_file: Path | None,
+    force: bool,
+    environ: Mapping[str, str] | None = None,
+    host: str | None = None,
+) -> int:
+    """Seal the store's values (not environment overrides) into `to`, 0600."""
+    env = os.environ if environ is None else environ
+    path = _store_file(source, secrets_file, host)
+    values = dict(load_store(path, {}).file_values)
+    if not values:
+        raise SecretError(f"{path}: the secret store is empty or missing: nothing to export")
+    if not force and os.path.lexists(to):
+        raise UsageError(f"{to}: exists", hint="choose another name, or pass --force to replace it")
+    if not to.parent.is_dir():
+        raise UsageError(f"{to.parent}: no such folder", hint="create it first")
+    data = seal(values, _passphrase(passphrase_file, env, confirm=True), store=home_relative(path))
+    try:
+        write_atomic(to, data, 0o600)
+    except OSError as exc:
+        raise SecretError(f"{to}: cannot write ({exc.strerror})") from None
+    click.echo(f"exported {counted(len(values), 'secret')} from {path} to {to}", err=True)
+    return int(ExitCode.OK)
+
+
+def import_secrets(
+    from_file: Path,
+    *,
+    source: Path | None,
+    secrets_file: Path | None,
+    passphrase_file: Path | None,
+    overwrite: bool,
+    environ: Mapping[str, str] | None = None,
+    host: str | None = None,
+) -> int:
+    """Merge an export into the store: new names added, equal ones kept; a name whose value
+    differs stops the import (nothing written) unless `overwrite`. Nothing is removed."""
+    env = os.environ if environ is None else environ
+    try:
+        data = from_file.read_bytes()
+    except OSError as exc:
+        raise SecretError(f"{from_file}: cannot read ({exc.strerror})") from None
+    sealed = unseal(data, _passphrase(passphrase_file, env, confirm=False), str(from_file))
+    path = _store_file(source, secrets_file, host, sealed.store)
+    current = load_store(path, {}).file_values
+    differ = sorted(n for n, v in sealed.values.items() if current.get(n, v) != v)
+    if differ and not overwrite:
+        click.echo(
+            f"tether: {path}: the export holds another value for {counted(len(differ), 'secret')}: "
+            f"{', '.join(differ)} (nothing imported; pass --overwrite to replace them)",
+            err=True,
+        )
+        return int(ExitCode.ATTENTION)
+    changed = set(save_values(path, sealed.values))
+    for name in sorted(changed):
+        click.echo(f"{name}  {'replaced' if name in current else 'added'}")
+    added = len(changed - set(current))
+    click.echo(
+        f"imported {counted(len(sealed.values), 'secret')} into {path}: {added} added, "
+        f"{len(changed) - added} replaced, {len(sealed.values) - len(changed)} unchanged",
+        err=True,
+    )
+    return int(ExitCode.OK)
