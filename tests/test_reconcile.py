@@ -133,6 +133,31 @@ def test_missing_secret_is_blocked_and_never_written(tmp_path: Path) -> None:
     assert not any(b"REDACTED" in p.read_bytes() for p in site.root.rglob("*") if p.is_file())
 
 
+def test_a_bare_redacted_nothing_names_says_to_map_it_as_secrets_check_does(
+    tmp_path: Path,
+) -> None:
+    site = make_site(
+        tmp_path,
+        {
+            "a.ini": "[a]\napi_key = REDACTED\ntoken = __REDACTED_GONE__\n",
+            "b.ini": "k = REDACTED\n",
+        },
+    )
+    result = site.reconcile()
+    assert result.code == ExitCode.ATTENTION
+    assert (
+        f"a.ini  (missing secrets: GONE (add them to {site.secrets}); bare REDACTED with no name "
+        "on line 2: map it under secrets.map in tether.yaml, or redact it again)" in result.out
+    )
+    assert "b.ini  (bare REDACTED with no name on line 1: map it under secrets.map" in result.out
+    check = site.tether("secrets", "check", "--source", str(site.repo), "--secrets-file",
+                        str(site.secrets))  # fmt: skip
+    assert check.code == ExitCode.ATTENTION
+    assert (
+        "a.ini:2: bare REDACTED with no name (map it under secrets.map in tether.yaml" in check.out
+    )
+
+
 def test_missing_source_is_blocked(tmp_path: Path) -> None:
     site = make_site(tmp_path, {"ok": "1"}, inventory="ok\nnot-in-repo\n")
     assert site.plan()["not-in-repo"] == "blocked"

@@ -21,7 +21,7 @@ from tether.config.sourcetree import FolderTree
 from tether.errors import SecretError, SourceError, UsageError
 from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import write_atomic
-from tether.secrets.render import BARE, PLACEHOLDER, bare_name
+from tether.secrets.render import BARE, BARE_HINT, PLACEHOLDER, bare_name
 from tether.secrets.sealed import home_relative, seal, unseal
 from tether.secrets.store import (
     SecretStore,
@@ -127,10 +127,7 @@ def check_secrets(
     else:
         for use in missing:
             if use.name is None:
-                click.echo(
-                    f"{use.path}:{use.line}: bare REDACTED with no name "
-                    "(map it under secrets.map in tether.yaml, or redact it again)"
-                )
+                click.echo(f"{use.path}:{use.line}: bare REDACTED with no name ({BARE_HINT})")
             else:
                 click.echo(f"{use.path}:{use.line}: {use.name} has no value in the store")
         where = store.path or "the environment"

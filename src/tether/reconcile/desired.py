@@ -23,7 +23,7 @@ from tether.config.options import SourceOptions, default_state_dir
 from tether.config.sourcetree import FolderTree, SourceTree, link_refused
 from tether.errors import SourceError, warn
 from tether.hostfs.probe import Sig, stat_sig
-from tether.secrets.render import render
+from tether.secrets.render import missing_reason, render
 from tether.secrets.store import SecretStore
 from tether.stamps import git_blob_id
 from tether.state.keyring import Keyring
@@ -237,11 +237,8 @@ def build_desired(  # noqa: PLR0915
             continue
         rendered = render(raw, store.get, names)
         if rendered.data is None:
-            where = f" (add them to {store.path})" if store.path else ""
-            missing = ", ".join(rendered.missing)
-            state.files.append(
-                base._replace(blob=git_blob_id(raw), blocked=f"missing secrets: {missing}{where}")
-            )
+            reason = missing_reason(rendered.missing, store.path)
+            state.files.append(base._replace(blob=git_blob_id(raw), blocked=reason))
             continue
         data = rendered.data
         if cache_left >= len(data):

@@ -9,13 +9,16 @@ bare `REDACTED` is accepted when a name can be found for it (see `bare_name`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 NAME_PATTERN = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*"
 PLACEHOLDER = re.compile(rb"__REDACTED_(?P<name>" + NAME_PATTERN.encode() + rb")__")
 BARE = re.compile(rb"(?<![A-Za-z0-9_])REDACTED(?![A-Za-z0-9_])")
 MARKER = b"REDACTED"
+BARE_MISSING = "REDACTED@line"  # in Rendered.missing: a bare REDACTED nothing names, by line
+BARE_HINT = "map it under secrets.map in tether.yaml, or redact it again"
 # The key a bare REDACTED stands for, on its line: `key: REDACTED`, `KEY=REDACTED`,
 # `key = "REDACTED"`, `Key="REDACTED"` (XML), `- KEY=REDACTED` (compose list).
 _KEY_BEFORE = re.compile(rb"""(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*[:=]\s*["']?$""")
@@ -80,7 +83,7 @@ def render(data: bytes, lookup: Lookup, names: Mapping[str, str] | None = None) 
             name = bare_name(data, match.start(), names, lookup)
             if name is None:
                 line = data.count(b"\n", 0, match.start()) + 1
-                missing.add(f"REDACTED@line{line}")
+                missing.add(f"{BARE_MISSING}{line}")
                 continue
         value = lookup(name)
         if value is None:
@@ -92,6 +95,21 @@ def render(data: bytes, lookup: Lookup, names: Mapping[str, str] | None = None) 
     if missing:
         return Rendered(None, tuple(sorted(used)), tuple(sorted(missing)))
     return Rendered(b"".join(out), tuple(sorted(used)))
+
+
+def missing_reason(missing: Sequence[str], store: Path | None) -> str:
+    """Why a file is blocked, for the plan: the names to add to the store, and where a bare
+    REDACTED that nothing names is (it needs a map, not a value)."""
+    names = [m for m in missing if not m.startswith(BARE_MISSING)]
+    lines = [m.removeprefix(BARE_MISSING) for m in missing if m.startswith(BARE_MISSING)]
+    parts = []
+    if names:
+        where = f" (add them to {store})" if store else ""
+        parts.append(f"missing secrets: {', '.join(names)}{where}")
+    if lines:
+        on = f"line {lines[0]}" if len(lines) == 1 else f"lines {', '.join(lines)}"
+        parts.append(f"bare REDACTED with no name on {on}: {BARE_HINT}")
+    return "; ".join(parts)
 
 
 def mask(text: str, secrets: Mapping[str, str], label: str = "(secret {})") -> str:
