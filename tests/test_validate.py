@@ -153,3 +153,33 @@ def test_a_manifest_mode_that_exposes_a_secret_holding_file_is_a_warning(
     err = capsys.readouterr().err
     assert "mode 0644 lets others read app/.env, which holds secrets" in err
     assert "plain.conf, which holds" not in err
+
+
+def test_a_file_no_allowlist_line_covers_is_a_warning(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    manifest = MINIMAL_MANIFEST + (
+        "hosts:\n  pi:\n    inventory: [hosts/pi/include-paths.txt]\n  big: {}\n"
+    )
+    files = {"a.yml": "x\n", "app/b.yml": "x\n", "stray.yml": "x\n", "pi-only.toml": "x\n"}
+    repo = make_config_repo(tmp_path, files, manifest=manifest, inventory="a.yml\napp/*.yml\n")
+    (repo / "hosts" / "pi").mkdir(parents=True)
+    (repo / "hosts" / "pi" / "include-paths.txt").write_text("pi-only.toml\n")
+    (repo / "configs" / "empty").mkdir()
+    (repo / "configs" / "empty" / ".gitkeep").write_text("")
+    code, text = validate(capsys, repo)
+    assert code == ExitCode.OK  # a warning, not an error
+    assert (
+        "configs/stray.yml: warning: no line of inventory/include-paths.txt covers it: reconcile "
+        "never writes it (add it there, or delete the file)\n" in text
+    )
+    assert text.count("covers it") == 1  # not pi-only.toml (pi's own list), not .gitkeep
+    assert "(0 errors, 1 warning)" in text
+
+
+def test_many_uncovered_files_end_in_a_count(tmp_path: Path) -> None:
+    files = {f"junk/{n:02}.txt": "x\n" for n in range(25)}
+    repo = make_config_repo(tmp_path, {"a.yml": "x\n", **files}, inventory="a.yml\n")
+    got = findings(repo)
+    assert sum("covers it" in line for line in got) == 20
+    assert got[-1] == "warning: and 5 more files like these"

@@ -3,6 +3,7 @@ has a level, a place (`tether.yaml:LINE:COL` or a path) and what is wrong."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from tether.config.manifest import MANIFEST_NAME, Service
 from tether.config.sourcetree import SourceTree
 from tether.config.yamlload import YamlDocument, YamlLoadError, load_yaml
 from tether.errors import InventoryError, ManifestError, TetherError
+from tether.textsafe import counted
 
 Level = Literal["error", "warning", "ok"]
 
@@ -231,6 +233,35 @@ def _check_hosts(repo: ConfigRepo, at: _Positions, views: list[ConfigRepo]) -> l
     return findings
 
 
+_UNCOVERED_SHOWN = 20  # a repo with hundreds of stray files gets a count, not a wall of lines
+
+
+def _check_uncovered(repo: ConfigRepo) -> list[Finding]:
+    """Files under the source folder that no allowlist (shared or a host's own) names: reconcile
+    never writes them, which is rarely what whoever committed them meant."""
+    files = [p for p in repo.source_files if p.rsplit("/", 1)[-1] != ".gitkeep"]
+    covered = set(repo.inventory.select(files))
+    for name in repo.manifest.hosts:
+        with contextlib.suppress(TetherError):  # a broken host allowlist is reported elsewhere
+            for inventory in repo.for_host(name).extra:
+                covered.update(inventory.select(files))
+    stray = [p for p in files if p not in covered]
+    origin = repo.inventory.origin
+    findings = [
+        Finding(
+            "warning",
+            f"{repo.manifest.source}/{path}",
+            f"no line of {origin} covers it: reconcile never writes it (add it there, or "
+            "delete the file)",
+        )
+        for path in stray[:_UNCOVERED_SHOWN]
+    ]
+    if len(stray) > _UNCOVERED_SHOWN:
+        more = counted(len(stray) - _UNCOVERED_SHOWN, "more file")
+        findings.append(Finding("warning", f"{repo.manifest.source}/", f"and {more} like these"))
+    return findings
+
+
 def check_config_repo(tree: SourceTree, host: str | None = None) -> list[Finding]:
     """Every check; a repo with `hosts:` is checked as each host sees it (or only `host`)."""
     try:
@@ -238,7 +269,7 @@ def check_config_repo(tree: SourceTree, host: str | None = None) -> list[Finding
     except (ManifestError, InventoryError) as exc:
         return from_lines("error", exc.problems)
     at = _Positions(repo)
-    findings = _check_tracked(repo)
+    findings = _check_tracked(repo) + _check_uncovered(repo)
     tracked = repo.tracked_paths
     if repo.manifest.hosts:
         names = [host] if host is not None else sorted(repo.manifest.hosts)
