@@ -1023,24 +1023,38 @@ def services_forget(args: ServicesArgs, name: str, wait: float) -> int:
     return forget_service(args.host(), name, wait=wait)
 
 
+def capture_options(message_help: str) -> Callable[[F], F]:
+    """--repo / --source / --branch / --dry-run / --no-push / --message: capture and add."""
+
+    def apply(func: F) -> F:
+        func = click.option("--message", metavar="MSG", help=message_help)(func)
+        func = click.option("--no-push", is_flag=True, help="Commit to the mirror only.")(func)
+        func = click.option(
+            "--dry-run", is_flag=True, help="Show what would be committed; write nothing."
+        )(func)
+        func = click.option(
+            "--branch",
+            "--ref",
+            "branch",
+            metavar="BRANCH",
+            help="Branch to commit to [default: capture.branch, else main]; --ref is an alias.",
+        )(func)
+        func = folder_source_option(
+            "A config repo folder whose tether.yaml names capture.remote (default: the current "
+            "one)."
+        )(func)
+        return click.option(
+            "--repo",
+            metavar="URL_OR_PATH",
+            help="The remote to capture into [default: capture.remote].",
+        )(func)
+
+    return apply
+
+
 @cli.command(short_help="Copy allowlisted host files into the repo, redacted, and push.")
-@click.option(
-    "--repo", metavar="URL_OR_PATH", help="The remote to capture into [default: capture.remote]."
-)
-@folder_source_option(
-    "A config repo folder whose tether.yaml names capture.remote (default: the current one)."
-)
-@click.option(
-    "--branch",
-    "--ref",
-    "branch",
-    metavar="BRANCH",
-    help="Branch to commit to [default: capture.branch, else main]; --ref is an alias.",
-)
-@click.option("--dry-run", is_flag=True, help="Show what would be committed; write nothing.")
-@click.option("--no-push", is_flag=True, help="Commit to the mirror only.")
+@capture_options("Commit message ({time}: the UTC time).")
 @click.option("--prune", is_flag=True, help="Remove files gone from the host from the repo.")
-@click.option("--message", metavar="MSG", help="Commit message ({time}: the UTC time).")
 @click.option(
     "--keep-host",
     multiple=True,
@@ -1056,6 +1070,7 @@ def services_forget(args: ServicesArgs, name: str, wait: float) -> int:
 )
 @metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
+@only_option
 @host_options
 @json_option
 @detailed_exitcode_option
@@ -1071,6 +1086,7 @@ def capture(  # noqa: PLR0917
     to_host: tuple[str, ...],
     metrics_file: Path | None,
     wait: float,
+    only: tuple[str, ...],
     target_root: Path | None,
     target_home: str | None,
     state_dir: Path | None,
@@ -1092,6 +1108,7 @@ def capture(  # noqa: PLR0917
         message=message,
         keep_host=keep_host,
         to_host=to_host,
+        only=only,
     )
     code = run(
         request,
@@ -1099,6 +1116,57 @@ def capture(  # noqa: PLR0917
         explicit_root=target_root is not None,
         as_json=as_json,
         metrics_file=metrics_file,
+        wait=wait,
+    )
+    return for_process(code, detailed=detailed_exitcode)
+
+
+@cli.command("add", short_help="Add host files to the allowlist and capture them.")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="PATH..."
+)
+@capture_options("Commit message (default: tether add: PATHS).")
+@wait_option
+@host_options
+@json_option
+@detailed_exitcode_option
+def add(  # noqa: PLR0917
+    paths: tuple[Path, ...],
+    repo: str | None,
+    source: Path | None,
+    branch: str | None,
+    dry_run: bool,
+    no_push: bool,
+    message: str | None,
+    wait: float,
+    target_root: Path | None,
+    target_home: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+    as_json: bool,
+    detailed_exitcode: bool,
+) -> int:
+    """Append lines for the host files PATH... (absolute, or relative to the current folder;
+    below the target home) to the allowlist and capture those files, redacted, in one commit.
+    Links, folders, data and files outside the home are refused; a line already there is not
+    repeated."""
+    from tether.commands.capture import CaptureRequest
+    from tether.commands.capture import capture as run
+
+    request = CaptureRequest(
+        repo=repo,
+        source=source,
+        branch=branch,
+        dry_run=dry_run,
+        no_push=no_push,
+        message=message,
+        add=tuple(str(p) for p in paths),
+    )
+    code = run(
+        request,
+        host(target_root, target_home, state_dir, secrets_file),
+        explicit_root=target_root is not None,
+        as_json=as_json,
         wait=wait,
     )
     return for_process(code, detailed=detailed_exitcode)

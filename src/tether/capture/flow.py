@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tether.config.configrepo import ConfigRepo, open_config_repo
-from tether.config.inventory import matches
+from tether.config.inventory import GLOB_CHARS, check_relative_path, chosen_by, matches
 from tether.config.manifest import MANIFEST_NAME, load_manifest
 from tether.errors import GitError, SourceError, UsageError
 from tether.git import mirror as gitmirror
 from tether.git import objects as gitobjects
 from tether.git import remote as gitremote
 from tether.git.tree import RemoteTree
+from tether.hostfs.discover import home_relative
 from tether.hostfs.host import Confinement, Probe, read_regular
 from tether.reconcile.desired import destination, names_host
 from tether.reconcile.engine import resolve_paths
@@ -131,6 +132,8 @@ class Settings:
     prune: bool = False
     keep_host: tuple[str, ...] = ()
     to_host: tuple[str, ...] = ()  # paths moved from the shared layer into the host's overlay
+    only: tuple[str, ...] = ()  # --only PATH/GLOB: capture these inventory paths alone
+    add: tuple[str, ...] = ()  # `tether add`: host files to allowlist and capture (alone)
     host: str | None = None  # --host: the profile of `hosts:` (else $TETHER_HOST, hostname)
     hostname: str = field(default_factory=socket.gethostname)
 
@@ -153,6 +156,7 @@ class Plan(NamedTuple):
     rotated: tuple[str, ...]
     findings: tuple[Finding, ...]
     diffs: dict[str, str]
+    allowlisted: tuple[str, ...] = ()  # lines `tether add` appends to the allowlist
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,15 +199,21 @@ def manifest_remote(source: Path) -> tuple[str | None, str | None]:
 # Which host files
 
 
-def targets(settings: Settings, repo: ConfigRepo, root: str, home: str) -> list[Target]:
+def targets(
+    settings: Settings, repo: ConfigRepo, root: str, home: str, added: Sequence[str] = ()
+) -> list[Target]:
     """The allowlist expanded on the host (a new matching file counts) and in the tip (a
-    file gone from the host counts), minus `capture: false` and other hosts' files."""
+    file gone from the host counts), minus `capture: false` and other hosts' files; only the
+    `added` paths (`tether add`) or those `--only` names when given."""
     manifest = repo.manifest
-    paths = set(repo.tracked_paths)
+    paths = set(repo.tracked_paths) | set(added)
     if repo.has_globs:
         home_dir = Path(destination(root, "/", home.lstrip("/"), None))
         on_host = {p for inv in repo.inventories for p in inv.expand_folder(home_dir)}
         paths.update(repo.select(on_host))
+    chosen = added or settings.only
+    if chosen:
+        paths = {p for p in paths if chosen_by(chosen, p)}
     found = []
     limit = manifest.capture.max_file_size
     for path in sorted(paths):
@@ -216,6 +226,39 @@ def targets(settings: Settings, repo: ConfigRepo, root: str, home: str) -> list[
         found.append(Target(path, dest, override.max_size or limit, override.allow_binary))
     _check_to_host(settings, repo, {t.path for t in found})
     return found
+
+
+def added_paths(settings: Settings, root: str, home: str) -> list[str]:
+    """The inventory paths of the host files `tether add` names; a usage error for one that is
+    outside the home, a link, a folder, data, or not a file."""
+    home_dir = destination(root, "/", home.lstrip("/"), None)
+    found = []
+    for given in settings.add:
+        rel, why = home_relative(given, home_dir)
+        if rel is not None:
+            why = check_relative_path(rel)
+            if why is None and any(c in GLOB_CHARS for c in rel):
+                why = "'*' or '?' in the name would make the allowlist line a glob"
+        if rel is None or why is not None:
+            raise UsageError(
+                f"tether add {given}: {why}",
+                hint="give config files below target.home (--target-home sets it); "
+                "nothing was changed",
+            )
+        found.append(rel)
+    return sorted(set(found))
+
+
+def allowlist_lines(repo: ConfigRepo, tip: Tip, added: Sequence[str]) -> tuple[list[str], bytes]:
+    """The lines of `added` the allowlist does not name yet, and the allowlist with them
+    appended (one line each, never a duplicate)."""
+    named = set(repo.select(added))
+    new = [p for p in added if p not in named]
+    blob = tip.blob(repo.manifest.inventory)
+    text = gitobjects.read_blob(tip.mirror, blob) if blob is not None else b""
+    if text and not text.endswith(b"\n"):
+        text += b"\n"
+    return new, text + "".join(f"{p}\n" for p in new).encode(TEXT)
 
 
 def _check_to_host(settings: Settings, repo: ConfigRepo, tracked: set[str]) -> None:
@@ -556,14 +599,22 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
             settings.target_root if settings.explicit_root else None,
             settings.target_home,
         )
-        found = targets(settings, repo, root, home)
+        added = added_paths(settings, root, home)
+        found = targets(settings, repo, root, home, added)
         obs = observe(settings, repo, tip, found, root)
         binary = {t.path for t in found if t.allow_binary and t.path in obs.reads}
         binary = {p for p in binary if looks_binary(obs.reads[p].host)}
         store = load_store(store_path(settings.secrets_file, repo.manifest.secrets_file))
         values = redact_reads(obs, repo, tip, store.file_values, binary, settings.ledger)
-        added, rotated = store_changes(store, values)
+        added_names, rotated = store_changes(store, values)
         changes = classify(settings, repo, tip, obs, store, values)
+        allowlisted: list[str] = []
+        kept = (*COMMITTED, Action.UNCHANGED)  # a refused or missing file is not allowlisted
+        captured = [p for p in added if p in obs.results and obs.results[p].action in kept]
+        if captured:
+            allowlisted, inventory = allowlist_lines(repo, tip, captured)
+            if allowlisted:
+                changes[repo.manifest.inventory] = inventory
         known = {**store.known(), **values}
         findings = scan_changes(tip, changes, known.values()) if changes else []
         diffs = {}
@@ -572,7 +623,17 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
     finally:
         tree.close()
     return Plan(
-        tip, repo, store, obs, changes, values, tuple(added), tuple(rotated), tuple(findings), diffs
+        tip,
+        repo,
+        store,
+        obs,
+        changes,
+        values,
+        tuple(added_names),
+        tuple(rotated),
+        tuple(findings),
+        diffs,
+        tuple(allowlisted),
     )
 
 

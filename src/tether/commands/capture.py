@@ -66,6 +66,8 @@ class CaptureRequest:
     message: str | None = None
     keep_host: tuple[str, ...] = ()
     to_host: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()  # --only PATH/GLOB
+    add: tuple[str, ...] = ()  # `tether add PATH...`: host files to allowlist and capture
     attempts: int = ATTEMPTS
 
 
@@ -124,6 +126,8 @@ def capture(
         prune=request.prune,
         keep_host=request.keep_host,
         to_host=request.to_host,
+        only=request.only,
+        add=request.add,
         host=host.host_name,
     )
     command = "capture --dry-run" if request.dry_run else "capture"
@@ -243,6 +247,8 @@ def _commit_and_push(
     moment = dt.datetime.now(dt.UTC)
     final = _final_code(plan)
     template = request.message or plan.repo.manifest.capture.message
+    if plan.allowlisted and not request.message:
+        template = f"tether add: {', '.join(plan.allowlisted)}"
     commit = None
     if plan.changes:
         commit = gitpublish.build_commit(
@@ -339,6 +345,9 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
             diff = plan.diffs.get(plan.repo.source_path(path))
             if diff:
                 click.echo("\n".join("    " + printable(x) for x in diff.rstrip("\n").split("\n")))
+    if plan.allowlisted:
+        verb = "would be " if request.dry_run else ""
+        click.echo(printable(f"allowlist {verb}extended: {', '.join(plan.allowlisted)}"))
     if plan.added or plan.rotated:
         verb = "would be " if request.dry_run else ""
         parts = []

@@ -184,6 +184,11 @@ NAME_MAX = 255  # bytes in one name
 MAX_RELATIVE_PATH = 3072  # what is left for the target root and home
 
 
+def chosen_by(patterns: Iterable[str], path: str) -> bool:
+    """`--only`: does one of `patterns` name `path` (a glob, the path, or a folder above it)?"""
+    return any(matches(p, path) or path.startswith(p.rstrip("/") + "/") for p in patterns)
+
+
 def check_relative_path(path: str) -> str | None:
     """Why `path` is unsafe as a path below the home, or None when it is safe."""
     if len(path.encode("utf-8", "surrogateescape")) > MAX_RELATIVE_PATH:

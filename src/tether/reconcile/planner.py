@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import NamedTuple
 
-from tether.config.inventory import matches
+from tether.config.inventory import chosen_by
 
 NEW_FILE_MODE = 0o644
 SECRET_FILE_MODE = 0o600
@@ -104,11 +104,7 @@ class Plan:
         """The items `--only` names: by glob, by path, or by a folder above the path."""
         if not patterns:
             return self
-
-        def chosen(path: str) -> bool:
-            return any(matches(p, path) or path.startswith(p.rstrip("/") + "/") for p in patterns)
-
-        return replace(self, items=tuple(i for i in self.items if chosen(i.path)))
+        return replace(self, items=tuple(i for i in self.items if chosen_by(patterns, i.path)))
 
     def count(self) -> dict[str, int]:
         counts = {a.value: 0 for a in ORDER}

@@ -1,0 +1,120 @@
+"""`tether add PATH...` and `tether capture --only`: real bare remotes, the one capture path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_capture import SECRET, World
+from tether.cli import main
+from tether.exitcodes import ExitCode
+from tether.hostfs.discover import skip_reason
+
+INVENTORY = "inventory/include-paths.txt"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = World(tmp_path, "# services\napp/config.yml\n")
+    w.write("app/config.yml", "server:\n  port: 8080\n")
+    w.write("app/.env", f"DB_PASSWORD={SECRET}\nPORT=80\n")
+    w.write("web/compose.yml", "services:\n  web:\n    image: nginx\n")
+    w.write("web/data/app.db", "x")
+    w.write("web/site.log", "x")
+    return w
+
+
+def _add(world: World, *paths: str | Path) -> int:
+    return main(["add", *map(str, paths), "--repo", str(world.remote), *world.host_args()])
+
+
+def test_add_allowlists_and_captures_redacted_in_one_commit(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert world.capture() == ExitCode.OK
+    before = world.head()
+    assert _add(world, world.home / "app/.env", world.home / "web/compose.yml") == ExitCode.OK
+    out = capsys.readouterr()
+    assert "allowlist extended: app/.env, web/compose.yml" in out.out
+    assert SECRET not in out.out + out.err
+    files = world.files_at(world.head())
+    assert world.head() != before
+    assert files[INVENTORY] == b"# services\napp/config.yml\napp/.env\nweb/compose.yml\n"
+    assert (
+        b"__REDACTED_" in files["configs/app/.env"]
+        and SECRET.encode() not in files["configs/app/.env"]
+    )
+    assert files["configs/web/compose.yml"].startswith(b"services:")
+    assert SECRET in world.store.read_text()
+    # a file already listed is captured, never listed twice; nothing new: no commit
+    head = world.head()
+    assert _add(world, world.home / "app/.env") == ExitCode.OK
+    assert world.head() == head
+    # the next reconcile has nothing to do: the ledger recorded what add captured
+    capsys.readouterr()
+    assert world.reconcile("--detailed-exitcode") == ExitCode.OK
+
+
+def test_add_takes_paths_relative_to_the_current_folder(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(world.home / "web")
+    assert _add(world, "compose.yml", "../app/.env") == ExitCode.OK
+    files = world.files_at(world.head())
+    assert b"web/compose.yml\n" in files[INVENTORY] and b"app/.env\n" in files[INVENTORY]
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("web/data/app.db", "inside a data folder (data/)"),
+        ("web/site.log", "a database, media, archive, log or run-time file"),
+        ("web", "a folder; name its files, or write 'web/**'"),
+        ("nope.yml", "no such file on the host"),
+        ("link.yml", "is a symlink; tether never follows links"),
+        ("/etc/hostname", "outside the home"),
+    ],
+)
+def test_add_refuses_with_one_line_and_changes_nothing(
+    world: World, capsys: pytest.CaptureFixture[str], path: str, why: str
+) -> None:
+    (world.home / "link.yml").symlink_to(world.home / "app/config.yml")
+    before = world.head()
+    target = path if path.startswith("/") else str(world.home / path)
+    assert _add(world, world.home / "app/.env", target) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert why in err and "nothing was changed" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert world.head() == before
+    assert not world.store.exists()
+
+
+def test_add_dry_run_writes_nothing(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    before = world.head()
+    assert _add(world, world.home / "app/.env", "--dry-run") == ExitCode.OK
+    assert "allowlist would be extended: app/.env" in capsys.readouterr().out
+    assert world.head() == before
+    assert not world.store.exists()
+
+
+def test_capture_only_captures_the_named_paths(world: World) -> None:
+    w = World(world.tmp / "two", "app/config.yml\napp/.env\nweb/*.yml\n")
+    w.write("app/config.yml", "a: 1\n")
+    w.write("app/.env", "PORT=1\n")
+    w.write("web/compose.yml", "services: {}\n")
+    assert w.capture("--only", "web/*.yml") == ExitCode.OK
+    files = w.files_at(w.head())
+    assert "configs/web/compose.yml" in files
+    assert "configs/app/config.yml" not in files and "configs/app/.env" not in files
+    assert w.capture("--only", "app") == ExitCode.OK  # a folder above the paths
+    files = w.files_at(w.head())
+    assert "configs/app/config.yml" in files and "configs/app/.env" in files
+
+
+def test_data_is_judged_by_folder_and_name() -> None:
+    assert skip_reason("plex/Library/Plex Media Server/Cache/x.xml") is not None
+    assert skip_reason("plex/Library/Plex Media Server/Preferences.xml") is None
+    assert skip_reason("sonarr/config/sonarr.db") is not None
+    assert skip_reason("traefik/dynamic/tls.yaml") is None
+    assert skip_reason("app/.env") is None
