@@ -8,9 +8,12 @@
 #                            with DRY_RUN=true the plan only lists them. BRING_UP=false (default)
 #                            writes files only (--no-handlers): their services stay pending
 #   TARGET_HOME=/home/NAME   the home inventory paths are relative to (default: tether.yaml's)
+#   REPO_URL=URL             restore from this git remote (--repo) instead of the mounted folder;
+#   REPO_REF=REF             at this tag, branch or commit (--ref; default: the remote's branch)
 #
-# The config repo is mounted read-only at $REPO_DIR (/repo), the host's / at $HOST_ROOT (/host),
-# the secret store at $SECRETS_FILE (/run/secrets/tether.env). Extra arguments go to tether.
+# The config repo is mounted read-only at $REPO_DIR (/repo), or fetched from $REPO_URL; the host's
+# / at $HOST_ROOT (/host), the secret store at $SECRETS_FILE (/run/secrets/tether.env). Extra
+# arguments go to tether (`--repo URL --ref TAG` among them works like REPO_URL and REPO_REF).
 set -eu
 
 fail() {
@@ -39,8 +42,22 @@ HOST_ROOT="${HOST_ROOT:-/host}"
 STATE_DIR="${STATE_DIR:-$HOST_ROOT/var/lib/tether}"
 SECRETS_FILE="${SECRETS_FILE:-/run/secrets/tether.env}"
 TARGET_HOME="${TARGET_HOME:-}"
+REPO_URL="${REPO_URL:-}"
+REPO_REF="${REPO_REF:-}"
 
-[ -d "$REPO_DIR" ] || fail "$REPO_DIR: no config repo mounted (add -v /path/to/repo:$REPO_DIR:ro)"
+remote_in_args=false # the caller's own --repo: no folder needed, theirs names the repo
+for arg in "$@"; do
+    case "$arg" in --repo | --repo=*) remote_in_args=true ;; esac
+done
+if [ -n "$REPO_URL" ] && [ "$remote_in_args" = true ]; then
+    fail "REPO_URL and a --repo argument name two config repos (give only one)"
+fi
+if [ -n "$REPO_REF" ] && [ -z "$REPO_URL" ]; then
+    fail "REPO_REF needs REPO_URL (a mounted folder has no refs; add -e REPO_URL=URL)"
+fi
+if [ -z "$REPO_URL" ] && [ "$remote_in_args" = false ]; then
+    [ -d "$REPO_DIR" ] || fail "$REPO_DIR: no config repo mounted (add -v /path/to/repo:$REPO_DIR:ro, or -e REPO_URL=URL)"
+fi
 [ -d "$HOST_ROOT" ] || fail "$HOST_ROOT: the host's root is not mounted (add -v /:$HOST_ROOT)"
 case "$TARGET_HOME" in
     "" | /*) ;;
@@ -51,7 +68,14 @@ if [ "$DRY_RUN" = true ]; then mode=--plan; else mode=--apply; fi
 
 # Build tether's argv in front of the caller's extra arguments, each path one word.
 count=$#
-set -- "$@" reconcile "$mode" --source "$REPO_DIR" --target-root "$HOST_ROOT" --state-dir "$STATE_DIR"
+set -- "$@" reconcile "$mode"
+if [ -n "$REPO_URL" ]; then
+    set -- "$@" --repo "$REPO_URL"
+    [ -z "$REPO_REF" ] || set -- "$@" --ref "$REPO_REF"
+elif [ "$remote_in_args" = false ]; then
+    set -- "$@" --source "$REPO_DIR"
+fi
+set -- "$@" --target-root "$HOST_ROOT" --state-dir "$STATE_DIR"
 [ -z "$TARGET_HOME" ] || set -- "$@" --target-home "$TARGET_HOME"
 [ "$OVERWRITE" = false ] || set -- "$@" --overwrite
 if [ "$BRING_UP" = true ]; then set -- "$@" --bring-up; else set -- "$@" --no-handlers; fi
@@ -67,6 +91,9 @@ while [ "$count" -gt 0 ]; do # rotate the caller's arguments to the end
     count=$((count - 1))
 done
 
-echo "tether-restore: home ${TARGET_HOME:-(from tether.yaml)} under $HOST_ROOT;" \
+if [ -n "$REPO_URL" ]; then
+    from="$(printf '%s' "$REPO_URL" | sed 's#://[^/@]*@#://***@#')${REPO_REF:+ at $REPO_REF}"
+elif [ "$remote_in_args" = true ]; then from="the --repo argument"; else from="$REPO_DIR"; fi
+echo "tether-restore: from $from; home ${TARGET_HOME:-(from tether.yaml)} under $HOST_ROOT;" \
     "dry run: $DRY_RUN; overwrite: $OVERWRITE; bring-up: $BRING_UP" >&2
 exec tether "$@"

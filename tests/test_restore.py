@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from testing.gitrepos import commit, config_files, init_bare, tag
 from testing.repos import make_config_repo
 from testing.state import ledger_file
 from tether.exitcodes import ExitCode
@@ -169,6 +170,45 @@ def test_extra_arguments_go_last(box: dict[str, Path]) -> None:
     assert argv[-3:] == ["--json", "--only", "a b"]
 
 
+def test_repo_url_and_ref_replace_the_mounted_folder(box: dict[str, Path]) -> None:
+    box["repo"].rmdir()  # nothing mounted at /repo
+    url = "https://me:hunter2-token@git.example.com/me/homelab.git"
+    code, argv, err = entry(box, "--json", REPO_URL=url, REPO_REF="snapshot/2026-11-22")
+    assert code == ExitCode.OK, err
+    assert argv is not None and "--source" not in argv
+    assert argv[:6] == ["reconcile", "--plan", "--repo", url, "--ref", "snapshot/2026-11-22"]
+    assert argv[-1] == "--json"
+    assert "from https://***@git.example.com/me/homelab.git at snapshot/2026-11-22;" in err
+    assert "hunter2" not in err
+    code, argv, _ = entry(box, REPO_URL="git://h/r.git")  # no ref: the remote's branch
+    assert argv is not None and "--ref" not in argv and argv[2:4] == ["--repo", "git://h/r.git"]
+
+
+def test_a_repo_argument_needs_no_mounted_folder(box: dict[str, Path]) -> None:
+    box["repo"].rmdir()
+    code, argv, err = entry(box, "--repo", "git://h/r.git", "--ref", "v1")
+    assert code == ExitCode.OK, err
+    assert argv is not None and "--source" not in argv
+    assert argv[-4:] == ["--repo", "git://h/r.git", "--ref", "v1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        ((), {"REPO_REF": "v1"}, "REPO_REF needs REPO_URL"),
+        (("--repo", "git://h/r.git"), {"REPO_URL": "git://h/r.git"}, "name two config repos"),
+        ((), {}, "or -e REPO_URL=URL"),
+    ],
+)
+def test_remote_settings_that_do_not_fit_stop_before_tether(
+    box: dict[str, Path], args: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
+    box["repo"].rmdir()
+    code, argv, err = entry(box, *args, **env)
+    assert code == ExitCode.USAGE and argv is None
+    assert message in err and err.count("\n") == 1
+
+
 def test_tether_exit_code_is_the_container_exit_code(box: dict[str, Path]) -> None:
     code, _, _ = entry(box, FAKE_EXIT="3")
     assert code == ExitCode.ATTENTION
@@ -202,10 +242,10 @@ def resolve(node: Any, env: dict[str, str]) -> Any:
     return interpolate(node, env) if isinstance(node, str) else node
 
 
-def service(env: dict[str, str]) -> dict[str, Any]:
+def service(env: dict[str, str], name: str = "restore") -> dict[str, Any]:
     data = resolve(yaml.safe_load(COMPOSE.read_text()), env)
-    assert list(data["services"]) == ["restore"]
-    result: dict[str, Any] = data["services"]["restore"]
+    assert list(data["services"]) == ["restore", "restore-remote"]
+    result: dict[str, Any] = data["services"][name]
     return result
 
 
@@ -242,6 +282,21 @@ def test_compose_env_overrides() -> None:
     svc = service({"SECRETS_FILE": "/s", "DRY_RUN": "false", "TARGET_HOME": "/home/anas"})
     assert svc["environment"]["DRY_RUN"] == "false"
     assert svc["environment"]["TARGET_HOME"] == "/home/anas"
+
+
+def test_compose_restore_remote_fetches_instead_of_mounting_the_repo() -> None:
+    env = {"SECRETS_FILE": "/s", "REPO_URL": "https://git.example.com/me/h.git"}
+    svc = service({**env, "REPO_REF": "snapshot/2026-11-22"}, "restore-remote")
+    local = service(env)
+    for key in ("image", "entrypoint", "command", "user", "read_only", "tmpfs", "build"):
+        assert svc[key] == local[key], key  # one image, one entrypoint
+    assert "network_mode" not in svc  # it needs the network; the local restore has none
+    assert svc["environment"]["REPO_URL"] == "https://git.example.com/me/h.git"
+    assert svc["environment"]["REPO_REF"] == "snapshot/2026-11-22"
+    assert "REPO_DIR" not in svc["environment"]
+    assert sorted(v["target"] for v in svc["volumes"]) == ["/host", "/run/secrets/tether.env"]
+    assert "REPO_URL" not in local["environment"]
+    assert service({"SECRETS_FILE": "/s"}, "restore-remote")["environment"]["REPO_REF"] == ""
 
 
 def test_compose_requires_the_secret_store() -> None:
@@ -343,3 +398,24 @@ def test_real_tether_as_root_reads_a_store_owned_by_the_user(real_box: dict[str,
     assert done.returncode == 0, done.stderr
     restored = real_box["host"] / "home/demo/app/config.yaml"
     assert restored.read_text() == f"token: {RESTORED_SECRET}\n"
+
+
+def test_real_tether_restores_a_tag_of_a_remote_over_git_daemon(
+    real_box: dict[str, Path], git_daemon: str
+) -> None:
+    """The container's `--repo URL --ref TAG` restore, run here without Docker: the entrypoint
+    and the real tether fetch a snapshot tag over git:// (as the restore-remote service does)."""
+    served = real_box["tmp"] / "srv" / "config.git"
+    init_bare(served)
+    v1 = commit(served, config_files(**{"app.conf": b"token=__REDACTED_APP_TOKEN__ v1\n"}))
+    tag(served, "snapshot/2026-11-22", v1)
+    commit(served, {"configs/app.conf": b"token=__REDACTED_APP_TOKEN__ v2\n"})
+    env = {"REPO_DIR": str(real_box["tmp"] / "not-mounted"), "REPO_URL": f"{git_daemon}/config.git"}
+    done = real_entry(real_box, DRY_RUN="false", REPO_REF="snapshot/2026-11-22", **env)
+    assert done.returncode == ExitCode.OK, done.stderr
+    restored = real_box["host"] / "home/u/app.conf"
+    assert restored.read_text() == f"token={RESTORED_SECRET} v1\n"  # the tag, not main
+    assert RESTORED_SECRET not in done.stdout + done.stderr
+    latest = real_entry(real_box, DRY_RUN="true", **env)  # no REPO_REF: the remote's branch
+    assert latest.returncode == ExitCode.OK, latest.stderr
+    assert "1 to update" in latest.stdout and restored.read_text().endswith(" v1\n")
