@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,33 @@ def test_a_temp_file_a_killed_save_left_is_removed_by_the_next_save(tmp_path: Pa
     assert not left.exists()
     assert all(other.exists() for other in others)
     assert load_ledger(state) == {}
+
+
+def test_a_large_ledger_is_read_a_chunk_at_a_time_and_equals_the_whole_parse(
+    tmp_path: Path,
+) -> None:
+    entries = {f"/d/{i:05d}": entry(path=f"p{i}", hash=f"h{i}") for i in range(5001)}
+    save_ledger(tmp_path, entries, "k1")
+    text = (tmp_path / "ledger.json").read_text()
+    assert text.count("\n") == len(entries) + 2  # one entry a line, still one JSON document
+    loaded = load_ledger(tmp_path)
+    assert loaded == entries and loaded.key_id == "k1"
+    (tmp_path / "ledger.json").write_text(json.dumps(json.loads(text)))  # an older tether's
+    assert load_ledger(tmp_path) == entries
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        lambda t: t[: t.index("\n", len(t) // 2) + 1],  # truncated at a line
+        lambda t: t[: len(t) // 2],  # truncated mid-line
+        lambda t: t.replace("],\n", "]\n", 1),  # a missing comma
+        lambda t: t + "{}\n",  # text after the end
+    ],
+)
+def test_a_damaged_line_ledger_is_corrupt(tmp_path: Path, cut: Callable[[str], str]) -> None:
+    save_ledger(tmp_path, {f"/d/{i}": entry() for i in range(3000)}, "k1")
+    text = (tmp_path / "ledger.json").read_text()
+    (tmp_path / "ledger.json").write_text(cut(text))
+    with pytest.raises(StateError, match="the ledger is corrupt"):
+        load_ledger(tmp_path)

@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from tether.errors import StateError
 from tether.hostfs.host import Probe
@@ -21,6 +21,7 @@ from tether.textsafe import keyed_name
 LEDGER_NAME = "ledger.json"
 REPOS_DIR = "repos"  # state_dir/repos/<slug>-<hash of the repo's identity>/ledger.json
 LEDGER_VERSION = 1
+LOAD_CHUNK = 2000  # ledger lines parsed at a time
 # File timestamps tick coarsely (a kernel jiffy); a file changed within the same tick as our
 # write keeps its size, mtime and ctime. Signatures this close to the save are not trusted.
 RACY_NS = 100_000_000
@@ -80,14 +81,20 @@ class LedgerEntry(NamedTuple):
         return list(self)
 
     @classmethod
-    def from_json(cls, row: list[Any]) -> LedgerEntry:
+    def from_json(cls, row: list[Any], shared: dict[Any, Any] | None = None) -> LedgerEntry:
+        """An entry from its JSON row; `shared` (one dict per load) keeps one copy of the values
+        many entries repeat (time, revision, secret digest, secret names)."""
         (path, digest, mode, uid, gid, rev, when, blob, names, sdigest, sig, ssig) = row
         if not (isinstance(path, str) and isinstance(digest, str) and isinstance(mode, int)):
             raise ValueError("bad entry")
         if not (isinstance(uid, int) and isinstance(gid, int)) or (sig and len(sig) != 4):
             raise ValueError("bad entry")
+        names = tuple(names)
+        if shared is not None:
+            rev, when = shared.setdefault(rev, rev), shared.setdefault(when, when)
+            names, sdigest = shared.setdefault(names, names), shared.setdefault(sdigest, sdigest)
         return cls(
-            path, digest, mode, uid, gid, rev, when, blob, tuple(names), sdigest,
+            path, digest, mode, uid, gid, rev, when, blob, names, sdigest,
             tuple(sig) if sig else None,
             tuple(ssig) if ssig else None,
         )  # fmt: skip
@@ -114,23 +121,61 @@ def load_ledger(state_dir: Path) -> Ledger:
     """Destination -> entry; no ledger yet is empty; an unusable one is a clear error."""
     path = ledger_path(state_dir)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            return _read_ledger(handle)
     except FileNotFoundError:
         return Ledger()
     except OSError as exc:
         raise StateError(
             f"{path}: cannot read the ledger ({exc.strerror})", hint=REBUILD_HINT
         ) from None
-    try:
-        doc = json.loads(raw)
-        if not isinstance(doc, dict) or doc.get("version") != LEDGER_VERSION:
-            raise ValueError(f"not a version {LEDGER_VERSION} ledger")
-        key_id = doc.get("key")
-        entries = {dest: LedgerEntry.from_json(row) for dest, row in doc["entries"].items()}
-        return Ledger(entries, key_id if isinstance(key_id, str) else None)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         why = "not JSON" if isinstance(exc, json.JSONDecodeError) else "unexpected content"
         raise StateError(f"{path}: the ledger is corrupt ({why})", hint=REBUILD_HINT) from None
+
+
+def _read_ledger(handle: BinaryIO) -> Ledger:
+    """The ledger as save_ledger writes it (one entry a line) is read a chunk of lines at a
+    time, so the file's text and its parsed rows are never held whole beside the entries; any
+    other layout of the same JSON (older tethers wrote it on one line) is parsed whole."""
+    head = handle.readline()
+    if not (head.startswith(b'{"version":') and head.endswith(b'"entries":{\n')):
+        return _ledger_of(json.loads(head + handle.read()))
+    doc = json.loads(head + b"}}")
+    ledger = _ledger_of({**doc, "entries": {}})
+    shared: dict[Any, Any] = {}
+    chunk: list[bytes] = []
+    for line in handle:
+        if line in {b"}}\n", b"}}"}:  # the end: nothing may follow it
+            if handle.read(1):
+                raise ValueError("text after the end")
+            _add_rows(ledger, chunk, shared)
+            return ledger
+        if chunk and not chunk[-1].endswith(b",\n"):
+            raise ValueError("entries not separated")
+        chunk.append(line)
+        if len(chunk) >= LOAD_CHUNK and line.endswith(b",\n"):
+            _add_rows(ledger, chunk, shared)
+            chunk = []
+    raise ValueError("the ledger ends early")
+
+
+def _add_rows(ledger: Ledger, lines: list[bytes], shared: dict[Any, Any]) -> None:
+    if not lines:
+        return
+    last = lines[-1].rstrip(b"\n")
+    rows = json.loads(b"{" + b"".join(lines[:-1]) + last.removesuffix(b",") + b"}")
+    for dest, row in rows.items():
+        ledger[dest] = LedgerEntry.from_json(row, shared)
+
+
+def _ledger_of(doc: object) -> Ledger:
+    if not isinstance(doc, dict) or doc.get("version") != LEDGER_VERSION:
+        raise ValueError(f"not a version {LEDGER_VERSION} ledger")
+    key_id = doc.get("key")
+    shared: dict[Any, Any] = {}
+    entries = {dest: LedgerEntry.from_json(row, shared) for dest, row in doc["entries"].items()}
+    return Ledger(entries, key_id if isinstance(key_id, str) else None)
 
 
 def load_repo_ledger(
@@ -166,16 +211,19 @@ def save_ledger(state_dir: Path, entries: Mapping[str, LedgerEntry], key_id: str
     """Write the ledger atomically (temp, fsync, rename, fsync the folder), with the id of the
     hash key its hashes were made with (a replaced key is then noticed, see reconcile)."""
     now = time.time_ns()
-    rows = {}
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    lines = [encode({"version": LEDGER_VERSION, "key": key_id, "entries": {}})[:-2]]
     for dest in sorted(entries):
         entry = entries[dest]
         safe_sig, safe_source = trusted_sig(entry.sig, now), trusted_sig(entry.source_sig, now)
         if (safe_sig, safe_source) != (entry.sig, entry.source_sig):
             entry = _replace_sigs(entry, safe_sig, safe_source)
-        rows[dest] = entry.to_json()
-    doc = {"version": LEDGER_VERSION, "key": key_id, "entries": rows}
-    data = json.dumps(doc, separators=(",", ":"))
-    write_state_file(ledger_path(state_dir), data.encode("utf-8"), 0o600)
+        lines.append(f"{encode(dest)}:{encode(entry.to_json())},")
+    if len(lines) > 1:
+        lines[-1] = lines[-1][:-1]
+    lines.append("}}\n")
+    # One entry a line (still one JSON document): load_ledger reads it a chunk at a time.
+    write_state_file(ledger_path(state_dir), "\n".join(lines).encode("utf-8"), 0o600)
 
 
 def _replace_sigs(entry: LedgerEntry, sig: Sig | None, source: Sig | None) -> LedgerEntry:
