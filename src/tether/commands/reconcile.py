@@ -195,7 +195,13 @@ def reconcile(
             host.state_dir, command, writes=apply, wait=wait, metrics_file=metrics_file
         ) as rec,
     ):
-        run = prepare(source, host, explicit_root=explicit_root, require_fresh=require_fresh)
+        run = prepare(
+            source,
+            host,
+            explicit_root=explicit_root,
+            require_fresh=require_fresh,
+            keep_content=apply or diff,
+        )
         reporter.host = run.repo.host or reporter.host
         reporter.enabled = reporter.enabled and run.repo.tree.stale is None  # remote unreachable
         target = RealHost(run.confinement) if apply else DryRunHost(run.confinement)

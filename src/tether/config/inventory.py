@@ -21,7 +21,7 @@ GLOB_CHARS = frozenset("*?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     pattern: str
     line: int

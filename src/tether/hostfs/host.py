@@ -144,9 +144,12 @@ class Confinement:
         parent, _, name = dest.rpartition("/")
         folder = self._dirs.get(parent) or self.folder(parent or "/")
         real = folder.path
+        if real == parent:  # no link among the parents: the destination itself (no copy)
+            return dest, folder.reason
         return (f"{real}/{name}" if real != "/" else f"/{name}"), folder.reason
 
-    def probe(self, dest: str) -> Probe:
+    def probe(self, dest: str, known: Sig | None = None) -> Probe:
+        """`known`: the signature recorded for it, kept as the probe's when equal (one copy)."""
         real, reason = self.real_dest(dest)
         if reason:
             return Probe("blocked", reason)
@@ -158,13 +161,16 @@ class Confinement:
             return Probe("blocked", f"{dest}: a parent is not a folder")
         except OSError as exc:
             return Probe("blocked", f"{dest}: cannot inspect ({exc.strerror})")
-        return probe_stat(dest, real, st)
+        return probe_stat(dest, real, st, known)
 
 
-def probe_stat(dest: str, real: str, st: os.stat_result) -> Probe:
+def probe_stat(dest: str, real: str, st: os.stat_result, known: Sig | None = None) -> Probe:
     mode = st.st_mode
     if stat.S_ISREG(mode):
-        return Probe("file", None, real, stat_sig(st), stat.S_IMODE(mode), st.st_uid, st.st_gid)
+        sig = stat_sig(st)
+        if sig == known:
+            sig = known
+        return Probe("file", None, real, sig, stat.S_IMODE(mode), st.st_uid, st.st_gid)
     if stat.S_ISLNK(mode):
         return Probe("blocked", f"{dest} is a symlink (tether never writes through one)")
     if stat.S_ISDIR(mode):

@@ -226,7 +226,7 @@ def build_desired(  # noqa: PLR0915
                         gid=gid,
                         secrets=known.secrets,
                         secret_digest=known.secret_digest,
-                        source_sig=sig,
+                        source_sig=known.source_sig if sig == known.source_sig else sig,
                     )
                 )
                 continue

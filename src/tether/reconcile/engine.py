@@ -20,8 +20,8 @@ from tether.errors import warn
 from tether.git.clone import clone_state
 from tether.git.remote import repo_identity
 from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, read_regular, require_root
-from tether.reconcile.desired import DesiredState, build_desired, open_tree
-from tether.reconcile.planner import Actual, Desired, Plan, Recorded, plan
+from tether.reconcile.desired import CACHE_BUDGET, DesiredState, build_desired, open_tree
+from tether.reconcile.planner import Actual, Plan, plan
 from tether.secrets.store import SecretStore, load_store, store_path
 from tether.state.keyring import Keyring, load_key
 from tether.state.ledger import LedgerEntry, load_repo_ledger, repo_ledger_dir
@@ -45,20 +45,9 @@ class Run:
     ledger_dir: Path  # this config repo's ledger (state_dir/repos/...)
 
     def make_plan(self, *, overwrite: bool, prune: bool) -> Plan:
-        wanted = {
-            f.dest: Desired(
-                path=f.path,
-                hash=f.hash,
-                blocked=f.blocked,
-                mode=f.mode,
-                uid=f.uid,
-                gid=f.gid,
-                has_secret=f.has_secret,
-            )
-            for f in self.desired.files
-        }
-        last = {dest: Recorded(path=e.path, hash=e.hash) for dest, e in self.ledger.items()}
-        return plan(wanted, last, self.actual, overwrite=overwrite, prune=prune)
+        # DesiredFile and LedgerEntry carry what the plan reads: no copy per file
+        wanted = {f.dest: f for f in self.desired.files}
+        return plan(wanted, self.ledger, self.actual, overwrite=overwrite, prune=prune)
 
     def secrets_to_mask(self) -> dict[str, str]:
         """Every secret value this run knows, by name: masked in diffs and handler output."""
@@ -87,12 +76,12 @@ def observe(
     probes: dict[str, Probe] = {}
     actual: dict[str, Actual] = {}
     for dest in dests:
-        probe = confinement.probe(dest)
+        known = ledger.get(dest)
+        probe = confinement.probe(dest, known.sig if known is not None else None)
         probes[dest] = probe
         if probe.kind != "file":
             actual[dest] = Actual(probe.kind, reason=probe.reason)
             continue
-        known = ledger.get(dest)
         if known is not None and known.vouches_for(probe):
             digest = known.hash
         else:
@@ -149,7 +138,10 @@ def prepare(
     explicit_root: bool,
     rebuild_ledger: bool = False,
     require_fresh: bool = False,
+    keep_content: bool = True,
 ) -> Run:
+    """`keep_content`: keep rendered bytes (up to CACHE_BUDGET) for the apply or a diff to
+    write without reading them again; a plan that does neither holds none."""
     # Tens of thousands of small immutable values and no cycles: collecting is wasted time.
     gc.set_threshold(200_000, 50, 100)
     state_dir = ensure_state_dir(host.state_dir)
@@ -176,6 +168,7 @@ def prepare(
         keyring=keyring,
         ledger=ledger,
         hostname=repo.host or host.host_name or socket.gethostname(),
+        cache_budget=CACHE_BUDGET if keep_content else 0,
     )
     if source.folder is not None:
         clone = clone_state(source.folder, state_dir)

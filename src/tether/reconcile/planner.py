@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from tether.config.inventory import chosen_by
 
@@ -57,6 +57,35 @@ class Recorded(NamedTuple):
 
     path: str
     hash: str
+
+
+class DesiredLike(Protocol):
+    """What the plan reads of a desired file (`Desired`, or the engine's own record of it, so a
+    run need not copy every file's values into a `Desired`)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def hash(self) -> str | None: ...
+    @property
+    def blocked(self) -> str | None: ...
+    @property
+    def mode(self) -> int | None: ...
+    @property
+    def uid(self) -> int | None: ...
+    @property
+    def gid(self) -> int | None: ...
+    @property
+    def has_secret(self) -> bool: ...
+
+
+class RecordedLike(Protocol):
+    """What the plan reads of a recorded file (`Recorded`, or a ledger entry)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def hash(self) -> str: ...
 
 
 class Actual(NamedTuple):
@@ -121,12 +150,12 @@ class Plan:
         return any(i.action in ATTENTION and not i.changes for i in self.items)
 
 
-def _exposed(d: Desired, a: Actual) -> bool:
+def _exposed(d: DesiredLike, a: Actual) -> bool:
     """A file holding a secret, readable by group or others, with no mode in the manifest."""
     return d.has_secret and d.mode is None and a.kind == "file" and bool(a.mode & 0o077)
 
 
-def _metadata(d: Desired, a: Actual, *, rewriting: bool) -> tuple[int, int, int, list[str]]:
+def _metadata(d: DesiredLike, a: Actual, *, rewriting: bool) -> tuple[int, int, int, list[str]]:
     """The mode and owner D is written with, and what differs from A on an existing file."""
     exists = a.kind == "file"
     diffs = []
@@ -151,7 +180,12 @@ def _metadata(d: Desired, a: Actual, *, rewriting: bool) -> tuple[int, int, int,
 
 
 def classify(
-    dest: str, d: Desired, recorded: Recorded | None, a: Actual, *, overwrite: bool = False
+    dest: str,
+    d: DesiredLike,
+    recorded: RecordedLike | None,
+    a: Actual,
+    *,
+    overwrite: bool = False,
 ) -> Item:
     """One destination's action."""
     if d.blocked or d.hash is None:
@@ -195,7 +229,13 @@ def classify(
 
 
 def prune_item(
-    dest: str, recorded: Recorded, a: Actual, *, prune: bool, overwrite: bool, empty: bool
+    dest: str,
+    recorded: RecordedLike,
+    a: Actual,
+    *,
+    prune: bool,
+    overwrite: bool,
+    empty: bool,
 ) -> Item:
     """A destination tether wrote that is no longer desired."""
     base = Item(recorded.path, dest, Action.PRUNE, a_hash=a.hash)
@@ -216,8 +256,8 @@ def prune_item(
 
 
 def plan(
-    desired: Mapping[str, Desired],
-    ledger: Mapping[str, Recorded],
+    desired: Mapping[str, DesiredLike],
+    ledger: Mapping[str, RecordedLike],
     actual: Mapping[str, Actual],
     *,
     overwrite: bool = False,
