@@ -322,3 +322,15 @@ def test_a_store_value_where_no_rule_looks_is_reported_not_left_silently(
     err = capsys.readouterr().err
     assert "notes.txt:1: a value of the secret store, in plain text" in err
     assert "KNOWN-value-42" not in err
+
+
+def test_counts_read_as_english(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = tmp_path / "one.ini"
+    one.write_text("[db]\nPG_PASS = pgpass12345\n")
+    monkeypatch.setenv("TETHER_SECRETS_FILE", str(tmp_path / "s.env"))
+    assert main(["redact", "--check", str(one)]) == ExitCode.ATTENTION
+    assert "1 secret in 1 file needs redaction" in capsys.readouterr().err
+    assert main(["redact", str(one)]) == ExitCode.OK
+    assert "redacted 1 secret in 1 file; 1 value added or updated" in capsys.readouterr().err

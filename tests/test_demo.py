@@ -48,6 +48,6 @@ def test_demo_of_the_project_shows_both_hosts_and_the_fleet() -> None:
     assert "pihole/etc-pihole/pihole.toml  [host layer]" in pi_plan
     assert "traefik" not in pi_plan.split("Services", 1)[0]  # the pi runs pi-hole only
     fleet = out.split("$ tether fleet", 1)[1]
-    assert "2 host(s) reported" in fleet
+    assert "2 hosts reported" in fleet
     assert [line.split()[0] for line in fleet.splitlines()[2:4]] == ["homelab", "pi"]
     assert fleet.count(" Ready ") == 2

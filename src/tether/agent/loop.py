@@ -31,6 +31,7 @@ from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import write_atomic
 from tether.stamps import utc_stamp
 from tether.state.runs import RunRecord, record_run, runs_path
+from tether.textsafe import counted
 
 SUCCESS_CODES = frozenset({ExitCode.OK, ExitCode.CHANGES, ExitCode.ATTENTION})
 MAX_BACKOFF = 3600.0
@@ -287,7 +288,7 @@ def run_loop(config: LoopConfig, rand: Callable[[], float] = random.random) -> i
                     return code
                 failures = 0 if code in SUCCESS_CODES else failures + 1
                 delay = next_delay(config, failures, rand)
-                state = f"backing off after {failures} failure(s)" if failures else "next"
+                state = f"backing off after {counted(failures, 'failure')}" if failures else "next"
                 log(f"tick {tick}: {describe(code)} in {took:.1f}s; {state} in {delay:.0f}s")
                 if signals.wait(delay):
                     break

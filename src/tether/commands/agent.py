@@ -43,6 +43,7 @@ from tether.errors import HostError, StateError, TetherError, UsageError
 from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import make_dirs, write_atomic
 from tether.secrets.store import store_path
+from tether.textsafe import counted
 
 RECORD_NAME = ".tether-agent-install.json"
 
@@ -390,7 +391,7 @@ def uninstall(*, root: Path | None, user: bool) -> int:
         ) from None
     for name in changed:
         say(f"kept {name}: it was edited after install; remove it yourself if you want it gone")
-    say(f"removed {len(record.files) - len(changed)} unit(s) from {folder}")
+    say(f"removed {counted(len(record.files) - len(changed), 'unit')} from {folder}")
     return int(ExitCode.ATTENTION if changed else ExitCode.OK)
 
 

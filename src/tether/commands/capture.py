@@ -50,7 +50,7 @@ from tether.state.ledger import LedgerEntry, load_repo_ledger, repo_ledger_dir
 from tether.state.lock import state_lock
 from tether.state.runlog import recording
 from tether.state.statedir import ensure_state_dir
-from tether.textsafe import printable
+from tether.textsafe import counted, printable
 
 ATTENTION_ACTIONS = (Action.CONFLICT, Action.REFUSED, Action.MISSING)
 
@@ -330,7 +330,9 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
     if as_json:
         click.echo(dump(results_json(plan, done.revision, done.pushed, done.pending)))
         if done.lines:
-            click.echo(f"tether: {len(done.lines)} finding(s); nothing was committed", err=True)
+            click.echo(
+                f"tether: {counted(len(done.lines), 'finding')}; nothing was committed", err=True
+            )
         return
     assert plan is not None
     click.echo(
@@ -374,7 +376,8 @@ def _summary(settings: Settings, request: CaptureRequest, done: Done) -> str:
     n = sum(1 for r in plan.observation.results.values() if r.action in COMMITTED)
     if done.lines:
         return (
-            f"STOPPED: {len(done.lines)} secret finding(s) remain after redaction; nothing was "
+            f"STOPPED: {counted(len(done.lines), 'secret finding')} "
+            f"{'remains' if len(done.lines) == 1 else 'remain'} after redaction; nothing was "
             "committed or stored. Redact them on the host, name them in secrets.map, or accept "
             "them in the repo's .tether-baseline.json (`tether scan --update-baseline`):"
         )
@@ -399,15 +402,15 @@ def _summary(settings: Settings, request: CaptureRequest, done: Done) -> str:
     if request.dry_run:
         if not plan.changes:
             return "dry run: nothing to capture"
-        return f"dry run: would commit {len(plan.changes)} file(s); nothing was written"
+        return f"dry run: would commit {counted(len(plan.changes), 'file')}; nothing was written"
     if done.revision == plan.tip.commit:
         return "nothing to capture: the repo already describes the host"
     if not done.pushed:
         return (
-            f"committed {done.revision[:12] if done.revision else '?'} ({n} file(s)) to "
+            f"committed {done.revision[:12] if done.revision else '?'} ({counted(n, 'file')}) to "
             f"refs/heads/{settings.branch} in the mirror {plan.tip.mirror} only (--no-push)"
         )
     return (
-        f"committed {done.revision[:12] if done.revision else '?'} ({n} file(s)) and pushed "
-        f"to {settings.remote.display} {settings.branch}"
+        f"committed {done.revision[:12] if done.revision else '?'} ({counted(n, 'file')}) and "
+        f"pushed to {settings.remote.display} {settings.branch}"
     )

@@ -20,6 +20,7 @@ from tether.git import remote as gitremote
 from tether.stamps import parse_utc_stamp
 from tether.state.metrics import family, label
 from tether.state.statedir import ensure_state_dir
+from tether.textsafe import counted
 
 DEFAULT_STALE_AFTER = 3 * 5 * 60.0  # three agent intervals of the default 5min
 SHOWN_COUNTS = ("drift", "conflict", "blocked")
@@ -195,7 +196,9 @@ def fleet(
     elif prometheus:
         click.echo(_prometheus(rows), nl=False)
     else:
-        click.echo(f"branch {name} @ {tip[:12] if tip else '-'}: {len(rows)} host(s) reported")
+        click.echo(
+            f"branch {name} @ {tip[:12] if tip else '-'}: {counted(len(rows), 'host')} reported"
+        )
         for row in rows:
             click.echo(_line(row))
     if not rows:

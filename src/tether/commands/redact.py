@@ -22,7 +22,7 @@ from tether.hostfs.fsutil import write_atomic
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.scan import store_value_spans, store_values
 from tether.secrets.store import load_store, save_values, store_path
-from tether.textsafe import looks_binary
+from tether.textsafe import counted, looks_binary
 
 _SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules"})
 
@@ -156,14 +156,15 @@ def run(
         click.echo(f"{path}:{line}: a value of the secret store, in plain text", err=True)
     if left:
         click.echo(
-            f"{len(left)} value(s) of the secret store left in plain text that no rule "
+            f"{counted(len(left), 'value')} of the secret store left in plain text that no rule "
             "recognises: replace each with its placeholder by hand",
             err=True,
         )
     if check:
         if count or left:
             click.echo(
-                f"{count} secret(s) in {len(results)} file(s) need redaction: "
+                f"{counted(count, 'secret')} in {counted(len(results), 'file')} "
+                f"{'needs' if count == 1 else 'need'} redaction: "
                 f"run `tether redact {' '.join(str(p) for p in paths)}`",
                 err=True,
             )
@@ -175,8 +176,8 @@ def run(
         for path, result in results:
             write_text(path, result.text)
         click.echo(
-            f"redacted {count} secret(s) in {len(results)} file(s); "
-            f"{len(changed)} value(s) added or updated in {store_file}",
+            f"redacted {counted(count, 'secret')} in {counted(len(results), 'file')}; "
+            f"{counted(len(changed), 'value')} added or updated in {store_file}",
             err=True,
         )
     elif not left:
