@@ -177,10 +177,11 @@ def test_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     suspend(tmp_path, None)
     assert main(["status", "--state-dir", str(tmp_path)]) == ExitCode.ATTENTION
     out = capsys.readouterr().out
-    assert "Ready       False   NeedsAttention: 1 drift" in out
-    assert "applied     abc123" in out
-    assert "pending     1 drift" in out
-    assert "suspended   since" in out
+    assert "Ready          False   NeedsAttention: 1 drift" in out
+    assert "applied        abc123" in out
+    assert "ServicesReady  True    HandlersSucceeded" in out  # one column, the longest fits
+    assert "pending        1 drift" in out
+    assert "suspended      since" in out
     assert "attention" in out
 
 

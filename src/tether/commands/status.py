@@ -17,19 +17,22 @@ def _when(started: float) -> str:
     return dt.datetime.fromtimestamp(started, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+_LABEL = len("ServicesReady") + 2  # the longest condition, then two spaces
+
+
 def _echo_text(status: dict[str, Any]) -> None:
     for cond in status["conditions"]:
         message = f": {cond['message']}" if cond["message"] else ""
-        click.echo(f"{cond['type']:<12}{cond['status']:<8}{cond['reason']}{message}")
-    click.echo(f"applied     {status['lastAppliedRevision'] or '-'}")
-    click.echo(f"attempted   {status['lastAttemptedRevision'] or '-'}")
+        click.echo(f"{cond['type']:<{_LABEL}}{cond['status']:<8}{cond['reason']}{message}")
+    click.echo(f"{'applied':<{_LABEL}}{status['lastAppliedRevision'] or '-'}")
+    click.echo(f"{'attempted':<{_LABEL}}{status['lastAttemptedRevision'] or '-'}")
     if status["pendingDrift"]:
-        click.echo(f"pending     {counts_text(status['pendingDrift'])}")
+        click.echo(f"{'pending':<{_LABEL}}{counts_text(status['pendingDrift'])}")
     if status["pending_services"]:
-        click.echo(f"services    pending: {', '.join(status['pending_services'])}")
+        click.echo(f"{'services':<{_LABEL}}pending: {', '.join(status['pending_services'])}")
     if status["suspended"]:
         reason = f" ({status['suspendReason']})" if status["suspendReason"] else ""
-        click.echo(f"suspended   since {status['suspendedSince']}{reason}")
+        click.echo(f"{'suspended':<{_LABEL}}since {status['suspendedSince']}{reason}")
     if status["runs"]:
         click.echo("")
         click.echo("started               took    result      command")
