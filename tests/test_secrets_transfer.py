@@ -407,3 +407,13 @@ def test_new_machine_from_nothing_in_the_five_commands_of_secrets_md(
     )
     env = new / "root/home/demo/authentik/.env"
     assert "__REDACTED_" not in env.read_text() and stat.S_IMODE(env.stat().st_mode) == 0o600
+
+
+def test_an_export_is_a_whole_file_secret_to_scan_and_the_hooks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Encrypted, but in git it would be open to guessing its passphrase forever."""
+    out = exported(tmp_path, capsys)
+    code, stdout, _ = tether(capsys, "scan", str(out))
+    assert code == ExitCode.ATTENTION
+    assert f"{out}:1: whole-file-secret" in stdout

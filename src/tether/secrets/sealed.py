@@ -32,9 +32,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from tether.errors import SecretError
+from tether.secrets.wholefile import SEALED_EXPORT
 from tether.stamps import utc_stamp
 
-MAGIC = b"tether-secrets 1\n"
+MAGIC = f"{SEALED_EXPORT}1\n".encode()
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_BYTES, _CHECK_BYTES, _SALT_BYTES, _NONCE_BYTES = 32, 16, 16, 12
 # What an import accepts from a header: enough for any sane choice, never a memory bomb.
@@ -126,8 +127,8 @@ def _damaged(origin: str, what: str) -> SecretError:
 
 def _header(data: bytes, origin: str) -> tuple[bytes, dict[str, Any], bytes]:
     if not data.startswith(MAGIC):
-        if data.startswith(b"tether-secrets "):
-            version = data[len(b"tether-secrets ") :].split(b"\n", 1)[0][:20]
+        if data.startswith(SEALED_EXPORT.encode()):
+            version = data[len(SEALED_EXPORT) :].split(b"\n", 1)[0][:20]
             raise SecretError(
                 f"{origin}: export format {version.decode('ascii', 'replace')!r} is not "
                 "one this tether reads",

@@ -1,5 +1,6 @@
 """Files that are secrets as a whole: Docker secret files, private keys, files whose name says
-so. Such a file goes to git as one placeholder line; its exact bytes go to the store.
+so, a sealed store export. Such a file goes to git as one placeholder line; its exact bytes go to
+the store.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ _NOT_SECRETS = frozenset(
 )
 _PRIVATE_KEY = "PRIVATE KEY-----"
 _AGE_KEY = "AGE-SECRET-KEY-1"
+# The first line of `tether secrets export`'s file (tether.secrets.sealed): encrypted, but in git
+# it would be open to an offline guess of its passphrase forever.
+SEALED_EXPORT = "tether-secrets "
 _COMPOSE = re.compile(r"(?:^|[._-])(?:docker-)?compose(?:[._-][^/]*)?\.ya?ml\Z", re.I)
 
 
@@ -39,7 +43,7 @@ def is_whole_file_secret(path: str, text: str) -> bool:
     """A file to keep out of git whole: named a secret, or holding nothing but a private key."""
     if not text.strip():
         return False
-    if names_a_secret(path):
+    if names_a_secret(path) or text.startswith(SEALED_EXPORT):
         return True
     suffix = PurePosixPath(path).suffix.lower()
     if suffix in _KEY_SUFFIXES and _PRIVATE_KEY in text:
