@@ -19,6 +19,7 @@ BAD_IMPORTS = [
     ("hostfs/fsutil.py", "import tether.reconcile.planner", "layers"),
     ("config/manifest.py", "import dulwich.repo", "dulwich only under tether.git"),
     ("reconcile/planner.py", "import click", "click only in the CLI and the commands"),
+    ("secrets/store.py", "import cryptography", "cryptography only in tether.secrets.sealed"),
     ("commands/init.py", "import tether.commands.scan", "no command imports another command"),
 ]
 
@@ -55,6 +56,17 @@ def test_a_bad_import_breaks_its_contract(
     assert done.returncode != 0
     broken = [row for row in done.stdout.splitlines() if row.endswith("BROKEN")]
     assert len(broken) == 1 and broken[0].startswith(contract), done.stdout[-2000:]
+
+
+def test_every_secrets_module_but_sealed_is_kept_from_cryptography() -> None:
+    (contract,) = [
+        c for c in contracts() if c["name"] == "cryptography only in tether.secrets.sealed"
+    ]
+    listed = set(contract["source_modules"])  # type: ignore[arg-type]
+    package = ROOT / "src" / "tether" / "secrets"
+    modules = {f"tether.secrets.{p.stem}" for p in package.glob("*.py") if p.stem != "__init__"}
+    modules |= {f"tether.secrets.{p.parent.name}" for p in package.glob("*/__init__.py")}
+    assert modules - listed == {"tether.secrets.sealed"}
 
 
 def test_every_command_module_is_in_the_independence_contract() -> None:
