@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,44 @@ def test_load_refuses_a_fifo_instead_of_hanging(tmp_path: Path) -> None:
     os.mkfifo(fifo, 0o600)  # open(O_RDONLY) on a fifo blocks until a writer comes
     with pytest.raises(SecretError, match="not a regular file"):
         load_store(fifo, {})
+
+
+def test_writers_take_turns_on_the_stores_folder(tmp_path: Path) -> None:
+    """Another writer (a capture, an import) holding the store: this one waits for it, then
+    sees what it wrote (a guard runs on the values read under the lock), and loses nothing."""
+    path = tmp_path / "secrets.env"
+    save_values(path, {"A": "1"})
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "open(sys.argv[2], 'a').write('export B=2\\n')\n"
+         "print('held', flush=True)\n"
+         "time.sleep(0.6)\n",
+         str(tmp_path), str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    seen: list[dict[str, str]] = []
+    started = time.monotonic()
+    assert save_values(path, {"C": "3"}, guard=lambda stored: seen.append(dict(stored))) == ["C"]
+    waited = time.monotonic() - started
+    holder.wait(timeout=10)
+    assert waited > 0.3, waited
+    assert seen == [{"A": "1", "B": "2"}]
+    assert load_store(path, {}).file_values == {"A": "1", "B": "2", "C": "3"}
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.env"]  # no lock file beside it
+
+
+def test_a_guard_that_refuses_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.env"
+    save_values(path, {"A": "1"})
+    before = path.read_bytes()
+
+    def refuse(stored: object) -> None:
+        raise SecretError("no")
+
+    with pytest.raises(SecretError):
+        save_values(path, {"A": "2", "B": "3"}, guard=refuse)
+    assert path.read_bytes() == before

@@ -25,6 +25,7 @@ from tether.secrets.render import BARE, BARE_HINT, PLACEHOLDER, bare_name
 from tether.secrets.sealed import home_relative, seal, unseal
 from tether.secrets.store import (
     SecretStore,
+    StoreConflict,
     check_private,
     load_store,
     save_values,
@@ -235,16 +236,20 @@ def import_secrets(
         raise SecretError(f"{from_file}: cannot read ({exc.strerror})") from None
     sealed = unseal(data, _passphrase(passphrase_file, env, confirm=False), str(from_file))
     path = _store_file(source, secrets_file, host, sealed.store)
-    current = load_store(path, {}).file_values
-    differ = sorted(n for n, v in sealed.values.items() if current.get(n, v) != v)
-    if differ and not overwrite:
-        click.echo(
-            f"tether: {path}: the export holds another value for {counted(len(differ), 'secret')}: "
-            f"{', '.join(differ)} (nothing imported; pass --overwrite to replace them)",
-            err=True,
-        )
-        return int(ExitCode.ATTENTION)
-    changed = set(save_values(path, sealed.values))
+    current: dict[str, str] = {}
+
+    def refuse_differing(stored: Mapping[str, str]) -> None:  # run under the store's lock
+        current.update(stored)
+        differ = sorted(n for n, v in sealed.values.items() if stored.get(n, v) != v)
+        if differ and not overwrite:
+            raise StoreConflict(
+                f"the export holds another value for {counted(len(differ), 'secret')}: "
+                f"{', '.join(differ)}",
+                where=str(path),
+                hint="nothing imported; pass --overwrite to replace them",
+            )
+
+    changed = set(save_values(path, sealed.values, guard=refuse_differing))
     for name in sorted(changed):
         click.echo(f"{name}  {'replaced' if name in current else 'added'}")
     added = len(changed - set(current))

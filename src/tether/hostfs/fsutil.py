@@ -35,10 +35,16 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = 
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
+def exclusive_lock(path: Path, *, blocking: bool = True, folder: bool = False) -> Iterator[bool]:
     """flock(LOCK_EX) on `path` (created 0600) for the block; yields False when `blocking` is
-    off and another process holds it. The one flock helper of tether's own files."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    off and another process holds it. The one flock helper of tether's own files.
+
+    `folder`: lock an existing folder itself (nothing is created beside a file that is not
+    tether's alone, such as the secret store in a home folder)."""
+    if folder:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    else:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -6,15 +6,17 @@ Compatible with the article's `~/.homelab-secrets.env` (`export NAME=value` line
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tether.errors import SecretError
-from tether.hostfs.fsutil import write_atomic
+from tether.exitcodes import ExitCode
+from tether.hostfs.fsutil import exclusive_lock, write_atomic
 
 _ASSIGNMENT = re.compile(r"(?:export[ \t]+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 
@@ -210,12 +212,41 @@ def _write_atomic(path: Path, data: bytes) -> None:
         ) from None
 
 
-def save_values(path: Path, values: Mapping[str, str]) -> list[str]:
+class StoreConflict(SecretError):
+    """A write refused because the store holds other values than the caller may replace."""
+
+    exit_code = ExitCode.ATTENTION
+
+
+def save_values(
+    path: Path,
+    values: Mapping[str, str],
+    *,
+    guard: Callable[[Mapping[str, str]], None] | None = None,
+) -> list[str]:
     """Add or update `values` in the store file; return the names whose value changed.
 
     Never removes a name. Creates the file 0600 (and its folder 0700); an existing value is
-    rewritten in place, keeping its `export` and the rest of the file byte for byte.
+    rewritten in place, keeping its `export` and the rest of the file byte for byte. Writers
+    take turns (a lock on the store's folder), so a capture and an import never lose each
+    other's values; `guard` sees the stored values under that lock and may refuse by raising.
     """
+    if not path.parent.exists():
+        try:
+            path.parent.mkdir(parents=True, mode=0o700)
+        except OSError as exc:
+            raise SecretError(f"{path.parent}: cannot create ({exc.strerror})") from None
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive_lock(path.parent, folder=True))
+        except OSError as exc:
+            raise SecretError(f"{path.parent}: cannot lock the folder ({exc.strerror})") from None
+        return _save_locked(path, values, guard)
+
+
+def _save_locked(
+    path: Path, values: Mapping[str, str], guard: Callable[[Mapping[str, str]], None] | None
+) -> list[str]:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -234,6 +265,8 @@ def save_values(path: Path, values: Mapping[str, str]) -> list[str]:
             raise SecretError(f"{path}: not UTF-8 text", hint="save the store as UTF-8") from None
     existing = assignments(text, str(path))
     current = {a.name: a for a in existing}  # the last assignment of a name wins, as in a shell
+    if guard is not None:
+        guard({name: a.value for name, a in current.items()})
     export = any(a.export for a in existing) or not existing
     changed = sorted(name for name, value in values.items() if _differs(current.get(name), value))
     if not changed:
@@ -250,11 +283,6 @@ def save_values(path: Path, values: Mapping[str, str]) -> list[str]:
             text += "\n"
         prefix = "export " if export else ""
         text += "".join(f"{prefix}{n}={shell_quote(values[n])}\n" for n in added)
-    if not path.parent.exists():
-        try:
-            path.parent.mkdir(parents=True, mode=0o700)
-        except OSError as exc:
-            raise SecretError(f"{path.parent}: cannot create ({exc.strerror})") from None
     _write_atomic(path, text.encode("utf-8"))
     return changed
 
