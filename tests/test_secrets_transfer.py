@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from testing.repos import make_config_repo
 from tether.cli import main
@@ -33,6 +35,9 @@ VALUES = {
     "MULTI": "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0B\n-----END PRIVATE KEY-----\n",
     "UNICODE": "pässwörd-✓-value",
 }
+
+
+SEALED_ONCE = sealed.seal(VALUES, PASSPHRASE, store=None, params=sealed.KdfParams(log2_n=10))
 
 
 @pytest.fixture(autouse=True)
@@ -178,6 +183,8 @@ def test_header_values_out_of_range_are_refused_before_any_work() -> None:
         bad = first + b"\n" + json.dumps(fields).encode() + b"\n" + body
         with pytest.raises(sealed.SecretError, match="header"):
             sealed.unseal(bad, PASSPHRASE, "f")
+    with pytest.raises(sealed.SecretError, match="header line is damaged"):
+        sealed.unseal(first + b"\n" + b"[" * 100_000 + b"\n", PASSPHRASE, "f")  # no RecursionError
     with pytest.raises(sealed.SecretError, match="format '2'"):
         sealed.unseal(b"tether-secrets 2\n{}", PASSPHRASE, "f")
 
@@ -280,6 +287,21 @@ def test_no_passphrase_anywhere_and_no_terminal_is_a_usage_error(
     monkeypatch.setenv("TETHER_PASSPHRASE", "short")
     code, _, err = tether(capsys, *args)
     assert code == ExitCode.ERROR and "shorter than 8" in err and not out.exists()
+
+
+def test_import_refuses_a_file_too_big_to_be_an_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tether.commands import secrets as command  # noqa: PLC0415
+
+    monkeypatch.setattr(command, "MAX_EXPORT", 1000)
+    big = tmp_path / "disk.img"
+    big.write_bytes(b"tether-secrets 1\n" + b"A" * 1000)
+    new = tmp_path / "secrets.env"
+    code, _, err = tether(
+        capsys, "secrets", "import", "--from", str(big), "--secrets-file", str(new)
+    )
+    assert code == ExitCode.ERROR and "so not an export" in err and not new.exists()
 
 
 def test_export_refuses_an_empty_store_and_an_existing_file(
@@ -417,3 +439,24 @@ def test_an_export_is_a_whole_file_secret_to_scan_and_the_hooks(
     code, stdout, _ = tether(capsys, "scan", str(out))
     assert code == ExitCode.ATTENTION
     assert f"{out}:1: whole-file-secret" in stdout
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_any_changed_bytes_give_the_values_back_whole_or_one_error(data: st.DataObject) -> None:
+    """Fuzz: bytes changed, cut or added anywhere; unseal returns exactly what was sealed (a
+    changed line break in the base64 is still the same ciphertext) or raises SecretError."""
+    sealed_bytes = SEALED_ONCE
+    edits = data.draw(st.lists(st.tuples(st.integers(0, len(sealed_bytes)), st.binary(max_size=3),
+                                         st.integers(0, 3)), min_size=1, max_size=3))  # fmt: skip
+    mutated = sealed_bytes
+    for where, insert, cut in edits:
+        at = min(where, len(mutated))
+        mutated = mutated[:at] + insert + mutated[at + cut :]
+    try:
+        got = sealed.unseal(mutated, PASSPHRASE, "f")
+    except sealed.SecretError as exc:
+        assert exc.line().startswith("f: ") and "\n" not in exc.line()
+        assert leaks(exc.line()) == []
+    else:
+        assert got.values == VALUES

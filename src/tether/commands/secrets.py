@@ -141,6 +141,8 @@ def check_secrets(
     return int(ExitCode.ATTENTION if missing else ExitCode.OK)
 
 
+MAX_EXPORT = 64 << 20  # a store of whole-file secrets is kilobytes; never read a disk image
+_MAX_PASSPHRASE_FILE = 64 << 10
 PASSPHRASE_ENV = "TETHER_PASSPHRASE"  # noqa: S105 (the variable's name, not a value)
 
 
@@ -166,7 +168,7 @@ def _passphrase(file: Path | None, environ: Mapping[str, str], *, confirm: bool)
             fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as handle:
                 check_private(file, os.fstat(handle.fileno()))
-                raw = handle.read()
+                raw = handle.read(_MAX_PASSPHRASE_FILE)  # the first line is all it takes
         except OSError as exc:
             raise SecretError(f"{file}: cannot read the passphrase ({exc.strerror})") from None
         text = raw.decode("utf-8", "replace").split("\n", 1)[0].removesuffix("\r")
@@ -231,9 +233,15 @@ def import_secrets(
     differs stops the import (nothing written) unless `overwrite`. Nothing is removed."""
     env = os.environ if environ is None else environ
     try:
-        data = from_file.read_bytes()
+        with from_file.open("rb") as handle:
+            data = handle.read(MAX_EXPORT + 1)
     except OSError as exc:
         raise SecretError(f"{from_file}: cannot read ({exc.strerror})") from None
+    if len(data) > MAX_EXPORT:
+        raise SecretError(
+            f"{from_file}: larger than {MAX_EXPORT >> 20} MiB, so not an export",
+            hint="give the file `tether secrets export` wrote",
+        )
     sealed = unseal(data, _passphrase(passphrase_file, env, confirm=False), str(from_file))
     path = _store_file(source, secrets_file, host, sealed.store)
     current: dict[str, str] = {}

@@ -140,7 +140,7 @@ def _header(data: bytes, origin: str) -> tuple[bytes, dict[str, Any], bytes]:
         raise _damaged(origin, "cut short in its header")
     try:
         header = json.loads(data[len(MAGIC) : end])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         header = None
     if not isinstance(header, dict):
         raise _damaged(origin, "its header line is damaged")
@@ -190,7 +190,7 @@ def unseal(data: bytes, passphrase: str, origin: str) -> Sealed:
     try:
         ciphertext = base64.b64decode(b"".join(body.split()), validate=True)
         payload = json.loads(AESGCM(key).decrypt(nonce, ciphertext, head))
-    except (binascii.Error, ValueError, InvalidTag):
+    except (binascii.Error, ValueError, InvalidTag, RecursionError):
         raise _damaged(origin, "altered or damaged (it fails authentication)") from None
     values = payload.get("secrets") if isinstance(payload, dict) else None
     store = payload.get("store") if isinstance(payload, dict) else None
