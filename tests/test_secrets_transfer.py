@@ -273,6 +273,25 @@ def test_passphrase_file_is_read_and_must_be_private(
     assert sealed.unseal(out.read_bytes(), PASSPHRASE, "f").values == VALUES
 
 
+def test_passphrase_from_a_pipe_as_a_password_manager_gives_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--passphrase-file <(pass show tether)`: the shell hands over /dev/fd/N, a pipe."""
+    out = exported(tmp_path, capsys)
+    monkeypatch.delenv("TETHER_PASSPHRASE")
+    read, write = os.pipe()
+    os.write(write, PASSPHRASE.encode() + b"\n")
+    os.close(write)
+    new = tmp_path / "new.env"
+    try:
+        code, _, err = tether(capsys, "secrets", "import", "--from", str(out),
+                              "--secrets-file", str(new), "--passphrase-file", f"/dev/fd/{read}")  # fmt: skip
+    finally:
+        os.close(read)
+    assert code == ExitCode.OK, err
+    assert parse_dotenv(new.read_text(), "new") == VALUES
+
+
 def test_no_passphrase_anywhere_and_no_terminal_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

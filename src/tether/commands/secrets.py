@@ -165,7 +165,7 @@ def _passphrase(file: Path | None, environ: Mapping[str, str], *, confirm: bool)
     """From --passphrase-file, else TETHER_PASSPHRASE, else asked on the terminal (no echo)."""
     if file is not None:
         try:
-            fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = os.open(file, os.O_RDONLY)  # links followed: `<(pass show x)` is /dev/fd/N
             with os.fdopen(fd, "rb") as handle:
                 check_private(file, os.fstat(handle.fileno()))
                 raw = handle.read(_MAX_PASSPHRASE_FILE)  # the first line is all it takes
