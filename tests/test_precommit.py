@@ -6,12 +6,14 @@ needs no network.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from scanhelp import BIN, commit_file, git, git_env, init_repo, token
+from tether import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,3 +189,46 @@ def test_the_config_written_by_tether_init_blocks_a_leak(tmp_path: Path) -> None
     leak = attempt(work, "configs/app/.env", f"API_TOKEN={token()}\n", env)
     assert leak.returncode != 0
     assert "configs/app/.env:1: github-pat" in leak.stdout + leak.stderr
+
+
+def documented_config() -> str:
+    """The `.pre-commit-config.yaml` docs/hooks.md shows for `repo: <tether's url>`."""
+    text = (ROOT / "docs/hooks.md").read_text()
+    block = re.search(r"```yaml\n(default_install_hook_types.*?)```", text, re.S)
+    assert block, "docs/hooks.md lost its pre-commit config"
+    return block.group(1)
+
+
+def test_the_documented_rev_is_this_release_and_its_tag() -> None:
+    rev = re.search(r"^\s+rev: (\S+)", documented_config(), re.M)
+    assert rev and rev.group(1) == f"v{__version__}", "docs/hooks.md rev: is not this release"
+    tagged = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev.group(1)}:pyproject.toml"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if tagged.returncode == 0:  # a checkout with tags: the tag is this release
+        assert f'version = "{__version__}"' in tagged.stdout
+
+
+@pytest.mark.slow
+def test_the_documented_config_installs_tether_from_its_tag(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """pre-commit clones tether at the documented rev, builds its own virtualenv, installs tether
+    from the clone and blocks a token: the config users copy from docs/hooks.md works."""
+    source = tmp_path / "tether-src"
+    git(tmp_path, "clone", "-q", str(ROOT), str(source), env=env)
+    rev = f"v{__version__}"
+    if git(source, "rev-parse", "-q", "--verify", f"{rev}^{{}}", env=env, check=False).returncode:
+        git(source, "tag", rev, env=env)  # a CI clone made without tags: this commit is the release
+    config = re.sub(r"repo: https://\S+", f"repo: {source}", documented_config())
+    work = init_repo(tmp_path / "work", env)
+    commit_file(work, ".pre-commit-config.yaml", config, env)
+    installed = pre_commit(work, "install", "--install-hooks", env=env)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    result = attempt(work, "compose/.env", f"GITHUB_TOKEN={token()}\n", env)
+    assert result.returncode != 0
+    assert "compose/.env:1: github-pat" in result.stdout + result.stderr
+    assert token() not in result.stdout + result.stderr
