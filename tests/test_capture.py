@@ -211,12 +211,12 @@ def test_repo_version_without_a_ledger_record_is_a_conflict(tmp_path: Path) -> N
     assert w.head() == before
 
 
-def test_findings_after_redaction_commit_nothing(
+def test_strict_findings_after_redaction_commit_nothing(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = world.head()
     world.write("notes/leak.txt", f"x: {ENTROPY}\n")
-    assert world.capture() == ExitCode.ATTENTION
+    assert world.capture("--strict") == ExitCode.ATTENTION
     out = capsys.readouterr()
     assert world.head() == before
     assert "STOPPED" in out.err
@@ -475,10 +475,73 @@ def test_secret_values_never_reach_output_or_git(
 
 def test_findings_in_json(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     world.write("notes/leak.txt", f"x: {ENTROPY}\n")
-    assert world.capture("--json") == ExitCode.ATTENTION
+    assert world.capture("--json", "--strict") == ExitCode.ATTENTION
     doc = _json(capsys)
     assert doc["pushed"] is False
     assert doc["findings"] == ["configs/notes/leak.txt:1: generic-high-entropy aB***"]
+    assert doc["held"] == []
+
+
+def _held(world: World, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    capsys.readouterr()
+    main(["status", "--json", "--state-dir", str(world.state)])  # exit 3: Ready is NeverRun
+    conditions = _json(capsys)["conditions"]
+    assert isinstance(conditions, list)
+    found: dict[str, str] = next(c for c in conditions if c["type"] == "CaptureHeld")
+    return found
+
+
+def test_a_finding_holds_back_its_file_and_everything_else_is_pushed(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.write("notes/leak.txt", f"hello\nx: {ENTROPY}\n")
+    assert world.capture("--json") == ExitCode.ATTENTION
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert doc["pushed"] is True
+    assert doc["held"] == [{"path": "notes/leak.txt", "line": 2, "rule": "generic-high-entropy"}]
+    files = {f["path"]: (f["action"], f["reason"]) for f in doc["files"]}
+    assert files["notes/leak.txt"] == ("held", "secret finding (line 2: generic-high-entropy)")
+    assert "notes/leak.txt (line 2: generic-high-entropy)" in out.err
+    tree = world.files_at(world.head())
+    assert tree["configs/notes/a.txt"] == b"hello\n"  # the clean files landed on the remote
+    assert tree["configs/app/.env"] == b"DB_PASSWORD=__REDACTED_APP_DB_PASSWORD__\nPORT=80\n"
+    assert "configs/notes/leak.txt" not in tree
+    with Repo(str(world.remote)) as repo:
+        store = repo.object_store
+        assert not any(ENTROPY.encode() in store[sha].as_raw_string() for sha in store)
+    assert ENTROPY not in out.out + out.err
+    assert _held(world, capsys) == {
+        "type": "CaptureHeld",
+        "status": "True",
+        "reason": "SecretFinding",
+        "message": "held back notes/leak.txt (line 2: generic-high-entropy)",
+    }
+    # A capture of other files alone (--only) leaves the condition as it was.
+    world.write("app/config.yml", "server:\n  port: 8081\n")
+    assert world.capture("--only", "app") == ExitCode.OK
+    assert _held(world, capsys)["status"] == "True"
+    # Still there: the next capture holds it again; fixed: it lands and the condition clears.
+    assert world.capture() == ExitCode.ATTENTION
+    world.write("notes/leak.txt", "hello\nx: 1\n")
+    assert world.capture() == ExitCode.OK
+    assert world.files_at(world.head())["configs/notes/leak.txt"] == b"hello\nx: 1\n"
+    held = _held(world, capsys)
+    assert (held["status"], held["reason"], held["message"]) == ("False", "NothingHeld", "")
+
+
+def test_a_held_file_keeps_its_new_secrets_out_of_the_store(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.write("notes/b.txt", f"API_TOKEN=Zq8-only-in-held\nx: {ENTROPY}\n")
+    assert world.capture("--dry-run") == ExitCode.ATTENTION
+    dry = capsys.readouterr()
+    assert "held      notes/b.txt" in dry.out and ENTROPY not in dry.out + dry.err
+    assert world.capture("--json") == ExitCode.ATTENTION
+    doc = _json(capsys)
+    assert doc["secrets"] == {"added": ["APP_DB_PASSWORD"], "rotated": []}
+    assert "Zq8-only-in-held" not in world.store.read_text()
+    assert [f["path"] for f in doc["held"]] == ["notes/b.txt"]  # type: ignore[index]
 
 
 def test_deleted_on_the_host_and_changed_upstream_is_a_conflict(world: World) -> None:

@@ -228,3 +228,28 @@ def test_real_stale_source_says_so(tmp_path: Path, capsys: pytest.CaptureFixture
     assert ready[2].startswith("source is stale (")
     assert "converged on the last fetched revision" in ready[2]
     assert report["lastAppliedRevision"] == first
+
+
+def test_capture_held_until_a_capture_of_every_file_clears_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_run(tmp_path, reconcile(1, revision_attempted="aaa", revision_applied="aaa"))
+    assert status(tmp_path, capsys)[0] == ExitCode.OK
+    assert conditions(status(tmp_path, capsys)[1])["CaptureHeld"] == ("False", "NothingHeld", "")
+    held = "held back a/.env (line 2: generic-high-entropy)"
+
+    def capture(n: int, code: int, counts: dict[str, int], **extra: Any) -> RunRecord:
+        return dataclasses.replace(reconcile(n, code, counts), **{"command": "capture", **extra})
+
+    record_run(tmp_path, capture(2, ExitCode.ATTENTION, {"held": 1, "add": 2}, message=held))
+    code, report = status(tmp_path, capsys)
+    assert code == ExitCode.ATTENTION
+    assert conditions(report)["CaptureHeld"] == ("True", "SecretFinding", held)
+    # Neither a capture that failed before deciding nor one of some files (--only) clears it.
+    record_run(tmp_path, capture(3, ExitCode.ERROR, {}, message="remote unreachable"))
+    record_run(tmp_path, capture(4, ExitCode.OK, {"modify": 1}, command="capture --only"))
+    assert conditions(status(tmp_path, capsys)[1])["CaptureHeld"][0] == "True"
+    record_run(tmp_path, capture(5, ExitCode.OK, {"modify": 1}))
+    code, report = status(tmp_path, capsys)
+    assert code == ExitCode.OK
+    assert conditions(report)["CaptureHeld"] == ("False", "NothingHeld", "")

@@ -1068,6 +1068,11 @@ def capture_options(message_help: str) -> Callable[[F], F]:
     help="Move PATH (an inventory path) from the shared layer into this host's overlay "
     "hosts/<host>/configs/ (repeatable).",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Commit nothing while a secret finding remains (default: hold back only its file).",
+)
 @metrics_file_option("Write Prometheus textfile-collector metrics of this run to FILE.")
 @wait_option
 @only_option
@@ -1084,6 +1089,7 @@ def capture(  # noqa: PLR0917
     message: str | None,
     keep_host: tuple[str, ...],
     to_host: tuple[str, ...],
+    strict: bool,
     metrics_file: Path | None,
     wait: float,
     only: tuple[str, ...],
@@ -1109,6 +1115,7 @@ def capture(  # noqa: PLR0917
         keep_host=keep_host,
         to_host=to_host,
         only=only,
+        strict=strict,
     )
     code = run(
         request,

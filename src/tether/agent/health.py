@@ -121,6 +121,19 @@ def services_condition(records: dict[str, ServiceRecord] | None) -> Condition:
     return Condition("ServicesReady", "True", "HandlersSucceeded", "")
 
 
+def capture_held_condition(runs: Sequence[RunRecord]) -> Condition:
+    """True while the last capture held files back for a secret finding; a capture that saw
+    every file (not --only) clears it, one that failed before deciding does not."""
+    for run in reversed(runs):
+        if run.kind != "capture" or run.exit_code not in (ExitCode.OK, ExitCode.ATTENTION):
+            continue
+        if run.counts.get("held"):
+            return Condition("CaptureHeld", "True", "SecretFinding", run.message or "")
+        if "--only" not in run.command.split():
+            break
+    return Condition("CaptureHeld", "False", "NothingHeld", "")
+
+
 def build_status(state_dir: Path) -> dict[str, Any]:
     runs = load_runs(state_dir)
     reconciles = [r for r in runs if r.kind in RECONCILE_KINDS]
@@ -142,6 +155,7 @@ def build_status(state_dir: Path) -> dict[str, Any]:
     except StateError:
         records = None
     conditions.append(services_condition(records))
+    conditions.append(capture_held_condition(runs))
     applied = next((r.revision_applied for r in reversed(reconciles) if r.revision_applied), None)
     attempted = next(
         (r.revision_attempted for r in reversed(reconciles) if r.revision_attempted), None

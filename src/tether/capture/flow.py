@@ -40,7 +40,7 @@ from tether.reconcile.engine import resolve_paths
 from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt
 from tether.secrets.redact import placeholders_in, redact_files
 from tether.secrets.render import has_marker, render
-from tether.secrets.scan import Finding, Scanner, default_rules
+from tether.secrets.scan import STORE_VALUE_RULE, Finding, Scanner, default_rules
 from tether.secrets.store import SecretStore, load_store, store_path
 from tether.secrets.wholefile import declared_secret_files, is_compose_file
 from tether.stamps import file_stamp, git_blob_id, utc_stamp
@@ -62,6 +62,7 @@ class Action(StrEnum):
     REFUSED = "refused"
     UNCHANGED = "unchanged"
     MISSING = "missing"
+    HELD = "held"  # a secret finding: kept out of the commit and the ledger, retried next time
 
 
 COMMITTED = (Action.ADD, Action.MODIFY, Action.DELETE)
@@ -71,6 +72,17 @@ class FileResult(NamedTuple):
     path: str  # inventory path
     action: Action
     reason: str | None = None
+
+
+class Held(NamedTuple):
+    """A secret finding that holds its file back: where it is and which rule (never a value)."""
+
+    path: str  # inventory path
+    line: int
+    rule: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "line": self.line, "rule": self.rule}
 
 
 class Target(NamedTuple):
@@ -157,6 +169,7 @@ class Plan(NamedTuple):
     findings: tuple[Finding, ...]
     diffs: dict[str, str]
     allowlisted: tuple[str, ...] = ()  # lines `tether add` appends to the allowlist
+    held: tuple[Held, ...] = ()  # findings whose files are kept out of this capture
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,7 +577,10 @@ def scan_changes(
     return scanner.result.findings
 
 
-PLAIN_VALUE = "(PLAIN TEXT: store value {})"  # how the dry run masks a value left unredacted
+PLAIN_VALUE = "(PLAIN TEXT: store value {})"
+UNSHOWN_DIFF = (
+    "(no diff shown: it holds a secret finding)\n"  # how the dry run masks a value left unredacted
+)
 
 
 def diffs_for(
@@ -620,6 +636,9 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
         diffs = {}
         if want_diffs and changes:
             diffs = diffs_for(tip, changes, known)
+            for f in findings:  # the diff would show what the finding's preview masks
+                if f.rule != STORE_VALUE_RULE:
+                    diffs[f.path] = UNSHOWN_DIFF
     finally:
         tree.close()
     return Plan(
@@ -635,6 +654,43 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
         diffs,
         tuple(allowlisted),
     )
+
+
+def hold_back(plan: Plan, to_host: Sequence[str]) -> Plan | None:
+    """The plan with every file that has a finding kept out: out of the commit, the
+    ledger (so the next capture tries it again) and the store (the names only it uses). None
+    when a finding is not in a host file (the allowlist `tether add` extends): hold everything.
+    """
+    obs = plan.observation
+    where = {
+        (plan.repo.host_path(p) if p in to_host else plan.repo.source_path(p)): p for p in obs.reads
+    }
+    if any(f.path not in where for f in plan.findings):
+        return None
+    held = tuple(Held(where[f.path], f.line, f.rule) for f in plan.findings)
+    changes = dict(plan.changes)
+    for repo_path in {f.path for f in plan.findings}:
+        path = where[repo_path]
+        why = "; ".join(f"line {h.line}: {h.rule}" for h in held if h.path == path)
+        obs.results[path] = FileResult(path, Action.HELD, f"secret finding ({why})")
+        changes.pop(repo_path, None)
+    kept = (*COMMITTED, Action.UNCHANGED)
+    used = {n for p, r in obs.reads.items() if obs.results[p].action in kept for n in r.used}
+    return plan._replace(
+        changes=changes,
+        values={n: v for n, v in plan.values.items() if n in used},
+        added=tuple(n for n in plan.added if n in used),
+        rotated=tuple(n for n in plan.rotated if n in used),
+        held=held,
+    )
+
+
+def held_text(held: Sequence[Held]) -> str:
+    """One line naming the held files, each with its findings' lines and rules."""
+    paths: dict[str, list[str]] = {}
+    for h in held:
+        paths.setdefault(h.path, []).append(f"line {h.line}: {h.rule}")
+    return "held back " + ", ".join(f"{p} ({'; '.join(w)})" for p, w in sorted(paths.items()))
 
 
 def backoff(attempt: int, rand: Callable[[], float] = random.random) -> float:
@@ -712,6 +768,7 @@ def results_json(
         },
         "pending_ref": pending,
         "findings": [f.text() for f in plan.findings] if plan else [],
+        "held": [h.to_json() for h in plan.held] if plan else [],
     }
 
 

@@ -29,6 +29,8 @@ from tether.capture.flow import (
     counts,
     dump,
     has_conflict,
+    held_text,
+    hold_back,
     ledger_updates,
     manifest_remote,
     pending_ref,
@@ -52,7 +54,7 @@ from tether.state.runlog import recording
 from tether.state.statedir import ensure_state_dir
 from tether.textsafe import counted, printable
 
-ATTENTION_ACTIONS = (Action.CONFLICT, Action.REFUSED, Action.MISSING)
+ATTENTION_ACTIONS = (Action.CONFLICT, Action.REFUSED, Action.MISSING, Action.HELD)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class CaptureRequest:
     to_host: tuple[str, ...] = ()
     only: tuple[str, ...] = ()  # --only PATH/GLOB
     add: tuple[str, ...] = ()  # `tether add PATH...`: host files to allowlist and capture
+    strict: bool = False  # any finding stops the whole capture (else it holds back its file)
     attempts: int = ATTEMPTS
 
 
@@ -131,6 +134,8 @@ def capture(
         host=host.host_name,
     )
     command = "capture --dry-run" if request.dry_run else "capture"
+    if request.only or request.add:  # saw some files only: CaptureHeld is not cleared by it
+        command += " --only"
     reporter = Reporter(state_dir, url, host.host_name, enabled=host.report and not request.dry_run)
     with (
         reporting(reporter),
@@ -147,6 +152,8 @@ def capture(
         outcome.counts = counts(done.plan)
         outcome.revision_attempted = done.plan.tip.commit if done.plan else None
         outcome.revision_applied = done.revision if done.pushed else None
+        if done.plan is not None and done.plan.held:
+            outcome.message = held_text(done.plan.held)
     _report(settings, request, done, as_json=as_json)
     return int(done.code)
 
@@ -194,8 +201,11 @@ def _attempts(settings: Settings, request: CaptureRequest, before_push: BeforePu
         rotated.update(plan.rotated)
         plan = plan._replace(added=tuple(sorted(added)), rotated=tuple(sorted(rotated - added)))
         if plan.findings:
-            lines = tuple(f.text() for f in plan.findings)
-            return Done(ExitCode.ATTENTION, plan, plan.tip.commit, lines=lines)
+            held = None if request.strict else hold_back(plan, settings.to_host)
+            if held is None:
+                lines = tuple(f.text() for f in plan.findings)
+                return Done(ExitCode.ATTENTION, plan, plan.tip.commit, lines=lines)
+            plan = held
         if request.dry_run:
             return _dry_run(plan)
         _save_store(plan)
@@ -333,6 +343,8 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
             click.echo(
                 f"tether: {counted(len(done.lines), 'finding')}; nothing was committed", err=True
             )
+        if plan is not None and plan.held:
+            click.echo(printable(f"tether: {_held_line(plan)}"), err=True)
         return
     assert plan is not None
     click.echo(
@@ -358,9 +370,20 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
         if plan.rotated:
             parts.append(f"{verb}rotated: {_names(plan.rotated)}")
         click.echo(f"secrets {'; '.join(parts)}")
+    if plan.held:
+        click.echo(printable(_held_line(plan)), err=True)
     click.echo(_summary(settings, request, done), err=True)
     for line in done.lines:
         click.echo(f"  {printable(line)}")
+
+
+def _held_line(plan: Plan) -> str:
+    return (
+        f"HELD: {held_text(plan.held)}: a secret remains after redaction, so the file is not "
+        "committed (the next capture tries it again). Redact it on the host, name it in "
+        "secrets.map, or accept it in the repo's .tether-baseline.json "
+        "(`tether scan --update-baseline`); --strict commits nothing while a finding remains"
+    )
 
 
 def _names(names: tuple[str, ...], limit: int = 12) -> str:

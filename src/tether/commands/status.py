@@ -45,7 +45,7 @@ def _echo_text(status: dict[str, Any]) -> None:
 
 
 def status(state_dir: Path, *, as_json: bool) -> int:
-    """Exit OK when Ready is True and nothing is stalled, ATTENTION otherwise."""
+    """Exit OK when Ready is True and nothing is stalled or held, ATTENTION otherwise."""
     report = build_status(state_dir)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -56,5 +56,6 @@ def status(state_dir: Path, *, as_json: bool) -> int:
         by_type["Ready"] == "True"
         and by_type["Stalled"] != "True"
         and by_type["ServicesReady"] != "False"
+        and by_type["CaptureHeld"] != "True"
     )
     return int(ExitCode.OK if healthy else ExitCode.ATTENTION)
