@@ -563,14 +563,59 @@ def test_dry_run_reports_a_conflict_without_a_pending_ref(world: World) -> None:
 
 
 def test_a_file_that_would_not_restore_is_refused(
-    world: World, capsys: pytest.CaptureFixture[str]
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.write("notes/bare.txt", "password: REDACTED\n")
+    monkeypatch.setenv("APP_DB_PASSWORD", "an-override")  # reconcile would write this instead
     assert world.capture() == ExitCode.ATTENTION
-    assert "refused   notes/bare.txt: redacting it would not give the host bytes back" in (
+    assert "refused   app/.env: redacting it would not give the host bytes back" in (
         capsys.readouterr().out
     )
-    assert "configs/notes/bare.txt" not in world.files_at(world.head())
+    assert "configs/app/.env" not in world.files_at(world.head())
+
+
+LITERALS = {  # what hosts restored by the article's scripts, or their users, hold
+    "stack/.env": "PG_PASS_OLD=REDACTED\nPG_PASS=Xk29-real-pg-value\n",
+    "stack/services.yaml": "- Plex:\n    widget:\n      password: REDACTED\n      key: 'REDACTED'\n",
+    "stack/README.txt": "Secrets in git read REDACTED or __REDACTED_DB_PASSWORD__; REDACTED.\n",
+    "stack/db/password.txt": "REDACTED\n",  # a whole-file secret restored as the word
+}
+
+
+def test_a_literal_redacted_on_the_host_round_trips_byte_for_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = World(tmp_path, "stack/**\n")
+    for path, text in LITERALS.items():
+        w.write(path, text)
+    assert w.capture("--json") == ExitCode.OK
+    doc = _json(capsys)
+    assert {f["action"] for f in doc["files"]} == {"add"}  # type: ignore[union-attr]
+    tree = w.files_at(w.head())
+    assert b"REDACTED\n" not in tree["configs/stack/.env"]  # placeholders stand for the words
+    assert tree["configs/stack/db/password.txt"].startswith(b"__REDACTED_")
+    assert b"Xk29-real-pg-value" not in b"".join(tree.values())
+    # The capturing host is in sync; an empty host gets the same bytes, nothing blocked.
+    assert w.reconcile("--detailed-exitcode") == ExitCode.OK
+    assert w.capture() == ExitCode.OK
+    assert w.head() == doc["revision"]  # nothing new to capture
+    # The stored word is no secret: the placeholders holding it are no store-value finding.
+    w.write("stack/services.yaml", LITERALS["stack/services.yaml"] + "# edited\n")
+    assert w.capture() == ExitCode.OK
+    w.write("stack/services.yaml", LITERALS["stack/services.yaml"])
+    assert w.capture() == ExitCode.OK
+    empty = tmp_path / "restored"
+    empty.mkdir()
+    capsys.readouterr()
+    code = main(
+        ["reconcile", "--apply", "--json", "--repo", str(w.remote), "--target-root", str(empty),
+         "--state-dir", str(tmp_path / "state2"), "--secrets-file", str(w.store)]
+    )  # fmt: skip
+    assert code == ExitCode.OK
+    plan = _json(capsys)
+    assert {f["action"] for f in plan["files"]} == {"create"}  # type: ignore[union-attr]
+    home = empty / HOME.lstrip("/")
+    for path, text in LITERALS.items():
+        assert (home / path).read_text() == text
 
 
 def test_ref_is_an_alias_of_branch(tmp_path: Path) -> None:

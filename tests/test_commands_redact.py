@@ -334,3 +334,17 @@ def test_counts_read_as_english(
     assert "1 secret in 1 file needs redaction" in capsys.readouterr().err
     assert main(["redact", str(one)]) == ExitCode.OK
     assert "redacted 1 secret in 1 file; 1 value added or updated" in capsys.readouterr().err
+
+
+def test_a_stored_literal_redacted_is_no_plain_text_store_value(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """capture stores a host's literal `REDACTED` (PG_PASS_OLD=REDACTED): every placeholder
+    holds that word, and none of them is a store value left in plain text."""
+    store = store_file(repo)
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text("AUTHENTIK_PG_PASS_OLD=REDACTED\n")
+    store.chmod(0o600)
+    assert main(["redact", "configs"]) == ExitCode.OK
+    assert main(["redact", "--check", "configs"]) == ExitCode.OK
+    assert "plain text" not in capsys.readouterr().err

@@ -430,12 +430,12 @@ def redact_reads(  # noqa: PLR0917
     """Fill `repo` of every read with its redacted bytes; returns the values found by name."""
     texts = {p: _text(r.host) for p, r in obs.reads.items() if p not in binary}
     whole = whole_file_paths(repo, tip, texts)
-    results = redact_files(texts, store, {}, whole)
+    results = redact_files(texts, store, {}, whole, literal=True)
     fresh = (s for r in results.values() for s in r.secrets)
     if any(store.get(s.name) != s.value for s in fresh):  # a new name: avoid other files' names
         others = _repo_names(repo, tip, set(texts), ledger)
         if any(others.values()):  # none (a first capture): the first pass was already right
-            results = redact_files(texts, store, others, whole)
+            results = redact_files(texts, store, others, whole, literal=True)
     values: dict[str, str] = {}
     for path, read in obs.reads.items():
         if path in binary:

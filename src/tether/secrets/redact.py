@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import NamedTuple
 
-from tether.secrets.render import NAME_PATTERN, env_name, placeholder
+from tether.secrets.render import (
+    KEY_BEFORE_TEXT,
+    MARKERS_TEXT,
+    NAME_PATTERN,
+    env_name,
+    placeholder,
+)
 from tether.secrets.rules import Slot, is_reference, key_words, scan
 from tether.secrets.wholefile import is_whole_file_secret
 
@@ -103,7 +109,15 @@ def _qualifier(parents: tuple[str, ...]) -> str | None:
     return None
 
 
-def _units(text: str, path: str) -> list[_Unit]:
+def _literal_key(text: str, start: int, slot: Slot | None) -> str:
+    """The key a literal placeholder word on the host sits under, or LITERAL_REDACTED."""
+    if slot is not None and slot.key:
+        return slot.key
+    found = KEY_BEFORE_TEXT.search(text, text.rfind("\n", 0, start) + 1, start)
+    return found["key"] if found else "literal-redacted"
+
+
+def _units(text: str, path: str, *, literal: bool = False) -> list[_Unit]:
     service = service_name(path)
     matches, found_slots = scan(text, path)
     found = sorted(found_slots, key=lambda s: (s.start, s.end))
@@ -115,10 +129,10 @@ def _units(text: str, path: str) -> list[_Unit]:
         return found[index] if index >= 0 and found[index].end >= end else None
 
     units: list[_Unit] = []
-    holders = list(PLACEHOLDER_TEXT.finditer(text))
+    holders = list((MARKERS_TEXT if literal else PLACEHOLDER_TEXT).finditer(text))
     for holder in holders:
         slot = slot_for(holder.start(), holder.end())
-        key = slot.key if slot else None
+        key = _literal_key(text, holder.start(), slot) if literal else slot.key if slot else None
         part = _key_part(key, "key-name", path)
         qual = _qualifier(slot.parents) if slot else None
         units.append(
@@ -127,7 +141,8 @@ def _units(text: str, path: str) -> list[_Unit]:
                 holder.end(),
                 _join(service, part),
                 _join(service, qual, part) if qual else _join(service, part),
-                holder["name"],
+                None if literal else holder["name"],  # a host's literal words are a value
+                text.count("\n", 0, holder.start()) + 1,
             )
         )
     taken = [(h.start(), h.end()) for h in holders]
@@ -166,9 +181,14 @@ def redact(
     elsewhere: Collection[str] = (),
     *,
     whole: bool = False,
+    literal: bool = False,
 ) -> Redaction:
     """Replace each secret in `text` (the content of `path`) by its named placeholder; a file
     that is a secret as a whole (`whole`, or see wholefile) becomes one placeholder.
+
+    `literal`: `text` is a host file (capture), so a `REDACTED` or `__REDACTED_X__` in it is
+    what the host holds, not a placeholder: it becomes a placeholder of its own, its words the
+    stored value, so that restoring gives the same bytes back.
 
     `store` holds the values already stored by name and `elsewhere` the names placeholders
     use in other files: a derived name used elsewhere for a different value is not reused
@@ -176,8 +196,8 @@ def redact(
     """
     store = store or {}
     if whole or is_whole_file_secret(path, text):
-        return _whole(text, path, store, elsewhere)
-    units = _units(text, path)
+        return _whole(text, path, store, elsewhere, literal=literal)
+    units = _units(text, path, literal=literal)
     counts = Counter(u.base for u in units)
     wanted = [u.qualified if counts[u.base] > 1 else u.base for u in units]
     used = {u.fixed for u in units if u.fixed}
@@ -207,9 +227,11 @@ def redact(
     return Redaction("".join(out), tuple(secrets))
 
 
-def _whole(text: str, path: str, store: Mapping[str, str], elsewhere: Collection[str]) -> Redaction:
+def _whole(
+    text: str, path: str, store: Mapping[str, str], elsewhere: Collection[str], *, literal: bool
+) -> Redaction:
     """The file becomes its placeholder alone (no newline); the store keeps its exact text."""
-    if PLACEHOLDER_TEXT.fullmatch(text.strip()):
+    if not literal and PLACEHOLDER_TEXT.fullmatch(text.strip()):
         return Redaction(text, ())  # already redacted (a reconciled host file holds the value)
     base = _join(service_name(path), _file_part(path))
     name = _free(base, value=text, used=set(), store=store, elsewhere=elsewhere, path=path)
@@ -267,9 +289,12 @@ def redact_files(
     store: Mapping[str, str] | None = None,
     repo_names: Mapping[str, Collection[str]] | None = None,
     whole: Collection[str] = (),
+    *,
+    literal: bool = False,
 ) -> dict[str, Redaction]:
     """Redact several files (by inventory path) consistently, in path order; the paths in
-    `whole` (Docker secret files, `secret: whole` overrides) are secrets as a whole.
+    `whole` (Docker secret files, `secret: whole` overrides) are secrets as a whole;
+    `literal`: they are host files (see `redact`).
 
     `store` holds the stored values by name; `repo_names` the placeholder names each other
     file of the repo already uses. A name is shared between files only for the same value.
@@ -279,7 +304,7 @@ def redact_files(
     for path, names in (repo_names or {}).items():
         for name in names:
             used_by.setdefault(name, set()).add(path)
-    for path, text in texts.items():
+    for path, text in () if literal else texts.items():  # a host's literal names none
         for name, _line in placeholders_in(text):
             used_by.setdefault(name, set()).add(path)
     results: dict[str, Redaction] = {}
@@ -290,6 +315,7 @@ def redact_files(
             store=values,
             elsewhere=_UsedElsewhere(used_by, path),
             whole=path in whole,
+            literal=literal,
         )
         for secret in result.secrets:
             values[secret.name] = secret.value

@@ -22,6 +22,9 @@ BARE_HINT = "map it under secrets.map in tether.yaml, or redact it again"
 # The key a bare REDACTED stands for, on its line: `key: REDACTED`, `KEY=REDACTED`,
 # `key = "REDACTED"`, `Key="REDACTED"` (XML), `- KEY=REDACTED` (compose list).
 _KEY_BEFORE = re.compile(rb"""(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*[:=]\s*["']?$""")
+# What render reads as a placeholder, in text: a host file holding it means the words themselves.
+MARKERS_TEXT = re.compile(PLACEHOLDER.pattern.decode() + "|" + BARE.pattern.decode())
+KEY_BEFORE_TEXT = re.compile(_KEY_BEFORE.pattern.decode())
 
 Lookup = Callable[[str], "str | None"]
 
@@ -42,6 +45,12 @@ def env_name(text: str) -> str:
 def has_marker(data: bytes) -> bool:
     """Cheap test: can this file hold a placeholder at all?"""
     return MARKER in data
+
+
+def is_marker_value(value: str) -> bool:
+    """A value that is only what render reads as a placeholder (a host's literal `REDACTED`):
+    stored so that it round-trips, but no secret: never looked for or masked as one."""
+    return MARKERS_TEXT.fullmatch(value.strip()) is not None
 
 
 def bare_name(data: bytes, start: int, names: Mapping[str, str], lookup: Lookup) -> str | None:
@@ -116,6 +125,6 @@ def mask(text: str, secrets: Mapping[str, str], label: str = "(secret {})") -> s
     """Replace every known secret value in `text` by `label` with its NAME (`(secret NAME)`),
     longest values first."""
     for name, value in sorted(secrets.items(), key=lambda kv: -len(kv[1])):
-        if len(value) >= 4 and value in text:
+        if len(value) >= 4 and value in text and not is_marker_value(value):
             text = text.replace(value, label.format(name))
     return text

@@ -24,7 +24,7 @@ from itertools import accumulate
 from pathlib import PurePosixPath
 from typing import Protocol
 
-from tether.secrets.render import NAME_PATTERN
+from tether.secrets.render import NAME_PATTERN, is_marker_value
 from tether.secrets.wholefile import WHOLE_FILE_RULE, is_whole_file_secret
 from tether.textsafe import looks_binary, printable
 
@@ -490,9 +490,10 @@ class Scanner:
 
 
 def store_values(values: Iterable[str]) -> tuple[str, ...]:
-    """The values worth looking for (4 characters or more), longest first so that a value
-    inside another is not reported on its own."""
-    return tuple(sorted({v for v in values if len(v) >= MIN_STORE_VALUE}, key=len, reverse=True))
+    """The values worth looking for (4 characters or more, not a host's literal `REDACTED`),
+    longest first so that a value inside another is not reported on its own."""
+    found = {v for v in values if len(v) >= MIN_STORE_VALUE and not is_marker_value(v)}
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def store_value_spans(
