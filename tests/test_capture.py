@@ -824,3 +824,14 @@ def test_the_dry_run_diff_never_shows_a_plain_value_as_redacted(
     added = [x for x in out.splitlines() if x.strip().startswith("+# the old one")]
     assert added == ["    +# the old one was (PLAIN TEXT: store value APP_DB_PASSWORD) until May"]
     assert SECRET not in out
+
+
+def test_the_held_line_is_cut_short() -> None:
+    from tether.capture.flow import Held, held_text  # noqa: PLC0415
+
+    held = [Held(f"f{i}.env", n, "store-value") for i in range(7) for n in range(1, 6)]
+    text = held_text(held)
+    assert text.startswith("held back f0.env (line 1: store-value; line 2: store-value; line 3")
+    assert "f0.env (line 1: store-value; line 2: store-value; line 3: store-value; 2 more)" in text
+    assert text.endswith("f4.env (line 1: store-value; line 2: store-value; line 3: store-value;"
+                         " 2 more) and 2 more files")  # fmt: skip

@@ -1,6 +1,7 @@
 """Planted secret values never appear in any command's output, nor in tether's own state.
 
-One config repo with placeholders in several formats, one store holding distinctive values;
+One config repo with placeholders in several formats (a Docker secret file whose whole content is
+one placeholder among them), one store holding distinctive values;
 every command that touches them runs (plans, diffs, JSON, saved plans, apply, errors, scans,
 status, doctor) and everything it printed or wrote outside the host is searched for the values.
 """
@@ -23,6 +24,7 @@ PLANTED = {
     "APP_API_TOKEN": "ghp_CanaryCanaryCanaryCanaryCanary0123",
     "PLEX_ONLINE_TOKEN": "CanaryPlexTokenZq93",
     "WG_PRIVATE_KEY": "CanaryWgKeyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    "DB_DB_PASSWORD": "CanaryWhole&File|Secret9",  # a Docker secret file's whole content
 }
 
 FILES = {
@@ -32,6 +34,8 @@ FILES = {
     "app/.env": "API_TOKEN=__REDACTED_APP_API_TOKEN__\nLOG_LEVEL=info\n",
     "plex/Preferences.xml": '<Preferences PlexOnlineToken="__REDACTED_PLEX_ONLINE_TOKEN__" A="1"/>\n',
     "vpn/wg.ini": "[Interface]\nPrivateKey = __REDACTED_WG_PRIVATE_KEY__\n",
+    "db/compose.yaml": "secrets:\n  db_password:\n    file: ./db_password\n",
+    "db/db_password": "__REDACTED_DB_DB_PASSWORD__",
 }
 
 
@@ -85,6 +89,8 @@ def test_no_command_prints_or_stores_a_secret(
     assert code == 0, outputs["apply-saved"]
     env = w["root"] / "home/demo/app/.env"
     assert PLANTED["APP_API_TOKEN"] in env.read_text()  # the host does get the value
+    whole = w["root"] / "home/demo/db/db_password"
+    assert whole.read_text() == PLANTED["DB_DB_PASSWORD"]  # the exact bytes, no newline added
 
     # drift and conflict: the host edits a secret-bearing file; diffs compare two secret texts
     env.write_text(env.read_text().replace("info", "debug") + "EXTRA=1\n")
@@ -153,6 +159,7 @@ def test_no_command_prints_or_stores_a_secret(
     assert "Canary" not in outputs["scan"]  # the scan found them ...
     findings = json.loads(outputs["scan-json"].split("\n}\n", 1)[0] + "\n}")["findings"]
     assert len(findings) >= len(PLANTED)  # ... and said where, masked
+    assert [f["line"] for f in findings if f["path"].endswith("db/db_password")] == [1]
     leaked = {label: _leaks(text) for label, text in outputs.items() if _leaks(text)}
     assert leaked == {}
 

@@ -317,6 +317,18 @@ def test_keywords_are_a_sound_prefilter(text: str, path: str) -> None:
         ("a/curator.yml", "  http_auth: admin:admin", "admin:admin"),
         ("a/.env", "PG_META_CRYPTO_KEY=0123456789abcdef0123", "0123456789abcdef0123"),
         ("a/env.example", "#LDAP_BINDPW=LdapUserPassw0rd", "LdapUserPassw0rd"),
+        # a value someone set, however it reads (`your_…` asks to be replaced; `my_…` does not)
+        ("a/env.example", "#JWT_APP_SECRET=my_jitsi_app_secret", "my_jitsi_app_secret"),
+        # Caddy v1 basicauth: the last word; atmoz/sftp users.conf: the second field
+        ("caddy/authlist.conf", "basicauth / laradock s3cret-pw", "s3cret-pw"),
+        ("caddy/Caddyfile", "basicauth bob hunter2-x {", "hunter2-x"),
+        ("sftp/users.conf", "foo:pass-123:1001:100:upload", "pass-123"),
+        ("sftp/users.conf", "# app1:CHANGE_ME:::app1", "CHANGE_ME"),
+        ("sftp/users.conf", "foo:bar-9:1001:100:upload", "bar-9"),  # no key word in the file
+        # a password glued to its word in a prose comment
+        ("a/defaults.env", "# dashboard username: admin password:admin", "admin"),
+        # a `<name>_key` whose value calls itself a key
+        ("a/defaults.env", "MEILISEARCH_KEY=masterkey", "masterkey"),
     ],
 )
 def test_real_world_secrets(path: str, line: str, secret: str) -> None:
@@ -351,7 +363,21 @@ def test_real_world_secrets(path: str, line: str, secret: str) -> None:
         ("a/.env.example", "APP_KEY=SomeRandomString"),
         ("a/nginx-unit.json", '      "pass": "routes/main",'),
         ("a/config.yaml", "password: &aaaa&a"),  # an anchor, no value (hypothesis found it)
+        ("a/.env", "TLS_KEY=server.key"),  # a file name
+        ("a/.env", "SORT_KEY=created_at"),  # a `<name>_key` that says nothing of a secret
+        ("a/app.conf", "# the password: field, or password=<your-password> in the file."),
+        ("a/app.conf", "# bypass:all"),
+        ("a/ports.conf", "forward 10:30:00:00"),  # `a:b:c:d` outside users.conf
+        ("a/nginx.conf", "# basicauth is configured below"),
     ],
 )
 def test_real_world_non_secrets(path: str, line: str) -> None:
     assert find_secrets(line + "\n", path) == []
+
+
+def test_the_scanner_reads_an_sftp_users_file_without_key_words() -> None:
+    from tether.secrets.scan import Scanner, default_rules  # noqa: PLC0415
+
+    scanner = Scanner(default_rules(), b"salt", frozenset())
+    scanner.scan_bytes("sftp/users.conf", b"foo:bar-9:1001:100:upload\n# app1:CHANGE_ME:::app1\n")
+    assert [(f.line, f.rule) for f in scanner.result.findings] == [(1, "key-name"), (2, "key-name")]

@@ -685,12 +685,18 @@ def hold_back(plan: Plan, to_host: Sequence[str]) -> Plan | None:
     )
 
 
-def held_text(held: Sequence[Held]) -> str:
-    """One line naming the held files, each with its findings' lines and rules."""
+def held_text(held: Sequence[Held], files: int = 5, lines: int = 3) -> str:
+    """One line naming the held files, each with its findings' lines and rules; a long list is
+    cut short (--json lists every finding)."""
     paths: dict[str, list[str]] = {}
     for h in held:
         paths.setdefault(h.path, []).append(f"line {h.line}: {h.rule}")
-    return "held back " + ", ".join(f"{p} ({'; '.join(w)})" for p, w in sorted(paths.items()))
+    shown = []
+    for path, where in sorted(paths.items())[:files]:
+        more = f"; {len(where) - lines} more" if len(where) > lines else ""
+        shown.append(f"{path} ({'; '.join(where[:lines])}{more})")
+    rest = f" and {len(paths) - files} more files" if len(paths) > files else ""
+    return f"held back {', '.join(shown)}{rest}"
 
 
 def backoff(attempt: int, rand: Callable[[], float] = random.random) -> float:

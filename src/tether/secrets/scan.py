@@ -81,6 +81,8 @@ LOCKFILES = frozenset(
 # tether.yaml maps keys to secret NAMES (`jwt_secret: TAUTULLI_JWT_SECRET`): references.
 _MANIFEST = "tether.yaml"
 _SECRET_NAME = re.compile(NAME_PATTERN)
+# `CHANGE_ME` is shaped like a variable's name, but it is the example password a host runs with.
+_CHANGE_ME = re.compile(r"CHANGE_?ME(?:_[A-Z0-9]+)*")
 _TEMPLATE = re.compile(r"\{[A-Za-z_][A-Za-z0-9_.\[\]'\"]*(?:![rsa])?(?::[^{}]*)?\}")
 
 
@@ -110,15 +112,21 @@ class RuleSet:
     is_reference: ReferenceFn
     # Rules a `tether:allow` comment cannot silence: known token formats and private keys.
     unallowable: frozenset[str] = frozenset()
+    keyword_free: frozenset[str] = frozenset()  # file names read whatever words they hold
 
 
 def default_rules() -> RuleSet:
     # Imported here: the rules compile their regexes on import.
-    from tether.secrets.rules import KEYWORDS, find_secrets, is_reference  # noqa: PLC0415
+    from tether.secrets.rules import (  # noqa: PLC0415
+        KEYWORD_FREE,
+        KEYWORDS,
+        find_secrets,
+        is_reference,
+    )
     from tether.secrets.rules.tokens import RULE_WORDS  # noqa: PLC0415
 
     known_formats = frozenset(RULE_WORDS) | {"wireguard-private-key"}
-    return RuleSet(find_secrets, KEYWORDS, is_reference, known_formats)
+    return RuleSet(find_secrets, KEYWORDS, is_reference, known_formats, KEYWORD_FREE)
 
 
 @dataclass(frozen=True)
@@ -421,7 +429,8 @@ class Scanner:
         spans: list[tuple[int, int, str, int]] = []  # start, end, rule, line
         lower = text.lower()
         code = PurePosixPath(path).suffix.lower() in CODE_SUFFIXES
-        if any(word in lower for word in self.rules.keywords):
+        free = PurePosixPath(path).name in self.rules.keyword_free
+        if free or any(word in lower for word in self.rules.keywords):
             for m in self.rules.find(text, path):
                 if code and m.rule in _KEY_NAME_RULES and not _quoted_at(text, m.start):
                     continue
@@ -489,10 +498,21 @@ class Scanner:
         ]
 
 
+# Letters only, one word or several joined by - _ . or a space: `example`, `root`, `changeme`,
+# `change-me-strong-password`. Stored when they are a password (weak live passwords are
+# credentials), but as a bare word they are everywhere else too (`example.com`, `user: root`).
+_WORDS = re.compile(r"[A-Za-z]+(?:[-_. ][A-Za-z]+)*")
+
+
 def store_values(values: Iterable[str]) -> tuple[str, ...]:
-    """The values worth looking for (4 characters or more, not a host's literal `REDACTED`),
-    longest first so that a value inside another is not reported on its own."""
-    found = {v for v in values if len(v) >= MIN_STORE_VALUE and not is_marker_value(v)}
+    """The values worth looking for verbatim, longest first so that a value inside another is
+    not reported on its own: 4 characters or more, not words alone (see _WORDS), not a host's
+    literal `REDACTED`. The rules still judge every value in its place."""
+    found = {
+        v
+        for v in values
+        if len(v) >= MIN_STORE_VALUE and not _WORDS.fullmatch(v.strip()) and not is_marker_value(v)
+    }
     return tuple(sorted(found, key=len, reverse=True))
 
 
@@ -534,7 +554,7 @@ def _is_name_or_template(value: str, *, manifest: bool) -> bool:
     tether.yaml any secret name: references to a secret, not one."""
     if _TEMPLATE.fullmatch(value):
         return True
-    if _SECRET_NAME.fullmatch(value):
+    if _SECRET_NAME.fullmatch(value) and not _CHANGE_ME.fullmatch(value):
         return manifest or "_" in value
     return False
 

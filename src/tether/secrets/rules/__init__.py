@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
-from tether.secrets.rules.formats import Slot, comment_pairs, file_format
+from tether.secrets.rules.formats import SFTP_USERS, Slot, comment_pairs, file_format
 from tether.secrets.rules.formats import pairs as file_pairs
 from tether.secrets.rules.keys import (
     KEY_WORDS,
@@ -21,6 +22,7 @@ from tether.secrets.rules.keys import (
     names_secret,
     plausible_for,
     reference_defaults,
+    self_described,
     user_password,
 )
 from tether.secrets.rules.tokens import (
@@ -33,6 +35,8 @@ from tether.secrets.rules.tokens import (
 
 # A file holding none of these has no secret any rule can find.
 KEYWORDS: frozenset[str] = KEY_WORDS | TOKEN_WORDS | {"://"}
+# ...except a file of these names, whose format says where its secrets are (`user:password:...`).
+KEYWORD_FREE: frozenset[str] = frozenset({SFTP_USERS})
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,9 @@ def find_secrets(text: str, path: str) -> list[SecretMatch]:
 def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
     """`find_secrets`, and every key/value slot of the file (secret or not), from one parse."""
     lowered = text.lower()
-    if not any(word in lowered for word in KEYWORDS):
+    if not any(word in lowered for word in KEYWORDS) and (
+        PurePosixPath(path).name not in KEYWORD_FREE
+    ):
         return [], []
     pairs = list(file_pairs(text, path))
     # start, end, rule, key, rank, commented
@@ -65,7 +71,12 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
     commented = list(comment_pairs(text, path))
     # A commented-out assignment is judged like an active one: the line reaches git all the same.
     for index, pair in enumerate((*pairs, *commented)):
-        if not (names_secret(pair.key) or user_password(pair.key, text[pair.start : pair.end])):
+        value = text[pair.start : pair.end]
+        if not (
+            names_secret(pair.key)
+            or user_password(pair.key, value)
+            or self_described(pair.key, value)
+        ):
             continue
         spans = [(pair.start, pair.end)]
         if "${" in text[pair.start : pair.end]:
@@ -117,6 +128,7 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
 
 __all__ = [
     "KEYWORDS",
+    "KEYWORD_FREE",
     "SecretMatch",
     "Slot",
     "file_format",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import PurePosixPath
 
 
@@ -388,22 +389,70 @@ def comment_pairs(text: str, path: str) -> Iterator[Slot]:
     marks = _COMMENT_MARKS.get(file_format(path), "")
     if not marks:
         return
+    if PurePosixPath(path).name == SFTP_USERS:
+        yield from _sftp_users(text, commented=True)
+        return
     for start, eol in _lines(text):
         first = text[start:eol].lstrip(" \t")[:1]
         if not first or first not in marks:
             continue
+        span = None
         match = _COMMENTED.match(text, start, eol)
-        if match is None:
-            continue
-        pos = match.end()
-        span = _value(text, pos, eol, comments="#", backslash=True)
-        if span is None or text[pos] in "[{":
-            continue
-        if text[pos] not in "\"'" and any(c in text[span[0] : span[1]] for c in " \t"):
-            continue  # prose (`# password: see the vault`)
-        if text[span[1] - 1 : span[1]] in (".", ",", ")"):
-            continue  # the end of a sentence
-        yield Slot(match["key"], *span)
+        if match is not None:
+            pos = match.end()
+            span = _value(text, pos, eol, comments="#", backslash=True)
+            if span is None or text[pos] in "[{":
+                span = None
+            elif text[pos] not in "\"'" and any(c in text[span[0] : span[1]] for c in " \t"):
+                span = None  # prose (`# password: see the vault`)
+            elif text[span[1] - 1 : span[1]] in (".", ",", ")"):
+                span = None  # the end of a sentence
+        if match is not None and span is not None:
+            yield Slot(match["key"], *span)
+        else:  # prose: only a password glued to its word (`password:admin`) is one
+            yield from _prose_passwords(text, start, eol)
+
+
+# A password glued to its word inside a prose comment: `# ... username: admin password:admin`.
+_PROSE_PASSWORD = re.compile(
+    r"(?<![A-Za-z0-9_])(?P<key>[A-Za-z_]*(?:password|passwd|pwd))[=:](?P<value>[^\s\"'`,;()]+)",
+    re.IGNORECASE,
+)
+# Caddy v1 `basicauth [/path] user password [{]`: the last word is the password.
+_BASICAUTH = re.compile(
+    r"[ \t]*basicauth[ \t]+(?:/\S*[ \t]+)?[^\s{}/]+[ \t]+(?P<value>[^\s{}]+)[ \t]*\{?[ \t]*$"
+)
+# atmoz/sftp users.conf: `user:password[:e][:uid[:gid]][:dir]`, one user a line.
+_SFTP_USER = re.compile(
+    r"[ \t]*(?P<hash>#[ \t]*)?(?P<user>[A-Za-z0-9_][A-Za-z0-9_.\-]*):(?P<value>[^:\s]+)"
+    r"(?::e)?:[0-9]*:[0-9]*(?::[^:\s]*)?[ \t]*$"
+)
+SFTP_USERS = "users.conf"
+
+
+def _sftp_users(text: str, *, commented: bool) -> Iterator[Slot]:
+    for start, eol in _lines(text):
+        match = _SFTP_USER.match(text, start, eol)
+        if match is not None and bool(match["hash"]) == commented:
+            yield Slot(f"{match['user']}_password", *match.span("value"))
+
+
+def _basicauth(text: str) -> Iterator[Slot]:
+    if "basicauth" not in text:
+        return
+    for start, eol in _lines(text):
+        match = _BASICAUTH.match(text, start, eol)
+        if match is not None:
+            yield Slot("basicauth_password", *match.span("value"))
+
+
+def _prose_passwords(text: str, start: int, eol: int) -> Iterator[Slot]:
+    for match in _PROSE_PASSWORD.finditer(text, start, eol):
+        end = match.end("value")
+        while end > match.start("value") and text[end - 1] in ".:":
+            end -= 1  # the end of a sentence
+        if end > match.start("value"):
+            yield Slot(match["key"], match.start("value"), end)
 
 
 def file_format(path: str) -> str:
@@ -435,8 +484,10 @@ def pairs(text: str, path: str) -> Iterator[Slot]:
         return _xml_pairs(text)
     if kind == "toml":
         return _line_pairs(text, _TOML_LINE, "#", "toml")
+    if kind == "ini" and PurePosixPath(path).name == SFTP_USERS:
+        return _sftp_users(text, commented=False)
     if kind == "ini":
-        return _line_pairs(text, _INI_LINE, "#;", "ini")
+        return chain(_line_pairs(text, _INI_LINE, "#;", "ini"), _basicauth(text))
     if kind == "env":
         return _line_pairs(text, _ENV_LINE, "#")
-    return _line_pairs(text, _GENERIC_LINE, "#", "generic")
+    return chain(_line_pairs(text, _GENERIC_LINE, "#", "generic"), _basicauth(text))

@@ -81,7 +81,7 @@ _REFERENCE = re.compile(
     | __REDACTED_ | ^REDACTED$ | ^<+[^<>]*>+$ | ^\[[^\[\]]*\]$
     | ^(?:true|false|yes|no|on|off|enabled?|disabled?|null|none|nil|~|\*+|x+|\.+|-+|_+)$
     | ^(?:placeholder|todo|tbd|fixme)$
-    | ^(?:your|my|enter|insert)[-_ ].*$
+    | ^(?:your|enter|insert)[-_ ].*$
     | (?:^|[-_ ])(?:you[-_ ]must[-_ ]|must[-_ ]be[-_ ]changed|replace[-_ ]?(?:me|this)\b)
     | [-_]x{4,}$
     | (?-i:^(?:Your|Some|My)(?:[A-Z][a-z]+)+$)
@@ -142,6 +142,17 @@ _USER_PASSWORD = re.compile(r"[^:\s/@]+:[^:\s/@]+")
 def user_password(key: str, value: str) -> bool:
     words = key_words(key)
     return bool(words) and words[-1] == "auth" and _USER_PASSWORD.fullmatch(value) is not None
+
+
+# One token (no `.` or `/`: `server.key` is a file) that calls itself a key or a secret.
+_SELF_DESCRIBED = re.compile(r"[A-Za-z0-9_-]*(?:key|secret|pass|token)[A-Za-z0-9_-]*", re.I)
+
+
+def self_described(key: str, value: str) -> bool:
+    """`MEILISEARCH_KEY=masterkey`: a `<name>_key` no qualifier makes secret (`sort_key`), whose
+    value says it is one."""
+    words = key_words(key)
+    return len(words) > 1 and words[-1] == "key" and _SELF_DESCRIBED.fullmatch(value) is not None
 
 
 def plausible_for(key: str, value: str) -> bool:
