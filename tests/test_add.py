@@ -118,3 +118,17 @@ def test_data_is_judged_by_folder_and_name() -> None:
     assert skip_reason("sonarr/config/sonarr.db") is not None
     assert skip_reason("traefik/dynamic/tls.yaml") is None
     assert skip_reason("app/.env") is None
+
+
+def test_a_held_file_is_not_listed_and_the_others_are(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.write("app/leak.txt", "x: aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC2dF4gH6jK8\n")
+    code = _add(world, world.home / "app/leak.txt", world.home / "web/compose.yml")
+    assert code == ExitCode.ATTENTION
+    out = capsys.readouterr()
+    assert "allowlist extended: web/compose.yml" in out.out
+    assert "held back app/leak.txt (line 1: generic-high-entropy)" in out.err
+    files = world.files_at(world.head())
+    assert files[INVENTORY] == b"# services\napp/config.yml\nweb/compose.yml\n"
+    assert "configs/app/leak.txt" not in files

@@ -658,7 +658,8 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
 
 def hold_back(plan: Plan, to_host: Sequence[str]) -> Plan | None:
     """The plan with every file that has a finding kept out: out of the commit, the
-    ledger (so the next capture tries it again) and the store (the names only it uses). None
+    ledger (so the next capture tries it again), the store (the names only it uses) and the
+    allowlist lines `tether add` would append (as for a refused file). None
     when a finding is not in a host file (the allowlist `tether add` extends): hold everything.
     """
     obs = plan.observation
@@ -674,9 +675,18 @@ def hold_back(plan: Plan, to_host: Sequence[str]) -> Plan | None:
         why = "; ".join(f"line {h.line}: {h.rule}" for h in held if h.path == path)
         obs.results[path] = FileResult(path, Action.HELD, f"secret finding ({why})")
         changes.pop(repo_path, None)
+    allowlisted = plan.allowlisted
+    if any(h.path in allowlisted for h in held):  # `tether add`: a held file is not listed
+        kept_lines = [p for p in allowlisted if obs.results[p].action != Action.HELD]
+        allowlisted_list, inventory = allowlist_lines(plan.repo, plan.tip, kept_lines)
+        allowlisted = tuple(allowlisted_list)
+        changes.pop(plan.repo.manifest.inventory, None)
+        if allowlisted:
+            changes[plan.repo.manifest.inventory] = inventory
     kept = (*COMMITTED, Action.UNCHANGED)
     used = {n for p, r in obs.reads.items() if obs.results[p].action in kept for n in r.used}
     return plan._replace(
+        allowlisted=allowlisted,
         changes=changes,
         values={n: v for n, v in plan.values.items() if n in used},
         added=tuple(n for n in plan.added if n in used),
