@@ -835,3 +835,18 @@ def test_the_held_line_is_cut_short() -> None:
     assert "f0.env (line 1: store-value; line 2: store-value; line 3: store-value; 2 more)" in text
     assert text.endswith("f4.env (line 1: store-value; line 2: store-value; line 3: store-value;"
                          " 2 more) and 2 more files")  # fmt: skip
+
+
+def test_a_binary_keystore_is_never_committed_even_when_binary_is_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = "files:\n  tls/*:\n    allow_binary: true\n"
+    w = World(tmp_path, "tls/*\n", extra)
+    w.write("tls/server.p12", b"0\x82\x04\x00\x02\x01\x03Xk29-keystore-bytes")
+    w.write("tls/logo.png", b"\x89PNG\x00\x00")
+    assert w.capture("--json") == ExitCode.ATTENTION
+    doc = _json(capsys)
+    assert doc["held"] == [{"path": "tls/server.p12", "line": 1, "rule": "whole-file-secret"}]
+    files = w.files_at(w.head())
+    assert "configs/tls/server.p12" not in files
+    assert files["configs/tls/logo.png"] == b"\x89PNG\x00\x00"

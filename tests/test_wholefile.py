@@ -25,6 +25,9 @@ KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END O
         ("ssh/id_ed25519.pub", "ssh-ed25519 AAAA\n", False),
         ("app/config.yml", "a: 1\n", False),
         ("db/password.txt", "", False),  # empty: nothing to hide
+        ("tls/server.p12", "0\x82\x04", True),  # keystores hold a private key, whatever the name
+        ("app/truststore.JKS", "\xfe\xed", True),
+        ("iis/site.pfx", "0\x82", True),
     ],
 )
 def test_which_files_are_secrets_as_a_whole(path: str, text: str, whole: bool) -> None:
@@ -76,3 +79,16 @@ def test_a_key_file_whose_body_is_a_placeholder_is_not_a_finding() -> None:
 )
 def test_program_source_named_after_secrets_is_not_a_whole_file_secret(path: str) -> None:
     assert not is_whole_file_secret(path, "def read(token: str) -> str:\n    return token\n")
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_binary_keystore_is_one_whole_file_finding(strict: bool) -> None:
+    from tether.secrets.scan import Scanner, default_rules  # noqa: PLC0415
+
+    scanner = Scanner(default_rules(), b"s" * 32)
+    scanner.strict = strict  # hook mode: binary files are read for known formats
+    scanner.scan_bytes("tls/server.p12", b"0\x82\x04\x00\x02\x01\x03")
+    scanner.scan_bytes("img/logo.png", b"\x89PNG\x00\x00")
+    assert [(f.path, f.line, f.rule) for f in scanner.result.findings] == [
+        ("tls/server.p12", 1, "whole-file-secret")
+    ]

@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from tether.secrets.render import NAME_PATTERN, is_marker_value
-from tether.secrets.wholefile import WHOLE_FILE_RULE, is_whole_file_secret
+from tether.secrets.wholefile import WHOLE_FILE_RULE, is_keystore, is_whole_file_secret
 from tether.textsafe import looks_binary, printable
 
 ALLOW_MARK = "tether:allow"
@@ -385,7 +385,7 @@ class Scanner:
             if self.strict and not self.allow_unscanned(path):
                 self.result.unscanned.append(path)
             return
-        if looks_binary(data):
+        if looks_binary(data) and not is_keystore(path):  # a keystore: one whole-file finding
             if self.strict:
                 self.result.files_scanned += 1
                 self._collect(self._known_formats(path, data.decode("latin-1"), commit))

@@ -17,6 +17,8 @@ WHOLE_FILE_RULE = "whole-file-secret"
 _SECRET_NAME = re.compile(r"passw(or)?d|passwd|secret|token|privatekey|private[_.-]key", re.I)
 _KEY_NAMES = frozenset({"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ed25519_sk"})
 _KEY_SUFFIXES = frozenset({".key", ".pem"})
+# PKCS#12 and Java keystores: binary, and a private key inside whatever their name says.
+KEYSTORE_SUFFIXES = frozenset({".p12", ".pfx", ".jks", ".keystore"})
 _NOT_SECRETS = frozenset(
     {".example", ".sample", ".template", ".dist", ".md", ".pub", ".j2", ".tmpl", ".tpl"}
     # program source named after what it handles (`github_token.py`, `yaml/tokens.py`)
@@ -36,7 +38,14 @@ def names_a_secret(path: str) -> bool:
     lowered = name.lower()
     if any(lowered.endswith(s) for s in _NOT_SECRETS):
         return False
+    if is_keystore(path):
+        return True
     return lowered in _KEY_NAMES or _SECRET_NAME.search(name) is not None
+
+
+def is_keystore(path: str) -> bool:
+    """A PKCS#12 or Java keystore (`.p12`, `.pfx`, `.jks`, `.keystore`)."""
+    return PurePosixPath(path).suffix.lower() in KEYSTORE_SUFFIXES
 
 
 def is_whole_file_secret(path: str, text: str) -> bool:
