@@ -70,6 +70,17 @@ class World:
     def reconcile(self, *extra: str) -> int:
         return main(["reconcile", "--repo", str(self.remote), *extra, *self.host_args()])
 
+    def restore(self, *extra: str) -> tuple[int, Path]:
+        """`reconcile --apply` of the remote onto an empty host with the same store: (exit code,
+        the restored home)."""
+        empty = self.tmp / "restored"
+        empty.mkdir()
+        code = main(
+            ["reconcile", "--apply", *extra, "--repo", str(self.remote), "--target-root",
+             str(empty), "--state-dir", str(self.tmp / "state2"), "--secrets-file", str(self.store)]
+        )  # fmt: skip
+        return code, empty / HOME.lstrip("/")
+
     def head(self) -> str:
         found = ref_of(self.remote, "refs/heads/main")
         assert found is not None
@@ -603,17 +614,11 @@ def test_a_literal_redacted_on_the_host_round_trips_byte_for_byte(
     assert w.capture() == ExitCode.OK
     w.write("stack/services.yaml", LITERALS["stack/services.yaml"])
     assert w.capture() == ExitCode.OK
-    empty = tmp_path / "restored"
-    empty.mkdir()
     capsys.readouterr()
-    code = main(
-        ["reconcile", "--apply", "--json", "--repo", str(w.remote), "--target-root", str(empty),
-         "--state-dir", str(tmp_path / "state2"), "--secrets-file", str(w.store)]
-    )  # fmt: skip
+    code, home = w.restore("--json")
     assert code == ExitCode.OK
     plan = _json(capsys)
     assert {f["action"] for f in plan["files"]} == {"create"}  # type: ignore[union-attr]
-    home = empty / HOME.lstrip("/")
     for path, text in LITERALS.items():
         assert (home / path).read_text() == text
 
@@ -799,14 +804,8 @@ def test_a_docker_secret_file_reaches_git_only_as_a_placeholder_and_comes_back_e
     out = capsys.readouterr()
     assert "Xk29" not in out.out + out.err
     # Restore onto an empty host: the exact bytes, trailing newline or not.
-    empty = tmp_path / "restored"
-    empty.mkdir()
-    code = main(
-        ["reconcile", "--apply", "--repo", str(w.remote), "--target-root", str(empty),
-         "--state-dir", str(tmp_path / "state2"), "--secrets-file", str(w.store)]
-    )  # fmt: skip
+    code, home = w.restore()
     assert code == ExitCode.OK
-    home = empty / HOME.lstrip("/")
     assert (home / "stack/db/pg.txt").read_bytes() == b"Xk29-pg-secret-value\n"
     assert (home / "stack/db/root_password").read_bytes() == b"no-newline-at-end"
     assert (home / "stack/db/pg.txt").stat().st_mode & 0o777 == 0o600
@@ -837,16 +836,25 @@ def test_the_held_line_is_cut_short() -> None:
                          " 2 more) and 2 more files")  # fmt: skip
 
 
-def test_a_binary_keystore_is_never_committed_even_when_binary_is_allowed(
+def test_a_binary_keystore_goes_to_git_as_a_placeholder_and_comes_back_exact(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    extra = "files:\n  tls/*:\n    allow_binary: true\n"
-    w = World(tmp_path, "tls/*\n", extra)
-    w.write("tls/server.p12", b"0\x82\x04\x00\x02\x01\x03Xk29-keystore-bytes")
+    w = World(tmp_path, "tls/*\n", "files:\n  tls/logo.png:\n    allow_binary: true\n")
+    keystore = b"0\x82\x04\x00\x02\x01\x03Xk29-keystore-bytes\xff\n"
+    w.write("tls/server.p12", keystore)  # no allow_binary needed: it is redacted whole
     w.write("tls/logo.png", b"\x89PNG\x00\x00")
-    assert w.capture("--json") == ExitCode.ATTENTION
+    assert w.capture("--json") == ExitCode.OK
     doc = _json(capsys)
-    assert doc["held"] == [{"path": "tls/server.p12", "line": 1, "rule": "whole-file-secret"}]
+    assert doc["secrets"] == {"added": ["TLS_SERVER"], "rotated": []}
     files = w.files_at(w.head())
-    assert "configs/tls/server.p12" not in files
-    assert files["configs/tls/logo.png"] == b"\x89PNG\x00\x00"
+    assert files["configs/tls/server.p12"] == b"tether:base64 __REDACTED_TLS_SERVER__"
+    assert files["configs/tls/logo.png"] == b"\x89PNG\x00\x00"  # allow_binary: as it is
+    with Repo(str(w.remote)) as repo:
+        store = repo.object_store
+        assert not any(b"Xk29-keystore" in store[sha].as_raw_string() for sha in store)
+    assert w.reconcile("--detailed-exitcode") == ExitCode.OK  # in sync
+    code, home = w.restore()
+    assert code == ExitCode.OK
+    restored = home / "tls/server.p12"
+    assert restored.read_bytes() == keystore
+    assert restored.stat().st_mode & 0o777 == 0o600

@@ -92,3 +92,19 @@ def test_a_binary_keystore_is_one_whole_file_finding(strict: bool) -> None:
     assert [(f.path, f.line, f.rule) for f in scanner.result.findings] == [
         ("tls/server.p12", 1, "whole-file-secret")
     ]
+
+
+def test_a_binary_secret_file_renders_from_base64_and_never_half_decoded() -> None:
+    from tether.secrets.redact import redact_binary  # noqa: PLC0415
+    from tether.secrets.scan import Scanner, default_rules  # noqa: PLC0415
+
+    data = bytes(range(256)) + b"\n"
+    redaction = redact_binary(data, "tls/server.p12", {})
+    assert redaction.text == "tether:base64 __REDACTED_TLS_SERVER__"
+    store = {s.name: s.value for s in redaction.secrets}
+    assert render(redaction.text.encode(), store.get).data == data
+    assert render(redaction.text.encode(), {"TLS_SERVER": "not base64!"}.get).missing == (
+        "TLS_SERVER",
+    )
+    scanner = Scanner(default_rules(), b"s" * 32)
+    assert scanner.scan_text("tls/server.p12", redaction.text) == []  # the repo side is clean

@@ -38,11 +38,11 @@ from tether.hostfs.host import Confinement, Probe, read_regular
 from tether.reconcile.desired import destination, names_host
 from tether.reconcile.engine import resolve_paths
 from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt
-from tether.secrets.redact import placeholders_in, redact_files
+from tether.secrets.redact import placeholders_in, redact_binary, redact_files
 from tether.secrets.render import has_marker, render
 from tether.secrets.scan import STORE_VALUE_RULE, Finding, Scanner, default_rules
 from tether.secrets.store import SecretStore, load_store, store_path
-from tether.secrets.wholefile import declared_secret_files, is_compose_file
+from tether.secrets.wholefile import declared_secret_files, is_compose_file, is_keystore
 from tether.stamps import file_stamp, git_blob_id, utc_stamp
 from tether.state.keyring import Keyring
 from tether.state.ledger import LedgerEntry
@@ -352,7 +352,7 @@ def observe(
             seen.results[path] = FileResult(path, Action.UNCHANGED, upstream)
             seen.refresh[dest] = probe
             continue
-        if looks_binary(data) and not target.allow_binary:
+        if looks_binary(data) and not target.allow_binary and not is_keystore(path):
             why = "binary (NUL byte); set files.<path>.allow_binary to capture it"
             seen.results[path] = FileResult(path, Action.REFUSED, why)
             continue
@@ -437,7 +437,14 @@ def redact_reads(  # noqa: PLR0917
         if any(others.values()):  # none (a first capture): the first pass was already right
             results = redact_files(texts, store, others, whole, literal=True)
     values: dict[str, str] = {}
+    named = {s.name for r in results.values() for s in r.secrets}
     for path, read in obs.reads.items():
+        if path in binary and is_keystore(path):  # the store keeps its bytes, in base64
+            keystore = redact_binary(read.host, path, store, named)
+            obs.reads[path] = read._replace(repo=keystore.text.encode(TEXT))
+            values.update((s.name, s.value) for s in keystore.secrets)
+            named.update(s.name for s in keystore.secrets)
+            continue
         if path in binary:
             obs.reads[path] = read._replace(repo=read.host)
             continue
@@ -618,8 +625,8 @@ def plan_attempt(settings: Settings, *, want_diffs: bool) -> Plan:
         added = added_paths(settings, root, home)
         found = targets(settings, repo, root, home, added)
         obs = observe(settings, repo, tip, found, root)
-        binary = {t.path for t in found if t.allow_binary and t.path in obs.reads}
-        binary = {p for p in binary if looks_binary(obs.reads[p].host)}
+        # let through by observe: allow_binary, or a keystore (redacted whole, in base64)
+        binary = {p for p, read in obs.reads.items() if looks_binary(read.host)}
         store = load_store(store_path(settings.secrets_file, repo.manifest.secrets_file))
         values = redact_reads(obs, repo, tip, store.file_values, binary, settings.ledger)
         added_names, rotated = store_changes(store, values)

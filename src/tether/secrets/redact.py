@@ -10,6 +10,7 @@ same name, a rotated value at a known location keeps its name, and redacting twi
 
 from __future__ import annotations
 
+import base64
 import re
 from bisect import bisect_right
 from collections import Counter
@@ -19,6 +20,7 @@ from pathlib import PurePosixPath
 from typing import NamedTuple
 
 from tether.secrets.render import (
+    BASE64_PREFIX,
     KEY_BEFORE_TEXT,
     MARKERS_TEXT,
     NAME_PATTERN,
@@ -236,6 +238,16 @@ def _whole(
     base = _join(service_name(path), _file_part(path))
     name = _free(base, value=text, used=set(), store=store, elsewhere=elsewhere, path=path)
     return Redaction(placeholder(name), (Redacted(name, text, 1),))
+
+
+def redact_binary(
+    data: bytes, path: str, store: Mapping[str, str], elsewhere: Collection[str] = ()
+) -> Redaction:
+    """A binary secret file (a keystore): the repo holds `tether:base64 ` and its placeholder,
+    the store its bytes in base64."""
+    value = base64.b64encode(data).decode("ascii")
+    whole = _whole(value, path, store, elsewhere, literal=True)
+    return Redaction(BASE64_PREFIX.decode("ascii") + whole.text, whole.secrets)
 
 
 def _free(

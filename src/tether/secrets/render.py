@@ -8,6 +8,8 @@ bare `REDACTED` is accepted when a name can be found for it (see `bare_name`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ NAME_PATTERN = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*"
 PLACEHOLDER = re.compile(rb"__REDACTED_(?P<name>" + NAME_PATTERN.encode() + rb")__")
 BARE = re.compile(rb"(?<![A-Za-z0-9_])REDACTED(?![A-Za-z0-9_])")
 MARKER = b"REDACTED"
+# A binary secret file in the repo: this prefix, then its placeholder; the store holds base64.
+BASE64_PREFIX = b"tether:base64 "
 BARE_MISSING = "REDACTED@line"  # in Rendered.missing: a bare REDACTED nothing names, by line
 BARE_HINT = "map it under secrets.map in tether.yaml, or redact it again"
 # The key a bare REDACTED stands for, on its line: `key: REDACTED`, `KEY=REDACTED`,
@@ -79,6 +83,10 @@ def render(data: bytes, lookup: Lookup, names: Mapping[str, str] | None = None) 
     """Fill every placeholder byte-exactly; any value round-trips whatever it contains."""
     if MARKER not in data:
         return Rendered(data)
+    if data.startswith(BASE64_PREFIX):
+        whole = PLACEHOLDER.fullmatch(data, len(BASE64_PREFIX))
+        if whole is not None:
+            return _render_base64(whole["name"].decode(), lookup)
     names = names or {}
     out: list[bytes] = []
     used: set[str] = set()
@@ -104,6 +112,19 @@ def render(data: bytes, lookup: Lookup, names: Mapping[str, str] | None = None) 
     if missing:
         return Rendered(None, tuple(sorted(used)), tuple(sorted(missing)))
     return Rendered(b"".join(out), tuple(sorted(used)))
+
+
+def _render_base64(name: str, lookup: Lookup) -> Rendered:
+    """A binary secret file: the stored base64 decoded (a value that is not base64 is missing:
+    never written half-decoded)."""
+    value = lookup(name)
+    try:
+        decoded = base64.b64decode(value or "", validate=True) if value is not None else None
+    except (binascii.Error, ValueError):
+        decoded = None
+    if decoded is None:
+        return Rendered(None, (), (name,))
+    return Rendered(decoded, (name,))
 
 
 def missing_reason(missing: Sequence[str], store: Path | None) -> str:

@@ -24,7 +24,7 @@ from itertools import accumulate
 from pathlib import PurePosixPath
 from typing import Protocol
 
-from tether.secrets.render import NAME_PATTERN, is_marker_value
+from tether.secrets.render import BASE64_PREFIX, NAME_PATTERN, is_marker_value
 from tether.secrets.wholefile import WHOLE_FILE_RULE, is_keystore, is_whole_file_secret
 from tether.textsafe import looks_binary, printable
 
@@ -566,7 +566,8 @@ def _quoted_at(text: str, start: int) -> bool:
 def _is_placeholder_only(text: str) -> bool:
     """Nothing but a placeholder, PEM armour lines around it included (a redacted key file)."""
     body = [line for line in text.strip().splitlines() if not line.startswith("-----")]
-    return re.fullmatch(r"__REDACTED_[A-Z][A-Z0-9_]*__|REDACTED", "".join(body).strip()) is not None
+    only = "".join(body).strip().removeprefix(BASE64_PREFIX.decode("ascii"))  # a binary one
+    return re.fullmatch(r"__REDACTED_[A-Z][A-Z0-9_]*__|REDACTED", only) is not None
 
 
 def _comment_openers(path: str) -> tuple[str, ...]:
