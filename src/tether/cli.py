@@ -252,11 +252,50 @@ def validate(
     metavar="DIR",
     help="target.home to write in tether.yaml (default: your home); --target-home is an alias.",
 )
-def init(directory: Path, target_home: str | None) -> int:
-    """Scaffold a new config repo in DIR (never overwrites a file)."""
-    from tether.commands.init import init as run
+@click.option(
+    "--from-host",
+    is_flag=True,
+    help="Propose the allowlist from the config found under --home, git init DIR and capture "
+    "those files into it, redacted.",
+)
+@click.option(
+    "--remote",
+    metavar="URL_OR_PATH",
+    help="With --from-host: capture.remote of the new repo, and its git origin.",
+)
+@state_dir_option()
+@secrets_file_option(
+    "With --from-host: the store the secrets found go to [env: TETHER_SECRETS_FILE; default: "
+    "secrets.file of the new tether.yaml]."
+)
+def init(  # noqa: PLR0917
+    directory: Path,
+    target_home: str | None,
+    from_host: bool,
+    remote: str | None,
+    state_dir: Path | None,
+    secrets_file: Path | None,
+) -> int:
+    """Scaffold a new config repo in DIR (never overwrites a file). With --from-host, from an
+    existing host: the allowlist proposed from what is under the home, `git init`, and a first
+    redacted capture committed in DIR."""
+    from tether.commands import init as run
 
-    return run(directory, target_home=target_home)
+    if not from_host:
+        if remote is not None:
+            raise click.UsageError("--remote goes with --from-host")
+        return run.init(directory, target_home=target_home)
+    from tether.commands.capture import CaptureRequest, capture
+
+    home = run.start_from_host(directory, target_home=target_home, remote=remote)
+    request = CaptureRequest(
+        repo=str(directory.resolve()),
+        message="tether init --from-host: first capture {time}",
+        ledger_repo=remote,
+    )
+    options = resolve_host_options(None, home, state_dir, secrets_file, report=False)
+    code = capture(request, options, explicit_root=False)
+    return run.finish_from_host(directory, remote, code)
 
 
 def root_option(func: F) -> F:

@@ -70,6 +70,9 @@ class CaptureRequest:
     to_host: tuple[str, ...] = ()
     only: tuple[str, ...] = ()  # --only PATH/GLOB
     add: tuple[str, ...] = ()  # `tether add PATH...`: host files to allowlist and capture
+    # the repo whose ledger records this capture (default: the remote captured into);
+    # `init --from-host` captures into the new folder for the remote it will be pushed to
+    ledger_repo: str | None = None
     strict: bool = False  # any finding stops the whole capture (else it holds back its file)
     attempts: int = ATTEMPTS
 
@@ -119,7 +122,9 @@ def capture(
         remote=gitremote.parse_remote(url),
         branch=branch,
         state_dir=state_dir,
-        ledger_dir=ensure_state_dir(repo_ledger_dir(state_dir, gitremote.repo_identity(url))),
+        ledger_dir=ensure_state_dir(
+            repo_ledger_dir(state_dir, gitremote.repo_identity(request.ledger_repo or url))
+        ),
         target_root=host.target_root,
         explicit_root=explicit_root,
         target_home=host.target_home,

@@ -203,6 +203,8 @@ class LocalRemoteClient(LocalGitClient):
         atomic: bool = False,
     ) -> SendPackResult:
         gitdir = Path(os.fsdecode(path))
+        if (gitdir / ".git").is_dir():  # a repo with a work tree: its git dir, not the tree
+            gitdir /= ".git"
         record = gitdir / PUSH_LOCK
         with contextlib.ExitStack() as stack:
             try:

@@ -197,3 +197,24 @@ def _below(path: Path, folder: Path) -> str | None:
     except ValueError:
         return None
     return None if rel == "." else rel
+
+
+def render_proposal(found: Proposal, home: str) -> str:
+    """The allowlist file `tether init --from-host` writes: the proposal, commented, to edit."""
+    lines = [
+        f"# Proposed by `tether init --from-host` from what was found under {home}.",
+        "# One path per line, relative to target.home; globs: * ? **. Edit freely: delete a",
+        "# line to stop tracking a file, add one (or `tether add PATH`), then `tether capture`.",
+        "# Never proposed: data, cache, database, media and log folders or files, links, files",
+        f"# over {MAX_CONFIG_SIZE // 1024} KiB.",
+    ]
+    if found.truncated:
+        lines.append(f"# The walk stopped after {MAX_ENTRIES} names: look further by hand.")
+    for service, paths in sorted(found.services.items()):
+        lines += ["", f"# {service}", *paths]
+    if found.skipped:
+        lines += ["", "# Left out as data, not config (a file here can still be listed by hand):"]
+        lines += [f"# {path}    ({why})" for path, why in found.skipped[:40]]
+        if len(found.skipped) > 40:
+            lines.append(f"# ... and {len(found.skipped) - 40} more")
+    return "\n".join(lines) + "\n"
