@@ -111,3 +111,26 @@ def test_init_from_host_bad_input_is_one_line_and_writes_nothing(
     assert main(["init", str(repo), "--from-host", "--home", str(home)]) == ExitCode.USAGE
     assert "already holds a config repo" in capsys.readouterr().err
     assert (repo / "tether.yaml").read_text() == "mine\n" and not (repo / ".git").exists()
+
+
+def test_the_walk_is_bounded_and_finds_shallow_services_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tether.hostfs import discover  # noqa: PLC0415
+
+    monkeypatch.setattr(discover, "MAX_ENTRIES", 60)
+    home = tmp_path / "home"
+    _host(home)
+    for n in range(100):  # a big tree sorted before the services: walked last, cut short
+        (home / "aaa/b/src" / f"f{n}.yml").parent.mkdir(parents=True, exist_ok=True)
+        (home / "aaa/b/src" / f"f{n}.yml").write_text("x: 1\n")
+    (home / "pihole").mkdir()
+    (home / "pihole/pihole.toml").write_text("a = 1\n")  # a known service, no compose file
+    (home / "pihole/link.toml").symlink_to(home / "pihole/pihole.toml")
+    (home / "elsewhere").mkdir()
+    (home / "traefik/linked").symlink_to(home / "elsewhere", target_is_directory=True)
+    found = discover.propose(home)
+    assert found.truncated
+    assert set(found.paths) == {*HOST, "pihole/pihole.toml"}
+    assert ("pihole/link.toml", "a symlink (tether never follows links)") in found.skipped
+    assert ("traefik/data/", "data, cache or media folder") in found.skipped

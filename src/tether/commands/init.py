@@ -14,7 +14,7 @@ from tether.config.options import check_remote
 from tether.errors import TetherError, UsageError
 from tether.exitcodes import ExitCode
 from tether.git.worktree import init_with_files, set_origin, sync_work_tree
-from tether.hostfs.discover import propose, render_proposal
+from tether.hostfs.discover import MAX_ENTRIES, propose, render_proposal
 
 INVENTORY = "inventory/include-paths.txt"
 # (path in the new repo, template file in tether/templates)
@@ -99,8 +99,10 @@ def start_from_host(directory: Path, *, target_home: str | None, remote: str | N
         )
     found = propose(Path(home))
     if not found.paths:
+        stopped = f", within the first {MAX_ENTRIES} names" if found.truncated else ""
         raise TetherError(
-            f"{home}: no service config found (compose files, .env, known services' folders)",
+            f"{home}: no service config found (compose files, .env, known services' folders)"
+            f"{stopped}",
             hint="`tether init DIR` scaffolds an empty repo; list the files by hand",
         )
     manifest = _template("tether.yaml")

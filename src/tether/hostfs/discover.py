@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,55 +91,39 @@ def _is_service_folder(folder: Path, names: list[str]) -> bool:
 
 
 def propose(home: Path) -> Proposal:
-    """Walk `home` (bounded: MAX_DEPTH folders deep, MAX_ENTRIES names; links never followed)
-    for service folders (a compose file, or a known service's name) and their config files."""
+    """Walk `home` breadth first (bounded: MAX_DEPTH folders deep, MAX_ENTRIES names; links never
+    followed) for service folders (a compose file, or a known service's name) and their config
+    files. Service folders sit near the top, so a big tree elsewhere stops the walk late."""
     found = Proposal()
     seen = 0
-    for folder, dirs, files in os.walk(home):
-        here = Path(folder)
-        rel = here.relative_to(home).as_posix()
-        depth = 0 if rel == "." else rel.count("/") + 1
-        seen += len(dirs) + len(files)
+    queue: deque[tuple[Path, str, int, str | None]] = deque([(home, "", 0, None)])
+    while queue:
+        here, rel, depth, service = queue.popleft()
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError:
+            continue
+        seen += len(entries)
         if seen > MAX_ENTRIES:
             found.truncated = True
             break
-        kept = []
-        for name in sorted(dirs):
-            sub = name if rel == "." else f"{rel}/{name}"
-            if name.lower() in DATA_FOLDERS:
-                found.skipped.append((sub + "/", "data, cache or media folder"))
-            elif depth < MAX_DEPTH and not (here / name).is_symlink():
-                kept.append(name)
-        dirs[:] = kept
-        service = _service_of(home, rel)
-        if service is None and _is_service_folder(here, files) and rel != ".":
+        names = [e.name for e in entries]
+        if service is None and rel and _is_service_folder(here, names):
             service = rel
-        if service is None:
-            continue
-        for name in sorted(files):
-            path = name if rel == "." else f"{rel}/{name}"
-            why = _file_reason(here / name, path)
-            if why is None and looks_like_config(path):
-                found.services.setdefault(service, []).append(path)
-            elif why is not None and looks_like_config(path):
-                found.skipped.append((path, why))
+        for entry in entries:
+            sub = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name.lower() in DATA_FOLDERS:
+                    found.skipped.append((sub + "/", "data, cache or media folder"))
+                elif depth < MAX_DEPTH:
+                    queue.append((Path(entry.path), sub, depth + 1, service))
+            elif service is not None and looks_like_config(sub):
+                why = _file_reason(Path(entry.path), sub)
+                if why is None:
+                    found.services.setdefault(service, []).append(sub)
+                else:
+                    found.skipped.append((sub, why))
     return found
-
-
-def _service_of(home: Path, rel: str) -> str | None:
-    """The service folder above `rel` (itself excluded), if any was recognised on the way."""
-    if rel == ".":
-        return None
-    parts = rel.split("/")
-    for n in range(1, len(parts)):
-        top = home.joinpath(*parts[:n])
-        try:
-            names = [p.name for p in top.iterdir()]
-        except OSError:
-            return None
-        if _is_service_folder(top, names):
-            return "/".join(parts[:n])
-    return None
 
 
 def _file_reason(path: Path, relpath: str) -> str | None:
