@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,11 @@ def test_a_held_file_is_not_listed_and_the_others_are(
     files = world.files_at(world.head())
     assert files[INVENTORY] == b"# services\napp/config.yml\nweb/compose.yml\n"
     assert "configs/app/leak.txt" not in files
+
+
+def test_add_json_lists_the_allowlist_lines(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _add(world, world.home / "web/compose.yml", "--json") == ExitCode.OK
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["allowlisted"] == ["web/compose.yml"] and doc["pushed"] is True

@@ -792,6 +792,7 @@ def results_json(
         "pending_ref": pending,
         "findings": [f.text() for f in plan.findings] if plan else [],
         "held": [h.to_json() for h in plan.held] if plan else [],
+        "allowlisted": list(plan.allowlisted) if plan else [],
     }
 
 
