@@ -141,3 +141,19 @@ def test_add_json_lists_the_allowlist_lines(
     assert _add(world, world.home / "web/compose.yml", "--json") == ExitCode.OK
     doc = json.loads(capsys.readouterr().out)
     assert doc["allowlisted"] == ["web/compose.yml"] and doc["pushed"] is True
+
+
+def test_add_refuses_a_path_the_host_profile_leaves_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = World(tmp_path, "app/config.yml\n", "hosts:\n  pi:\n    exclude: ['web/**']\n")
+    w.write("app/config.yml", "a: 1\n")
+    w.write("app/.env", "PORT=1\n")
+    w.write("web/compose.yml", "services: {}\n")
+    before = w.head()
+    args = ["--repo", str(w.remote), "--host", "pi", *w.host_args()]
+    assert main(["add", str(w.home / "web/compose.yml"), *args]) == ExitCode.USAGE
+    assert "host 'pi''s include/exclude in tether.yaml leaves it out" in capsys.readouterr().err
+    assert w.head() == before
+    assert main(["add", str(w.home / "app/.env"), *args]) == ExitCode.OK
+    assert w.files_at(w.head())[INVENTORY] == b"app/config.yml\napp/.env\n"

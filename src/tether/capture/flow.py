@@ -264,8 +264,19 @@ def added_paths(settings: Settings, root: str, home: str) -> list[str]:
 
 def allowlist_lines(repo: ConfigRepo, tip: Tip, added: Sequence[str]) -> tuple[list[str], bytes]:
     """The lines of `added` the allowlist does not name yet, and the allowlist with them
-    appended (one line each, never a duplicate)."""
-    named = set(repo.select(added))
+    appended (one line each, never a duplicate). A path this host's profile leaves out of the
+    shared allowlist is a usage error: a line would not make this host track it."""
+    named = {p for inventory in repo.inventories for p in inventory.select(added)}
+    if repo.profile is not None:
+        own = {p for inventory in repo.extra for p in inventory.select(added)}
+        left_out = [p for p in added if p not in own and not repo.profile.selects(p)]
+        if left_out:
+            raise UsageError(
+                f"tether add {left_out[0]}: host {repo.profile.name!r}'s include/exclude in "
+                f"{MANIFEST_NAME} leaves it out",
+                hint="change the host's profile, or list it in the host's own inventory; "
+                "nothing was changed",
+            )
     new = [p for p in added if p not in named]
     blob = tip.blob(repo.manifest.inventory)
     text = gitobjects.read_blob(tip.mirror, blob) if blob is not None else b""
