@@ -34,6 +34,11 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
         ["--sizes", "1000,10000,50000", "--loop-max", "10000", "--runs", "5"],
         ["--sizes", "200", "--loop-max", "200", "--runs", "1"],
     ),
+    "scale": (
+        "scale_bench.py",
+        ["--sizes", "10000,100000", "--runs", "3"],
+        ["--sizes", "300", "--runs", "1"],
+    ),
     "fleet": (
         "fleet_bench.py",
         ["--hosts", "200", "--workers", "8"],
