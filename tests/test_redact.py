@@ -339,6 +339,23 @@ def test_parses_iff_original_did(kind: str, data: st.DataObject) -> None:
     assert redact(result.text, doc.path).text == result.text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # hypothesis found it: a block header with its newline dropped is no YAML; redacting the
+        # whole `|  value` made it a plain scalar that parses, so the indicator stays in the file
+        "a: 1\nk0_DB_PASSWORD: |  s3cr3tVal9\n  line2xyz\nb: 2\n",
+        "k0_DB_PASSWORD: >  s3cr3tVal9\n",
+        "k0_DB_PASSWORD: %s3cr3tVal9\n",
+    ],
+)
+def test_a_value_no_plain_scalar_may_start_with_stays_unparseable(text: str) -> None:
+    assert not _parses("yaml", text)
+    redacted, store = _round_trip(text, "app/config.yaml")
+    assert not _parses("yaml", redacted), redacted
+    assert list(store.values()) == ["s3cr3tVal9"]
+
+
 # --- the article's bugs (homelab_repo.md §5, items 7-17), as examples --------------------------
 
 

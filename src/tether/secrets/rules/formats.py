@@ -256,8 +256,10 @@ def _yaml_value(text: str, key: str, pos: int, eol: int, key_indent: int) -> Slo
         if text[pos] == '"':
             return Slot(key, *_cut(text, pos + 1, close, _BAD_YAML_DOUBLE))
         return Slot(key, pos + 1, close)
-    if text[pos] in "@`":  # cannot start a plain scalar: the file is not YAML, keep it so
+    if text[pos] in "@`|>%":  # cannot start a plain scalar: the file is not YAML, keep it so
         pos += 1
+        while pos < eol and text[pos] in " \t":
+            pos += 1
     return Slot(key, pos, _yaml_plain_end(text, pos, eol))
 
 
