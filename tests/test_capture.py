@@ -623,6 +623,40 @@ def test_a_literal_redacted_on_the_host_round_trips_byte_for_byte(
         assert (home / path).read_text() == text
 
 
+# Values an example repo asks to have replaced; a host that kept them runs with them.
+TEMPLATE_VALUES = {
+    "code/compose.yaml": "services:\n  code:\n    environment:\n"
+    "      - PASSWORD=MyStrongLoginPassword\n      - SUDO_PASSWORD=MyOptionalSudoPassword\n",
+    "files/.env": "MYSQL_ROOT_PASSWORD=your_mysql_root_password\nOIDC_SECRET=<YOUR-SECRET>\n",
+    "pihole/compose.yaml": "services:\n  pihole:\n    environment:\n"
+    "      WEBPASSWORD: 'MySecureLoginPasswordForWebApp'\n",
+}
+
+
+def test_a_value_an_example_asked_to_replace_is_redacted_on_a_live_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = World(tmp_path, "code/**\nfiles/**\npihole/**\n")
+    for path, text in TEMPLATE_VALUES.items():
+        w.write(path, text)
+    assert w.capture() == ExitCode.OK
+    pushed = b"".join(w.files_at(w.head()).values())
+    for value in (
+        b"MyStrongLoginPassword",
+        b"MyOptionalSudoPassword",
+        b"your_mysql_root_password",
+        b"<YOUR-SECRET>",
+        b"MySecureLoginPasswordForWebApp",
+    ):
+        assert value not in pushed
+    assert pushed.count(b"__REDACTED_") == 5
+    capsys.readouterr()
+    code, home = w.restore()
+    assert code == ExitCode.OK
+    for path, text in TEMPLATE_VALUES.items():
+        assert (home / path).read_text() == text
+
+
 def test_ref_is_an_alias_of_branch(tmp_path: Path) -> None:
     w = World(tmp_path, "a.conf\n")
     w.write("a.conf", "x\n")

@@ -356,6 +356,26 @@ def test_a_value_no_plain_scalar_may_start_with_stays_unparseable(text: str) -> 
     assert list(store.values()) == ["s3cr3tVal9"]
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "PASSWORD=MyStrongLoginPassword",
+        "MYSQL_PASSWORD=your_filerun_password",
+        "OG_OIDC_SECRET=<YOUR-SECRET>",
+        "DB_PASSWORD=change-me-xxxx",
+        "API_TOKEN=replace-me",
+    ],
+)
+def test_a_request_to_fill_in_a_value_is_the_value_on_a_live_host(line: str) -> None:
+    text = line + "\n"
+    assert redact(text, "app/.env").secrets == ()  # an example repo: nothing filled in yet
+    live = redact(text, "app/.env", literal=True)
+    assert [s.value for s in live.secrets] == [line.split("=", 1)[1]]
+    assert render(live.text.encode(), {s.name: s.value for s in live.secrets}.get).data == (
+        text.encode()
+    )
+
+
 # --- the article's bugs (homelab_repo.md §5, items 7-17), as examples --------------------------
 
 

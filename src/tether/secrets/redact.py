@@ -121,7 +121,7 @@ def _literal_key(text: str, start: int, slot: Slot | None) -> str:
 
 def _units(text: str, path: str, *, literal: bool = False) -> list[_Unit]:
     service = service_name(path)
-    matches, found_slots = scan(text, path)
+    matches, found_slots = scan(text, path, live=literal)
     found = sorted(found_slots, key=lambda s: (s.start, s.end))
     starts = [s.start for s in found]
 
@@ -150,7 +150,7 @@ def _units(text: str, path: str, *, literal: bool = False) -> list[_Unit]:
     taken = [(h.start(), h.end()) for h in holders]
     for match in matches:
         value = text[match.start : match.end]
-        if PLACEHOLDER_TEXT.search(value) or is_reference(value):
+        if PLACEHOLDER_TEXT.search(value) or is_reference(value, live=literal):
             continue
         if any(s < match.end and match.start < e for s, e in taken):
             continue

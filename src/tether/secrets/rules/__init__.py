@@ -58,8 +58,11 @@ def find_secrets(text: str, path: str) -> list[SecretMatch]:
     return scan(text, path)[0]
 
 
-def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
-    """`find_secrets`, and every key/value slot of the file (secret or not), from one parse."""
+def scan(text: str, path: str, *, live: bool = False) -> tuple[list[SecretMatch], list[Slot]]:
+    """`find_secrets`, and every key/value slot of the file (secret or not), from one parse.
+
+    `live`: the file is a host's, so a value asking to be filled in is the one in use
+    (`is_reference`)."""
     lowered = text.lower()
     if not any(word in lowered for word in KEYWORDS) and (
         PurePosixPath(path).name not in KEYWORD_FREE
@@ -83,7 +86,7 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
             spans = reference_defaults(text, pair.start, pair.end)
         for start, end in spans:
             value = text[start:end]
-            if not plausible_for(pair.key, value):
+            if not plausible_for(pair.key, value, live=live):
                 continue
             rule = "key-name"
             if WIREGUARD_KEY.fullmatch(value) and any(
@@ -103,7 +106,7 @@ def scan(text: str, path: str) -> tuple[list[SecretMatch], list[Slot]]:
                 continue
             candidates.append((match.start(), match.end(), rule, None, 0, False))
     for match in URL_PASSWORD.finditer(text) if "://" in text else ():
-        if not is_reference(match["pw"]):
+        if not is_reference(match["pw"], live=live):
             candidates.append((match.start("pw"), match.end("pw"), "url-password", None, 2, False))
     # Widest span wins; on equal spans a token rule's id is more telling than key-name.
     candidates.sort(key=lambda c: (c[0], -(c[1] - c[0]), c[4]))

@@ -78,8 +78,16 @@ _REFERENCE = re.compile(
     | ^\$[0-9@*\#?!$-]$ | \$\( | ^`[^`]*`$
     | ^!secret\s | ^@[A-Za-z0-9_]+@$ | ^%[A-Za-z0-9_]+%$
     | ^/run/secrets/ | ^/var/run/secrets/
-    | __REDACTED_ | ^REDACTED$ | ^<+[^<>]*>+$ | ^\[[^\[\]]*\]$
+    | __REDACTED_ | ^REDACTED$ | ^\[[^\[\]]*\]$
     | ^(?:true|false|yes|no|on|off|enabled?|disabled?|null|none|nil|~|\*+|x+|\.+|-+|_+)$
+    """
+)
+# Words that ask for a value (`your_password`, `<YOUR-KEY>`, `MyStrongLoginPassword`): in a docs
+# or example repo nothing is filled in yet, but on a live host they are the password the service
+# really uses, so capture (`live`) redacts them like any other value.
+_TEMPLATE_REQUEST = re.compile(
+    r"""(?xi)
+    ^<+[^<>]*>+$
     | ^(?:placeholder|todo|tbd|fixme)$
     | ^(?:your|enter|insert)[-_ ].*$
     | (?:^|[-_ ])(?:you[-_ ]must[-_ ]|must[-_ ]be[-_ ]changed|replace[-_ ]?(?:me|this)\b)
@@ -114,21 +122,26 @@ def reference_defaults(text: str, start: int, end: int) -> list[tuple[int, int]]
     return [m.span("default") for m in _DEFAULT.finditer(text, start, end)]
 
 
-def is_reference(value: str) -> bool:
-    """Placeholders, `${VAR}`, `{{ ... }}`, `!secret x`, `/run/secrets/...`, empty, booleans."""
+def is_reference(value: str, *, live: bool = False) -> bool:
+    """Placeholders, `${VAR}`, `{{ ... }}`, `!secret x`, `/run/secrets/...`, empty, booleans;
+    and unless the value is `live` (a host file's), a request to fill one in (`your_password`)."""
     value = value.strip()
-    return not value or _REFERENCE.search(value) is not None
+    return (
+        not value
+        or _REFERENCE.search(value) is not None
+        or (not live and _TEMPLATE_REQUEST.search(value) is not None)
+    )
 
 
 # A file path (two segments at least, no base64 `+` or `=`): `ssl_key: /etc/ssl/private/a.pem`.
 _FILE_PATH = re.compile(r"(?:~|\.\.?)?/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+/?")
 
 
-def plausible(value: str) -> bool:
+def plausible(value: str, *, live: bool = False) -> bool:
     """Value shape for key-name rules: `http_hash_password = 0` is a flag, not a password."""
     value = value.strip()
     return not (
-        is_reference(value)
+        is_reference(value, live=live)
         or _NUMBER_FLAG.fullmatch(value)
         or _FILE_PATH.fullmatch(value)
         or _VERSION_OR_SIZE.fullmatch(value)
@@ -155,7 +168,7 @@ def self_described(key: str, value: str) -> bool:
     return len(words) > 1 and words[-1] == "key" and _SELF_DESCRIBED.fullmatch(value) is not None
 
 
-def plausible_for(key: str, value: str) -> bool:
+def plausible_for(key: str, value: str, *, live: bool = False) -> bool:
     """`plausible`, and a lone `key` must hold more than one plain word, a lone `pass` more
     than a route."""
     words = key_words(key)
@@ -163,4 +176,4 @@ def plausible_for(key: str, value: str) -> bool:
         return False
     if words == ("pass",) and _ROUTE.fullmatch(value.strip()):
         return False
-    return plausible(value)
+    return plausible(value, live=live)
