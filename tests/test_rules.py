@@ -381,3 +381,45 @@ def test_the_scanner_reads_an_sftp_users_file_without_key_words() -> None:
     scanner = Scanner(default_rules(), b"salt", frozenset())
     scanner.scan_bytes("sftp/users.conf", b"foo:bar-9:1001:100:upload\n# app1:CHANGE_ME:::app1\n")
     assert [(f.line, f.rule) for f in scanner.result.findings] == [(1, "key-name"), (2, "key-name")]
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "secret"),
+    [
+        (
+            "app.conf",
+            "dataSourceName = host=db user=app password=pls-change-2-strong dbname=x",
+            "pls-change-2-strong",
+        ),
+        (
+            "appsettings.json",
+            '"Database": "Host=db:5432;Username=pg;Password=secure-db-pw-77"',
+            "secure-db-pw-77",
+        ),
+        ("compose.yaml", 'CONN: "Data Source=db;User ID=sa;Pwd=Xk29realvalue;"', "Xk29realvalue"),
+        ("app.yaml", "url: jdbc:mysql://db/x?user=a&password=Xk29realvalue&ssl=1", "Xk29realvalue"),
+    ],
+)
+def test_a_password_inside_a_connection_string(path: str, line: str, secret: str) -> None:
+    assert ("connection-string-password", secret) in [
+        (rule, value) for rule, _, value in values(line + "\n", path)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        ("Program.cs", 'string password = File.ReadAllText("/run/secrets/db-password");'),
+        ("app.yaml", "url: jdbc:postgresql:///db?user=${DB_USER}&password=${DB_PASS}"),
+        ("app.yaml", "url: jdbc:postgresql:///db?enableIamAuth=true&password=dummy"),
+        ("run.sh", "mysql --password=$MYSQL_PASSWORD"),
+    ],
+)
+def test_no_connection_string_password(path: str, line: str) -> None:
+    assert [r for r, _, _ in values(line + "\n", path) if r == "connection-string-password"] == []
+
+
+def test_a_password_pair_stays_a_key_name_finding() -> None:
+    assert values("DB_PASSWORD=Xk29realvalue\n", ".env") == [
+        ("key-name", "DB_PASSWORD", "Xk29realvalue")
+    ]

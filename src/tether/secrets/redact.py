@@ -70,7 +70,7 @@ def service_name(path: str) -> str:
 
 
 def _key_part(key: str | None, rule: str, path: str) -> str:
-    if rule == "url-password":
+    if rule in ("url-password", "connection-string-password"):
         part = env_name(key) if key else "URL"
         words = set(key_words(part))
         return part if words & _PASSWORD_WORDS else f"{part}_PASSWORD"

@@ -20,12 +20,14 @@ from tether.secrets.rules.keys import (
     is_reference,
     key_words,
     names_secret,
+    plausible,
     plausible_for,
     reference_defaults,
     self_described,
     user_password,
 )
 from tether.secrets.rules.tokens import (
+    CONNECTION_PASSWORD,
     DISCORD_HOST,
     TOKEN_RULES,
     TOKEN_WORDS,
@@ -108,6 +110,12 @@ def scan(text: str, path: str, *, live: bool = False) -> tuple[list[SecretMatch]
     for match in URL_PASSWORD.finditer(text) if "://" in text else ():
         if not is_reference(match["pw"], live=live):
             candidates.append((match.start("pw"), match.end("pw"), "url-password", None, 2, False))
+    # Last in rank: on the same span a `PASSWORD=x` pair stays a key-name finding.
+    for match in CONNECTION_PASSWORD.finditer(text) if "=" in text else ():
+        value = match["pw"]
+        if plausible(value, live=live) and not value.startswith(("$", "%", "{")):
+            start, end = match.span("pw")
+            candidates.append((start, end, "connection-string-password", None, 3, False))
     # Widest span wins; on equal spans a token rule's id is more telling than key-name.
     candidates.sort(key=lambda c: (c[0], -(c[1] - c[0]), c[4]))
     pair_at = sorted((p.start, p.end, p.key) for p in pairs)

@@ -88,7 +88,7 @@ _REFERENCE = re.compile(
 _TEMPLATE_REQUEST = re.compile(
     r"""(?xi)
     ^<+[^<>]*>+$
-    | ^(?:placeholder|todo|tbd|fixme)$
+    | ^(?:placeholder|todo|tbd|fixme|dummy)$
     | ^(?:your|enter|insert)[-_ ].*$
     | (?:^|[-_ ])(?:you[-_ ]must[-_ ]|must[-_ ]be[-_ ]changed|replace[-_ ]?(?:me|this)\b)
     | [-_]x{4,}$

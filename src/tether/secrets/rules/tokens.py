@@ -76,6 +76,12 @@ URL_PASSWORD = re.compile(
     r"(?=[^\s@/\"'<>`])",
     re.ASCII,
 )
+# `password=` inside a connection string: libpq's `host=db user=app password=x dbname=app`,
+# ADO.NET's `Server=db;User Id=sa;Password=x;`, a URL query's `?user=a&password=x`.
+CONNECTION_PASSWORD = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?i:password|passwd|pwd)=(?P<pw>[^\s;\"'&<>`]{1,200})",
+    re.ASCII,
+)
 WIREGUARD_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
 
 # Every word a token rule needs (the scan's cheap pre-filter).
