@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tether.errors import StateError
+from tether.hostfs.probe import make_sig
 from tether.stamps import git_blob_id
 from tether.state.keyring import load_key
 from tether.state.ledger import RACY_NS, LedgerEntry, load_ledger, save_ledger, trusted_sig
@@ -21,7 +22,7 @@ def entry(**kw: object) -> LedgerEntry:
     base: dict[str, object] = {
         "path": "p", "hash": "h", "mode": 0o644, "uid": 0, "gid": 0, "revision": None,
         "time": "t", "blob": "b", "secrets": ("A",), "secret_digest": "d",
-        "sig": (1, 2, 3, 4), "source_sig": (5, 6, 7, 8),
+        "sig": make_sig(1, 2, 3, 4), "source_sig": make_sig(5, 6, 7, 8),
     }  # fmt: skip
     base.update(kw)
     return LedgerEntry(**base)  # type: ignore[arg-type]
@@ -41,12 +42,12 @@ def test_state_dir_and_key_are_private(tmp_path: Path) -> None:
 
 def test_round_trip_and_racy_signatures_dropped(tmp_path: Path) -> None:
     now = time.time_ns()
-    fresh = (1, now, 3, now)
+    fresh = make_sig(1, now, 3, now)
     save_ledger(tmp_path, {"/a": entry(), "/b": entry(sig=fresh)}, "k1")
     loaded = load_ledger(tmp_path)
     assert loaded["/a"] == entry()
     assert loaded["/b"].sig is None
-    assert trusted_sig((1, now - 2 * RACY_NS, 3, now - 2 * RACY_NS), now) is not None
+    assert trusted_sig(make_sig(1, now - 2 * RACY_NS, 3, now - 2 * RACY_NS), now) is not None
     assert stat.S_IMODE((tmp_path / "ledger.json").stat().st_mode) == 0o600
 
 

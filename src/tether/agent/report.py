@@ -19,8 +19,6 @@ from tether import __version__
 from tether.agent.health import RECONCILE_KINDS, build_status
 from tether.config.hosts import host_name
 from tether.errors import GitError, TetherError, UsageError, warn
-from tether.git import fleetrefs
-from tether.git import remote as gitremote
 from tether.stamps import utc_stamp
 from tether.state.runs import load_runs
 from tether.state.services import load_services, pending_names
@@ -80,6 +78,11 @@ class Reporter:
         """Push the report; a failure is one warning line. True when the remote took it."""
         if not self.enabled or self.remote is None or not self.state_dir.is_dir():
             return False
+        # Imported here: dulwich's import is a third of a plan's start-up, and a run without a
+        # remote (a --source folder) never reports.
+        from tether.git import fleetrefs  # noqa: PLC0415
+        from tether.git import remote as gitremote  # noqa: PLC0415
+
         name = host_name(self.host)
         try:
             remote = gitremote.parse_remote(self.remote)

@@ -35,6 +35,7 @@ from tether.git import remote as gitremote
 from tether.git.tree import RemoteTree
 from tether.hostfs.discover import home_relative
 from tether.hostfs.host import Confinement, Probe, read_regular
+from tether.hostfs.probe import sig_size
 from tether.reconcile.desired import destination, names_host
 from tether.reconcile.engine import resolve_paths
 from tether.secrets.baseline import BASELINE_NAME, load_baseline, new_salt
@@ -344,7 +345,7 @@ def observe(
         if known is not None and known.vouches_for(probe) and cached:
             seen.results[path] = FileResult(path, Action.UNCHANGED, upstream)  # stat cache
             continue
-        size = probe.sig[0] if probe.sig else 0
+        size = sig_size(probe.sig) if probe.sig else 0
         if size > target.max_size:
             why = (
                 f"{_size(size)}, over the {_size(target.max_size)} limit "

@@ -223,10 +223,14 @@ def parse_inventory(text: str, origin: str) -> Inventory:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        why = check_relative_path(line)
-        normal = line if why else posixpath.normpath(line)
-        if not why and normal != line:  # e.g. './~' hides '~' until normalised
-            why = check_relative_path(normal)
+        if len(line) <= NAME_MAX and line.isascii() and _PLAIN.match(line):
+            why, normal = None, line  # the common line, safe and normal as written (fast path)
+        else:
+            why = check_relative_path(line)
+            normal = line if why else posixpath.normpath(line)
+            if not why and normal != line:  # e.g. './~' hides '~' until normalised
+                why = check_relative_path(normal)
+            normal = line if normal == line else normal  # one copy of the text
         if why:
             problems.append(f"{origin}:{number}: {why}: {line!r}")
             continue

@@ -58,6 +58,7 @@ class FolderTree:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._links: dict[str, bool] = {}
+        self._parents: dict[str, str | None] = {}
 
     @property
     def label(self) -> str:
@@ -84,7 +85,16 @@ class FolderTree:
     def linked_folder(self, relpath: str) -> str | None:
         """The first folder on the way to `relpath` that is a symlink, or None. Links are never
         followed: a link to a private file elsewhere must not become a host file."""
-        parts = relpath.split("/")[:-1]
+        parent = relpath.rpartition("/")[0]
+        if not parent:
+            return None
+        if parent in self._parents:  # one answer per folder: its files share it
+            return self._parents[parent]
+        self._parents[parent] = found = self._linked_folder(parent)
+        return found
+
+    def _linked_folder(self, parent: str) -> str | None:
+        parts = parent.split("/")
         for depth in range(1, len(parts) + 1):
             folder = "/".join(parts[:depth])
             known = self._links.get(folder)

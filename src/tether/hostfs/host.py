@@ -19,9 +19,10 @@ from typing import Literal, NamedTuple, Protocol
 
 from tether.errors import HostError
 from tether.hostfs.fsutil import fsync_dir, write_all
-from tether.hostfs.probe import Sig, stat_sig
+from tether.hostfs.probe import Sig, make_sig, stat_sig
 
 TEMP_PREFIX = ".tether-tmp-"
+NOT_A_FILE = make_sig(0, 0, 0, 0)  # what something else at a destination compares as
 DEFAULT_DIR_MODE = 0o755
 # Below this many files one fsync each is cheaper than syncing the whole filesystem.
 FSYNC_EACH_MAX = 16
@@ -448,7 +449,7 @@ class RealHost:
         dest, dfd = item.op.dest, item.dir_fd
         try:
             st = os.stat(item.name, dir_fd=dfd, follow_symlinks=False)
-            now: Sig | None = stat_sig(st) if stat.S_ISREG(st.st_mode) else (0, 0, 0, 0)
+            now: Sig | None = stat_sig(st) if stat.S_ISREG(st.st_mode) else NOT_A_FILE
         except FileNotFoundError:
             now = None
         if now != item.op.expect:

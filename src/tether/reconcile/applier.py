@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from tether.config.manifest import Service
 from tether.errors import StateError
 from tether.hostfs.host import DEFAULT_DIR_MODE, Host, WriteOp, describe_os_error, read_regular
-from tether.hostfs.probe import Sig
+from tether.hostfs.probe import Sig, sig_size
 from tether.reconcile import journal
 from tether.reconcile.desired import DesiredFile, StaleSource
 from tether.reconcile.engine import Run
@@ -30,7 +30,7 @@ CHUNK_FILES = 2000
 CHUNK_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     item: Item
     done: bool = False  # the planned write or removal happened (or would, on a dry run)
@@ -64,7 +64,7 @@ def _chunks(items: list[Item], files: dict[str, DesiredFile]) -> Iterator[list[I
     for item in items:
         chunk.append(item)
         sig = files[item.dest].source_sig
-        size += sig[0] if sig else 4096
+        size += sig_size(sig) if sig else 4096
         if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
             yield chunk
             chunk, size = [], 0

@@ -183,53 +183,53 @@ def build_desired(  # noqa: PLR0915
         return found
 
     no_override = FileOverride(pattern="")
+    no_names: dict[str, str] = {}
     for path in repo.tracked_paths:
         override = manifest.override_for(path) if manifest.files else no_override
         if override.hosts and not names_host(override.hosts, hostname):
             continue
         dest = destination(target_root, target_home, path, override.dest)
-        try:
-            uid, gid = _account(override.owner, "owner"), _account(override.group, "group")
-        except LookupError as exc:
-            state.files.append(DesiredFile(path, dest, None, blocked=str(exc)))
+        uid = gid = None
+        if override.owner is not None or override.group is not None:
+            try:
+                uid, gid = _account(override.owner, "owner"), _account(override.group, "group")
+            except LookupError as exc:
+                state.files.append(DesiredFile(path, dest, None, blocked=str(exc)))
+                continue
+            if not is_root:
+                if not warned_owner:
+                    state.warnings.append(
+                        "tether.yaml sets owners or groups; they are applied only when running "
+                        "as root"
+                    )
+                    warned_owner = True
+                uid = gid = None
+        names = manifest.secret_names_for(path) if manifest.secrets_map else no_names
+        sig, problem = source_sig(path)
+        known = ledger.get(dest)
+        if (
+            not problem
+            and known is not None
+            and known.path == path
+            and (
+                (sig is not None and sig == known.source_sig)
+                or (blob_id is not None and blob_id(repo.source_path(path)) == known.blob)
+            )
+            and digest(names, known.secrets) == known.secret_digest
+        ):  # unchanged since tether wrote it: the ledger's hash, nothing read (the fast path)
+            fast = DesiredFile(
+                path, dest, known.hash, known.blob, None, override.mode, override.dir_mode,
+                uid, gid, known.secrets, known.secret_digest,
+                known.source_sig if sig == known.source_sig else sig,
+            )  # fmt: skip
+            state.files.append(fast)
             continue
-        if (uid is not None or gid is not None) and not is_root:
-            if not warned_owner:
-                state.warnings.append(
-                    "tether.yaml sets owners or groups; they are applied only when running as root"
-                )
-                warned_owner = True
-            uid = gid = None
         base = DesiredFile(
             path, dest, None, mode=override.mode, dir_mode=override.dir_mode, uid=uid, gid=gid
         )
-        names = manifest.secret_names_for(path)
-        sig, problem = source_sig(path)
         if problem:
             state.files.append(base._replace(blocked=problem))
             continue
-        known = ledger.get(dest)
-        if known is not None and known.path == path:
-            same_source = (sig is not None and sig == known.source_sig) or (
-                blob_id is not None and blob_id(repo.source_path(path)) == known.blob
-            )
-            if same_source and digest(names, known.secrets) == known.secret_digest:
-                state.files.append(
-                    DesiredFile(
-                        path=path,
-                        dest=dest,
-                        hash=known.hash,
-                        blob=known.blob,
-                        mode=override.mode,
-                        dir_mode=override.dir_mode,
-                        uid=uid,
-                        gid=gid,
-                        secrets=known.secrets,
-                        secret_digest=known.secret_digest,
-                        source_sig=known.source_sig if sig == known.source_sig else sig,
-                    )
-                )
-                continue
         try:
             raw = read_source(path)
         except SourceError as exc:

@@ -17,8 +17,7 @@ from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.manifest import Manifest
 from tether.config.options import HostOptions, SourceOptions
 from tether.errors import warn
-from tether.git.clone import clone_state
-from tether.git.remote import repo_identity
+from tether.hostfs.fsutil import git_work_tree
 from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, read_regular, require_root
 from tether.reconcile.desired import CACHE_BUDGET, DesiredState, build_desired, open_tree
 from tether.reconcile.planner import Actual, Plan, plan
@@ -170,7 +169,9 @@ def prepare(
         hostname=repo.host or host.host_name or socket.gethostname(),
         cache_budget=CACHE_BUDGET if keep_content else 0,
     )
-    if source.folder is not None:
+    if source.folder is not None and git_work_tree(source.folder) is not None:
+        from tether.git.clone import clone_state  # noqa: PLC0415 (dulwich: only for a clone)
+
         clone = clone_state(source.folder, state_dir)
         desired.warnings.extend(clone.lines() if clone else ())
     dests = sorted({f.dest for f in desired.files} | set(ledger))
@@ -195,10 +196,11 @@ def prepare(
 def source_identity(source: SourceOptions, repo: ConfigRepo) -> str:
     """The config repo's identity: --repo's URL; for a folder, the remote capture pushes it to
     (so reconcile and capture share one ledger), else the folder's real path."""
-    if source.repo is not None:
-        return repo_identity(source.repo)
-    if repo.manifest.capture.remote:
-        return repo_identity(repo.manifest.capture.remote)
+    url = source.repo or repo.manifest.capture.remote
+    if url:
+        from tether.git.remote import repo_identity  # noqa: PLC0415 (dulwich: only for a URL)
+
+        return repo_identity(url)
     assert source.folder is not None
     return str(source.folder.resolve())
 

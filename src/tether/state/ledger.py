@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from tether.errors import StateError
 from tether.hostfs.host import Probe
-from tether.hostfs.probe import Sig
+from tether.hostfs.probe import Sig, sig_fields, sig_from_json, sig_to_json
 from tether.state.statedir import REBUILD_HINT, write_state_file
 from tether.textsafe import keyed_name
 
@@ -78,25 +78,25 @@ class LedgerEntry(NamedTuple):
         return self.sig is not None and self.sig == probe.sig
 
     def to_json(self) -> list[Any]:
-        return list(self)
+        return [*self[:10], sig_to_json(self.sig), sig_to_json(self.source_sig)]
 
     @classmethod
     def from_json(cls, row: list[Any], shared: dict[Any, Any] | None = None) -> LedgerEntry:
         """An entry from its JSON row; `shared` (one dict per load) keeps one copy of the values
-        many entries repeat (time, revision, secret digest, secret names)."""
+        many entries repeat (time, revision, mode, secret digest, secret names)."""
         (path, digest, mode, uid, gid, rev, when, blob, names, sdigest, sig, ssig) = row
         if not (isinstance(path, str) and isinstance(digest, str) and isinstance(mode, int)):
             raise ValueError("bad entry")
-        if not (isinstance(uid, int) and isinstance(gid, int)) or (sig and len(sig) != 4):
+        if not (isinstance(uid, int) and isinstance(gid, int)):
             raise ValueError("bad entry")
         names = tuple(names)
         if shared is not None:
             rev, when = shared.setdefault(rev, rev), shared.setdefault(when, when)
+            mode = shared.setdefault(mode, mode)
             names, sdigest = shared.setdefault(names, names), shared.setdefault(sdigest, sdigest)
         return cls(
             path, digest, mode, uid, gid, rev, when, blob, names, sdigest,
-            tuple(sig) if sig else None,
-            tuple(ssig) if ssig else None,
+            sig_from_json(sig), sig_from_json(ssig),
         )  # fmt: skip
 
 
@@ -202,7 +202,10 @@ def load_repo_ledger(
 
 def trusted_sig(sig: Sig | None, now_ns: int) -> Sig | None:
     """Drop a signature too close to now to tell a later same-tick change apart."""
-    if sig is None or sig[1] >= now_ns - RACY_NS or sig[3] >= now_ns - RACY_NS:
+    if sig is None:
+        return None
+    _, mtime_ns, _, ctime_ns = sig_fields(sig)
+    if mtime_ns >= now_ns - RACY_NS or ctime_ns >= now_ns - RACY_NS:
         return None
     return sig
 
