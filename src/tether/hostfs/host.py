@@ -81,6 +81,9 @@ class Confinement:
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
         self._dirs: dict[str, _Dir] = {self.root: _Dir(self.root, os.path.isdir(self.root))}
+        # A parent whose children pass dest_reason (given a plain name): its real folder and
+        # why it cannot hold files.
+        self._checked: dict[str, tuple[str, str | None]] = {}
 
     def dest_reason(self, dest: str) -> str | None:
         """Why a destination path string is outside the root, or None."""
@@ -136,18 +139,22 @@ class Confinement:
     def forget(self) -> None:
         """Drop cached folders (after creating some)."""
         self._dirs = {self.root: _Dir(self.root, os.path.isdir(self.root))}
+        self._checked = {}
 
     def real_dest(self, dest: str) -> tuple[str, str | None]:
         """The real path a destination resolves to (parents resolved), or why it is unsafe."""
-        reason = self.dest_reason(dest)
-        if reason:
-            return dest, reason
         parent, _, name = dest.rpartition("/")
-        folder = self._dirs.get(parent) or self.folder(parent or "/")
-        real = folder.path
+        checked = self._checked.get(parent) if name not in ("", ".", "..") else None
+        if checked is None:  # the parent's checks once: its files share the answer
+            reason = self.dest_reason(dest)
+            if reason:
+                return dest, reason
+            folder = self._dirs.get(parent) or self.folder(parent or "/")
+            checked = self._checked[parent] = folder.path, folder.reason
+        real, why = checked
         if real == parent:  # no link among the parents: the destination itself (no copy)
-            return dest, folder.reason
-        return (f"{real}/{name}" if real != "/" else f"/{name}"), folder.reason
+            return dest, why
+        return (f"{real}/{name}" if real != "/" else f"/{name}"), why
 
     def probe(self, dest: str, known: Sig | None = None) -> Probe:
         """`known`: the signature recorded for it, kept as the probe's when equal (one copy)."""

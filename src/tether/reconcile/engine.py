@@ -74,9 +74,10 @@ def observe(
     """Probe every destination; hash only what the stat cache cannot vouch for."""
     probes: dict[str, Probe] = {}
     actual: dict[str, Actual] = {}
+    probe_dest, recorded = confinement.probe, ledger.get  # bound once: called a file each
     for dest in dests:
-        known = ledger.get(dest)
-        probe = confinement.probe(dest, known.sig if known is not None else None)
+        known = recorded(dest)
+        probe = probe_dest(dest, known.sig if known is not None else None)
         probes[dest] = probe
         if probe.kind != "file":
             actual[dest] = Actual(probe.kind, reason=probe.reason)
@@ -90,7 +91,7 @@ def observe(
             except OSError as exc:
                 actual[dest] = Actual("blocked", reason=f"{dest}: cannot read ({exc.strerror})")
                 continue
-        actual[dest] = Actual("file", hash=digest, mode=probe.mode, uid=probe.uid, gid=probe.gid)
+        actual[dest] = Actual("file", digest, None, probe.mode, probe.uid, probe.gid)
     return probes, actual
 
 

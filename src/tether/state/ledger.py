@@ -7,6 +7,7 @@ hashes: every hash is an HMAC-SHA256 with a random key that never leaves this ho
 from __future__ import annotations
 
 import json
+import struct
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from tether.errors import StateError
 from tether.hostfs.host import Probe
-from tether.hostfs.probe import Sig, sig_fields, sig_from_json, sig_to_json
+from tether.hostfs.probe import Sig, pack_sig, sig_fields, sig_to_json
 from tether.state.statedir import REBUILD_HINT, write_state_file
 from tether.textsafe import keyed_name
 
@@ -94,10 +95,12 @@ class LedgerEntry(NamedTuple):
             rev, when = shared.setdefault(rev, rev), shared.setdefault(when, when)
             mode = shared.setdefault(mode, mode)
             names, sdigest = shared.setdefault(names, names), shared.setdefault(sdigest, sdigest)
-        return cls(
-            path, digest, mode, uid, gid, rev, when, blob, names, sdigest,
-            sig_from_json(sig), sig_from_json(ssig),
-        )  # fmt: skip
+        try:  # a signature is stored as a list of four ints, or null
+            sig = pack_sig(*sig) if sig else None
+            ssig = pack_sig(*ssig) if ssig else None
+        except (struct.error, TypeError):
+            raise ValueError("bad signature") from None
+        return cls(path, digest, mode, uid, gid, rev, when, blob, names, sdigest, sig, ssig)
 
 
 def ledger_path(state_dir: Path) -> Path:
