@@ -1,6 +1,6 @@
 """Scale of one host: the plan at 10,000 and 100,000 files, memory and time, beside rsync.
 
-    .venv/bin/python bench/scale_bench.py [--sizes 10000,100000] [--runs 3]
+    .venv/bin/python bench/scale_bench.py [--sizes 10000,50000,100000] [--runs 3]
 
 For each size it generates a config repo (`reconcile_bench.generate`: N files of 1-6 KiB, each
 listed by name in the allowlist), commits it to a bare git repo, and copies configs/ to the host
@@ -141,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--sizes", default="10000,50000,100000")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
