@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from tether.exitcodes import ExitCode
@@ -61,7 +62,7 @@ def test_peak_rss_of_a_cold_plan_stays_far_below_the_tree_size(tmp_path: Path) -
 
 
 # Traced bytes a no-op plan holds for each file it tracks, from the slope between two sizes (the
-# fixed cost of imports cancels out): 1,750 measured with stat signatures as tuples of four ints
+# fixed cost of imports cancels out), with paths under /tmp/tpXXXXXXXX: 1,750 measured with stat signatures as tuples of four ints
 # and unslotted outcomes, 1,460 since.
 NOOP_BYTES_PER_FILE = 1600
 TRACED_PLAN = (
@@ -110,11 +111,13 @@ def _noop_plan_peak(tmp_path: Path, count: int) -> int:
     return int(peak)
 
 
-def test_a_no_op_plan_holds_little_for_each_file(tmp_path: Path) -> None:
-    small, large = 500, 4500
-    per_file = (_noop_plan_peak(tmp_path, large) - _noop_plan_peak(tmp_path, small)) / (
-        large - small
-    )
+def test_a_no_op_plan_holds_little_for_each_file() -> None:
+    # Every destination's path is held (ledger key, desired file): a short folder of a fixed
+    # length keeps the figure from growing with pytest's temporary folder names.
+    with tempfile.TemporaryDirectory(prefix="tp", dir="/tmp") as folder:
+        small, large = 500, 4500
+        peaks = [_noop_plan_peak(Path(folder), count) for count in (small, large)]
+    per_file = (peaks[1] - peaks[0]) / (large - small)
     assert per_file < NOOP_BYTES_PER_FILE, f"{per_file:.0f} bytes a file"
 
 
