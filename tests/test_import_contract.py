@@ -12,7 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-COMMAND_HELPERS = {"__init__", "errorhandler", "findings", "progress"}  # shared by commands
+COMMAND_HELPERS = {
+    "__init__",
+    "errorhandler",
+    "findings",
+    "progress",
+    "style",
+}  # shared by commands
 
 # (file under src/tether, a line to add, the contract it must break)
 BAD_IMPORTS = [

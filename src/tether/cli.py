@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from tether import __version__
+from tether.commands import style
 from tether.commands.errorhandler import error_handler
 from tether.config.options import HostOptions, SourceOptions, resolve_host_options
 from tether.exitcodes import EXIT_CODE_TABLE, ExitCode, for_process
@@ -204,6 +205,7 @@ def host(
 
 
 @click.group(
+    cls=style.Group,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EPILOG,
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tether.agent.report import Reporter, reporting
+from tether.commands import style
 from tether.commands.progress import Progress
 from tether.config.options import HostOptions, SourceOptions
 from tether.errors import StateError
@@ -121,7 +122,8 @@ def apply_saved(
     if as_json:
         click.echo(json.dumps(to_json(report), indent=1))
     else:
-        click.echo(render_text(report, f"tether apply: {plan_file} -> {run.root}"))
+        header = f"tether apply: {plan_file} -> {run.root}"
+        style.echo(render_text(report, header, detail=style.level(), paint=style.paint))
     for failed in report.failed:
         click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)
     return outcome.exit_code

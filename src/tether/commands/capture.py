@@ -37,6 +37,7 @@ from tether.capture.flow import (
     plan_attempt,
     results_json,
 )
+from tether.commands import style
 from tether.config.manifest import DEFAULT_BRANCH, MANIFEST_NAME
 from tether.config.options import HostOptions, check_remote
 from tether.errors import GitError, UsageError, warn
@@ -352,18 +353,22 @@ def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json:
             click.echo(printable(f"tether: {_held_line(plan)}"), err=True)
         return
     assert plan is not None
-    click.echo(
+    style.narrate(
         f"tether capture: {settings.remote.display} {settings.branch} @ {plan.tip.commit[:12]}"
     )
     for path, result in sorted(plan.observation.results.items()):
         if result.action == Action.UNCHANGED and result.reason is None:
+            style.detail(printable(f"  {'unchanged':<9} {path}"))
             continue
         reason = f": {result.reason}" if result.reason else ""
-        click.echo(printable(f"  {result.action:<9} {path}{reason}"))
+        needs_person = result.action in (Action.CONFLICT, Action.REFUSED, Action.HELD)
+        if not needs_person and style.level() == style.QUIET:
+            continue  # -q: the files committed are told by the summary line
+        style.echo(style.paint(result.action, printable(f"  {result.action:<9} {path}{reason}")))
         if request.dry_run:
             diff = plan.diffs.get(plan.repo.source_path(path))
             if diff:
-                click.echo("\n".join("    " + printable(x) for x in diff.rstrip("\n").split("\n")))
+                style.echo("\n".join("    " + printable(x) for x in diff.rstrip("\n").split("\n")))
     if plan.allowlisted:
         verb = "would be " if request.dry_run else ""
         click.echo(printable(f"allowlist {verb}extended: {', '.join(plan.allowlisted)}"))

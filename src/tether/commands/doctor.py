@@ -29,6 +29,7 @@ from tether.agent.units import (
     unit_dir,
     wants_link,
 )
+from tether.commands import style
 from tether.config.checks import Level, check_config_repo
 from tether.config.configrepo import ConfigRepo, open_config_repo
 from tether.config.options import HostOptions, SourceOptions
@@ -521,7 +522,11 @@ def _echo(results: list[CheckResult], *, as_json: bool) -> None:
         return
     for r in results:
         hint = f" -> {r.hint}" if r.hint else ""
-        click.echo(f"{r.level:<8} {r.check}: {r.message}{hint}")
+        line = f"{r.level:<8} {r.check}: {r.message}{hint}"
+        if r.level == "ok":
+            style.narrate(line)  # -q: only what needs fixing
+        else:
+            style.echo(style.paint(r.level, line))
     click.echo(f"doctor: {counted(errors, 'error')}, {counted(warnings, 'warning')}", err=True)
 
 

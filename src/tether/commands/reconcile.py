@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
 
 from tether.agent.report import Reporter, reporting
+from tether.commands import style
 from tether.commands.progress import Progress
 from tether.config.options import HostOptions, SourceOptions, env_flag
 from tether.errors import HostError, UsageError
@@ -130,7 +132,7 @@ def output(
     if status["forced"]:
         header += "\nthe remote's history was rewritten (force-push); following it"
     diff_for = (lambda item: diffs.get(item.dest)) if diffs is not None else None
-    click.echo(render_text(report, header, diff_for))
+    style.echo(render_text(report, header, diff_for, detail=style.level(), paint=style.paint))
     if out is not None:
         click.echo(f"plan saved to {out}; apply it with `tether apply {out}`", err=True)
 
@@ -195,6 +197,7 @@ def reconcile(
             host.state_dir, command, writes=apply, wait=wait, metrics_file=metrics_file
         ) as rec,
     ):
+        started = time.monotonic()
         run = prepare(
             source,
             host,
@@ -206,6 +209,8 @@ def reconcile(
         reporter.enabled = reporter.enabled and run.repo.tree.stale is None  # remote unreachable
         target = RealHost(run.confinement) if apply else DryRunHost(run.confinement)
         rec.exit_code = _run(run, host, target, *options, rec)
+        if not as_json:
+            style.detail(f"{command}: {time.monotonic() - started:.2f} s", err=True)
         reporter.drifted = list(rec.drifted)
         return rec.exit_code
 

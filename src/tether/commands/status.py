@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from tether.agent.health import build_status, counts_text
+from tether.commands import style
 from tether.exitcodes import ExitCode
 
 
@@ -33,12 +34,12 @@ def _echo_text(status: dict[str, Any]) -> None:
     if status["suspended"]:
         reason = f" ({status['suspendReason']})" if status["suspendReason"] else ""
         click.echo(f"{'suspended':<{_LABEL}}since {status['suspendedSince']}{reason}")
-    if status["runs"]:
-        click.echo("")
-        click.echo("started               took    result      command")
+    if status["runs"]:  # the history: left out by -q
+        style.narrate("")
+        style.narrate("started               took    result      command")
         for run in reversed(status["runs"]):
             counts = ", ".join(f"{n} {a}" for a, n in run["counts"].items() if n)
-            click.echo(
+            style.narrate(
                 f"{_when(run['started'])}  {run['duration']:>6.1f}s  {run['result']:<10}  "
                 f"{run['command']}" + (f"  [{counts}]" if counts else "")
             )

@@ -93,34 +93,48 @@ def summary_line(report: Report) -> str:
 
 
 def render_text(
-    report: Report, header: str, diff_for: Callable[[Item], str | None] | None = None
+    report: Report,
+    header: str,
+    diff_for: Callable[[Item], str | None] | None = None,
+    *,
+    detail: int = 0,
+    paint: Callable[[str, str], str] = lambda _action, text: text,
 ) -> str:
-    lines = [header, ""]
+    """The plan or the apply as text. `detail` -1 (quiet): only what needs a person, warnings
+    and the summary line; 1 (verbose): also the files already in sync. `paint(action, line)`
+    may colour a file's line by its action."""
+    lines = [*map(printable, header.split("\n")), ""] if detail >= 0 else []
     changes = [o for o in report.outcomes if o.item.changes]
     attention = [o for o in report.outcomes if o.item.action in ATTENTION and not o.item.changes]
     kept = [o for o in report.outcomes if o.item.action == Action.PRUNE and not o.item.changes]
+    in_sync = [o for o in report.outcomes if o.item.action == Action.IN_SYNC] if detail > 0 else []
     title = "Changes" if report.dry_run else "Changed"
-    for name, group in ((title, changes), ("Needs attention", attention), ("Not pruned", kept)):
+    groups = [(title, changes), ("Needs attention", attention), ("Not pruned", kept)]
+    if detail < 0:
+        groups = [("Needs attention", attention)]
+    for name, group in [*groups, ("In sync", in_sync)]:
         if not group:
             continue
         lines.append(f"{name} ({len(group)}):")
         for outcome in group:
-            lines.append(_line(outcome, report.layers.get(outcome.item.path, "shared")))
+            action = "failed" if outcome.error else outcome.item.action.value
+            line = printable(_line(outcome, report.layers.get(outcome.item.path, "shared")))
+            lines.append(paint(action, line))
             text = diff_for(outcome.item) if diff_for else None
             if text:
-                lines.extend("      " + x for x in text.rstrip("\n").split("\n"))
+                lines.extend("      " + printable(x) for x in text.rstrip("\n").split("\n"))
         lines.append("")
-    if not changes and not attention and not any(s.action == "run" for s in report.services):
-        lines.append("Nothing to do: the host matches the desired state.")
-        lines.append("")
-    elif not changes and not attention:
-        lines.append("No file to change: the host's files match the desired state.")
-        lines.append("")
-    lines.extend(_services_text(report))
-    for warning in report.warnings:
-        lines.append(f"warning: {warning}")
-    lines.append(summary_line(report))
-    return "\n".join(printable(line) for line in lines)
+    if detail >= 0:
+        if not changes and not attention and not any(s.action == "run" for s in report.services):
+            lines.append("Nothing to do: the host matches the desired state.")
+            lines.append("")
+        elif not changes and not attention:
+            lines.append("No file to change: the host's files match the desired state.")
+            lines.append("")
+        lines.extend(printable(line) for line in _services_text(report))
+    lines.extend(printable(f"warning: {warning}") for warning in report.warnings)
+    lines.append(printable(summary_line(report)))
+    return "\n".join(lines)
 
 
 def _services_text(report: Report) -> list[str]:
