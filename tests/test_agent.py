@@ -326,16 +326,16 @@ def test_once_converges_the_host_from_a_real_repo(
     assert "tether_last_run" in metrics.read_text()
     status = status_json(site["state"], capsys)
     assert condition(status, "Ready")["status"] == "True"
-    assert status["lastAppliedRevision"] == first
-    assert status["lastAttemptedRevision"] == first
+    assert status["last_applied_revision"] == first
+    assert status["last_attempted_revision"] == first
     second = commit(site["bare"], {"configs/app.conf": b"v2\n"})
     assert main(run) == 0
     assert dest.read_text() == "v2\n"
     status = status_json(site["state"], capsys)
-    assert status["lastAppliedRevision"] == second
+    assert status["last_applied_revision"] == second
     runs = status["runs"]
     assert [r["command"] for r in runs] == ["reconcile --apply"] * 2  # type: ignore[attr-defined]
-    assert [r["revisionApplied"] for r in runs] == [first, second]  # type: ignore[attr-defined]
+    assert [r["revision_applied"] for r in runs] == [first, second]  # type: ignore[attr-defined]
 
 
 def test_loop_follows_new_commits_and_stops_on_sigterm(
@@ -366,7 +366,7 @@ def test_loop_follows_new_commits_and_stops_on_sigterm(
     status = status_json(site["state"], capsys)
     assert condition(status, "Ready")["status"] == "True"
     assert condition(status, "Reconciling")["status"] == "False"
-    assert status["lastAppliedRevision"] == second
+    assert status["last_applied_revision"] == second
 
 
 def test_unreachable_remote_backs_off_and_stalls(
@@ -402,7 +402,7 @@ def test_unreachable_remote_backs_off_and_stalls(
     assert (stalled["status"], stalled["reason"]) == ("True", "RepeatedFailures")
     assert "runs in a row failed" in stalled["message"]
     assert "connection refused" in stalled["message"]
-    assert status["lastAppliedRevision"] is None
+    assert status["last_applied_revision"] is None
     assert main(["status", "--state-dir", str(site["state"])]) == ExitCode.ATTENTION
 
 

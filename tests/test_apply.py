@@ -145,11 +145,11 @@ def test_saved_plan_applies_are_recorded_in_history_and_metrics(site: Site, tmp_
     status = site.tether("status", "--json", "--state-dir", str(site.state))
     report = status.json()
     last = report["runs"][-1]
-    assert last["command"] == "apply plan.json" and last["exitCode"] == ExitCode.OK
+    assert last["command"] == "apply plan.json" and last["exit_code"] == ExitCode.OK
     assert last["counts"]["create"] == 3
     ready = next(c for c in report["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True", ready  # a saved-plan apply counts as a reconcile
-    assert report["lastAppliedRevision"] == "folder"
+    assert report["last_applied_revision"] == "folder"
     assert 'tether_last_run_exit_code{command="apply"} 0' in metrics.read_text()
 
 
@@ -158,5 +158,5 @@ def test_a_refused_saved_plan_is_recorded_as_attention(site: Site, tmp_path: Pat
     site.set_source("a", "changed in the repo\n")
     assert site.tether("apply", str(out)).code == ExitCode.ATTENTION
     last = site.tether("status", "--json", "--state-dir", str(site.state)).json()["runs"][-1]
-    assert last["exitCode"] == ExitCode.ATTENTION
+    assert last["exit_code"] == ExitCode.ATTENTION
     assert "destinations changed since" in last["message"]

@@ -41,7 +41,7 @@ def test_a_pending_plan_is_recorded_as_changes_for_status(tmp_path: Path) -> Non
     site = make_site(tmp_path, {"a.conf": "a\n"})
     assert site.reconcile().code == ExitCode.OK
     runs = (site.state / "runs.jsonl").read_text().splitlines()
-    assert '"exitCode": 2' in runs[-1]  # the outcome, whatever the process exited with
+    assert '"exit_code": 2' in runs[-1]  # the outcome, whatever the process exited with
 
 
 def test_click_usage_errors_exit_64(capsys: pytest.CaptureFixture[str]) -> None:

@@ -228,6 +228,11 @@ def test_the_wheel_ships_the_same_schema_file(tmp_path: Path) -> None:
         shipped = archive.read("tether/_data/manifest.schema.json")
     assert shipped == (ROOT / "schema" / "manifest.schema.json").read_bytes()
     assert json.loads(shipped) == load_schema()
+    outputs = sorted((ROOT / "schema" / "output").glob("*.json"))
+    assert outputs  # the --json schemas ship beside it, byte for byte
+    with zipfile.ZipFile(wheel) as archive:
+        for path in outputs:
+            assert archive.read(f"tether/_data/output/{path.name}") == path.read_bytes()
 
 
 def test_a_checkout_reads_schema_dir_in_place() -> None:

@@ -99,7 +99,7 @@ def test_update_drift_conflict_and_overwrite_with_backups(site: Site) -> None:
     assert len(doc["backups"]) == 2
     assert site.dest("app/b.conf").read_text() == "b=1\n"
     assert site.dest("app/.env").read_text() == f"PASSWORD={SECRET}\nX=1\n"
-    listing = site.tether("backups", "--state-dir", str(site.state), "--json").json()
+    listing = site.tether("backups", "--state-dir", str(site.state), "--json").json()["backups"]
     backup = next(b for b in listing if b["dest"].endswith("b.conf"))
     restored = site.tether("backups", "--state-dir", str(site.state), "restore", backup["id"])
     assert restored.code == 0, restored.err
@@ -527,7 +527,7 @@ def test_a_backup_is_restored_only_inside_the_target_root_it_came_from(
     site.reconcile("--apply")
     site.dest("app/b.conf").write_text("b=host\n")
     assert site.reconcile("--apply", "--overwrite").code == ExitCode.OK  # backs b.conf up
-    listing = site.tether("backups", "--state-dir", str(site.state), "--json").json()
+    listing = site.tether("backups", "--state-dir", str(site.state), "--json").json()["backups"]
     backup = next(b for b in listing if b["dest"].endswith("b.conf"))
     assert backup["root"] == str(site.root)
     outside = tmp_path / "outside"

@@ -124,7 +124,7 @@ def test_runs_and_metrics_are_recorded(
 
     assert main(["status", "--state-dir", str(tmp_path / "state"), "--json"]) == ExitCode.OK
     status = json.loads(capsys.readouterr().out)
-    assert status["lastAppliedRevision"] == head
+    assert status["last_applied_revision"] == head
 
 
 def test_no_tether_yaml_at_the_ref(

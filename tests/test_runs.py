@@ -142,3 +142,19 @@ def test_a_history_line_that_is_json_but_not_an_object_is_skipped(tmp_path: Path
     runs_path(tmp_path).write_text('null\n[1, 2]\n"text"\n')  # found by the input fuzzer
     record_run(tmp_path, run(1))
     assert [r.started for r in load_runs(tmp_path)] == [run(1).started]
+
+
+def test_history_with_camel_case_keys_is_still_read(tmp_path: Path) -> None:
+    """Histories written before every JSON key was snake_case (exitCode, revisionApplied)."""
+    old = {"command": "reconcile --apply", "started": 1.0, "duration": 0.1, "exitCode": 0,
+           "codes": 2, "revisionAttempted": "abc", "revisionApplied": "abc"}  # fmt: skip
+    runs_path(tmp_path).write_text(json.dumps(old) + "\n")
+    (loaded,) = load_runs(tmp_path)
+    assert (loaded.exit_code, loaded.revision_attempted, loaded.revision_applied) == (
+        0,
+        "abc",
+        "abc",
+    )
+    record_run(tmp_path, loaded)
+    written = json.loads(runs_path(tmp_path).read_text().splitlines()[-1])
+    assert "exit_code" in written and "exitCode" not in written

@@ -207,7 +207,7 @@ def test_json_output_shape(tree: Path, run: Run) -> None:
     code, out, _ = run(["scan", "--format", "json", "app"], tree)
     data = json.loads(out)
     assert code == ExitCode.ATTENTION
-    assert set(data) == {"findings", "files_scanned", "files_skipped"}
+    assert set(data) == {"schema_version", "findings", "files_scanned", "files_skipped"}
     assert data["files_scanned"] == 2 and data["files_skipped"] == 1
     [finding] = data["findings"]
     assert set(finding) == {"path", "line", "rule", "fingerprint"}

@@ -76,7 +76,7 @@ def test_snapshots_lists_newest_first(
     capsys.readouterr()
     base = ["snapshots", "--repo", str(upstream), "--state-dir", str(state)]
     assert main([*base, "--json"]) == 0
-    listed = json.loads(capsys.readouterr().out)
+    listed = json.loads(capsys.readouterr().out)["snapshots"]
     assert [t["name"] for t in listed] == ["snapshot/2026-11-29", "snapshot/2026-11-22"]
     assert listed[0] == {
         "name": "snapshot/2026-11-29",
@@ -137,7 +137,7 @@ def test_a_snapshot_made_without_push_can_be_pushed_later(
     assert "pushed the existing tag snapshot/2026-11-22" in capsys.readouterr().out
     assert ref_of(upstream, "refs/tags/snapshot/2026-11-22") is not None
     assert main([*base, "--json"]) == 0
-    assert [t["local_only"] for t in json.loads(capsys.readouterr().out)] == [False]
+    assert [t["local_only"] for t in json.loads(capsys.readouterr().out)["snapshots"]] == [False]
 
 
 def test_several_snapshots_a_day_get_numbered(

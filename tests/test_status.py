@@ -47,8 +47,8 @@ def test_never_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == ExitCode.ATTENTION
     assert set(report) >= {
         "conditions",
-        "lastAppliedRevision",
-        "lastAttemptedRevision",
+        "last_applied_revision",
+        "last_attempted_revision",
         "runs",
         "suspended",
     }
@@ -64,7 +64,7 @@ def test_ready_after_a_good_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert conditions(report)["Ready"] == ("True", "ReconciliationSucceeded", "applied aaa")
     assert conditions(report)["Reconciling"][0] == "False"
     assert conditions(report)["Stalled"][0] == "False"
-    assert report["lastAppliedRevision"] == "aaa"
+    assert report["last_applied_revision"] == "aaa"
     assert report["runs"][0]["result"] == "ok"
 
 
@@ -79,7 +79,7 @@ def test_a_plan_before_any_apply_is_not_applied(
     record_run(tmp_path, dataclasses.replace(in_sync, command="reconcile --plan"))
     _, report = status(tmp_path, capsys)
     assert conditions(report)["Ready"] == ("True", "InSync", "planned bbb: nothing to apply")
-    assert report["lastAppliedRevision"] is None
+    assert report["last_applied_revision"] is None
 
 
 def test_failed_attempt_keeps_the_last_applied_revision(
@@ -94,8 +94,8 @@ def test_failed_attempt_keeps_the_last_applied_revision(
     )
     code, report = status(tmp_path, capsys)
     assert code == ExitCode.ATTENTION
-    assert report["lastAppliedRevision"] == "aaa"
-    assert report["lastAttemptedRevision"] == "bbb"
+    assert report["last_applied_revision"] == "aaa"
+    assert report["last_attempted_revision"] == "bbb"
     assert conditions(report)["Ready"] == (
         "False",
         "ReconciliationFailed",
@@ -112,7 +112,7 @@ def test_drift_is_pending_and_needs_attention(
     )
     code, report = status(tmp_path, capsys)
     assert code == ExitCode.ATTENTION
-    assert report["pendingDrift"] == {"drift": 2, "conflict": 1}
+    assert report["pending_drift"] == {"drift": 2, "conflict": 1}
     assert conditions(report)["Ready"] == ("False", "NeedsAttention", "2 drift, 1 conflict")
 
 
@@ -169,7 +169,7 @@ def test_suspended(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suspend(tmp_path, "moving house")
     _, report = status(tmp_path, capsys)
     assert report["suspended"] is True
-    assert report["suspendReason"] == "moving house"
+    assert report["suspend_reason"] == "moving house"
 
 
 def test_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -194,22 +194,22 @@ def test_real_runs_pending_is_what_apply_left(
     site = make_site(tmp_path, {"a.conf": "a\n", "b.conf": "b\n"})
     assert site.reconcile().code == ExitCode.OK  # a plan: two creates pending
     code, report = status(site.state, capsys)
-    assert report["pendingDrift"] == {"create": 2}
+    assert report["pending_drift"] == {"create": 2}
     assert conditions(report)["Ready"][:2] == ("False", "ChangesPending")
     assert site.reconcile("--apply").code == 0
     code, report = status(site.state, capsys)
     assert code == 0
-    assert report["pendingDrift"] == {}  # the creates were done
-    assert report["lastAppliedRevision"] == "folder"  # a --source folder has no commit id
+    assert report["pending_drift"] == {}  # the creates were done
+    assert report["last_applied_revision"] == "folder"  # a --source folder has no commit id
     site.dest("a.conf").write_text("edited on the host\n")
     assert site.reconcile("--apply").code == ExitCode.ATTENTION
     code, report = status(site.state, capsys)
     assert code == ExitCode.ATTENTION
-    assert report["pendingDrift"] == {"drift": 1}
+    assert report["pending_drift"] == {"drift": 1}
     assert conditions(report)["Ready"][:2] == ("False", "NeedsAttention")
     assert site.reconcile("--apply", "--overwrite").code == 0
     _, report = status(site.state, capsys)
-    assert report["pendingDrift"] == {}
+    assert report["pending_drift"] == {}
 
 
 def test_real_stale_source_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -227,7 +227,7 @@ def test_real_stale_source_says_so(tmp_path: Path, capsys: pytest.CaptureFixture
     assert ready[:2] == ("False", "NeedsAttention")
     assert ready[2].startswith("source is stale (")
     assert "converged on the last fetched revision" in ready[2]
-    assert report["lastAppliedRevision"] == first
+    assert report["last_applied_revision"] == first
 
 
 def test_capture_held_until_a_capture_of_every_file_clears_it(

@@ -162,14 +162,14 @@ def build_status(state_dir: Path) -> dict[str, Any]:
     )
     pending = pending_actions(last)
     return {
-        "stateDir": str(state_dir),
+        "state_dir": str(state_dir),
         "conditions": [c.to_json() for c in conditions],
-        "lastAppliedRevision": applied,
-        "lastAttemptedRevision": attempted,
-        "pendingDrift": pending,
+        "last_applied_revision": applied,
+        "last_attempted_revision": attempted,
+        "pending_drift": pending,
         "suspended": held is not None,
-        "suspendedSince": held.since if held else None,
-        "suspendReason": held.reason if held else None,
+        "suspended_since": held.since if held else None,
+        "suspend_reason": held.reason if held else None,
         "pending_services": pending_names(records or {}),
         "services": [{"name": n, "state": r.state} for n, r in sorted((records or {}).items())],
         "runs": [r.to_json() for r in runs[-SHOWN_RUNS:]],

@@ -48,8 +48,8 @@ def status_document(
         "tether": __version__,
         "time": utc_stamp(),
         "ready": by_type.get("Ready") == "True" and by_type.get("Stalled") != "True",
-        "applied_revision": status["lastAppliedRevision"],
-        "attempted_revision": status["lastAttemptedRevision"],
+        "applied_revision": status["last_applied_revision"],
+        "attempted_revision": status["last_attempted_revision"],
         "conditions": status["conditions"],
         "counts": dict(last_reconcile.counts) if last_reconcile else {},
         "last_run": (

@@ -15,7 +15,6 @@ at refs/tether/pending/<time> in the mirror, so no one's work is lost or half-pu
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 import socket
 import tempfile
@@ -814,7 +813,3 @@ def counts(plan: Plan | None) -> dict[str, int]:
         for result in plan.observation.results.values():
             found[str(result.action)] = found.get(str(result.action), 0) + 1
     return found
-
-
-def dump(data: object) -> str:
-    return json.dumps(data, indent=1)

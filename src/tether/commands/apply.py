@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -14,6 +13,7 @@ from tether.config.options import HostOptions, SourceOptions
 from tether.errors import StateError
 from tether.exitcodes import ExitCode
 from tether.hostfs.host import RealHost
+from tether.jsondoc import json_document
 from tether.reconcile.applier import apply_plan
 from tether.reconcile.bringup import ServiceOptions, bring_up_services
 from tether.reconcile.engine import prepare
@@ -120,7 +120,7 @@ def apply_saved(
         if not report.failed:
             outcome.revision_applied = run.desired.revision or "folder"
     if as_json:
-        click.echo(json.dumps(to_json(report), indent=1))
+        click.echo(json_document(to_json(report)))
     else:
         header = f"tether apply: {plan_file} -> {run.root}"
         style.echo(render_text(report, header, detail=style.level(), paint=style.paint))

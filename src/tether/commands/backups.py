@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -12,6 +11,7 @@ import click
 from tether.errors import HostError
 from tether.exitcodes import ExitCode
 from tether.hostfs.host import Confinement, RealHost, WriteOp, describe_os_error, read_regular
+from tether.jsondoc import json_document
 from tether.state.backups import BackupStore
 from tether.state.keyring import load_key
 from tether.state.lock import state_lock
@@ -22,7 +22,7 @@ def list_backups(state_dir: Path, *, as_json: bool) -> int:
     store = BackupStore(ensure_state_dir(state_dir), load_key(state_dir))
     rows = store.list()
     if as_json:
-        click.echo(json.dumps([asdict(b) for b in rows], indent=1))
+        click.echo(json_document({"backups": [asdict(b) for b in rows]}))
         return int(ExitCode.OK)
     if not rows:
         click.echo("no backups yet", err=True)

@@ -27,7 +27,6 @@ from tether.capture.flow import (
     backoff,
     commit_message,
     counts,
-    dump,
     has_conflict,
     held_text,
     hold_back,
@@ -46,6 +45,7 @@ from tether.git import mirror as gitmirror
 from tether.git import objects as gitobjects
 from tether.git import publish as gitpublish
 from tether.git import remote as gitremote
+from tether.jsondoc import json_document
 from tether.secrets.store import save_values
 from tether.stamps import utc_stamp
 from tether.state.keyring import load_key
@@ -344,7 +344,7 @@ def _ledger_updates(settings: Settings, plan: Plan, revision: str) -> dict[str, 
 def _report(settings: Settings, request: CaptureRequest, done: Done, *, as_json: bool) -> None:
     plan = done.plan
     if as_json:
-        click.echo(dump(results_json(plan, done.revision, done.pushed, done.pending)))
+        click.echo(json_document(results_json(plan, done.revision, done.pushed, done.pending)))
         if done.lines:
             click.echo(
                 f"tether: {counted(len(done.lines), 'finding')}; nothing was committed", err=True

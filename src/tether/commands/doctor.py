@@ -36,6 +36,7 @@ from tether.config.options import HostOptions, SourceOptions
 from tether.config.sourcetree import SourceTree
 from tether.errors import GitError, SourceError, StateError, TetherError
 from tether.exitcodes import ExitCode
+from tether.jsondoc import json_document
 from tether.reconcile.desired import open_tree
 from tether.reconcile.engine import source_identity
 from tether.secrets.render import has_marker, render
@@ -518,7 +519,7 @@ def _echo(results: list[CheckResult], *, as_json: bool) -> None:
             "warnings": warnings,
             "checks": [r.to_json() for r in results],
         }
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json_document(payload))
         return
     for r in results:
         hint = f" -> {r.hint}" if r.hint else ""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import click
 
 from tether.config.checks import Finding, count
+from tether.jsondoc import json_document
 from tether.textsafe import counted, printable
 
 
@@ -22,7 +22,7 @@ def echo_findings(findings: Sequence[Finding], *, as_json: bool, subject: str) -
                 {"level": f.level, "where": f.where, "message": f.message} for f in findings
             ],
         }
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json_document(payload))
         return
     for finding in findings:
         click.echo(printable(finding.line()), err=finding.level != "ok")

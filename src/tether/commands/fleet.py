@@ -17,6 +17,7 @@ from tether.exitcodes import ExitCode
 from tether.git import fleetrefs
 from tether.git import mirror as gitmirror
 from tether.git import remote as gitremote
+from tether.jsondoc import json_document
 from tether.stamps import parse_utc_stamp
 from tether.state.metrics import family, label
 from tether.state.statedir import ensure_state_dir
@@ -192,7 +193,7 @@ def fleet(
     rows = [_row(r, fetched.path, tip, stale_after, clock) for r in reports]
     if as_json:
         doc = {"branch": name, "branch_revision": tip, "hosts": [r.to_json() for r in rows]}
-        click.echo(json.dumps(doc, indent=1))
+        click.echo(json_document(doc))
     elif prometheus:
         click.echo(_prometheus(rows), nl=False)
     else:

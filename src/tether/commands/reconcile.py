@@ -16,6 +16,7 @@ from tether.errors import HostError, UsageError
 from tether.exitcodes import ExitCode, worst
 from tether.hostfs.fsutil import write_atomic
 from tether.hostfs.host import DryRunHost, Host, RealHost, describe_os_error
+from tether.jsondoc import json_document
 from tether.reconcile.applier import Report, apply_plan
 from tether.reconcile.bringup import ServiceOptions, bring_up_services
 from tether.reconcile.desired import StaleSource
@@ -121,7 +122,7 @@ def output(
         save_plan(out, plan_document(report, ctx))
     status = source_status(run)
     if as_json:
-        click.echo(json.dumps(to_json(report, {"source": status}), indent=1))
+        click.echo(json_document(to_json(report, {"source": status})))
         return
     label = run.source.folder or mask_url(run.source.repo or "")
     revision = f" @ {report.revision[:12]}" if report.revision else ""
@@ -276,7 +277,7 @@ def _rebuild(
     in_sync = tuple(i._replace(record=True) for i in full.items if i.action == Action.IN_SYNC)
     report = apply_plan(run, Plan(in_sync), RealHost(run.confinement))
     if as_json:
-        click.echo(json.dumps(to_json(report, {"rebuilt_ledger": len(in_sync)}), indent=1))
+        click.echo(json_document(to_json(report, {"rebuilt_ledger": len(in_sync)})))
     else:
         others = len(full.items) - len(in_sync)
         click.echo(
@@ -328,7 +329,7 @@ def ls(
         for i in sorted(plan.items, key=lambda i: i.path)
     ]
     if as_json:
-        click.echo(json.dumps({"schema_version": 1, "files": rows}, indent=1))
+        click.echo(json_document({"files": rows}))
         return int(ExitCode.OK)
     width = max((len(r["action"]) for r in rows), default=0)
     for r in rows:

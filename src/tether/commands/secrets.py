@@ -6,7 +6,6 @@ Names and places only: no value is ever printed, in text, JSON or errors.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from tether.config.sourcetree import FolderTree
 from tether.errors import SecretError, SourceError, UsageError
 from tether.exitcodes import ExitCode
 from tether.hostfs.fsutil import write_atomic
+from tether.jsondoc import json_document
 from tether.secrets.render import BARE, BARE_HINT, PLACEHOLDER, bare_name
 from tether.secrets.sealed import home_relative, seal, unseal
 from tether.secrets.store import (
@@ -97,7 +97,7 @@ def list_secrets(
             ],
             "unused": unused,
         }
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json_document(payload))
         return int(ExitCode.OK)
     for name, where in sorted(by_name.items()):
         state = "stored" if name in stored else "MISSING"
@@ -124,7 +124,7 @@ def check_secrets(
             "ok": not missing,
             "missing": [{"name": u.name, "path": u.path, "line": u.line} for u in missing],
         }
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json_document(payload))
     else:
         for use in missing:
             if use.name is None:

@@ -4,7 +4,6 @@ run [NAME...]` runs the pending (or named) ones now, in order; `services forget 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import click
@@ -12,6 +11,7 @@ import click
 from tether.config.options import HostOptions, SourceOptions
 from tether.errors import UsageError
 from tether.exitcodes import ExitCode
+from tether.jsondoc import json_document
 from tether.reconcile.bringup import ServiceOptions, plan_services, run_handlers
 from tether.reconcile.engine import prepare
 from tether.reconcile.services import order
@@ -46,7 +46,7 @@ def list_services(
     rows = [_row(n, records.get(n, ServiceRecord()), True) for n in names]
     rows += [_row(n, r, False) for n, r in sorted(records.items()) if n not in names and r.pending]
     if as_json:
-        click.echo(json.dumps({"services": rows}, indent=1))
+        click.echo(json_document({"services": rows}))
     else:
         if not rows:
             click.echo("no services in tether.yaml")
@@ -92,7 +92,7 @@ def run_services(
         failed = [r for r in results if r.result != "ok"]
         outcome.exit_code = int(ExitCode.ATTENTION if failed else ExitCode.OK)
     if as_json:
-        click.echo(json.dumps({"services": [r.to_json() for r in results]}, indent=1))
+        click.echo(json_document({"services": [r.to_json() for r in results]}))
     else:
         if not results:
             click.echo("nothing to run: no service is pending")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import socket
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tether.git import objects as gitobjects
 from tether.git import publish as gitpublish
 from tether.git import remote as gitremote
 from tether.git.tree import RemoteTree, open_remote_tree
+from tether.jsondoc import json_document
 
 MAX_PER_NAME = 99  # snapshot/{date}, then -2 ... -99 the same day
 
@@ -99,7 +99,7 @@ def snapshot(
                         exc.message, hint="the tag was not kept; nothing changed"
                     ) from None
     if as_json:
-        click.echo(json.dumps({**dataclasses.asdict(info), "pushed": push}, indent=2))
+        click.echo(json_document({**dataclasses.asdict(info), "pushed": push}))
     else:
         where = "pushed to the remote" if push else "in the local mirror only; --push to share it"
         verb = "created tag" if created else "pushed the existing tag"
@@ -152,7 +152,7 @@ def snapshots(
             {**dataclasses.asdict(t), "local_only": None if local is None else t.name in local}
             for t in tags
         ]
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json_document({"snapshots": rows}))
     elif not tags:
         click.echo(f"no tags starting with {prefix!r}" if prefix else "no tags", err=True)
     else:

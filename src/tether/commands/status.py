@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import click
 from tether.agent.health import build_status, counts_text
 from tether.commands import style
 from tether.exitcodes import ExitCode
+from tether.jsondoc import json_document
 
 
 def _when(started: float) -> str:
@@ -25,15 +25,15 @@ def _echo_text(status: dict[str, Any]) -> None:
     for cond in status["conditions"]:
         message = f": {cond['message']}" if cond["message"] else ""
         click.echo(f"{cond['type']:<{_LABEL}}{cond['status']:<8}{cond['reason']}{message}")
-    click.echo(f"{'applied':<{_LABEL}}{status['lastAppliedRevision'] or '-'}")
-    click.echo(f"{'attempted':<{_LABEL}}{status['lastAttemptedRevision'] or '-'}")
-    if status["pendingDrift"]:
-        click.echo(f"{'pending':<{_LABEL}}{counts_text(status['pendingDrift'])}")
+    click.echo(f"{'applied':<{_LABEL}}{status['last_applied_revision'] or '-'}")
+    click.echo(f"{'attempted':<{_LABEL}}{status['last_attempted_revision'] or '-'}")
+    if status["pending_drift"]:
+        click.echo(f"{'pending':<{_LABEL}}{counts_text(status['pending_drift'])}")
     if status["pending_services"]:
         click.echo(f"{'services':<{_LABEL}}pending: {', '.join(status['pending_services'])}")
     if status["suspended"]:
-        reason = f" ({status['suspendReason']})" if status["suspendReason"] else ""
-        click.echo(f"{'suspended':<{_LABEL}}since {status['suspendedSince']}{reason}")
+        reason = f" ({status['suspend_reason']})" if status["suspend_reason"] else ""
+        click.echo(f"{'suspended':<{_LABEL}}since {status['suspended_since']}{reason}")
     if status["runs"]:  # the history: left out by -q
         style.narrate("")
         style.narrate("started               took    result      command")
@@ -49,7 +49,7 @@ def status(state_dir: Path, *, as_json: bool) -> int:
     """Exit OK when Ready is True and nothing is stalled or held, ATTENTION otherwise."""
     report = build_status(state_dir)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json_document(report))
     else:
         _echo_text(report)
     by_type = {c["type"]: c["status"] for c in report["conditions"]}

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from tether import __version__
+from tether.jsondoc import json_document
 from tether.secrets.scan import ScanResult
 
 
@@ -22,7 +23,7 @@ def as_json(result: ScanResult) -> str:
         "files_scanned": result.files_scanned,
         "files_skipped": result.files_skipped,
     }
-    return json.dumps(payload, indent=2) + "\n"
+    return json_document(payload) + "\n"
 
 
 def as_sarif(result: ScanResult) -> str:
@@ -55,7 +56,6 @@ def as_sarif(result: ScanResult) -> str:
                     "driver": {
                         "name": "tether",
                         "version": __version__,
-                        "informationUri": "https://github.com/tether/tether",
                         "rules": [
                             {"id": rule, "shortDescription": {"text": f"secret: {rule}"}}
                             for rule in rules

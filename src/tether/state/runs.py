@@ -68,12 +68,12 @@ class RunRecord:
             "command": self.command,
             "started": self.started,
             "duration": round(self.duration, 3),
-            "exitCode": self.exit_code,
+            "exit_code": self.exit_code,
             "codes": CODES_VERSION,
             "result": self.result,
             "counts": dict(sorted(self.counts.items())),
-            "revisionAttempted": self.revision_attempted,
-            "revisionApplied": self.revision_applied,
+            "revision_attempted": self.revision_attempted,
+            "revision_applied": self.revision_applied,
             "message": self.message,
             **({"services": list(self.services)} if self.services else {}),
         }
@@ -87,13 +87,18 @@ class RunRecord:
             command=str(data["command"]),
             started=float(data["started"]),
             duration=float(data["duration"]),
-            exit_code=_current_code(int(data["exitCode"]), data.get("codes")),
+            exit_code=_current_code(int(_either(data, "exit_code", "exitCode")), data.get("codes")),
             counts={str(k): int(v) for k, v in counts.items()},
-            revision_attempted=_optional(data.get("revisionAttempted")),
-            revision_applied=_optional(data.get("revisionApplied")),
+            revision_attempted=_optional(_either(data, "revision_attempted", "revisionAttempted")),
+            revision_applied=_optional(_either(data, "revision_applied", "revisionApplied")),
             message=_optional(data.get("message")),
             services=tuple(s for s in data.get("services") or () if isinstance(s, dict)),
         )
+
+
+def _either(data: Mapping[str, Any], key: str, before: str) -> Any:
+    """`key`, or its camelCase name in a history written before keys were snake_case."""
+    return data[key] if key in data else data.get(before)
 
 
 def _current_code(code: int, version: object) -> int:
