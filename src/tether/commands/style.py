@@ -53,23 +53,18 @@ def _remember(ctx: click.Context, param: click.Parameter, value: object) -> None
         raise click.UsageError("-q/--quiet and -v/--verbose together: give one of them", ctx=ctx)
 
 
+def _flag(names: list[str], help_text: str) -> click.Option:
+    return click.Option(names, is_flag=True, expose_value=False, callback=_remember, help=help_text)
+
+
 def output_options() -> list[click.Parameter]:
     """-q, -v and --color, for the group and for every command (after the subcommand too)."""
     return [
-        click.Option(
+        _flag(
             ["-q", "--quiet"],
-            is_flag=True,
-            expose_value=False,
-            callback=_remember,
-            help="Results only: findings, files needing attention, warnings, errors, summary.",
+            "Results only: findings, files needing attention, warnings, errors, summary.",
         ),
-        click.Option(
-            ["-v", "--verbose"],
-            is_flag=True,
-            expose_value=False,
-            callback=_remember,
-            help="Say more: files already in sync, timings.",
-        ),
+        _flag(["-v", "--verbose"], "Say more: files already in sync, timings."),
         click.Option(
             ["--color"],
             type=click.Choice(COLOR_CHOICES),
