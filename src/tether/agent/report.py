@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from tether import __version__
-from tether.agent.health import RECONCILE_KINDS, build_status
 from tether.config.hosts import host_name
 from tether.errors import GitError, TetherError, UsageError, warn
 from tether.stamps import utc_stamp
@@ -34,6 +33,9 @@ def status_document(
     pending_services: list[str] | None = None,
 ) -> dict[str, Any]:
     """status.json: what `tether fleet` shows for this host."""
+    # Imported here, as the git layer is in publish(): a run that reports nowhere needs neither.
+    from tether.agent.health import RECONCILE_KINDS, build_status  # noqa: PLC0415
+
     status = build_status(state_dir)
     by_type = {c["type"]: c["status"] for c in status["conditions"]}
     runs = load_runs(state_dir)
