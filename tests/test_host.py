@@ -4,9 +4,12 @@ import contextlib
 import os
 import posixpath
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tether.hostfs.host import TEMP_PREFIX, Confinement, DryRunHost, RealHost, WriteOp, _normal
 from tether.hostfs.probe import stat_sig
@@ -189,3 +192,20 @@ def test_a_deep_destination_is_written(tmp_path: Path) -> None:
                 break
             with contextlib.suppress(FileNotFoundError):
                 folder.rmdir()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "..", ".", "", "link", "file", "c d"]), max_size=5))
+def test_the_per_folder_check_answers_as_a_fresh_check(parts: list[str]) -> None:
+    """Confinement.real_dest remembers a parent's answer for its files: a destination asked
+    after its siblings gets the answer a fresh Confinement gives it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        (root / "a" / "b").mkdir(parents=True)
+        (root / "file").write_text("x")
+        (root / "link").symlink_to(Path(tmp))  # a folder outside the root
+        dest = str(root) + "/" + "/".join(parts)
+        warm = Confinement(str(root))
+        for sibling in ("x", "y"):
+            warm.real_dest(posixpath.join(posixpath.dirname(dest), sibling))
+        assert warm.real_dest(dest) == Confinement(str(root)).real_dest(dest)

@@ -154,3 +154,29 @@ def test_a_crafted_glob_cannot_hang_a_run() -> None:
     start = time.perf_counter()
     assert not matches(pattern, name)  # a backtracking regex takes hours here
     assert time.perf_counter() - start < 5.0  # a hang guard, not a speed figure
+
+
+def _slow_line(line: str) -> tuple[str | None, str]:
+    """What parse_inventory made of a line before its fast path: (why unsafe, normal form)."""
+    why = check_relative_path(line)
+    normal = line if why else posixpath.normpath(line)
+    if not why and normal != line:
+        why = check_relative_path(normal)
+    return why, normal
+
+
+@given(
+    st.lists(st.one_of(segment, st.sampled_from(["..", ".", "", "~", " ", "a" * 300])), max_size=6)
+)
+def test_the_fast_path_reads_a_line_as_the_full_checks_do(parts: list[str]) -> None:
+    line = "/".join(parts).strip()
+    if not line or line.startswith("#") or line.splitlines() != [line]:
+        return  # not one line of the file (splitlines also splits at \x0c, \x1c, \u2028...)
+    why, normal = _slow_line(line)
+    try:
+        inv = parse_inventory(line + "\n", "inv")
+    except InventoryError:
+        assert why is not None
+        return
+    assert why is None
+    assert [e.pattern for e in inv.entries] == [normal]
