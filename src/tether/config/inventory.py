@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -242,7 +243,7 @@ def parse_inventory(text: str, origin: str) -> Inventory:
             )
             continue
         seen[normal] = number
-        entries.append(Entry(pattern=normal, line=number))
+        entries.append(Entry(pattern=sys.intern(normal), line=number))
     if problems:
         raise InventoryError(problems, hint="fix these lines; paths are relative to target.home")
     return Inventory(origin=origin, entries=tuple(entries), warnings=tuple(warnings))

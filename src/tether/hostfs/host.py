@@ -172,13 +172,18 @@ class Confinement:
         return probe_stat(dest, real, st, known)
 
 
+_MODES: dict[int, int] = {}
+
+
 def probe_stat(dest: str, real: str, st: os.stat_result, known: Sig | None = None) -> Probe:
     mode = st.st_mode
     if stat.S_ISREG(mode):
         sig = stat_sig(st)
         if sig == known:
             sig = known
-        return Probe("file", None, real, sig, stat.S_IMODE(mode), st.st_uid, st.st_gid)
+        bits = stat.S_IMODE(mode)
+        bits = _MODES.setdefault(bits, bits)  # one int object per mode, not one per file
+        return Probe("file", None, real, sig, bits, st.st_uid, st.st_gid)
     if stat.S_ISLNK(mode):
         return Probe("blocked", f"{dest} is a symlink (tether never writes through one)")
     if stat.S_ISDIR(mode):

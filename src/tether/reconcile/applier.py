@@ -90,7 +90,10 @@ def apply_plan(  # noqa: PLR0915
 ) -> Report:
     """Apply `plan`; the `services` owning a file it changes become pending (in the journal
     before the first write, in the services file before the journal goes)."""
-    files = {f.dest: f for f in run.desired.files}
+    # The desired files this apply reads: those it writes, and on a real apply those it records
+    # as in sync (a plan of many files in sync holds no second index of them).
+    wanted = {i.dest for i in plan.items if i.write or (not host.dry_run and i.action == "in_sync")}
+    files = {f.dest: f for f in run.desired.files if f.dest in wanted}
     services = with_handlers(services)
     now = utc_stamp()
     outcomes: dict[str, Outcome] = {i.dest: Outcome(i) for i in plan.items}

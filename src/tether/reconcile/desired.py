@@ -12,6 +12,7 @@ import os
 import posixpath
 import pwd
 import stat
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,8 @@ def destination(root: str, home: str, path: str, dest: str | None) -> str:
         rel = posixpath.normpath(dest)
     else:  # inventory paths and the home are normalised already (Confinement re-checks)
         rel = f"{home}/{path}" if home != "/" else f"/{path}"
-    return rel if root == "/" else root.rstrip("/") + rel
+    # Interned: the ledger interns its keys, so a destination it knows is held once, not twice.
+    return sys.intern(rel if root == "/" else root.rstrip("/") + rel)
 
 
 def names_host(hosts: tuple[str, ...], hostname: str) -> bool:

@@ -264,16 +264,20 @@ def plan(
     prune: bool = False,
 ) -> Plan:
     """Every desired destination, then every ledger destination no longer desired."""
+    # Sorted keys, not sorted (key, value) pairs: one list of references, no tuple a file.
     items = [
-        classify(dest, d, ledger.get(dest), actual.get(dest, MISSING), overwrite=overwrite)
-        for dest, d in sorted(desired.items())
+        classify(
+            dest, desired[dest], ledger.get(dest), actual.get(dest, MISSING), overwrite=overwrite
+        )
+        for dest in sorted(desired)
     ]
     empty = not desired
     items.extend(
         prune_item(
-            dest, recorded, actual.get(dest, MISSING), prune=prune, overwrite=overwrite, empty=empty
+            dest, ledger[dest], actual.get(dest, MISSING), prune=prune, overwrite=overwrite,
+            empty=empty,
         )
-        for dest, recorded in sorted(ledger.items())
+        for dest in sorted(ledger)
         if dest not in desired
-    )
+    )  # fmt: skip
     return Plan(tuple(items), overwrite=overwrite, prune=prune)

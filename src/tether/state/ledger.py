@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
@@ -92,6 +93,7 @@ class LedgerEntry(NamedTuple):
             raise ValueError("bad entry")
         names = tuple(names)
         if shared is not None:
+            path = sys.intern(path)  # the allowlist's own copy when it names the path
             rev, when = shared.setdefault(rev, rev), shared.setdefault(when, when)
             mode = shared.setdefault(mode, mode)
             names, sdigest = shared.setdefault(names, names), shared.setdefault(sdigest, sdigest)
@@ -169,7 +171,8 @@ def _add_rows(ledger: Ledger, lines: list[bytes], shared: dict[Any, Any]) -> Non
     last = lines[-1].rstrip(b"\n")
     rows = json.loads(b"{" + b"".join(lines[:-1]) + last.removesuffix(b",") + b"}")
     for dest, row in rows.items():
-        ledger[dest] = LedgerEntry.from_json(row, shared)
+        # Interned: the desired state's destination strings then share these (one copy a file).
+        ledger[sys.intern(dest)] = LedgerEntry.from_json(row, shared)
 
 
 def _ledger_of(doc: object) -> Ledger:
