@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tether.reconcile.planner import (
     MISSING,
@@ -9,6 +11,7 @@ from tether.reconcile.planner import (
     Desired,
     Recorded,
     classify,
+    observed,
     plan,
     prune_item,
 )
@@ -131,9 +134,9 @@ def test_prune_rules(
 
 def test_plan_orders_and_counts() -> None:
     result = plan(
-        {"/b": Desired("b", d1), "/a": Desired("a", d2)},
+        [Desired("b", d1, dest="/b"), Desired("a", d2, dest="/a")],
         {"/a": Recorded("a", d1), "/gone": Recorded("gone", d1)},
-        {"/a": file(d1), "/gone": file(d1)},
+        observed({"/a": file(d1), "/gone": file(d1)}),
         prune=True,
     )
     assert [i.dest for i in result.items] == ["/a", "/b", "/gone"]
@@ -142,5 +145,32 @@ def test_plan_orders_and_counts() -> None:
 
 
 def test_empty_desired_set_never_prunes() -> None:
-    result = plan({}, {"/a": Recorded("a", d1)}, {"/a": file(d1)}, prune=True, overwrite=True)
+    result = plan(
+        [], {"/a": Recorded("a", d1)}, observed({"/a": file(d1)}), prune=True, overwrite=True
+    )
     assert not result.items[0].remove
+
+
+@given(
+    st.sets(st.sampled_from(["/a", "/a/b", "/a-b", "/b", "/c/d", "/c", "/z"])),
+    st.sets(st.sampled_from(["/a", "/a/b", "/a-b", "/b", "/c/d", "/c", "/z"])),
+)
+def test_plan_lists_desired_then_the_recorded_no_longer_desired(
+    desired: set[str], recorded: set[str]
+) -> None:
+    """The merge of the two sorted lists finds exactly the recorded destinations not desired."""
+    seen: list[str] = []
+
+    def observe(dest: str, _recorded: object) -> Actual:
+        seen.append(dest)
+        return MISSING
+
+    result = plan(
+        [Desired(d[1:], d1, dest=d) for d in desired],
+        {d: Recorded(d[1:], d1) for d in recorded},
+        observe,
+        prune=True,
+    )
+    expected = sorted(desired) + sorted(recorded - desired)
+    assert [i.dest for i in result.items] == expected
+    assert seen == expected  # each destination observed once, as the plan reaches it

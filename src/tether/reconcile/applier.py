@@ -132,8 +132,6 @@ def apply_plan(  # noqa: PLR0915
             except (StaleSource, OSError) as exc:
                 outcomes[item.dest] = Outcome(item, error=f"not written: {exc}")
                 continue
-            probe = run.probes.get(item.dest)
-            expect = probe.sig if probe is not None and probe.kind == "file" else None
             ops.append(
                 WriteOp(
                     item.dest,
@@ -142,7 +140,7 @@ def apply_plan(  # noqa: PLR0915
                     -1 if os.geteuid() else item.uid,
                     -1 if os.geteuid() else item.gid,
                     desired.dir_mode if desired.dir_mode is not None else DEFAULT_DIR_MODE,
-                    expect,
+                    item.a_sig,  # None: nothing there when planned
                 )
             )
         results = host.write_files(ops, _offset(progress, done, total))
@@ -157,9 +155,8 @@ def apply_plan(  # noqa: PLR0915
     for item in removes:
         if item.dest in blocked_by_backup:
             continue
-        probe = run.probes[item.dest]
-        assert probe.sig is not None
-        error = host.remove(item.dest, probe.sig)
+        assert item.a_sig is not None
+        error = host.remove(item.dest, item.a_sig)
         previous = outcomes[item.dest]
         outcomes[item.dest] = Outcome(item, error is None, error, previous.backup)
         if error is None and not host.dry_run:
@@ -208,35 +205,37 @@ def _record_in_sync(run: Run, plan: Plan, files: dict[str, DesiredFile]) -> None
         if item.action != "in_sync":
             continue
         desired = files[item.dest]
-        probe = run.probes[item.dest]
         known = run.ledger.get(item.dest)
         if (
             known is not None
             and not item.record
-            and known.sig == probe.sig
+            and known.sig == item.a_sig
             and known.source_sig == desired.source_sig
         ):
             continue
-        assert desired.hash is not None
-        run.ledger[item.dest] = LedgerEntry.found(
-            probe,
+        assert desired.hash is not None and item.mode is not None
+        run.ledger[item.dest] = LedgerEntry(
             path=desired.path,
             hash=desired.hash,
+            mode=item.mode,
+            uid=item.uid,
+            gid=item.gid,
             revision=known.revision if known and not item.record else run.desired.revision,
             time=known.time if known and not item.record else utc_stamp(),
             blob=desired.blob or (known.blob if known else ""),
             secrets=desired.secrets,
             secret_digest=desired.secret_digest,
+            sig=item.a_sig,  # in sync: mode and owner are the host's, as planned
             source_sig=desired.source_sig,
         )
 
 
 def _backup(run: Run, item: Item, store: BackupStore, dry_run: bool) -> Outcome:
-    probe = run.probes.get(item.dest)
-    if probe is None or probe.kind != "file" or probe.real is None:
+    if item.a_sig is None or dry_run:  # nothing there to keep (or nothing will be replaced)
         return Outcome(item)
-    if dry_run:
-        return Outcome(item)
+    probe = run.confinement.probe(item.dest)
+    if probe.kind != "file" or probe.real is None:
+        return Outcome(item, error="changed on the host during the apply; untouched")
     try:
         data = read_regular(probe.real)
     except OSError as exc:

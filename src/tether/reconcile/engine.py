@@ -18,7 +18,7 @@ from tether.config.manifest import Manifest
 from tether.config.options import HostOptions, SourceOptions
 from tether.errors import warn
 from tether.hostfs.fsutil import git_work_tree
-from tether.hostfs.host import TEMP_PREFIX, Confinement, Probe, read_regular, require_root
+from tether.hostfs.host import TEMP_PREFIX, Confinement, read_regular, require_root
 from tether.reconcile.desired import CACHE_BUDGET, DesiredState, build_desired, open_tree
 from tether.reconcile.planner import Actual, Plan, plan
 from tether.secrets.store import SecretStore, load_store, store_path
@@ -39,14 +39,27 @@ class Run:
     ledger: dict[str, LedgerEntry]
     desired: DesiredState
     confinement: Confinement
-    probes: dict[str, Probe]
-    actual: dict[str, Actual]
     ledger_dir: Path  # this config repo's ledger (state_dir/repos/...)
 
     def make_plan(self, *, overwrite: bool, prune: bool) -> Plan:
-        # DesiredFile and LedgerEntry carry what the plan reads: no copy per file
-        wanted = {f.dest: f for f in self.desired.files}
-        return plan(wanted, self.ledger, self.actual, overwrite=overwrite, prune=prune)
+        """The plan, observing each destination as it is planned (the host as it is now)."""
+        return plan(self.desired.files, self.ledger, self.observe, overwrite=overwrite, prune=prune)
+
+    def observe(self, dest: str, known: LedgerEntry | None) -> Actual:
+        """`dest` as found; hashed only when the stat cache (`known`'s signature) cannot vouch
+        for it."""
+        probe = self.confinement.probe(dest, known.sig if known is not None else None)
+        if probe.kind != "file":
+            return Actual(probe.kind, reason=probe.reason)
+        if known is not None and known.vouches_for(probe):
+            digest = known.hash
+        else:
+            assert probe.real is not None
+            try:
+                digest = self.keyring.hash(read_regular(probe.real))
+            except OSError as exc:
+                return Actual("blocked", reason=f"{dest}: cannot read ({exc.strerror})")
+        return Actual("file", digest, None, probe.mode, probe.uid, probe.gid, probe.sig)
 
     def secrets_to_mask(self) -> dict[str, str]:
         """Every secret value this run knows, by name: masked in diffs and handler output."""
@@ -59,40 +72,14 @@ class Run:
         return known
 
     def read_actual(self, dest: str) -> bytes | None:
-        probe = self.probes.get(dest)
-        if probe is None or probe.kind != "file" or probe.real is None:
+        """The destination's bytes now (for a diff), or None."""
+        probe = self.confinement.probe(dest)
+        if probe.kind != "file" or probe.real is None:
             return None
         try:
             return read_regular(probe.real)
         except OSError:
             return None
-
-
-def observe(
-    dests: list[str], ledger: Mapping[str, LedgerEntry], confinement: Confinement, keyring: Keyring
-) -> tuple[dict[str, Probe], dict[str, Actual]]:
-    """Probe every destination; hash only what the stat cache cannot vouch for."""
-    probes: dict[str, Probe] = {}
-    actual: dict[str, Actual] = {}
-    probe_dest, recorded = confinement.probe, ledger.get  # bound once: called a file each
-    for dest in dests:
-        known = recorded(dest)
-        probe = probe_dest(dest, known.sig if known is not None else None)
-        probes[dest] = probe
-        if probe.kind != "file":
-            actual[dest] = Actual(probe.kind, reason=probe.reason)
-            continue
-        if known is not None and known.vouches_for(probe):
-            digest = known.hash
-        else:
-            assert probe.real is not None
-            try:
-                digest = keyring.hash(read_regular(probe.real))
-            except OSError as exc:
-                actual[dest] = Actual("blocked", reason=f"{dest}: cannot read ({exc.strerror})")
-                continue
-        actual[dest] = Actual("file", digest, None, probe.mode, probe.uid, probe.gid)
-    return probes, actual
 
 
 def rekey(
@@ -175,8 +162,6 @@ def prepare(
 
         clone = clone_state(source.folder, state_dir)
         desired.warnings.extend(clone.lines() if clone else ())
-    dests = sorted({f.dest for f in desired.files} | set(ledger))
-    probes, actual = observe(dests, ledger, confinement, keyring)
     return Run(
         source,
         repo,
@@ -188,8 +173,6 @@ def prepare(
         ledger,
         desired,
         confinement,
-        probes,
-        actual,
         ledger_dir,
     )
 
@@ -206,4 +189,4 @@ def source_identity(source: SourceOptions, repo: ConfigRepo) -> str:
     return str(source.folder.resolve())
 
 
-__all__ = ["TEMP_PREFIX", "Run", "observe", "prepare"]
+__all__ = ["TEMP_PREFIX", "Run", "prepare"]

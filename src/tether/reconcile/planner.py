@@ -14,12 +14,14 @@ actual (A: `Actual`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from operator import attrgetter
+from typing import NamedTuple, Protocol, TypeVar
 
 from tether.config.inventory import chosen_by
+from tether.hostfs.probe import Sig
 
 NEW_FILE_MODE = 0o644
 SECRET_FILE_MODE = 0o600
@@ -50,6 +52,7 @@ class Desired(NamedTuple):
     uid: int | None = None
     gid: int | None = None
     has_secret: bool = False
+    dest: str = ""  # absolute destination
 
 
 class Recorded(NamedTuple):
@@ -63,6 +66,8 @@ class DesiredLike(Protocol):
     """What the plan reads of a desired file (`Desired`, or the engine's own record of it, so a
     run need not copy every file's values into a `Desired`)."""
 
+    @property
+    def dest(self) -> str: ...
     @property
     def path(self) -> str: ...
     @property
@@ -89,7 +94,7 @@ class RecordedLike(Protocol):
 
 
 class Actual(NamedTuple):
-    """Actual: missing, a file (hash, mode, owner) or unsafe (why)."""
+    """Actual: missing, a file (hash, mode, owner, stat signature) or unsafe (why)."""
 
     kind: str  # "missing" | "file" | "blocked"
     hash: str | None = None
@@ -97,6 +102,7 @@ class Actual(NamedTuple):
     mode: int = 0
     uid: int = -1
     gid: int = -1
+    sig: Sig | None = None  # the file's stat signature when observed
 
 
 MISSING = Actual("missing")
@@ -117,6 +123,9 @@ class Item(NamedTuple):
     gid: int = -1
     d_hash: str | None = None
     a_hash: str | None = None
+    # A's stat signature when planned: a write or removal refuses a file changed since, and
+    # apply records it for a file in sync (the plan keeps no other record of the host).
+    a_sig: Sig | None = None
 
     @property
     def changes(self) -> bool:
@@ -197,13 +206,14 @@ def classify(
         # the common case, kept cheap: nothing to write
         record = recorded is None or recorded.hash != d.hash or recorded.path != d.path
         return Item(d.path, dest, Action.IN_SYNC, None, False, False, False, record, False,
-                    a.mode, a.uid, a.gid, d.hash, a.hash)  # fmt: skip
+                    a.mode, a.uid, a.gid, d.hash, a.hash, a.sig)  # fmt: skip
     # Bytes that change are written private when they hold a secret; a file already as desired
     # is not rewritten for that (a live service may rely on reading it).
     mode, uid, gid, diffs = _metadata(d, a, rewriting=a.hash != d.hash)
     base = Item(
-        d.path, dest, Action.BLOCKED, mode=mode, uid=uid, gid=gid, d_hash=d.hash, a_hash=a.hash
-    )
+        d.path, dest, Action.BLOCKED, mode=mode, uid=uid, gid=gid, d_hash=d.hash, a_hash=a.hash,
+        a_sig=a.sig,
+    )  # fmt: skip
     if a.kind == "missing":
         why = "deleted on the host since tether wrote it" if recorded is not None else None
         return base._replace(action=Action.CREATE, reason=why, write=True)
@@ -238,7 +248,7 @@ def prune_item(
     empty: bool,
 ) -> Item:
     """A destination tether wrote that is no longer desired."""
-    base = Item(recorded.path, dest, Action.PRUNE, a_hash=a.hash)
+    base = Item(recorded.path, dest, Action.PRUNE, a_hash=a.hash, a_sig=a.sig)
     if a.kind == "missing":
         why = "no longer desired and already gone"
         return base._replace(reason=why, forget=prune and not empty)
@@ -255,29 +265,46 @@ def prune_item(
     return base._replace(reason=why, remove=True, backup=True)
 
 
+R = TypeVar("R", bound=RecordedLike)
+
+
+def observed(actual: Mapping[str, Actual]) -> Callable[[str, object], Actual]:
+    """`plan`'s observer over actual states found beforehand (a destination not there is
+    missing)."""
+    return lambda dest, _recorded: actual.get(dest, MISSING)
+
+
 def plan(
-    desired: Mapping[str, DesiredLike],
-    ledger: Mapping[str, RecordedLike],
-    actual: Mapping[str, Actual],
+    desired: Iterable[DesiredLike],
+    ledger: Mapping[str, R],
+    observe: Callable[[str, R | None], Actual],
     *,
     overwrite: bool = False,
     prune: bool = False,
 ) -> Plan:
-    """Every desired destination, then every ledger destination no longer desired."""
-    # Sorted keys, not sorted (key, value) pairs: one list of references, no tuple a file.
-    items = [
-        classify(
-            dest, desired[dest], ledger.get(dest), actual.get(dest, MISSING), overwrite=overwrite
-        )
-        for dest in sorted(desired)
-    ]
-    empty = not desired
-    items.extend(
-        prune_item(
-            dest, ledger[dest], actual.get(dest, MISSING), prune=prune, overwrite=overwrite,
-            empty=empty,
-        )
-        for dest in sorted(ledger)
-        if dest not in desired
-    )  # fmt: skip
+    """Every desired destination, then every ledger destination no longer desired, each in
+    destination order. `observe(dest, recorded)` finds the destination's actual state as the
+    plan reaches it: nothing of the host is held but what an item keeps of it."""
+    # A list sorted by destination, not a dict of them: one reference a file, not a dict slot.
+    wanted = sorted(desired, key=attrgetter("dest"))
+    items = []
+    for d in wanted:
+        recorded = ledger.get(d.dest)
+        items.append(classify(d.dest, d, recorded, observe(d.dest, recorded), overwrite=overwrite))
+    empty = not wanted
+    for dest in _not_desired(sorted(ledger), wanted):
+        recorded = ledger[dest]
+        a = observe(dest, recorded)
+        items.append(prune_item(dest, recorded, a, prune=prune, overwrite=overwrite, empty=empty))
     return Plan(tuple(items), overwrite=overwrite, prune=prune)
+
+
+def _not_desired(recorded: list[str], wanted: list[DesiredLike]) -> Iterator[str]:
+    """The recorded destinations no desired file has (both lists in destination order)."""
+    dests = iter(d.dest for d in wanted)
+    current = next(dests, None)
+    for dest in recorded:
+        while current is not None and current < dest:
+            current = next(dests, None)
+        if current != dest:
+            yield dest
