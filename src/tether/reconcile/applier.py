@@ -43,19 +43,36 @@ class Report:
     plan: Plan
     revision: str | None
     dry_run: bool
-    outcomes: list[Outcome]
+    results: dict[str, Outcome]  # dest -> what apply did, for the items it acted on
     warnings: list[str] = field(default_factory=list)
     layers: dict[str, str] = field(default_factory=dict)  # path -> "host" (else "shared")
     services: list[Selected] = field(default_factory=list)  # who runs after the apply, and why
     service_results: list[ServiceResult] = field(default_factory=list)
 
+    def outcome(self, item: Item) -> Outcome:
+        return self.results.get(item.dest) or Outcome(item)
+
+    @property
+    def outcomes(self) -> Iterator[Outcome]:
+        """Every item's outcome in plan order, made as read (most items are in sync: a run
+        holds no outcome for them)."""
+        return map(self.outcome, self.plan.items)
+
+    def where(self, chosen: Callable[[Item], bool]) -> list[Outcome]:
+        """The outcomes of the items `chosen`, in plan order."""
+        return [self.outcome(i) for i in self.plan.items if chosen(i)]
+
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.error]
+        return [o for o in self._acted() if o.error]
 
     @property
     def backups(self) -> list[Backup]:
-        return [o.backup for o in self.outcomes if o.backup]
+        return [o.backup for o in self._acted() if o.backup]
+
+    def _acted(self) -> list[Outcome]:
+        results = self.results
+        return [results[i.dest] for i in self.plan.items if i.dest in results]
 
 
 def _chunks(items: list[Item], files: dict[str, DesiredFile]) -> Iterator[list[Item]]:
@@ -96,10 +113,11 @@ def apply_plan(  # noqa: PLR0915
     files = {f.dest: f for f in run.desired.files if f.dest in wanted}
     services = with_handlers(services)
     now = utc_stamp()
-    outcomes: dict[str, Outcome] = {i.dest: Outcome(i) for i in plan.items}
-    report = Report(plan, run.desired.revision, host.dry_run, [], list(run.desired.warnings))
+    outcomes: dict[str, Outcome] = {}  # only the items acted on
+    report = Report(plan, run.desired.revision, host.dry_run, outcomes, list(run.desired.warnings))
     report.layers = dict.fromkeys(run.repo.overlay, "host")
     writes = [i for i in plan.items if i.write]
+    writing = {i.dest: i for i in writes}
     removes = [i for i in plan.items if i.remove]
     total = len(writes) + len(removes)
     if total and not host.dry_run:
@@ -145,9 +163,9 @@ def apply_plan(  # noqa: PLR0915
             )
         results = host.write_files(ops, _offset(progress, done, total))
         for result in results:
-            previous = outcomes[result.dest]
-            item = previous.item
-            outcomes[result.dest] = Outcome(item, result.ok, result.error, previous.backup)
+            item = writing[result.dest]
+            backup = outcomes[item.dest].backup if item.dest in outcomes else None
+            outcomes[result.dest] = Outcome(item, result.ok, result.error, backup)
             run.desired.release(result.dest)
             if result.ok and not host.dry_run:
                 run.ledger[result.dest] = _entry(run, item, files[result.dest], result.sig, now)
@@ -157,8 +175,8 @@ def apply_plan(  # noqa: PLR0915
             continue
         assert item.a_sig is not None
         error = host.remove(item.dest, item.a_sig)
-        previous = outcomes[item.dest]
-        outcomes[item.dest] = Outcome(item, error is None, error, previous.backup)
+        backup = outcomes[item.dest].backup if item.dest in outcomes else None
+        outcomes[item.dest] = Outcome(item, error is None, error, backup)
         if error is None and not host.dry_run:
             run.ledger.pop(item.dest, None)
         done += 1
@@ -172,7 +190,6 @@ def apply_plan(  # noqa: PLR0915
         mark_pending(run.state_dir, owners(services, changed))
         if total:
             journal.end(run.state_dir)
-    report.outcomes = [outcomes[i.dest] for i in plan.items]
     return report
 
 

@@ -83,9 +83,8 @@ def plan_services(
     """Who runs after this apply (or would, after this plan), in order, and why."""
     changed: list[str] = []
     if report is not None:
-        changed = [
-            o.item.path for o in report.outcomes if o.item.changes and (o.done or report.dry_run)
-        ]
+        acted = report.where(lambda i: i.changes)
+        changed = [o.item.path for o in acted if o.done or report.dry_run]
     return select(
         services,
         owners(services, changed),

@@ -69,10 +69,18 @@ def _line(outcome: Outcome, layer: str = "shared") -> str:
     return text
 
 
+def _changes(item: Item) -> bool:
+    return item.changes
+
+
+def _needs_attention(item: Item) -> bool:
+    return item.action in ATTENTION and not item.changes
+
+
 def summary_line(report: Report) -> str:
     counts = summary(report)
-    written = [o for o in report.outcomes if o.item.changes and (o.done or report.dry_run)]
-    attention = [o for o in report.outcomes if o.item.action in ATTENTION and not o.item.changes]
+    written = [o for o in report.where(_changes) if o.done or report.dry_run]
+    attention = report.where(_needs_attention)
     created = sum(1 for o in written if o.item.write and o.item.action == Action.CREATE)
     updated = sum(1 for o in written if o.item.write and o.item.action != Action.CREATE)
     pruned = sum(1 for o in written if o.item.remove)
@@ -104,10 +112,10 @@ def render_text(
     and the summary line; 1 (verbose): also the files already in sync. `paint(action, line)`
     may colour a file's line by its action."""
     lines = [*map(printable, header.split("\n")), ""] if detail >= 0 else []
-    changes = [o for o in report.outcomes if o.item.changes]
-    attention = [o for o in report.outcomes if o.item.action in ATTENTION and not o.item.changes]
-    kept = [o for o in report.outcomes if o.item.action == Action.PRUNE and not o.item.changes]
-    in_sync = [o for o in report.outcomes if o.item.action == Action.IN_SYNC] if detail > 0 else []
+    changes = report.where(_changes)
+    attention = report.where(_needs_attention)
+    kept = report.where(lambda i: i.action == Action.PRUNE and not i.changes)
+    in_sync = report.where(lambda i: i.action == Action.IN_SYNC) if detail > 0 else []
     title = "Changes" if report.dry_run else "Changed"
     groups = [(title, changes), ("Needs attention", attention), ("Not pruned", kept)]
     if detail < 0:

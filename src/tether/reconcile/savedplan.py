@@ -35,7 +35,7 @@ class PlanContext:
 
 def plan_document(report: Report, context: PlanContext) -> dict[str, Any]:
     doc = to_json(report, {"format": FORMAT, "context": context.__dict__})
-    by_dest = {o.item.dest: o.item for o in report.outcomes}
+    by_dest = {i.dest: i for i in report.plan.items}
     for row in doc["files"]:
         item = by_dest[row["dest"]]
         row["desired_hash"] = item.d_hash
