@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from tether.config.hosts import host_name, overlay_folder
-from tether.config.inventory import Inventory, parse_inventory
+from tether.config.inventory import Inventory, is_glob, parse_inventory
 from tether.config.manifest import MANIFEST_NAME, HostProfile, Manifest, parse_manifest
 from tether.config.sourcetree import SourceTree
 from tether.errors import InventoryError, ManifestError, SourceError, UsageError
@@ -51,7 +51,7 @@ class ConfigRepo:
 
     @property
     def has_globs(self) -> bool:
-        return any(entry.is_glob for inv in self.inventories for entry in inv.entries)
+        return any(is_glob(p) for inv in self.inventories for p in inv.patterns)
 
     def select(self, candidates: Collection[str]) -> list[str]:
         """The candidates this host's allowlist names: the shared one through the profile's

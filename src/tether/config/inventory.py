@@ -10,6 +10,7 @@ import os
 import posixpath
 import re
 import sys
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,19 +30,30 @@ class Entry:
 
     @property
     def is_glob(self) -> bool:
-        return "*" in self.pattern or "?" in self.pattern
+        return is_glob(self.pattern)
+
+
+def is_glob(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
 
 
 @dataclass(frozen=True)
 class Inventory:
     origin: str
-    entries: tuple[Entry, ...]
+    patterns: tuple[str, ...]
+    lines: array[int]  # the line number of each pattern
     warnings: tuple[str, ...] = ()
+
+    @property
+    def entries(self) -> list[Entry]:
+        """Each pattern with its line (made when asked: a 100,000-line allowlist keeps its
+        patterns and an array of numbers, not an object and an int a line)."""
+        return list(map(Entry, self.patterns, self.lines))
 
     def select(self, candidates: Iterable[str]) -> list[str]:
         """The candidate paths the allowlist names, sorted (literal entries need not exist)."""
-        literals = {e.pattern for e in self.entries if not e.is_glob}
-        globs = [compile_glob(e.pattern) for e in self.entries if e.is_glob]
+        literals = {p for p in self.patterns if not is_glob(p)}
+        globs = [compile_glob(p) for p in self.patterns if is_glob(p)]
         chosen = set(literals)
         if globs:
             for name in candidates:
@@ -54,17 +66,17 @@ class Inventory:
 
     def expand_folder(self, root: Path) -> list[str]:
         """Allowlisted paths found under `root` (files or links), plus every literal entry."""
-        if not any(e.is_glob for e in self.entries):
+        if not any(map(is_glob, self.patterns)):
             return self.select(())
         return self.select(walk_files(root, self.glob_bases()))
 
     def glob_bases(self) -> list[str]:
         """The literal folder prefix of each glob, so a walk can skip the rest of the tree."""
         bases: set[str] = set()
-        for entry in self.entries:
-            if entry.is_glob:
+        for pattern in self.patterns:
+            if is_glob(pattern):
                 literal = []
-                for part in entry.pattern.split("/")[:-1]:
+                for part in pattern.split("/")[:-1]:
                     if any(c in GLOB_CHARS for c in part):
                         break
                     literal.append(part)
@@ -218,7 +230,8 @@ def parse_inventory(text: str, origin: str) -> Inventory:
     """Parse the allowlist; report every bad line at once as `origin:LINE: why`."""
     problems: list[str] = []
     warnings: list[str] = []
-    entries: list[Entry] = []
+    patterns: list[str] = []
+    lines = array("L")
     seen: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -243,7 +256,8 @@ def parse_inventory(text: str, origin: str) -> Inventory:
             )
             continue
         seen[normal] = number
-        entries.append(Entry(pattern=sys.intern(normal), line=number))
+        patterns.append(sys.intern(normal))
+        lines.append(number)
     if problems:
         raise InventoryError(problems, hint="fix these lines; paths are relative to target.home")
-    return Inventory(origin=origin, entries=tuple(entries), warnings=tuple(warnings))
+    return Inventory(origin, tuple(patterns), lines, tuple(warnings))
