@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import sys
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -256,7 +255,7 @@ def parse_inventory(text: str, origin: str) -> Inventory:
             )
             continue
         seen[normal] = number
-        patterns.append(sys.intern(normal))
+        patterns.append(normal)
         lines.append(number)
     if problems:
         raise InventoryError(problems, hint="fix these lines; paths are relative to target.home")

@@ -12,7 +12,6 @@ import os
 import posixpath
 import pwd
 import stat
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +109,7 @@ def destination(root: str, home: str, path: str, dest: str | None) -> str:
         rel = posixpath.normpath(dest)
     else:  # inventory paths and the home are normalised already (Confinement re-checks)
         rel = f"{home}/{path}" if home != "/" else f"/{path}"
-    # Interned: the ledger interns its keys, so a destination it knows is held once, not twice.
-    return sys.intern(rel if root == "/" else root.rstrip("/") + rel)
+    return rel if root == "/" else root.rstrip("/") + rel
 
 
 def names_host(hosts: tuple[str, ...], hostname: str) -> bool:
@@ -184,6 +182,7 @@ def build_desired(  # noqa: PLR0915
             digests[key] = found
         return found
 
+    recorded_dest = {dest: dest for dest in ledger}
     no_override = FileOverride(pattern="")
     no_names: dict[str, str] = {}
     for path in repo.tracked_paths:
@@ -191,6 +190,7 @@ def build_desired(  # noqa: PLR0915
         if override.hosts and not names_host(override.hosts, hostname):
             continue
         dest = destination(target_root, target_home, path, override.dest)
+        dest = recorded_dest.get(dest, dest)  # the ledger's string: held once, not twice
         uid = gid = None
         if override.owner is not None or override.group is not None:
             try:

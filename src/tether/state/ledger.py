@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -84,8 +83,9 @@ class LedgerEntry(NamedTuple):
 
     @classmethod
     def from_json(cls, row: list[Any], shared: dict[Any, Any] | None = None) -> LedgerEntry:
-        """An entry from its JSON row; `shared` (one dict per load) keeps one copy of the values
-        many entries repeat (time, revision, mode, secret digest, secret names)."""
+        """An entry from its JSON row; `shared` (one dict per load, given the allowlist's paths)
+        keeps one copy of the values many entries repeat (time, revision, mode, secret digest,
+        secret names) and of each path."""
         (path, digest, mode, uid, gid, rev, when, blob, names, sdigest, sig, ssig) = row
         if not (isinstance(path, str) and isinstance(digest, str) and isinstance(mode, int)):
             raise ValueError("bad entry")
@@ -93,7 +93,7 @@ class LedgerEntry(NamedTuple):
             raise ValueError("bad entry")
         names = tuple(names)
         if shared is not None:
-            path = sys.intern(path)  # the allowlist's own copy when it names the path
+            path = shared.setdefault(path, path)  # the allowlist's own copy when it names it
             rev, when = shared.setdefault(rev, rev), shared.setdefault(when, when)
             mode = shared.setdefault(mode, mode)
             names, sdigest = shared.setdefault(names, names), shared.setdefault(sdigest, sdigest)
@@ -122,12 +122,13 @@ class Ledger(dict[str, LedgerEntry]):
         self.key_id = key_id  # None: no ledger yet, or one written before key ids were kept
 
 
-def load_ledger(state_dir: Path) -> Ledger:
-    """Destination -> entry; no ledger yet is empty; an unusable one is a clear error."""
+def load_ledger(state_dir: Path, paths: Iterable[str] = ()) -> Ledger:
+    """Destination -> entry; no ledger yet is empty; an unusable one is a clear error. An entry
+    of one of `paths` (the allowlist's) shares that string rather than holding a copy."""
     path = ledger_path(state_dir)
     try:
         with path.open("rb") as handle:
-            return _read_ledger(handle)
+            return _read_ledger(handle, {p: p for p in paths})
     except FileNotFoundError:
         return Ledger()
     except OSError as exc:
@@ -139,16 +140,15 @@ def load_ledger(state_dir: Path) -> Ledger:
         raise StateError(f"{path}: the ledger is corrupt ({why})", hint=REBUILD_HINT) from None
 
 
-def _read_ledger(handle: BinaryIO) -> Ledger:
+def _read_ledger(handle: BinaryIO, shared: dict[Any, Any]) -> Ledger:
     """The ledger as save_ledger writes it (one entry a line) is read a chunk of lines at a
     time, so the file's text and its parsed rows are never held whole beside the entries; any
     other layout of the same JSON (older tethers wrote it on one line) is parsed whole."""
     head = handle.readline()
     if not (head.startswith(b'{"version":') and head.endswith(b'"entries":{\n')):
-        return _ledger_of(json.loads(head + handle.read()))
+        return _ledger_of(json.loads(head + handle.read()), shared)
     doc = json.loads(head + b"}}")
-    ledger = _ledger_of({**doc, "entries": {}})
-    shared: dict[Any, Any] = {}
+    ledger = _ledger_of({**doc, "entries": {}}, shared)
     chunk: list[bytes] = []
     for line in handle:
         if line in {b"}}\n", b"}}"}:  # the end: nothing may follow it
@@ -172,14 +172,13 @@ def _add_rows(ledger: Ledger, lines: list[bytes], shared: dict[Any, Any]) -> Non
     rows = json.loads(b"{" + b"".join(lines[:-1]) + last.removesuffix(b",") + b"}")
     for dest, row in rows.items():
         # Interned: the desired state's destination strings then share these (one copy a file).
-        ledger[sys.intern(dest)] = LedgerEntry.from_json(row, shared)
+        ledger[dest] = LedgerEntry.from_json(row, shared)
 
 
-def _ledger_of(doc: object) -> Ledger:
+def _ledger_of(doc: object, shared: dict[Any, Any]) -> Ledger:
     if not isinstance(doc, dict) or doc.get("version") != LEDGER_VERSION:
         raise ValueError(f"not a version {LEDGER_VERSION} ledger")
     key_id = doc.get("key")
-    shared: dict[Any, Any] = {}
     entries = {dest: LedgerEntry.from_json(row, shared) for dest, row in doc["entries"].items()}
     return Ledger(entries, key_id if isinstance(key_id, str) else None)
 
@@ -191,7 +190,7 @@ def load_repo_ledger(
     from a ledger of the whole state dir (written before ledgers were kept per repo): those of
     the paths its allowlist covers (`tracked`; None: all, for lookups only, as capture saves
     just the entries it changes), never to prune another repo's. The old ledger is only read."""
-    own = load_ledger(ledger_dir)
+    own = load_ledger(ledger_dir, tracked or ())
     if not ledger_path(state_dir).exists():
         return own
     legacy = load_ledger(state_dir)
