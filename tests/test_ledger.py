@@ -9,12 +9,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tether.errors import StateError
 from tether.hostfs.probe import make_sig
 from tether.stamps import git_blob_id
 from tether.state.keyring import load_key
-from tether.state.ledger import RACY_NS, LedgerEntry, load_ledger, save_ledger, trusted_sig
+from tether.state.ledger import (
+    RACY_NS,
+    LedgerEntry,
+    OneCopy,
+    load_ledger,
+    save_ledger,
+    trusted_sig,
+)
 from tether.state.statedir import ensure_state_dir
 
 
@@ -138,3 +147,21 @@ def test_a_damaged_line_ledger_is_corrupt(tmp_path: Path, cut: Callable[[str], s
     (tmp_path / "ledger.json").write_text(cut(text))
     with pytest.raises(StateError, match="the ledger is corrupt"):
         load_ledger(tmp_path)
+
+
+WORDS = st.text(alphabet="ab/", max_size=4)
+
+
+@given(st.lists(WORDS, unique=True).map(sorted), st.lists(WORDS))
+def test_one_copy_gives_back_an_equal_string_and_the_listed_one_when_asked_in_order(
+    listed: list[str], asked: list[str]
+) -> None:
+    """Asked in any order the answer equals the question; asked in ascending order, a listed
+    string is answered with the list's own object (one copy, not two)."""
+    own = [("" + s + ".")[:-1] for s in listed]  # equal strings, other objects
+    share = OneCopy(own)
+    assert [share(s) for s in asked] == asked
+    share = OneCopy(own)
+    for s in sorted(asked):
+        if s in listed:
+            assert share(s) is own[listed.index(s)]

@@ -51,9 +51,8 @@ class Inventory:
 
     def select(self, candidates: Iterable[str]) -> list[str]:
         """The candidate paths the allowlist names, sorted (literal entries need not exist)."""
-        literals = {p for p in self.patterns if not is_glob(p)}
         globs = [compile_glob(p) for p in self.patterns if is_glob(p)]
-        chosen = set(literals)
+        chosen = {p for p in self.patterns if not is_glob(p)}  # the literals
         if globs:
             for name in candidates:
                 if any(g.match(name) for g in globs):

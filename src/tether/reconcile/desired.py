@@ -8,6 +8,7 @@ are unchanged, its hash is the ledger's and nothing is read or rendered.
 from __future__ import annotations
 
 import grp
+import itertools
 import os
 import posixpath
 import pwd
@@ -27,7 +28,7 @@ from tether.secrets.render import missing_reason, render
 from tether.secrets.store import SecretStore
 from tether.stamps import git_blob_id
 from tether.state.keyring import Keyring
-from tether.state.ledger import LedgerEntry
+from tether.state.ledger import LedgerEntry, OneCopy
 
 CACHE_BUDGET = 32 * 1024 * 1024  # rendered bytes kept in memory between plan and apply
 
@@ -182,7 +183,7 @@ def build_desired(  # noqa: PLR0915
             digests[key] = found
         return found
 
-    recorded_dest = {dest: dest for dest in ledger}
+    recorded_dest = OneCopy(ledger)  # paths come sorted, and so do their destinations
     no_override = FileOverride(pattern="")
     no_names: dict[str, str] = {}
     for path in repo.tracked_paths:
@@ -190,7 +191,7 @@ def build_desired(  # noqa: PLR0915
         if override.hosts and not names_host(override.hosts, hostname):
             continue
         dest = destination(target_root, target_home, path, override.dest)
-        dest = recorded_dest.get(dest, dest)  # the ledger's string: held once, not twice
+        dest = recorded_dest(dest)  # the ledger's string: held once, not twice
         uid = gid = None
         if override.owner is not None or override.group is not None:
             try:
@@ -274,12 +275,16 @@ def build_desired(  # noqa: PLR0915
 
 def _block_shared_destinations(state: DesiredState) -> None:
     """Two tracked paths with one destination: neither is written."""
-    by_dest: dict[str, list[str]] = {}
-    for item in state.files:
-        by_dest.setdefault(item.dest, []).append(item.path)
-    shared = {dest: paths for dest, paths in by_dest.items() if len(paths) > 1}
-    if not shared:
+    # Sorted, a repeat is next to its twin: no table of every destination to find the rare one.
+    dests = sorted(item.dest for item in state.files)
+    twice = {a for a, b in itertools.pairwise(dests) if a == b}
+    del dests
+    if not twice:
         return
+    shared: dict[str, list[str]] = {dest: [] for dest in twice}
+    for item in state.files:
+        if item.dest in shared:
+            shared[item.dest].append(item.path)
     kept: dict[str, DesiredFile] = {}
     for item in state.files:
         if item.dest in shared:

@@ -82,10 +82,12 @@ class LedgerEntry(NamedTuple):
         return [*self[:10], sig_to_json(self.sig), sig_to_json(self.source_sig)]
 
     @classmethod
-    def from_json(cls, row: list[Any], shared: dict[Any, Any] | None = None) -> LedgerEntry:
-        """An entry from its JSON row; `shared` (one dict per load, given the allowlist's paths)
-        keeps one copy of the values many entries repeat (time, revision, mode, secret digest,
-        secret names) and of each path."""
+    def from_json(
+        cls, row: list[Any], shared: dict[Any, Any] | None = None, paths: OneCopy | None = None
+    ) -> LedgerEntry:
+        """An entry from its JSON row; `shared` (one dict per load) keeps one copy of the values
+        many entries repeat (time, revision, mode, secret digest, secret names), `paths` the
+        allowlist's copy of the path."""
         (path, digest, mode, uid, gid, rev, when, blob, names, sdigest, sig, ssig) = row
         if not (isinstance(path, str) and isinstance(digest, str) and isinstance(mode, int)):
             raise ValueError("bad entry")
@@ -93,7 +95,7 @@ class LedgerEntry(NamedTuple):
             raise ValueError("bad entry")
         names = tuple(names)
         if shared is not None:
-            path = shared.setdefault(path, path)  # the allowlist's own copy when it names it
+            path = paths(path) if paths is not None else path
             rev, when = shared.setdefault(rev, rev), shared.setdefault(when, when)
             mode = shared.setdefault(mode, mode)
             names, sdigest = shared.setdefault(names, names), shared.setdefault(sdigest, sdigest)
@@ -103,6 +105,29 @@ class LedgerEntry(NamedTuple):
         except (struct.error, TypeError):
             raise ValueError("bad signature") from None
         return cls(path, digest, mode, uid, gid, rev, when, blob, names, sdigest, sig, ssig)
+
+
+class OneCopy:
+    """Hands back the string of `ordered` (ascending) equal to the one asked, so two lists of
+    the same paths hold one copy, without a table of them all: a merge, so strings asked in
+    ascending order are all found; one asked out of order is handed back as it is."""
+
+    def __init__(self, ordered: Iterable[str]) -> None:
+        self._next = iter(ordered).__next__
+        self._current = self._advance()
+
+    def _advance(self) -> str | None:
+        try:
+            return self._next()
+        except StopIteration:
+            return None
+
+    def __call__(self, value: str) -> str:
+        current = self._current
+        while current is not None and current < value:
+            current = self._advance()
+        self._current = current
+        return current if current == value else value
 
 
 def ledger_path(state_dir: Path) -> Path:
@@ -128,7 +153,7 @@ def load_ledger(state_dir: Path, paths: Iterable[str] = ()) -> Ledger:
     path = ledger_path(state_dir)
     try:
         with path.open("rb") as handle:
-            return _read_ledger(handle, {p: p for p in paths})
+            return _read_ledger(handle, OneCopy(paths))
     except FileNotFoundError:
         return Ledger()
     except OSError as exc:
@@ -140,46 +165,50 @@ def load_ledger(state_dir: Path, paths: Iterable[str] = ()) -> Ledger:
         raise StateError(f"{path}: the ledger is corrupt ({why})", hint=REBUILD_HINT) from None
 
 
-def _read_ledger(handle: BinaryIO, shared: dict[Any, Any]) -> Ledger:
+def _read_ledger(handle: BinaryIO, paths: OneCopy) -> Ledger:
     """The ledger as save_ledger writes it (one entry a line) is read a chunk of lines at a
     time, so the file's text and its parsed rows are never held whole beside the entries; any
     other layout of the same JSON (older tethers wrote it on one line) is parsed whole."""
     head = handle.readline()
     if not (head.startswith(b'{"version":') and head.endswith(b'"entries":{\n')):
-        return _ledger_of(json.loads(head + handle.read()), shared)
+        return _ledger_of(json.loads(head + handle.read()), paths)
     doc = json.loads(head + b"}}")
-    ledger = _ledger_of({**doc, "entries": {}}, shared)
+    ledger = _ledger_of({**doc, "entries": {}}, paths)
+    shared: dict[Any, Any] = {}
     chunk: list[bytes] = []
     for line in handle:
         if line in {b"}}\n", b"}}"}:  # the end: nothing may follow it
             if handle.read(1):
                 raise ValueError("text after the end")
-            _add_rows(ledger, chunk, shared)
+            _add_rows(ledger, chunk, shared, paths)
             return ledger
         if chunk and not chunk[-1].endswith(b",\n"):
             raise ValueError("entries not separated")
         chunk.append(line)
         if len(chunk) >= LOAD_CHUNK and line.endswith(b",\n"):
-            _add_rows(ledger, chunk, shared)
+            _add_rows(ledger, chunk, shared, paths)
             chunk = []
     raise ValueError("the ledger ends early")
 
 
-def _add_rows(ledger: Ledger, lines: list[bytes], shared: dict[Any, Any]) -> None:
+def _add_rows(ledger: Ledger, lines: list[bytes], shared: dict[Any, Any], paths: OneCopy) -> None:
     if not lines:
         return
     last = lines[-1].rstrip(b"\n")
     rows = json.loads(b"{" + b"".join(lines[:-1]) + last.removesuffix(b",") + b"}")
     for dest, row in rows.items():
         # Interned: the desired state's destination strings then share these (one copy a file).
-        ledger[dest] = LedgerEntry.from_json(row, shared)
+        ledger[dest] = LedgerEntry.from_json(row, shared, paths)
 
 
-def _ledger_of(doc: object, shared: dict[Any, Any]) -> Ledger:
+def _ledger_of(doc: object, paths: OneCopy) -> Ledger:
     if not isinstance(doc, dict) or doc.get("version") != LEDGER_VERSION:
         raise ValueError(f"not a version {LEDGER_VERSION} ledger")
     key_id = doc.get("key")
-    entries = {dest: LedgerEntry.from_json(row, shared) for dest, row in doc["entries"].items()}
+    shared: dict[Any, Any] = {}
+    entries = {
+        dest: LedgerEntry.from_json(row, shared, paths) for dest, row in doc["entries"].items()
+    }
     return Ledger(entries, key_id if isinstance(key_id, str) else None)
 
 
