@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tether.config.manifest import Service
 from tether.errors import StateError
@@ -18,7 +19,7 @@ from tether.hostfs.probe import Sig, sig_size
 from tether.reconcile import journal
 from tether.reconcile.desired import DesiredFile, StaleSource
 from tether.reconcile.engine import Run
-from tether.reconcile.planner import NEW_FILE_MODE, Item, Plan
+from tether.reconcile.planner import NEW_FILE_MODE, Action, Item, Plan
 from tether.reconcile.services import Selected, ServiceResult, owners, with_handlers
 from tether.stamps import utc_stamp
 from tether.state.backups import Backup, BackupStore
@@ -58,9 +59,15 @@ class Report:
         holds no outcome for them)."""
         return map(self.outcome, self.plan.items)
 
-    def where(self, chosen: Callable[[Item], bool]) -> list[Outcome]:
-        """The outcomes of the items `chosen`, in plan order."""
-        return [self.outcome(i) for i in self.plan.items if chosen(i)]
+    def where(self, chosen: Callable[[Item], bool], *, in_sync: bool = False) -> list[Outcome]:
+        """The outcomes of the items `chosen`, in plan order; of items in sync only when asked
+        (the many a text report never lists)."""
+        items = self.plan.items if in_sync else self._not_in_sync
+        return [self.outcome(i) for i in items if chosen(i)]
+
+    @cached_property
+    def _not_in_sync(self) -> list[Item]:
+        return [i for i in self.plan.items if i.action != Action.IN_SYNC]
 
     @property
     def failed(self) -> list[Outcome]:

@@ -14,6 +14,7 @@ actual (A: `Actual`).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -145,10 +146,8 @@ class Plan:
         return replace(self, items=tuple(i for i in self.items if chosen_by(patterns, i.path)))
 
     def count(self) -> dict[str, int]:
-        counts = {a.value: 0 for a in ORDER}
-        for item in self.items:
-            counts[item.action.value] += 1
-        return counts
+        found = Counter(item.action for item in self.items)
+        return {a.value: found[a] for a in ORDER}
 
     @property
     def changes(self) -> bool:

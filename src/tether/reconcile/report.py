@@ -115,7 +115,7 @@ def render_text(
     changes = report.where(_changes)
     attention = report.where(_needs_attention)
     kept = report.where(lambda i: i.action == Action.PRUNE and not i.changes)
-    in_sync = report.where(lambda i: i.action == Action.IN_SYNC) if detail > 0 else []
+    in_sync = report.where(lambda i: i.action == Action.IN_SYNC, in_sync=True) if detail > 0 else []
     title = "Changes" if report.dry_run else "Changed"
     groups = [(title, changes), ("Needs attention", attention), ("Not pruned", kept)]
     if detail < 0:
