@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
 import subprocess
@@ -10,6 +12,8 @@ from pathlib import Path
 import pytest
 from dulwich.objects import Commit
 from dulwich.repo import Repo
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from testing.gitrepos import (
     commit,
@@ -663,3 +667,73 @@ def test_a_ref_lock_another_writer_holds_is_never_removed(tmp_path: Path) -> Non
     with pytest.raises(GitError, match=r"the ref is locked"):
         gitpublish.push_branch(gitremote.parse_remote(str(remote)), path, "main", sha, parent=first)
     assert lock.read_text() == "f" * 40 + "\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(alphabet="ab/.", min_size=1, max_size=6),
+        st.tuples(
+            st.sampled_from([gitobjects.REGULAR_MODE, gitpublish.EXECUTABLE, 0o120000]),
+            st.binary(min_size=20, max_size=20).map(bytes.hex),
+        ),
+    )
+)
+def test_a_listing_answers_as_the_dict_it_packs(entries: dict[str, tuple[int, str]]) -> None:
+    listing = gitobjects.Listing.of(entries)
+    assert listing == entries and dict(listing.items()) == entries
+    assert all(path in listing for path in entries) and "zz" not in listing
+    again = gitobjects.Listing.from_json(json.loads(json.dumps(listing.to_json())))
+    assert again == entries
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"paths": ["b", "a"], "ids": "00" * 40, "modes": {}},  # not sorted
+        {"paths": ["a", "a"], "ids": "00" * 40, "modes": {}},  # not unique
+        {"paths": ["a"], "ids": "00" * 19, "modes": {}},  # ids short of the paths
+        {"paths": ["a"], "ids": "00" * 20, "modes": {"a": "644"}},
+        {"paths": "a", "ids": "", "modes": {}},
+    ],
+)
+def test_a_damaged_listing_is_refused(data: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        gitobjects.Listing.from_json(data)
+
+
+def _pack_resident_kib(pack: Path) -> int:
+    """Resident KiB of this process's mappings of `pack` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isdigit() or line[:1] in "abcdef":  # a mapping's header line
+            inside = line.endswith(str(pack))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_reading_many_blobs_lets_the_packs_pages_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dulwich maps the pack whole: without letting pages go, reading every blob keeps the whole
+    pack resident; the reader lets them go as it reads, and all at once when asked."""
+    repo = init_bare(tmp_path / "r.git")
+    files = {f"f{i:03d}": os.urandom(16 * 1024) for i in range(256)}  # 4 MiB, incompressible
+    head = commit(repo, files)
+    subprocess.run(["git", "-C", str(repo), "gc", "-q"], check=True)
+    (pack,) = (repo / "objects" / "pack").glob("*.pack")
+    listing = gitobjects.list_tree(repo, head)
+
+    monkeypatch.setattr(gitobjects, "RELEASE_EVERY", 1 << 40)  # never on its own
+    with gitobjects.ObjectReader(repo) as reader:
+        assert all(reader.read_blob(listing[n][1]) == files[n] for n in files)
+        assert _pack_resident_kib(pack) >= 3 * 1024
+        reader.release()
+        assert _pack_resident_kib(pack) <= 64
+        assert reader.read_blob(listing["f007"][1]) == files["f007"]  # and reads go on
+
+    monkeypatch.setattr(gitobjects, "RELEASE_EVERY", 256 * 1024)
+    with gitobjects.ObjectReader(repo) as reader:
+        assert all(reader.read_blob(listing[n][1]) == files[n] for n in files)
+        assert _pack_resident_kib(pack) <= 1024

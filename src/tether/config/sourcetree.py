@@ -51,6 +51,10 @@ class SourceTree(Protocol):
     def files_under(self, folder: str) -> list[str]:
         """Every file below `folder`, as paths relative to it."""
 
+    def release(self) -> None:
+        """Let go of what many reads kept resident (a mirror's mapped pack pages); reading
+        again still works."""
+
 
 class FolderTree:
     """A config repo checked out (or just kept) in a folder."""
@@ -59,6 +63,9 @@ class FolderTree:
         self.root = root
         self._links: dict[str, bool] = {}
         self._parents: dict[str, str | None] = {}
+
+    def release(self) -> None:
+        """Nothing to let go: a folder's reads keep nothing."""
 
     @property
     def label(self) -> str:

@@ -39,7 +39,9 @@ class RemoteTree:
     ) -> None:
         self.mirror = mirror
         self.commit = commit
-        self.entries = dict(entries)
+        self.entries = (
+            entries if isinstance(entries, gitobjects.Listing) else gitobjects.Listing.of(entries)
+        )
         self.display = display
         self.ref = ref
         self.stale = stale  # why the fetch failed, when this is the last fetched revision
@@ -84,6 +86,10 @@ class RemoteTree:
             self._reader = gitobjects.ObjectReader(self.mirror)
             self._finalizer = weakref.finalize(self, self._reader.close)  # type: ignore[arg-type]
         return self._reader.read_blob(entry[1])
+
+    def release(self) -> None:
+        if self._reader is not None:
+            self._reader.release()
 
     def files_under(self, folder: str) -> list[str]:
         prefix = folder.strip("/") + "/" if folder.strip("/") else ""

@@ -238,10 +238,14 @@ def build_desired(  # noqa: PLR0915
         except SourceError as exc:
             state.files.append(base._replace(blocked=exc.message))
             continue
+        # A commit names its blobs: its id string, not a hash of the bytes again (nor a copy).
+        blob = (blob_id(repo.source_path(path)) if blob_id is not None else None) or git_blob_id(
+            raw
+        )
         rendered = render(raw, store.get, names)
         if rendered.data is None:
             reason = missing_reason(rendered.missing, store.path)
-            state.files.append(base._replace(blob=git_blob_id(raw), blocked=reason))
+            state.files.append(base._replace(blob=blob, blocked=reason))
             continue
         data = rendered.data
         if cache_left >= len(data):
@@ -250,13 +254,14 @@ def build_desired(  # noqa: PLR0915
         state.files.append(
             base._replace(
                 hash=keyring.hash(data),
-                blob=git_blob_id(raw),
+                blob=blob,
                 secrets=rendered.used,
                 secret_digest=digest(names, rendered.used),
                 source_sig=sig,
             )
         )
 
+    tree.release()  # every source is read: a mirror's pack pages need not stay resident
     _block_shared_destinations(state)
 
     def reader(item: DesiredFile) -> bytes:

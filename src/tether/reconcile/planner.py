@@ -202,10 +202,10 @@ def classify(
     if a.kind == "blocked":
         return Item(d.path, dest, Action.BLOCKED, a.reason, d_hash=d.hash, a_hash=a.hash)
     if a.kind == "file" and a.hash == d.hash and d.mode is None and d.uid is None and d.gid is None:
-        # the common case, kept cheap: nothing to write
+        # the common case, kept cheap: nothing to write (one copy of the equal hashes)
         record = recorded is None or recorded.hash != d.hash or recorded.path != d.path
         return Item(d.path, dest, Action.IN_SYNC, None, False, False, False, record, False,
-                    a.mode, a.uid, a.gid, d.hash, a.hash, a.sig)  # fmt: skip
+                    a.mode, a.uid, a.gid, d.hash, d.hash, a.sig)  # fmt: skip
     # Bytes that change are written private when they hold a secret; a file already as desired
     # is not rewritten for that (a live service may rely on reading it).
     mode, uid, gid, diffs = _metadata(d, a, rewriting=a.hash != d.hash)
