@@ -7,6 +7,7 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -68,6 +69,8 @@ def test_round_trip_and_racy_signatures_dropped(tmp_path: Path) -> None:
         '{"version": 1}',
         '{"version": 1, "entries": {"/a": [1]}}',
         '{"version": 9, "entries": {}}',
+        '{"version": 2, "blocks": [{"dest": ["/a"]}]}',
+        '{"version": 2, "blocks": {}}',
     ],
 )
 def test_corrupt_ledger(tmp_path: Path, text: str) -> None:
@@ -119,16 +122,45 @@ def test_a_temp_file_a_killed_save_left_is_removed_by_the_next_save(tmp_path: Pa
     assert load_ledger(state) == {}
 
 
-def test_a_large_ledger_is_read_a_chunk_at_a_time_and_equals_the_whole_parse(
+def _version_1_text(entries: dict[str, LedgerEntry], key_id: str) -> str:
+    """A ledger as tethers before 0.3 wrote it: one JSON row an entry, a line each."""
+    head = json.dumps({"version": 1, "key": key_id, "entries": {}}, separators=(",", ":"))
+    rows = [
+        json.dumps(d, separators=(",", ":")) + ":" + json.dumps(e.to_json(), separators=(",", ":"))
+        for d, e in sorted(entries.items())
+    ]
+    return head[:-2] + "\n" + ",\n".join(rows) + "\n}}\n"
+
+
+def test_a_large_ledger_is_read_a_block_at_a_time_and_equals_the_whole_parse(
     tmp_path: Path,
 ) -> None:
-    entries = {f"/d/{i:05d}": entry(path=f"p{i}", hash=f"h{i}") for i in range(5001)}
+    entries = {
+        f"/d/{i:05d}": entry(path=f"p{i}", hash=f"h{i}", sig=make_sig(i, i, i + 1, i), mode=i % 3)
+        for i in range(5001)
+    }
+    entries["/d/00007"] = entry(sig=None, source_sig=None, revision="r1", secrets=())
     save_ledger(tmp_path, entries, "k1")
     text = (tmp_path / "ledger.json").read_text()
-    assert text.count("\n") == len(entries) + 2  # one entry a line, still one JSON document
+    assert text.count("\n") == 3 + 2  # a block of up to 2,000 entries a line, one JSON document
     loaded = load_ledger(tmp_path)
     assert loaded == entries and loaded.key_id == "k1"
-    (tmp_path / "ledger.json").write_text(json.dumps(json.loads(text)))  # an older tether's
+    (tmp_path / "ledger.json").write_text(json.dumps(json.loads(text), indent=1))  # reformatted
+    assert load_ledger(tmp_path) == entries
+
+
+def test_a_version_1_ledger_is_still_read(tmp_path: Path) -> None:
+    """As older tethers wrote it, an entry a line (or all on one line, older still)."""
+    entries = {f"/d/{i:05d}": entry(path=f"p{i}", hash=f"h{i}") for i in range(4001)}
+    entries["/d/00007"] = entry(sig=None, source_sig=None)
+    text = _version_1_text(entries, "k1")
+    (tmp_path / "ledger.json").write_text(text)
+    loaded = load_ledger(tmp_path)
+    assert loaded == entries and loaded.key_id == "k1"
+    (tmp_path / "ledger.json").write_text(json.dumps(json.loads(text)))
+    assert load_ledger(tmp_path) == entries
+    save_ledger(tmp_path, loaded, "k1")  # saved again in the current layout
+    assert (tmp_path / "ledger.json").read_text().startswith('{"version":2,')
     assert load_ledger(tmp_path) == entries
 
 
@@ -137,14 +169,42 @@ def test_a_large_ledger_is_read_a_chunk_at_a_time_and_equals_the_whole_parse(
     [
         lambda t: t[: t.index("\n", len(t) // 2) + 1],  # truncated at a line
         lambda t: t[: len(t) // 2],  # truncated mid-line
-        lambda t: t.replace("],\n", "]\n", 1),  # a missing comma
+        lambda t: t.replace("},\n", "}\n", 1),  # a missing comma
+        lambda t: t.replace("}\n]}", "},\n]}", 1),  # a comma before the end
         lambda t: t + "{}\n",  # text after the end
     ],
 )
 def test_a_damaged_line_ledger_is_corrupt(tmp_path: Path, cut: Callable[[str], str]) -> None:
-    save_ledger(tmp_path, {f"/d/{i}": entry() for i in range(3000)}, "k1")
+    save_ledger(tmp_path, {f"/d/{i}": entry() for i in range(5000)}, "k1")
     text = (tmp_path / "ledger.json").read_text()
+    assert cut(text) != text
     (tmp_path / "ledger.json").write_text(cut(text))
+    with pytest.raises(StateError, match="the ledger is corrupt"):
+        load_ledger(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: b.update(sig=b["sig"][:-2]),  # signatures short of the entries
+        lambda b: b.update(sig="zz" + b["sig"][2:]),  # not hex
+        lambda b: b.update(path=b["path"][:-1]),  # a column short
+        lambda b: b.update(hash=[1] * len(b["hash"])),  # not strings
+        lambda b: b["mode"].update(index=[-1] * len(b["mode"]["index"])),
+        lambda b: b["mode"].update(index=[9] * len(b["mode"]["index"])),
+        lambda b: b["uid"].update(values=["0"]),
+        lambda b: b["secrets"].update(values=[[1]]),
+        lambda b: b.pop("blob"),
+        lambda b: b.update(dest=[1, 2, 3]),
+    ],
+)
+def test_a_damaged_block_is_corrupt(
+    tmp_path: Path, damage: Callable[[dict[str, Any]], object]
+) -> None:
+    save_ledger(tmp_path, {f"/d/{i}": entry() for i in range(3)}, "k1")
+    doc = json.loads((tmp_path / "ledger.json").read_text())
+    damage(doc["blocks"][0])
+    (tmp_path / "ledger.json").write_text(json.dumps(doc))
     with pytest.raises(StateError, match="the ledger is corrupt"):
         load_ledger(tmp_path)
 

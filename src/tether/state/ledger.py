@@ -6,10 +6,11 @@ hashes: every hash is an HMAC-SHA256 with a random key that never leaves this ho
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -21,8 +22,13 @@ from tether.textsafe import keyed_name
 
 LEDGER_NAME = "ledger.json"
 REPOS_DIR = "repos"  # state_dir/repos/<slug>-<hash of the repo's identity>/ledger.json
-LEDGER_VERSION = 1
-LOAD_CHUNK = 2000  # ledger lines parsed at a time
+# 2: a block of entries a line, each block a column a field (1: a JSON row an entry; still read).
+LEDGER_VERSION = 2
+LOAD_CHUNK = 2000  # version 1 ledger lines parsed at a time
+BLOCK = 2000  # entries a block
+# Fields whose few distinct values a block stores once, with an index for each entry.
+TABLED = frozenset({"mode", "uid", "gid", "revision", "time", "secrets", "secret_digest"})
+NO_SIG = bytes(32)  # no signature, in a column of packed ones (a file's inode is never 0)
 # File timestamps tick coarsely (a kernel jiffy); a file changed within the same tick as our
 # write keeps its size, mtime and ctime. Signatures this close to the save are not trusted.
 RACY_NS = 100_000_000
@@ -160,34 +166,51 @@ def load_ledger(state_dir: Path, paths: Iterable[str] = ()) -> Ledger:
         raise StateError(
             f"{path}: cannot read the ledger ({exc.strerror})", hint=REBUILD_HINT
         ) from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         why = "not JSON" if isinstance(exc, json.JSONDecodeError) else "unexpected content"
         raise StateError(f"{path}: the ledger is corrupt ({why})", hint=REBUILD_HINT) from None
 
 
 def _read_ledger(handle: BinaryIO, paths: OneCopy) -> Ledger:
-    """The ledger as save_ledger writes it (one entry a line) is read a chunk of lines at a
-    time, so the file's text and its parsed rows are never held whole beside the entries; any
-    other layout of the same JSON (older tethers wrote it on one line) is parsed whole."""
+    """The ledger as save_ledger writes it (a block of entries a line) is read a block at a
+    time, so the file's text and its parsed columns are never held whole beside the entries; so
+    is a version 1 ledger (an entry a line); any other layout of the same JSON (reformatted, or
+    written on one line by older tethers) is parsed whole."""
     head = handle.readline()
-    if not (head.startswith(b'{"version":') and head.endswith(b'"entries":{\n')):
+    if head.startswith(b'{"version":2,') and head.endswith(b'"blocks":[\n'):
+        ledger = _ledger_of({**json.loads(head + b"]}"), "blocks": []}, paths)
+        for line in _lines_until(handle, b"]}"):
+            _add_block(ledger, json.loads(line.removesuffix(b",\n")), paths)
+        return ledger
+    if not (head.startswith(b'{"version":1,') and head.endswith(b'"entries":{\n')):
         return _ledger_of(json.loads(head + handle.read()), paths)
-    doc = json.loads(head + b"}}")
-    ledger = _ledger_of({**doc, "entries": {}}, paths)
+    ledger = _ledger_of({**json.loads(head + b"}}"), "entries": {}}, paths)
     shared: dict[Any, Any] = {}
     chunk: list[bytes] = []
-    for line in handle:
-        if line in {b"}}\n", b"}}"}:  # the end: nothing may follow it
-            if handle.read(1):
-                raise ValueError("text after the end")
-            _add_rows(ledger, chunk, shared, paths)
-            return ledger
-        if chunk and not chunk[-1].endswith(b",\n"):
-            raise ValueError("entries not separated")
+    for line in _lines_until(handle, b"}}"):
         chunk.append(line)
-        if len(chunk) >= LOAD_CHUNK and line.endswith(b",\n"):
+        if len(chunk) >= LOAD_CHUNK:
             _add_rows(ledger, chunk, shared, paths)
             chunk = []
+    _add_rows(ledger, chunk, shared, paths)
+    return ledger
+
+
+def _lines_until(handle: BinaryIO, end: bytes) -> Iterator[bytes]:
+    """The item lines up to the `end` line (each but the last ends with a comma); nothing may
+    follow the end, and the file may not stop before it."""
+    previous = b""
+    for line in handle:
+        if line in {end + b"\n", end}:
+            if handle.read(1):
+                raise ValueError("text after the end")
+            if previous.endswith(b",\n"):
+                raise ValueError("a comma before the end")
+            return
+        if previous and not previous.endswith(b",\n"):
+            raise ValueError("items not separated")
+        previous = line
+        yield line
     raise ValueError("the ledger ends early")
 
 
@@ -197,19 +220,100 @@ def _add_rows(ledger: Ledger, lines: list[bytes], shared: dict[Any, Any], paths:
     last = lines[-1].rstrip(b"\n")
     rows = json.loads(b"{" + b"".join(lines[:-1]) + last.removesuffix(b",") + b"}")
     for dest, row in rows.items():
-        # Interned: the desired state's destination strings then share these (one copy a file).
         ledger[dest] = LedgerEntry.from_json(row, shared, paths)
 
 
+def _block(dests: list[str], entries: list[LedgerEntry]) -> dict[str, Any]:
+    """Entries as columns: a list a field, a field of few distinct values as a table and an
+    index, and the signatures packed in one hex string (parsed in C, not a row at a time)."""
+    block: dict[str, Any] = {"dest": dests}
+    for i, name in enumerate(LedgerEntry._fields[:10]):
+        column = [entry[i] for entry in entries]
+        if name in TABLED:
+            table: dict[Any, int] = {}
+            block[name] = {"index": [table.setdefault(v, len(table)) for v in column]}
+            block[name]["values"] = list(table)
+        else:
+            block[name] = column
+    block["sig"] = b"".join(e.sig or NO_SIG for e in entries).hex()
+    block["source_sig"] = b"".join(e.source_sig or NO_SIG for e in entries).hex()
+    return block
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "mode": (int,),
+    "uid": (int,),
+    "gid": (int,),
+    "revision": (str, type(None)),
+    "time": (str,),
+    "secret_digest": (str, type(None)),
+}  # fmt: skip (the tabled fields but secrets; the others are strings)
+
+
+def _add_block(ledger: Ledger, block: dict[str, Any], paths: OneCopy) -> None:
+    """The entries of one block (ValueError, TypeError or KeyError: it is damaged)."""
+    dests = block["dest"]
+    count = len(dests)
+    columns: list[list[Any]] = []
+    for name in LedgerEntry._fields[:10]:
+        if name in TABLED:
+            values, index = block[name]["values"], block[name]["index"]
+            if name == "secrets":
+                if not all(isinstance(n, str) for names in values for n in names):
+                    raise ValueError("bad secret names")
+                values = [tuple(names) for names in values]
+            elif not _all_of(values, _TYPES[name]):
+                raise ValueError(f"bad {name}")
+            if index and min(index) < 0:
+                raise ValueError(f"bad {name} index")
+            column = [values[i] for i in index]
+        else:
+            column = block[name]
+            if not _all_of(column, (str,)):
+                raise ValueError(f"bad {name}")
+        if len(column) != count:
+            raise ValueError(f"{name}: {len(column)} values for {count} entries")
+        columns.append(column)
+    if not _all_of(dests, (str,)):
+        raise ValueError("bad destination")
+    columns[0] = [paths(p) for p in columns[0]]
+    sigs = _sigs(block["sig"], count), _sigs(block["source_sig"], count)
+    rows = zip(*columns, *sigs, strict=True)  # every column has `count` values (checked)
+    ledger.update(zip(dests, map(_MAKE_ENTRY, rows), strict=True))
+
+
+# An entry from a row of values (checked above), made in C: no Python call an entry.
+_MAKE_ENTRY = functools.partial(tuple.__new__, LedgerEntry)
+
+
+def _all_of(values: list[Any], types: tuple[type, ...]) -> bool:
+    """Every value is of one of `types` (exactly: a bool is no int here)."""
+    return set(map(type, values)) <= set(types)
+
+
+def _sigs(packed: str, count: int) -> list[Sig | None]:
+    raw = bytes.fromhex(packed)
+    if len(raw) != 32 * count:
+        raise ValueError("signatures do not match the entries")
+    sigs = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+    return [None if s == NO_SIG else Sig(s) for s in sigs]
+
+
 def _ledger_of(doc: object, paths: OneCopy) -> Ledger:
-    if not isinstance(doc, dict) or doc.get("version") != LEDGER_VERSION:
-        raise ValueError(f"not a version {LEDGER_VERSION} ledger")
+    if not isinstance(doc, dict) or doc.get("version") not in (1, LEDGER_VERSION):
+        raise ValueError(f"not a version 1 or {LEDGER_VERSION} ledger")
     key_id = doc.get("key")
+    ledger = Ledger({}, key_id if isinstance(key_id, str) else None)
+    if doc["version"] == LEDGER_VERSION:
+        if not isinstance(doc["blocks"], list):
+            raise ValueError("blocks not a list")
+        for block in doc["blocks"]:
+            _add_block(ledger, block, paths)
+        return ledger
     shared: dict[Any, Any] = {}
-    entries = {
-        dest: LedgerEntry.from_json(row, shared, paths) for dest, row in doc["entries"].items()
-    }
-    return Ledger(entries, key_id if isinstance(key_id, str) else None)
+    for dest, row in doc["entries"].items():
+        ledger[dest] = LedgerEntry.from_json(row, shared, paths)
+    return ledger
 
 
 def load_repo_ledger(
@@ -249,17 +353,21 @@ def save_ledger(state_dir: Path, entries: Mapping[str, LedgerEntry], key_id: str
     hash key its hashes were made with (a replaced key is then noticed, see reconcile)."""
     now = time.time_ns()
     encode = json.JSONEncoder(separators=(",", ":")).encode
-    lines = [encode({"version": LEDGER_VERSION, "key": key_id, "entries": {}})[:-2]]
-    for dest in sorted(entries):
+    dests = sorted(entries)
+    kept = []
+    for dest in dests:
         entry = entries[dest]
         safe_sig, safe_source = trusted_sig(entry.sig, now), trusted_sig(entry.source_sig, now)
         if (safe_sig, safe_source) != (entry.sig, entry.source_sig):
             entry = _replace_sigs(entry, safe_sig, safe_source)
-        lines.append(f"{encode(dest)}:{encode(entry.to_json())},")
+        kept.append(entry)
+    lines = [encode({"version": LEDGER_VERSION, "key": key_id, "blocks": []})[:-2]]
+    for at in range(0, len(dests), BLOCK):
+        lines.append(encode(_block(dests[at : at + BLOCK], kept[at : at + BLOCK])) + ",")
     if len(lines) > 1:
         lines[-1] = lines[-1][:-1]
-    lines.append("}}\n")
-    # One entry a line (still one JSON document): load_ledger reads it a chunk at a time.
+    lines.append("]}\n")
+    # A block a line (still one JSON document): load_ledger reads it a block at a time.
     write_state_file(ledger_path(state_dir), "\n".join(lines).encode("utf-8"), 0o600)
 
 
