@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
 from tether.errors import HostError
-from tether.hostfs.fsutil import fsync_dir, write_all
+from tether.hostfs.fsutil import FolderStat, fsync_dir, write_all
 from tether.hostfs.probe import Sig, make_sig, stat_sig
 
 TEMP_PREFIX = ".tether-tmp-"
@@ -84,6 +84,7 @@ class Confinement:
         # A parent whose children pass dest_reason (given a plain name): its real folder and
         # why it cannot hold files.
         self._checked: dict[str, tuple[str, str | None]] = {}
+        self._stat = FolderStat()  # destinations are probed folder by folder
 
     def dest_reason(self, dest: str) -> str | None:
         """Why a destination path string is outside the root, or None."""
@@ -140,6 +141,7 @@ class Confinement:
         """Drop cached folders (after creating some)."""
         self._dirs = {self.root: _Dir(self.root, os.path.isdir(self.root))}
         self._checked = {}
+        self._stat.close()
 
     def real_dest(self, dest: str) -> tuple[str, str | None]:
         """The real path a destination resolves to (parents resolved), or why it is unsafe."""
@@ -162,7 +164,7 @@ class Confinement:
         if reason:
             return Probe("blocked", reason)
         try:
-            st = os.lstat(real)
+            st = self._stat.lstat(real)
         except FileNotFoundError:
             return Probe("missing")
         except NotADirectoryError:

@@ -23,6 +23,7 @@ from tether.config.manifest import FileOverride
 from tether.config.options import SourceOptions, default_state_dir
 from tether.config.sourcetree import FolderTree, SourceTree, link_refused
 from tether.errors import SourceError, warn
+from tether.hostfs.fsutil import FolderStat
 from tether.hostfs.probe import Sig, stat_sig
 from tether.secrets.render import missing_reason, render
 from tether.secrets.store import SecretStore
@@ -144,6 +145,8 @@ def build_desired(  # noqa: PLR0915
     cache_left = cache_budget
     warned_owner = False
 
+    source_stat = FolderStat()  # the allowlist is sorted: its files come folder by folder
+
     def source_sig(path: str) -> tuple[Sig | None, str | None]:
         if folder is None:
             return None, None
@@ -152,7 +155,7 @@ def build_desired(  # noqa: PLR0915
         if linked is not None:
             return None, link_refused(linked)
         try:
-            st = os.lstat(f"{folder_root}/{source}")
+            st = source_stat.lstat(f"{folder_root}/{source}")
         except FileNotFoundError:
             return None, f"missing in the config repo ({source})"
         except OSError as exc:
@@ -261,6 +264,7 @@ def build_desired(  # noqa: PLR0915
             )
         )
 
+    source_stat.close()
     tree.release()  # every source is read: a mirror's pack pages need not stay resident
     _block_shared_destinations(state)
 
