@@ -63,6 +63,15 @@ def test_duplicates_warn_and_collapse() -> None:
     assert len(inv.warnings) == 3  # './a/b' rewritten + two duplicates
 
 
+def test_warnings_come_in_line_order_and_the_first_of_a_repeat_keeps_its_line() -> None:
+    inv = parse_inventory("z\nc\n./c\nz\nb\n./b\nc\n", "inv")
+    assert [(e.pattern, e.line) for e in inv.entries] == [("z", 1), ("c", 2), ("b", 5)]
+    assert [w.split(": ")[0] for w in inv.warnings] == [
+        "inv:3", "inv:3", "inv:4", "inv:6", "inv:6", "inv:7",
+    ]  # fmt: skip
+    assert inv.warnings[1] == "inv:3: duplicate of line 2 ('c'); collapsed"
+
+
 @pytest.mark.parametrize(
     ("pattern", "path", "expected"),
     [

@@ -6,6 +6,7 @@ ignored, `*`, `?` and `**` are globs, and everything else (spaces, brackets) is 
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
 import re
@@ -52,14 +53,15 @@ class Inventory:
     def select(self, candidates: Iterable[str]) -> list[str]:
         """The candidate paths the allowlist names, sorted (literal entries need not exist)."""
         globs = [compile_glob(p) for p in self.patterns if is_glob(p)]
+        if not globs:  # literal lines only, each once (parse_inventory collapsed repeats)
+            return sorted(self.patterns)
         chosen = {p for p in self.patterns if not is_glob(p)}  # the literals
-        if globs:
-            for name in candidates:
-                if any(g.match(name) for g in globs):
-                    if has_control(name):  # it would drive the terminal in every message
-                        warn(f"{name}: a control character in the name; left out (rename it)")
-                        continue
-                    chosen.add(name)
+        for name in candidates:
+            if any(g.match(name) for g in globs):
+                if has_control(name):  # it would drive the terminal in every message
+                    warn(f"{name}: a control character in the name; left out (rename it)")
+                    continue
+                chosen.add(name)
         return sorted(chosen)
 
     def expand_folder(self, root: Path) -> list[str]:
@@ -227,10 +229,9 @@ def check_relative_path(path: str) -> str | None:
 def parse_inventory(text: str, origin: str) -> Inventory:
     """Parse the allowlist; report every bad line at once as `origin:LINE: why`."""
     problems: list[str] = []
-    warnings: list[str] = []
+    warnings: list[tuple[int, str]] = []  # (line, text): said in line order
     patterns: list[str] = []
     lines = array("L")
-    seen: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -247,15 +248,36 @@ def parse_inventory(text: str, origin: str) -> Inventory:
             problems.append(f"{origin}:{number}: {why}: {line!r}")
             continue
         if normal != line:
-            warnings.append(f"{origin}:{number}: {line!r} is written as {normal!r}")
-        if normal in seen:
-            warnings.append(
-                f"{origin}:{number}: duplicate of line {seen[normal]} ({normal!r}); collapsed"
-            )
-            continue
-        seen[normal] = number
+            warnings.append((number, f"{origin}:{number}: {line!r} is written as {normal!r}"))
         patterns.append(normal)
         lines.append(number)
     if problems:
         raise InventoryError(problems, hint="fix these lines; paths are relative to target.home")
-    return Inventory(origin, tuple(patterns), lines, tuple(warnings))
+    # Sorted, a repeat is next to its twin: no table of every line to find the rare one.
+    twice = {a for a, b in itertools.pairwise(sorted(patterns)) if a == b}
+    if twice:
+        patterns, lines = _collapse(patterns, lines, twice, origin, warnings)
+    said = tuple(text for _, text in sorted(warnings))
+    return Inventory(origin, tuple(patterns), lines, said)
+
+
+def _collapse(
+    patterns: list[str],
+    lines: array[int],
+    twice: set[str],
+    origin: str,
+    warnings: list[tuple[int, str]],
+) -> tuple[list[str], array[int]]:
+    """The patterns with each repeat dropped (its first line kept), a warning for each."""
+    first: dict[str, int] = {}
+    kept, kept_lines = [], array("L")
+    for pattern, number in zip(patterns, lines, strict=True):
+        if pattern in twice:
+            if pattern in first:
+                why = f"duplicate of line {first[pattern]} ({pattern!r}); collapsed"
+                warnings.append((number, f"{origin}:{number}: {why}"))
+                continue
+            first[pattern] = number
+        kept.append(pattern)
+        kept_lines.append(number)
+    return kept, kept_lines

@@ -330,15 +330,17 @@ class ObjectReader:
 
 
 def release_pack_pages(repo: Repo) -> None:
-    """Let go of the resident pages of the packs dulwich has mapped (read-only file mappings:
-    dropping them loses nothing, a later read maps them in again). Best effort: a pack read
-    into bytes, or a dulwich that keeps its mapping elsewhere, is left as it is."""
+    """Let go of the resident pages of the packs (and their indexes) dulwich has mapped:
+    read-only file mappings, so dropping them loses nothing and a later read maps them in
+    again. Best effort: a pack read into bytes, or a dulwich that keeps its mapping elsewhere,
+    is left as it is."""
     for pack in repo.object_store.packs:
-        data = getattr(pack, "_data", None)  # only packs already opened: do not open the rest
-        contents = getattr(data, "_contents", None)
-        if isinstance(contents, mmap.mmap):
-            with contextlib.suppress(OSError, ValueError):
-                contents.madvise(mmap.MADV_DONTNEED)
+        # Only what is opened already (the pack's data and its index): do not open the rest.
+        for opened in (getattr(pack, "_data", None), getattr(pack, "_idx", None)):
+            contents = getattr(opened, "_contents", None)
+            if isinstance(contents, mmap.mmap):
+                with contextlib.suppress(OSError, ValueError):
+                    contents.madvise(mmap.MADV_DONTNEED)
 
 
 def is_ancestor(path: Path, commit: str, tip: str) -> bool:
