@@ -36,7 +36,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "scale": (
         "scale_bench.py",
-        ["--sizes", "10000,50000,100000", "--runs", "3"],
+        ["--sizes", "10000,50000,100000", "--runs", "5"],
         ["--sizes", "300", "--runs", "1"],
     ),
     "fleet": (
