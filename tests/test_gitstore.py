@@ -737,3 +737,22 @@ def test_reading_many_blobs_lets_the_packs_pages_go(
     with gitobjects.ObjectReader(repo) as reader:
         assert all(reader.read_blob(listing[n][1]) == files[n] for n in files)
         assert _pack_resident_kib(pack) <= 1024
+
+
+def test_a_loose_object_lock_left_by_a_killed_capture_does_not_block_the_next(
+    tmp_path: Path,
+) -> None:
+    """dulwich writes a loose object through `<id>.lock` and refuses while one exists: a capture
+    killed mid-write left one (found by the kill trials), and every later capture of that same
+    content failed. Under the mirror's lock it is a leftover, and is removed."""
+    repo = init_bare(tmp_path / "r.git")
+    head = commit(repo, {"a": b"1"})
+    data = b"captured content\n"
+    blob = git_blob_id(data)
+    folder = repo / "objects" / blob[:2]
+    folder.mkdir(exist_ok=True)
+    (folder / f"{blob[2:]}.lock").write_bytes(data[:5])  # the killed writer's half
+    made = gitpublish.build_commit(repo, head, {"b": data}, "capture", author="t <t@example.com>")
+    assert made is not None
+    assert not (folder / f"{blob[2:]}.lock").exists()
+    assert gitobjects.read_blob(repo, blob) == data

@@ -116,6 +116,15 @@ def _clear_stale_git_locks(path: Path) -> None:
             stale.unlink()
 
 
+def clear_stale_object_locks(path: Path) -> None:
+    """Remove the `objects/xx/<id>.lock` files a writer killed mid-object left (dulwich writes a
+    loose object through one, and refuses to write that object again while it exists). Only
+    while holding the mirror's lock, when no other writer can be at work."""
+    for stale in path.glob("objects/??/*.lock"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
 def peel(repo: Repo, sha: bytes) -> bytes:
     obj = repo[sha]
     while isinstance(obj, Tag):

@@ -21,7 +21,7 @@ from dulwich.repo import Repo
 
 from tether.config.inventory import check_relative_path
 from tether.errors import GitError, UsageError
-from tether.git.mirror import locked_mirror
+from tether.git.mirror import clear_stale_object_locks, locked_mirror
 from tether.git.objects import check_tag_name, diff_trees, parse_identity
 from tether.git.remote import Remote, connected, transport_errors, transport_failure
 
@@ -51,7 +51,9 @@ def build_commit(
     """
     identity = parse_identity(author)
     stamp = int(time.time()) if when is None else when
-    with Repo(str(path)) as repo:
+    # Under the mirror's lock: a loose object's lock file left by a killed capture is stale then.
+    with locked_mirror(path), Repo(str(path)) as repo:
+        clear_stale_object_locks(path)
         base = repo[parent.encode()]
         if not isinstance(base, Commit):
             raise GitError(f"{parent[:12]}: not a commit")
