@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,12 +13,17 @@ from tether.reconcile.planner import (
     Desired,
     Recorded,
     classify,
-    observed,
     plan,
     prune_item,
 )
 
 d1, d2, d3 = "hD1", "hD2", "hD3"
+
+
+def observed(actual: dict[str, Actual]) -> Callable[[str, object], Actual]:
+    """`plan`'s observer over actual states given up front (a destination not there is
+    missing)."""
+    return lambda dest, _recorded: actual.get(dest, MISSING)
 
 
 def file(h: str, mode: int = 0o644) -> Actual:

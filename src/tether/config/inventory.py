@@ -253,12 +253,17 @@ def parse_inventory(text: str, origin: str) -> Inventory:
         lines.append(number)
     if problems:
         raise InventoryError(problems, hint="fix these lines; paths are relative to target.home")
-    # Sorted, a repeat is next to its twin: no table of every line to find the rare one.
-    twice = {a for a, b in itertools.pairwise(sorted(patterns)) if a == b}
+    twice = repeated(patterns)
     if twice:
         patterns, lines = _collapse(patterns, lines, twice, origin, warnings)
     said = tuple(text for _, text in sorted(warnings))
     return Inventory(origin, tuple(patterns), lines, said)
+
+
+def repeated(values: Iterable[str]) -> set[str]:
+    """The values found more than once. Sorted, a repeat is next to its twin: no table of every
+    value to find the rare one (a 100,000-line allowlist, a plan's destinations)."""
+    return {a for a, b in itertools.pairwise(sorted(values)) if a == b}
 
 
 def _collapse(

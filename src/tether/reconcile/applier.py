@@ -171,7 +171,7 @@ def apply_plan(  # noqa: PLR0915
         results = host.write_files(ops, _offset(progress, done, total))
         for result in results:
             item = writing[result.dest]
-            backup = outcomes[item.dest].backup if item.dest in outcomes else None
+            backup = report.outcome(item).backup  # taken before the write, if any
             outcomes[result.dest] = Outcome(item, result.ok, result.error, backup)
             run.desired.release(result.dest)
             if result.ok and not host.dry_run:
@@ -182,7 +182,7 @@ def apply_plan(  # noqa: PLR0915
             continue
         assert item.a_sig is not None
         error = host.remove(item.dest, item.a_sig)
-        backup = outcomes[item.dest].backup if item.dest in outcomes else None
+        backup = report.outcome(item).backup  # taken before the write, if any
         outcomes[item.dest] = Outcome(item, error is None, error, backup)
         if error is None and not host.dry_run:
             run.ledger.pop(item.dest, None)

@@ -8,7 +8,6 @@ are unchanged, its hash is the ledger's and nothing is read or rendered.
 from __future__ import annotations
 
 import grp
-import itertools
 import os
 import posixpath
 import pwd
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tether.config.configrepo import ConfigRepo
+from tether.config.inventory import repeated
 from tether.config.manifest import FileOverride
 from tether.config.options import SourceOptions, default_state_dir
 from tether.config.sourcetree import FolderTree, SourceTree, link_refused
@@ -242,9 +242,8 @@ def build_desired(  # noqa: PLR0915
             state.files.append(base._replace(blocked=exc.message))
             continue
         # A commit names its blobs: its id string, not a hash of the bytes again (nor a copy).
-        blob = (blob_id(repo.source_path(path)) if blob_id is not None else None) or git_blob_id(
-            raw
-        )
+        named = blob_id(repo.source_path(path)) if blob_id is not None else None
+        blob = named or git_blob_id(raw)
         rendered = render(raw, store.get, names)
         if rendered.data is None:
             reason = missing_reason(rendered.missing, store.path)
@@ -284,10 +283,7 @@ def build_desired(  # noqa: PLR0915
 
 def _block_shared_destinations(state: DesiredState) -> None:
     """Two tracked paths with one destination: neither is written."""
-    # Sorted, a repeat is next to its twin: no table of every destination to find the rare one.
-    dests = sorted(item.dest for item in state.files)
-    twice = {a for a, b in itertools.pairwise(dests) if a == b}
-    del dests
+    twice = repeated(item.dest for item in state.files)
     if not twice:
         return
     shared: dict[str, list[str]] = {dest: [] for dest in twice}

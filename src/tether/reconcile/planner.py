@@ -267,12 +267,6 @@ def prune_item(
 R = TypeVar("R", bound=RecordedLike)
 
 
-def observed(actual: Mapping[str, Actual]) -> Callable[[str, object], Actual]:
-    """`plan`'s observer over actual states found beforehand (a destination not there is
-    missing)."""
-    return lambda dest, _recorded: actual.get(dest, MISSING)
-
-
 def plan(
     desired: Iterable[DesiredLike],
     ledger: Mapping[str, R],

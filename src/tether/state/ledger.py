@@ -240,6 +240,7 @@ def _block(dests: list[str], entries: list[LedgerEntry]) -> dict[str, Any]:
     return block
 
 
+# The types of the tabled fields but secrets (a tuple of names); the other fields are strings.
 _TYPES: dict[str, tuple[type, ...]] = {
     "mode": (int,),
     "uid": (int,),
@@ -247,7 +248,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "revision": (str, type(None)),
     "time": (str,),
     "secret_digest": (str, type(None)),
-}  # fmt: skip (the tabled fields but secrets; the others are strings)
+}
 
 
 def _add_block(ledger: Ledger, block: dict[str, Any], paths: OneCopy) -> None:
