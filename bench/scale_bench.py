@@ -5,8 +5,9 @@
 For each size it generates a config repo (`reconcile_bench.generate`: N files of 1-6 KiB, each
 listed by name in the allowlist), commits it to a bare git repo, and copies configs/ to the host
 folder (TARGET/home/bench) with `cp -a`, so every file is already as desired but tether has
-recorded nothing. Each tether run is a fresh subprocess, start-up included; wall time and peak
-RSS are the child's (`getrusage(RUSAGE_CHILDREN)` in a wrapper process):
+recorded nothing. tether's modules are byte-compiled first, as `pip install` does. Each tether
+run is a fresh subprocess, start-up included; wall time and peak RSS are the child's
+(`getrusage(RUSAGE_CHILDREN)` in a wrapper process):
 
   cold plan     `tether reconcile --plan --source REPO` with no ledger: every desired file is
                 read, rendered and hashed, every host file read and hashed (nothing is cached)
@@ -31,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconcile_bench import HOME, WRAP, generate
+from reconcile_bench import HOME, WRAP, byte_compile_tether, generate
 
 GIT_ENV = {
     **os.environ,
@@ -148,6 +149,7 @@ def main() -> None:
     missing = [tool for tool in ("rsync", "git") if shutil.which(tool) is None]
     if missing:
         raise SystemExit(f"{', '.join(missing)} not installed (apt-get install -y rsync git)")
+    byte_compile_tether()
     rows = []
     with tempfile.TemporaryDirectory(
         prefix="tether-scale-", dir=os.environ.get("BENCH_DIR")

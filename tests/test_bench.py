@@ -46,3 +46,23 @@ def test_every_benchmark_still_runs_at_small_sizes() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_the_timed_benches_byte_compile_tether_first(tmp_path: Path) -> None:
+    """A timed run must not compile tether's modules (pip installs them compiled): the helper
+    writes every module's bytecode, even where PYTHONDONTWRITEBYTECODE is set."""
+    package = tmp_path / "tether"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "mod.py").write_text("X = 1\n")
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "from reconcile_bench import byte_compile_tether\n"
+        "byte_compile_tether()\n"
+    )
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"}
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(ROOT / "bench")], env=env, check=True
+    )
+    compiled = sorted(p.name.split(".")[0] for p in (package / "__pycache__").glob("*.pyc"))
+    assert compiled == ["__init__", "mod"]
