@@ -122,9 +122,16 @@ def test_a_no_op_plan_holds_little_for_each_file() -> None:
     assert per_file < NOOP_BYTES_PER_FILE, f"{per_file:.0f} bytes a file"
 
 
-def test_a_plan_of_a_plain_folder_does_not_import_dulwich(tmp_path: Path) -> None:
+# Modules a plan that saves nothing needs none of: backups are taken by an apply, a plan is
+# saved only with --out.
+APPLY_ONLY = ("tether.state.backups", "tether.reconcile.savedplan")
+
+
+def test_a_plan_of_a_plain_folder_imports_neither_dulwich_nor_apply_only_modules(
+    tmp_path: Path,
+) -> None:
     """dulwich's import is a third of a small plan's start-up; a --source folder that is no git
-    clone, with no remote, needs none of it."""
+    clone, with no remote, needs none of it. Nor does it need what only an apply uses."""
     repo = tmp_path / "repo"
     (repo / "inventory").mkdir(parents=True)
     (repo / "tether.yaml").write_text("version: 1\ntarget:\n  home: /home/m\n")
@@ -140,7 +147,9 @@ def test_a_plan_of_a_plain_folder_does_not_import_dulwich(tmp_path: Path) -> Non
         "    main()\n"
         "except SystemExit:\n"
         "    pass\n"
-        "sys.stderr.write(' '.join(m for m in sys.modules if m.split('.')[0] == 'dulwich'))\n"
+        f"unwanted = {APPLY_ONLY!r}\n"
+        "sys.stderr.write(' '.join(m for m in sys.modules\n"
+        "                          if m.split('.')[0] == 'dulwich' or m in unwanted))\n"
     )
     args = [
         "reconcile", "--plan", "--source", str(repo), "--target-root", str(tmp_path / "root"),
@@ -151,3 +160,4 @@ def test_a_plan_of_a_plain_folder_does_not_import_dulwich(tmp_path: Path) -> Non
     )
     assert "1 to create" in done.stdout, done.stderr
     assert "dulwich" not in done.stderr, done.stderr
+    assert not any(name in done.stderr for name in APPLY_ONLY), done.stderr

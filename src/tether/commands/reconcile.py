@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,10 +24,12 @@ from tether.reconcile.desired import StaleSource
 from tether.reconcile.engine import Run, prepare
 from tether.reconcile.planner import ATTENTION, Action, Item, Plan
 from tether.reconcile.report import exit_code, render_text, summary, to_json, unified
-from tether.reconcile.savedplan import PlanContext, plan_document
 from tether.reconcile.session import reconcile_session
 from tether.state.runlog import RunOutcome
 from tether.textsafe import mask_url, printable
+
+if TYPE_CHECKING:
+    from tether.reconcile.savedplan import PlanContext
 
 
 def host_secrets(data: bytes | None, path: str, known: dict[str, str]) -> dict[str, str]:
@@ -77,6 +80,9 @@ def plain_url(repo: str) -> str:
 
 
 def context(run: Run, host: HostOptions, overwrite: bool, prune: bool) -> PlanContext:
+    """What `tether apply` needs to run a saved plan as it was made."""
+    from tether.reconcile.savedplan import PlanContext  # noqa: PLC0415 (only --out saves one)
+
     return PlanContext(
         source=str(run.source.folder) if run.source.folder else None,
         repo=plain_url(run.source.repo) if run.source.repo else None,
@@ -115,11 +121,12 @@ def output(
     as_json: bool,
     diffs: dict[str, str] | None,
     verb: str,
-    out: Path | None,
-    ctx: PlanContext,
+    saved: tuple[Path, PlanContext] | None,
 ) -> None:
-    if out is not None:
-        save_plan(out, plan_document(report, ctx))
+    if saved is not None:
+        from tether.reconcile.savedplan import plan_document  # noqa: PLC0415 (only for --out)
+
+        save_plan(saved[0], plan_document(report, saved[1]))
     status = source_status(run)
     if as_json:
         click.echo(json_document(to_json(report, {"source": status})))
@@ -134,7 +141,8 @@ def output(
         header += "\nthe remote's history was rewritten (force-push); following it"
     diff_for = (lambda item: diffs.get(item.dest)) if diffs is not None else None
     style.echo(render_text(report, header, diff_for, detail=style.level(), paint=style.paint))
-    if out is not None:
+    if saved is not None:
+        out = saved[0]
         click.echo(f"plan saved to {out}; apply it with `tether apply {out}`", err=True)
 
 
@@ -248,8 +256,7 @@ def _run(  # noqa: PLR0917
         as_json=as_json,
         diffs=diffs,
         verb=verb,
-        out=out,
-        ctx=context(run, host_opts, overwrite, prune),
+        saved=(out, context(run, host_opts, overwrite, prune)) if out is not None else None,
     )
     for failed in report.failed:
         click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)

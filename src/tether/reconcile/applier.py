@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from tether.config.manifest import Service
 from tether.errors import StateError
@@ -22,10 +23,12 @@ from tether.reconcile.engine import Run
 from tether.reconcile.planner import NEW_FILE_MODE, Action, Item, Plan
 from tether.reconcile.services import Selected, ServiceResult, owners, with_handlers
 from tether.stamps import utc_stamp
-from tether.state.backups import Backup, BackupStore
 from tether.state.ledger import LedgerEntry, save_ledger
 from tether.state.services import mark_pending
 from tether.state.statedir import ensure_state_dir
+
+if TYPE_CHECKING:
+    from tether.state.backups import Backup, BackupStore
 
 CHUNK_FILES = 2000
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -139,10 +142,11 @@ def apply_plan(  # noqa: PLR0915
                 ledger_dir=str(run.ledger_dir),
             ),
         )
-    backups = BackupStore(run.state_dir, run.keyring)
+    backups: BackupStore | None = None  # opened for the first item to back up
     blocked_by_backup: set[str] = set()
     for item in writes + removes:
         if item.backup:
+            backups = backups or _backup_store(run)
             outcome = _backup(run, item, backups, host.dry_run)
             outcomes[item.dest] = outcome
             if outcome.error:
@@ -252,6 +256,12 @@ def _record_in_sync(run: Run, plan: Plan, files: dict[str, DesiredFile]) -> None
             sig=item.a_sig,  # in sync: mode and owner are the host's, as planned
             source_sig=desired.source_sig,
         )
+
+
+def _backup_store(run: Run) -> BackupStore:
+    from tether.state.backups import BackupStore  # noqa: PLC0415 (most runs back nothing up)
+
+    return BackupStore(run.state_dir, run.keyring)
 
 
 def _backup(run: Run, item: Item, store: BackupStore, dry_run: bool) -> Outcome:
