@@ -15,6 +15,9 @@ run is a fresh subprocess, start-up included; wall time and peak RSS are the chi
   no-op plan    `tether reconcile --plan --source REPO` after a no-op apply recorded the ledger
   rsync         `rsync -a --checksum --dry-run configs/ TARGET/home/bench/` over the whole
                 folder (median of --runs, like the no-op plan)
+  Python floor  a Python process that only `lstat`s every allowlisted file on both sides and
+                compares their stat signatures (`FLOOR`): the least any no-op check written in
+                Python pays, before its imports, its ledger and its checks (median of --runs)
 
 Needs rsync and git on PATH; installs nothing itself.
 """
@@ -41,6 +44,23 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "bench",
     "GIT_COMMITTER_EMAIL": "bench@example.com",
 }
+
+
+# The least a no-op check in Python does: read the allowlist, lstat each file's source and
+# destination by path and compare the packed stat signatures (tether compares them with its
+# ledger's); no imports beyond the standard library's, no ledger, no confinement, no report.
+FLOOR = (
+    "import os, struct, sys\n"
+    "pack = struct.Struct('<QqQq').pack\n"
+    "allow, src, dst = sys.argv[1:]\n"
+    "changed = 0\n"
+    "for line in open(allow):\n"
+    "    path = line.rstrip('\\n')\n"
+    "    a, b = os.lstat(f'{src}/{path}'), os.lstat(f'{dst}/{path}')\n"
+    "    changed += pack(a.st_size, a.st_mtime_ns, a.st_ino, a.st_ctime_ns)"
+    " != pack(b.st_size, b.st_mtime_ns, b.st_ino, b.st_ctime_ns)\n"
+    "print(changed)\n"
+)
 
 
 def timed(argv: list[str], *, expect: tuple[int, ...] = (0,)) -> tuple[float, int]:
@@ -112,6 +132,9 @@ def bench(count: int, work: Path, runs: int) -> dict[str, object]:
     row["rsync"], _ = median(
         ["rsync", "-a", "--checksum", "--dry-run", f"{source}/", f"{dest}/"], runs
     )
+    allow = repo / "inventory" / "include-paths.txt"
+    floor = [sys.executable, "-c", FLOOR, str(allow), str(source), str(dest)]
+    row["floor"], _ = median(floor, runs)
     for path in (root, state, repo, bare):
         shutil.rmtree(path, ignore_errors=True)
     return row
@@ -120,15 +143,16 @@ def bench(count: int, work: Path, runs: int) -> dict[str, object]:
 def report(rows: list[dict[str, object]]) -> str:
     out = [
         "| files | MiB | cold plan | peak RSS | cold plan --repo | peak RSS | no-op plan "
-        "| peak RSS | rsync --checksum -n | no-op / rsync |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| peak RSS | rsync --checksum -n | no-op / rsync | Python floor | floor / rsync |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        noop, rsync = float(r["noop"]), float(r["rsync"])  # type: ignore[arg-type]
+        noop, rsync, floor = (float(r[k]) for k in ("noop", "rsync", "floor"))  # type: ignore[arg-type]
         out.append(
             f"| {r['files']} | {r['mib']} | {float(r['cold']):.2f} s | {r['cold_rss']} MiB "  # type: ignore[arg-type]
             f"| {float(r['cold_repo']):.2f} s | {r['cold_repo_rss']} MiB "  # type: ignore[arg-type]
-            f"| {noop:.3f} s | {r['noop_rss']} MiB | {rsync:.3f} s | {noop / rsync:.2f}x |"
+            f"| {noop:.3f} s | {r['noop_rss']} MiB | {rsync:.3f} s | {noop / rsync:.2f}x "
+            f"| {floor:.3f} s | {floor / rsync:.2f}x |"
         )
     clones = ", ".join(
         f"{r['files']} files {float(r['clone_repo']):.1f} s / {r['clone_repo_rss']} MiB"  # type: ignore[arg-type]
