@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tether.reconcile.planner import (
-    MISSING,
     Action,
     Actual,
     Desired,
@@ -18,6 +17,7 @@ from tether.reconcile.planner import (
 )
 
 d1, d2, d3 = "hD1", "hD2", "hD3"
+MISSING = Actual("missing")
 
 
 def observed(actual: dict[str, Actual]) -> Callable[[str, object], Actual]:

@@ -126,7 +126,8 @@ def output(
     if saved is not None:
         from tether.reconcile.savedplan import plan_document  # noqa: PLC0415 (only for --out)
 
-        save_plan(saved[0], plan_document(report, saved[1]))
+        out, ctx = saved
+        save_plan(out, plan_document(report, ctx))
     status = source_status(run)
     if as_json:
         click.echo(json_document(to_json(report, {"source": status})))

@@ -100,8 +100,9 @@ def make_dirs(path: Path, mode: int = 0o755) -> list[Path]:
 
 class FolderStat:
     """`lstat` of many paths that come folder by folder (sorted), each through its folder's open
-    descriptor: the kernel then looks up one name, not every folder of the path again (about a
-    third less time a file at 10,000 files). One folder is open at a time; close() (or the
+    descriptor: the kernel then looks up one name, not every folder of the path again. Measured
+    on 10,000 destinations: 31 ms against 45 ms by full path on one VM, 29 ms against 24 ms on
+    another, where path lookups are cheaper. One folder is open at a time; close() (or the
     garbage collector) closes it."""
 
     def __init__(self) -> None:

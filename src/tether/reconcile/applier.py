@@ -186,7 +186,7 @@ def apply_plan(  # noqa: PLR0915
             continue
         assert item.a_sig is not None
         error = host.remove(item.dest, item.a_sig)
-        backup = report.outcome(item).backup  # taken before the write, if any
+        backup = report.outcome(item).backup  # taken before the removal, if any
         outcomes[item.dest] = Outcome(item, error is None, error, backup)
         if error is None and not host.dry_run:
             run.ledger.pop(item.dest, None)

@@ -106,9 +106,6 @@ class Actual(NamedTuple):
     sig: Sig | None = None  # the file's stat signature when observed
 
 
-MISSING = Actual("missing")
-
-
 class Item(NamedTuple):
     path: str
     dest: str
