@@ -17,6 +17,7 @@ COMMAND_HELPERS = {
     "errorhandler",
     "findings",
     "progress",
+    "reconcilerun",  # the reconcile command's full run, loaded only when a plan is made
     "style",
 }  # shared by commands
 

@@ -14,16 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tether.errors import StateError
-from tether.hostfs.probe import make_sig
+from tether.hostfs.probe import RACY_NS, make_sig, trusted_sig
 from tether.stamps import git_blob_id
 from tether.state.keyring import load_key
 from tether.state.ledger import (
-    RACY_NS,
     LedgerEntry,
     OneCopy,
     load_ledger,
     save_ledger,
-    trusted_sig,
 )
 from tether.state.statedir import ensure_state_dir
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import tether.commands.reconcile
+import tether.commands.reconcilerun
 import tether.config.options
 import tether.reconcile.desired
 import tether.reconcile.engine
@@ -283,7 +283,7 @@ def test_rebuild_ledger_records_only_in_sync(site: Site) -> None:
 
 def test_stat_cache_plans_without_reading(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     site.reconcile("--apply")
-    time.sleep(0.2)  # signatures younger than a clock tick are not trusted (ledger.RACY_NS)
+    time.sleep(0.2)  # signatures younger than a clock tick are not trusted (probe.RACY_NS)
     site.reconcile("--apply")  # ... so this run records them
 
     def no_reads(*_: object) -> bytes:
@@ -470,7 +470,7 @@ def test_diff_of_a_source_gone_since_the_plan_says_so(tmp_path: Path) -> None:
     run.desired.cache.clear()
     assert (
         "it was there when planned"
-        in tether.commands.reconcile.diffs_before(run, plan)[str(site.dest("a"))]
+        in tether.commands.reconcilerun.diffs_before(run, plan)[str(site.dest("a"))]
     )
 
 
@@ -509,7 +509,7 @@ def test_a_replaced_hash_key_re_keys_the_ledger_instead_of_rewriting(
     site: Site,
 ) -> None:
     assert site.reconcile("--apply").code == ExitCode.OK
-    time.sleep(0.2)  # let the stat cache trust the signatures (ledger.RACY_NS)
+    time.sleep(0.2)  # let the stat cache trust the signatures (probe.RACY_NS)
     assert site.reconcile("--apply").code == ExitCode.OK
     site.dest("app/a.conf").write_text("edited on the host\n")  # one file changed since
     (site.state / "key").unlink()  # a new key is made on the next run

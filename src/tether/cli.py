@@ -935,7 +935,7 @@ def diff(  # noqa: PLR0917
 ) -> int:
     """The diffs host -> repo of every file the plan would change or that needs attention, as
     `reconcile --diff` shows them, nothing else (like `chezmoi diff`)."""
-    from tether.commands.reconcile import diff as run
+    from tether.commands.reconcilerun import diff as run
 
     return run(
         SourceOptions.resolve(source, repo, ref),
@@ -974,7 +974,7 @@ def ls_command(  # noqa: PLR0917
 ) -> int:
     """Every managed file with the action a plan gives it, its layer (shared or host) and its
     destination."""
-    from tether.commands.reconcile import ls as run
+    from tether.commands.reconcilerun import ls as run
 
     return run(
         SourceOptions.resolve(source, repo, ref),

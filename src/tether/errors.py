@@ -7,10 +7,17 @@ import sys
 from tether.exitcodes import ExitCode
 from tether.textsafe import printable
 
+_said = [0]  # warnings said by this process (a plan that warned is never cached)
+
 
 def warn(line: str) -> None:
     """One `tether: ...` line on stderr, from layers below the CLI (which never import click)."""
+    _said[0] += 1
     print(f"tether: {printable(line)}", file=sys.stderr, flush=True)
+
+
+def warnings_said() -> int:
+    return _said[0]
 
 
 class TetherError(Exception):

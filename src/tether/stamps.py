@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 
 
 def _utc(when: float | None) -> dt.datetime:
@@ -31,4 +30,6 @@ def file_stamp(when: float | None = None) -> str:
 
 def git_blob_id(data: bytes) -> str:
     """The id git gives these bytes as a blob, so a commit's tree can be compared unread."""
+    import hashlib  # noqa: PLC0415 (loads OpenSSL: not for every command)
+
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()

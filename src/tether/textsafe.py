@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 _CREDENTIALS_IN_URL = re.compile(
@@ -43,6 +42,8 @@ def has_control(text: str) -> bool:
 
 def keyed_name(key: str) -> str:
     """<slug>-<hash of key>: a stable folder name for a URL or path, safe as one file name."""
+    import hashlib  # noqa: PLC0415 (loads OpenSSL: not for every command)
+
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     tail = key.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     tail = tail.removesuffix(".git")

@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tether import __version__
-from tether.config.hosts import host_name
 from tether.errors import GitError, TetherError, UsageError, warn
-from tether.stamps import utc_stamp
-from tether.state.runs import load_runs
-from tether.state.services import load_services, pending_names
 
 REPORT_FORMAT = 1
 
@@ -33,8 +29,11 @@ def status_document(
     pending_services: list[str] | None = None,
 ) -> dict[str, Any]:
     """status.json: what `tether fleet` shows for this host."""
-    # Imported here, as the git layer is in publish(): a run that reports nowhere needs neither.
+    # Imported here, as the git layer is in publish(): a run that reports nowhere needs none.
     from tether.agent.health import RECONCILE_KINDS, build_status  # noqa: PLC0415
+    from tether.stamps import utc_stamp  # noqa: PLC0415
+    from tether.state.runs import load_runs  # noqa: PLC0415
+    from tether.state.services import load_services, pending_names  # noqa: PLC0415
 
     status = build_status(state_dir)
     by_type = {c["type"]: c["status"] for c in status["conditions"]}
@@ -82,6 +81,7 @@ class Reporter:
             return False
         # Imported here: dulwich's import is a third of a plan's start-up, and a run without a
         # remote (a --source folder) never reports.
+        from tether.config.hosts import host_name  # noqa: PLC0415
         from tether.git import fleetrefs  # noqa: PLC0415
         from tether.git import remote as gitremote  # noqa: PLC0415
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +18,16 @@ from tether.textsafe import printable
 
 
 def crash_log_dir() -> Path:
+    import tempfile  # noqa: PLC0415 (a crash is rare; every command loads this module)
+
     return Path(os.environ.get("TETHER_LOG_DIR") or tempfile.gettempdir())
 
 
 def write_crash_log(exc: BaseException) -> Path:
     """Keep the traceback in a private file; the user sees only its name."""
+    import tempfile  # noqa: PLC0415 (see crash_log_dir)
+    import traceback  # noqa: PLC0415
+
     stamp = file_stamp()
     folder = crash_log_dir()
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 
 HOST_ENV = "TETHER_HOST"
 HOSTS_FOLDER = "hosts"
 
 
 def short_hostname() -> str:
+    import socket  # noqa: PLC0415 (most runs are told their host, or never ask)
+
     return socket.gethostname().split(".", 1)[0]
 
 

@@ -7,11 +7,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tether.config.manifest import MANIFEST_NAME
-from tether.config.sourcetree import FolderTree, SourceTree
 from tether.errors import UsageError
 from tether.textsafe import mask_url
+
+if TYPE_CHECKING:
+    from tether.config.sourcetree import SourceTree
 
 _REMOTE_FORMS = re.compile(
     r"^(?:(?:file|git|http|https|ssh|git\+ssh)://[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:[^\s]*)$"
@@ -96,6 +98,8 @@ class SourceOptions:
         if repo is not None:
             return cls(repo=check_remote(repo), ref=ref)
         if source is None:
+            from tether.config.manifest import MANIFEST_NAME  # noqa: PLC0415 (see folder_tree)
+
             here = Path.cwd()
             if not (here / MANIFEST_NAME).is_file():
                 raise UsageError(
@@ -108,6 +112,9 @@ class SourceOptions:
         return cls(folder=source.resolve())
 
     def folder_tree(self) -> SourceTree:
+        # Loaded on use: every command parses its options, a cached plan reads no tree.
+        from tether.config.sourcetree import FolderTree  # noqa: PLC0415
+
         assert self.folder is not None, "folder_tree() on a --repo source"
         return FolderTree(self.folder)
 

@@ -3,25 +3,47 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
-import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new private file `.<name>.<random>.tmp` beside `path`, as tempfile.mkstemp makes one
+    (never through a link, never an existing file), without loading tempfile on every run."""
+    for _ in range(100):
+        name = f"{path.parent}/.{path.name}.{os.urandom(6).hex()}.tmp"
+        try:
+            return os.open(name, _TEMP_FLAGS, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp name", str(path))
+
+
+def write_atomic(
+    path: Path, data: bytes | Iterable[bytes], mode: int = 0o644, *, durable: bool = True
+) -> None:
     """Replace `path` with `data` all at once: a reader sees the old or the new file, whole.
+    `data` may come in chunks, written as they come (an error raised while they are made
+    leaves `path` as it was).
 
     The temp name does not end like the target (`.prom`, `.timer`), so a collector or
     systemd scanning the folder never picks up a half-written file. `durable=False` skips the
     fsyncs, for caches whose loss after a power cut costs only time.
     """
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                for chunk in data:
+                    handle.write(chunk)
             handle.flush()
             os.fchmod(handle.fileno(), mode)
             if durable:

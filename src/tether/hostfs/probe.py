@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NewType
 
 # size, mtime_ns, inode, ctime_ns packed in 32 bytes: one small object instead of a tuple of four
@@ -14,6 +14,9 @@ _PACKED = struct.Struct("<QqQq")
 # pack(size, mtime_ns, inode, ctime_ns): the struct's own method, no wrapper (the ledger loads
 # two a file); struct.error for anything but four ints in range.
 pack_sig: Callable[..., Sig] = _PACKED.pack  # type: ignore[assignment]
+# File timestamps tick coarsely (a kernel jiffy); a file changed within the same tick as a
+# signature was taken keeps its size, mtime and ctime. Signatures this close are not trusted.
+RACY_NS = 100_000_000
 
 
 def make_sig(size: int, mtime_ns: int, inode: int, ctime_ns: int) -> Sig:
@@ -30,9 +33,24 @@ def sig_fields(sig: Sig) -> tuple[int, int, int, int]:
     return size, mtime_ns, inode, ctime_ns
 
 
+def unpack_sigs(block: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """(size, mtime_ns, inode, ctime_ns) of each signature of a block packed end to end."""
+    return _PACKED.iter_unpack(block)
+
+
 def sig_size(sig: Sig) -> int:
     return sig_fields(sig)[0]
 
 
 def sig_to_json(sig: Sig | None) -> list[int] | None:
     return list(sig_fields(sig)) if sig is not None else None
+
+
+def trusted_sig(sig: Sig | None, now_ns: int) -> Sig | None:
+    """Drop a signature too close to now to tell a later same-tick change apart."""
+    if sig is None:
+        return None
+    _, mtime_ns, _, ctime_ns = sig_fields(sig)
+    if mtime_ns >= now_ns - RACY_NS or ctime_ns >= now_ns - RACY_NS:
+        return None
+    return sig

@@ -113,9 +113,14 @@ def resolve_paths(
 ) -> tuple[str, str]:
     """The target root (given, else the manifest's, else /; symlinks resolved, must exist) and
     home (given, else the manifest's): the same for reconcile and capture."""
-    root = os.path.realpath(target_root if target_root is not None else manifest.target_root or "/")
+    root = os.path.realpath(target_root if target_root is not None else root_input(manifest))
     require_root(root)
     return root, target_home or manifest.target_home
+
+
+def root_input(manifest: Manifest) -> str:
+    """The target root the manifest names, before its symlinks are resolved (default /)."""
+    return manifest.target_root or "/"
 
 
 def prepare(

@@ -11,14 +11,15 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tether.errors import StateError
-from tether.hostfs.host import Confinement, RealHost, read_regular
-from tether.state.keyring import load_key
-from tether.state.ledger import LedgerEntry, load_ledger, save_ledger
 from tether.state.lock import try_lock
-from tether.state.services import mark_pending
 from tether.state.statedir import remove_left_temps, write_state_file
+
+if TYPE_CHECKING:
+    from tether.hostfs.host import Confinement
+    from tether.state.ledger import LedgerEntry
 
 MARKER_NAME = "applying.json"
 
@@ -45,6 +46,8 @@ class Journal:
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Journal:
+        from tether.state.ledger import LedgerEntry  # noqa: PLC0415 (see recover)
+
         folders = data["folders"]
         entries = data["entries"]
         services = data.get("services") or {}
@@ -108,6 +111,10 @@ def recover(state_dir: Path, *, have_lock: bool) -> int:
         return 0
     if fd is None and not have_lock:
         return 0
+    # Loaded only with a journal to finish: every reconcile asks, and there rarely is one.
+    from tether.hostfs.host import Confinement, RealHost  # noqa: PLC0415
+    from tether.state.services import mark_pending  # noqa: PLC0415
+
     try:
         journal = _read(state_dir)
         if journal is None:
@@ -124,6 +131,10 @@ def recover(state_dir: Path, *, have_lock: bool) -> int:
 
 
 def _record_landed(state_dir: Path, journal: Journal, confinement: Confinement) -> None:
+    from tether.hostfs.host import read_regular  # noqa: PLC0415 (see recover)
+    from tether.state.keyring import load_key  # noqa: PLC0415
+    from tether.state.ledger import load_ledger, save_ledger  # noqa: PLC0415
+
     if not journal.entries:
         return
     ledger_dir = Path(journal.ledger_dir) if journal.ledger_dir else state_dir

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from tether.errors import StateError
 from tether.hostfs.host import Probe
-from tether.hostfs.probe import Sig, pack_sig, sig_fields, sig_to_json
+from tether.hostfs.probe import Sig, pack_sig, sig_to_json, trusted_sig
 from tether.state.statedir import REBUILD_HINT, write_state_file
 from tether.textsafe import keyed_name
 
@@ -29,9 +29,6 @@ BLOCK = 2000  # entries a block
 # Fields whose few distinct values a block stores once, with an index for each entry.
 TABLED = frozenset({"mode", "uid", "gid", "revision", "time", "secrets", "secret_digest"})
 NO_SIG = bytes(32)  # no signature, in a column of packed ones (a file's inode is never 0)
-# File timestamps tick coarsely (a kernel jiffy); a file changed within the same tick as our
-# write keeps its size, mtime and ctime. Signatures this close to the save are not trusted.
-RACY_NS = 100_000_000
 
 
 class LedgerEntry(NamedTuple):
@@ -337,16 +334,6 @@ def load_repo_ledger(
     if not adopted:
         return own
     return Ledger({**adopted, **own}, own.key_id if own else legacy.key_id)
-
-
-def trusted_sig(sig: Sig | None, now_ns: int) -> Sig | None:
-    """Drop a signature too close to now to tell a later same-tick change apart."""
-    if sig is None:
-        return None
-    _, mtime_ns, _, ctime_ns = sig_fields(sig)
-    if mtime_ns >= now_ns - RACY_NS or ctime_ns >= now_ns - RACY_NS:
-        return None
-    return sig
 
 
 def save_ledger(state_dir: Path, entries: Mapping[str, LedgerEntry], key_id: str) -> None:

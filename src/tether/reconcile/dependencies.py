@@ -1,0 +1,133 @@
+"""What a plan from a folder depended on, path by path, so a plan that found nothing to do can
+be cached (`state.plancache`) and the next one vouched for by stat signatures alone.
+
+Only a plan every input of which is a path is cached: from a plain folder (a git clone's
+state depends on its mirror too), with a literal allowlist (a glob depends on every folder
+it walks), with no owner or group to look up (the user database is not a path tether
+watches), with no secret the environment overrides, that warned of nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tether.config.hosts import HOSTS_FOLDER
+from tether.config.manifest import MANIFEST_NAME
+from tether.config.sourcetree import FolderTree
+from tether.hostfs.fsutil import git_work_tree
+from tether.hostfs.probe import Sig
+from tether.reconcile.applier import Report
+from tether.reconcile.engine import Run, root_input
+from tether.reconcile.planner import Action, Plan
+from tether.reconcile.report import summary
+from tether.state.keyring import KEY_NAME
+from tether.state.ledger import ledger_path
+from tether.state.plancache import CachedPlan, drop_plan_cache, save_plan_cache
+from tether.state.services import services_path
+
+
+def _folders(base: str, paths: Iterable[str]) -> list[str]:
+    """`base` and every folder between it and each of `paths` (all below `base`)."""
+    found = {base}
+    for parent in {path.rpartition("/")[0] for path in paths}:  # a few folders hold many files
+        folder = parent
+        while folder not in found and len(folder) > len(base):
+            found.add(folder)
+            folder = folder.rpartition("/")[0]
+    return sorted(found)
+
+
+def _walk_folders(top: str) -> list[str]:
+    """Every folder below `top` (links not followed); none when it does not exist."""
+    return [folder for folder, _dirs, _files in os.walk(top)]
+
+
+class Dependencies(NamedTuple):
+    seen: Iterator[tuple[str, Sig | None]]  # files the plan read, with the signature seen then
+    watched: list[str]  # the other paths it read or looked for
+    resolved: dict[str, str]  # paths whose symlinks it resolved, with the real path found
+
+
+def dependencies(run: Run, plan: Plan, explicit_root: str | None) -> Dependencies | None:
+    """What `plan` depended on, or None when it depended on more than paths."""
+    tree, repo = run.repo.tree, run.repo
+    if not isinstance(tree, FolderTree) or repo.has_globs or git_work_tree(tree.root):
+        return None
+    if any(o.owner is not None or o.group is not None for o in repo.manifest.files):
+        return None
+    if any(name in os.environ for d in run.desired.files for name in d.secrets):
+        return None
+    top = str(tree.root)
+
+    def sources() -> Iterator[str]:
+        return (f"{top}/{repo.source_path(d.path)}" for d in run.desired.files)
+
+    def seen() -> Iterator[tuple[str, Sig | None]]:
+        yield from zip(sources(), (d.source_sig for d in run.desired.files), strict=True)
+        yield from ((i.dest, i.a_sig) for i in plan.items)
+
+    inventories = [repo.manifest.inventory, *(repo.profile.inventory if repo.profile else ())]
+    watched = [
+        *(f"{top}/{name}" for name in (MANIFEST_NAME, *inventories)),
+        *_folders(top, sources()),
+        *_folders(run.root, (i.dest for i in plan.items)),
+        # tether's own files the plan read: a missing one is recorded as absent
+        str(run.state_dir / KEY_NAME),
+        str(ledger_path(run.ledger_dir)),
+        str(ledger_path(run.state_dir)),
+        str(services_path(run.state_dir)),
+    ]
+    if run.store.path is not None:
+        watched.append(str(run.store.path))
+    if repo.profile is not None:  # a file put in the host's overlay changes where one comes from
+        overlay = f"{top}/{HOSTS_FOLDER}/{repo.profile.name}"
+        watched += [f"{top}/{HOSTS_FOLDER}", overlay, *_walk_folders(overlay)]
+    real_top = os.path.realpath(top)
+    # a `.git` appearing in or above the folder makes it a clone, whose state the plan reports
+    watched += [str(folder / ".git") for folder in (Path(real_top), *Path(real_top).parents)]
+    resolved = {top: real_top, explicit_root or root_input(repo.manifest): run.root}
+    return Dependencies(seen(), watched, resolved)
+
+
+def cache_quiet_plan(
+    run: Run,
+    report: Report,
+    key: Mapping[str, Any] | None,
+    *,
+    explicit_root: str | None,
+    text: str,
+    exit_code: int,
+    started_ns: int,
+) -> bool:
+    """Cache the plan when it found nothing to do (every file in sync, nothing to record,
+    no warning) and depended on paths only; otherwise drop any cached plan. `key` None: the run
+    said something this cannot see (a warning). True if cached."""
+    items = report.plan.items
+    quiet = (
+        key is not None
+        and exit_code == 0
+        and report.dry_run
+        and not report.failed
+        and not report.warnings
+        and not run.desired.warnings
+        and run.repo.tree.stale is None
+        and all(i.action == Action.IN_SYNC and not i.record for i in items)
+        and not any(s.action == "run" for s in report.services)
+    )
+    found = dependencies(run, report.plan, explicit_root) if quiet else None
+    if key is None or found is None:
+        drop_plan_cache(run.state_dir)
+        return False
+    plan = CachedPlan(text, summary(report), exit_code, run.desired.revision)
+    return save_plan_cache(
+        run.state_dir,
+        key,
+        seen=found.seen,
+        watched=found.watched,
+        resolved=found.resolved,
+        plan=plan,
+        started_ns=started_ns,
+    )

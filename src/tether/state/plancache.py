@@ -1,0 +1,195 @@
+"""The plan cache: a plan that found nothing to do, kept with the stat signature of every file
+and folder it depended on, so the next plan made the same way checks signatures only.
+
+A plan reads the manifest, the allowlists, every source file, the secret store, the hash key,
+the ledger and every destination, and renders and hashes what the stat cache cannot vouch for.
+When all of that ends in "nothing to do", the cache records it: the run's key (its options,
+its environment, the tether version), the paths it depended on with their signatures (a path
+that did not exist is recorded as absent), and the text the plan printed. The next plan with
+the same key whose every path still has its signature prints that text and stops there.
+
+Why signatures are enough: a file's size, mtime, inode and ctime change when its bytes, mode or
+owner do (ctime cannot be set back), and a folder's change when an entry is added, removed or
+renamed in it. Every folder from a root to each file is recorded, so a folder swapped for a
+symlink, or a file appearing where an overlay would be found, changes a signature. Files are
+recorded with the signature the plan saw when it read them; a path changed since the run
+started, or within a clock tick before (`probe.RACY_NS`), is not trusted and the plan is not
+cached. Any doubt (a path that cannot be inspected, a damaged cache) means the full plan.
+
+The file: the paths (each ending in NUL), their packed signatures, a JSON trailer, then the
+CRC-32 of all that and the trailer's length (12 bytes); written in one pass, so a plan over
+100,000 files holds no copy of it. A file damaged anywhere fails its CRC and is not used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import struct
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from tether.hostfs.probe import RACY_NS, pack_sig, unpack_sigs
+
+CACHE_NAME = "plan-cache"
+CACHE_FORMAT = 2
+ABSENT = bytes(32)  # the signature of a path that did not exist (a file's inode is never 0)
+_END = struct.Struct("<IQ")  # CRC-32 of what comes before, the trailer's length: last in the file
+
+
+class CachedPlan(NamedTuple):
+    """What the cached plan printed and recorded."""
+
+    text: str
+    counts: dict[str, int]
+    exit_code: int
+    revision: str | None
+
+
+class _NotCacheable(Exception):
+    """A path the plan depended on cannot vouch for it (changed too recently, unreadable)."""
+
+
+def cache_path(state_dir: Path) -> Path:
+    return state_dir / CACHE_NAME
+
+
+def signatures(paths: Sequence[str]) -> bytes | None:
+    """Every path's packed stat signature (ABSENT when missing), or None when one cannot be
+    inspected (then nothing can be vouched for)."""
+    lstat = os.lstat
+    sigs: list[bytes] = []
+    add = sigs.append
+    for path in paths:
+        try:
+            st = lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            add(ABSENT)
+            continue
+        except (OSError, ValueError):  # no permission, a path too long, a NUL in it
+            return None
+        add(pack_sig(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+    return b"".join(sigs)
+
+
+def _trusted(sigs: Sequence[bytes | None], limit_ns: int) -> bytes:
+    """The signatures packed, when none is missing or shows a change at or after `limit_ns`;
+    else not cacheable."""
+    if None in sigs:
+        raise _NotCacheable
+    block = b"".join(sigs)  # type: ignore[arg-type]
+    if max((max(m, c) for _, m, _, c in unpack_sigs(block)), default=0) >= limit_ns:
+        raise _NotCacheable
+    return block
+
+
+def _batches(
+    pairs: Iterable[tuple[str, bytes | None]],
+) -> Iterator[tuple[list[str], list[bytes | None]]]:
+    """(paths, signatures) a few thousand at a time: joined and checked together, not one by
+    one, yet never all held at once."""
+    it = iter(pairs)
+    while batch := list(itertools.islice(it, 4096)):
+        yield [path for path, _ in batch], [sig for _, sig in batch]
+
+
+def _key_text(key: Mapping[str, Any]) -> str:
+    return json.dumps(key, sort_keys=True, separators=(",", ":"))
+
+
+def save_plan_cache(
+    state_dir: Path,
+    key: Mapping[str, Any],
+    *,
+    seen: Iterable[tuple[str, bytes | None]],
+    watched: Iterable[str],
+    resolved: Mapping[str, str],
+    plan: CachedPlan,
+    started_ns: int,
+) -> bool:
+    """Cache a plan. `seen`: each file the plan read, with the signature it had then; `watched`:
+    the other paths it read or looked for (signed now); `resolved`: each path whose symlinks it
+    resolved, with the real path found. False (and no cache kept) when a path changed after
+    `started_ns` (or a tick before) or cannot be inspected."""
+    from tether.hostfs.fsutil import write_atomic  # noqa: PLC0415 (saving only)
+
+    limit = started_ns - RACY_NS
+    if any(os.path.realpath(path) != real for path, real in resolved.items()):
+        drop_plan_cache(state_dir)
+        return False
+
+    def now(paths: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
+        for path in paths:
+            yield path, signatures([path])
+
+    def chunks() -> Iterator[bytes]:
+        sigs = bytearray()
+        size = count = crc = 0
+        for paths, batch in itertools.chain(_batches(seen), _batches(now(watched))):
+            sigs += _trusted(batch, limit)
+            names = os.fsencode("\0".join(paths) + "\0")
+            size, count, crc = size + len(names), count + len(paths), zlib.crc32(names, crc)
+            yield names
+        crc = zlib.crc32(sigs, crc)
+        yield bytes(sigs)
+        trailer = {
+            "format": CACHE_FORMAT,
+            "key": _key_text(key),
+            "resolved": dict(resolved),
+            "names_size": size,
+            "count": count,
+            "plan": plan._asdict(),
+        }
+        encoded = json.dumps(trailer, separators=(",", ":")).encode("utf-8")
+        yield encoded + _END.pack(zlib.crc32(encoded, crc), len(encoded))
+
+    try:
+        write_atomic(cache_path(state_dir), chunks(), 0o600, durable=False)
+    except (_NotCacheable, OSError):  # a cache that cannot be written costs only time
+        drop_plan_cache(state_dir)
+        return False
+    return True
+
+
+def cached_plan(state_dir: Path, key: Mapping[str, Any]) -> CachedPlan | None:
+    """The cached plan when `key` is the cache's and every path still has its signature."""
+    try:
+        with cache_path(state_dir).open("rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    try:
+        crc, length = _END.unpack(data[-_END.size :])
+        if zlib.crc32(memoryview(data)[: -_END.size]) != crc:
+            return None
+        trailer = json.loads(data[-_END.size - length : -_END.size])
+        if trailer.get("format") != CACHE_FORMAT or trailer["key"] != _key_text(key):
+            return None
+        size, count = trailer["names_size"], trailer["count"]
+        if size + 32 * count + length + _END.size != len(data) or not count:
+            return None
+        paths = os.fsdecode(data[: size - 1]).split("\0")
+        if len(paths) != count:
+            return None
+        fields, resolved = trailer["plan"], dict(trailer["resolved"])
+        if not (isinstance(fields["text"], str) and isinstance(fields["exit_code"], int)):
+            return None
+        plan = CachedPlan(**fields)
+    except (ValueError, TypeError, KeyError, AttributeError, struct.error):
+        return None  # damaged or from another version: the full plan says what is what
+    if any(os.path.realpath(path) != real for path, real in resolved.items()):
+        return None
+    if signatures(paths) != data[size : size + 32 * count]:
+        return None
+    return plan
+
+
+def drop_plan_cache(state_dir: Path) -> None:
+    """Forget the cached plan (the next plan is made in full)."""
+    # one that cannot be removed is still checked in full before any use
+    with contextlib.suppress(OSError):
+        cache_path(state_dir).unlink()
