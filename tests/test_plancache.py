@@ -11,6 +11,7 @@ from pathlib import Path
 from tether.hostfs.probe import RACY_NS
 from tether.state.plancache import (
     ABSENT,
+    LEFT_TEMP_AGE,
     CachedPlan,
     cache_path,
     cached_plan,
@@ -105,6 +106,17 @@ def test_a_file_the_plan_could_not_sign_is_not_cached(tmp_path: Path) -> None:
     state, _, _ = setup(tmp_path)
     assert not save(tmp_path, [], [], seen=[(str(tmp_path / "a"), None)])
     assert not cache_path(state).exists()  # and the older cache is gone too
+
+
+def test_a_killed_saves_temp_file_is_removed_once_old(tmp_path: Path) -> None:
+    state, a, b = setup(tmp_path)
+    left, live = state / ".plan-cache.0a1b2c3d4e5f.tmp", state / ".plan-cache.f5e4d3c2b1a0.tmp"
+    left.write_bytes(b"half a cache")
+    live.write_bytes(b"a plan saving now")
+    old = time.time() - LEFT_TEMP_AGE - 5
+    os.utime(left, (old, old))
+    assert save(tmp_path, [a, b], [])
+    assert not left.exists() and live.exists()
 
 
 def test_absent_paths_are_recorded_as_absent(tmp_path: Path) -> None:

@@ -26,7 +26,11 @@ def _create_temp(path: Path) -> tuple[int, str]:
 
 
 def write_atomic(
-    path: Path, data: bytes | Iterable[bytes], mode: int = 0o644, *, durable: bool = True
+    path: Path,
+    data: bytes | Iterable[bytes | bytearray],
+    mode: int = 0o644,
+    *,
+    durable: bool = True,
 ) -> None:
     """Replace `path` with `data` all at once: a reader sees the old or the new file, whole.
     `data` may come in chunks, written as they come (an error raised while they are made

@@ -28,6 +28,7 @@ import itertools
 import json
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ from tether.hostfs.probe import RACY_NS, pack_sig, unpack_sigs
 CACHE_NAME = "plan-cache"
 CACHE_FORMAT = 2
 ABSENT = bytes(32)  # the signature of a path that did not exist (a file's inode is never 0)
+LEFT_TEMP_AGE = 600  # seconds: a cache temp file older than this was left by a killed plan
 _END = struct.Struct("<IQ")  # CRC-32 of what comes before, the trailer's length: last in the file
 
 
@@ -126,7 +128,7 @@ def save_plan_cache(
         for path in paths:
             yield path, signatures([path])
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Iterator[bytes | bytearray]:
         sigs = bytearray()
         size = count = crc = 0
         for paths, batch in itertools.chain(_batches(seen), _batches(now(watched))):
@@ -135,7 +137,7 @@ def save_plan_cache(
             size, count, crc = size + len(names), count + len(paths), zlib.crc32(names, crc)
             yield names
         crc = zlib.crc32(sigs, crc)
-        yield bytes(sigs)
+        yield sigs  # no copy: 32 bytes a path, 7 MiB at 100,000 files
         trailer = {
             "format": CACHE_FORMAT,
             "key": _key_text(key),
@@ -147,12 +149,23 @@ def save_plan_cache(
         encoded = json.dumps(trailer, separators=(",", ":")).encode("utf-8")
         yield encoded + _END.pack(zlib.crc32(encoded, crc), len(encoded))
 
+    _remove_left_temps(state_dir)
     try:
         write_atomic(cache_path(state_dir), chunks(), 0o600, durable=False)
     except (_NotCacheable, OSError):  # a cache that cannot be written costs only time
         drop_plan_cache(state_dir)
         return False
     return True
+
+
+def _remove_left_temps(state_dir: Path) -> None:
+    """The temp files of a plan killed while saving its cache. Plans hold no lock, so only
+    old ones: a live plan's is seconds old."""
+    limit = time.time() - LEFT_TEMP_AGE
+    for left in state_dir.glob(f".{CACHE_NAME}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if left.lstat().st_mtime < limit:
+                left.unlink()
 
 
 def cached_plan(state_dir: Path, key: Mapping[str, Any]) -> CachedPlan | None:
