@@ -19,6 +19,7 @@ import tether.commands.reconcilerun
 from testing.reconcile import Result, Site, make_site
 from tether.exitcodes import ExitCode
 from tether.hostfs.probe import RACY_NS
+from tether.reconcile.dependencies import folders_between
 from tether.state.plancache import cache_path
 
 FILES = {
@@ -134,6 +135,26 @@ def test_a_clone_or_a_glob_or_an_override_is_not_cached(
     settle()
     assert site.reconcile().code == ExitCode.OK
     assert not cache_path(site.state).exists()  # a clone's state depends on its mirror
+
+
+def test_folders_come_once_each_down_from_the_base() -> None:
+    files = ["/r/a/b/1", "/r/a/b/2", "/r/a/c/3", "/r/a/d", "/r/e/f/4"]
+    assert list(folders_between("/r", files)) == [
+        "/r",
+        "/r/a",
+        "/r/a/b",
+        "/r/a/c",
+        "/r/e",
+        "/r/e/f",
+    ]
+    assert list(folders_between("/", ["/etc/x/y", "/etc/z"])) == ["/", "/etc", "/etc/x"]
+    # out of order: a folder may come twice, never be missed
+    assert set(folders_between("/r", ["/r/a/b/1", "/r/c/2", "/r/a/b/3"])) == {
+        "/r",
+        "/r/a",
+        "/r/a/b",
+        "/r/c",
+    }
 
 
 def _uncached(site: Site, *args: str) -> Result:

@@ -9,6 +9,7 @@ watches), with no secret the environment overrides, that warned of nothing.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -29,15 +30,28 @@ from tether.state.plancache import CachedPlan, drop_plan_cache, save_plan_cache
 from tether.state.services import services_path
 
 
-def _folders(base: str, paths: Iterable[str]) -> list[str]:
-    """`base` and every folder between it and each of `paths` (all below `base`)."""
-    found = {base}
-    for parent in {path.rpartition("/")[0] for path in paths}:  # a few folders hold many files
-        folder = parent
-        while folder not in found and len(folder) > len(base):
-            found.add(folder)
-            folder = folder.rpartition("/")[0]
-    return sorted(found)
+def folders_between(base: str, paths: Iterable[str]) -> Iterator[str]:
+    """`base` and every folder between it and each of `paths` (all below `base`), as the paths
+    come: in sorted order, a folder's files come together, so each folder comes once (a path
+    out of order costs a folder again, never one missed). Nothing is held but the last path's."""
+    yield base
+    prefix = base.rstrip("/")  # "/" as a base: its folders are "/etc", not "//etc"
+    last: list[str] = []
+    last_parent = base
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        if parent == last_parent:  # the common case: the folder of the file before
+            continue
+        last_parent = parent
+        parts = parent[len(prefix) + 1 :].split("/") if len(parent) > len(prefix) else []
+        same = 0
+        for mine, theirs in zip(parts, last, strict=False):
+            if mine != theirs:
+                break
+            same += 1
+        for depth in range(same, len(parts)):
+            yield "/".join([prefix, *parts[: depth + 1]])
+        last = parts
 
 
 def _walk_folders(top: str) -> list[str]:
@@ -47,7 +61,7 @@ def _walk_folders(top: str) -> list[str]:
 
 class Dependencies(NamedTuple):
     seen: Iterator[tuple[str, Sig | None]]  # files the plan read, with the signature seen then
-    watched: list[str]  # the other paths it read or looked for
+    watched: Iterator[str]  # the other paths it read or looked for
     resolved: dict[str, str]  # paths whose symlinks it resolved, with the real path found
 
 
@@ -70,10 +84,8 @@ def dependencies(run: Run, plan: Plan, explicit_root: str | None) -> Dependencie
         yield from ((i.dest, i.a_sig) for i in plan.items)
 
     inventories = [repo.manifest.inventory, *(repo.profile.inventory if repo.profile else ())]
-    watched = [
+    others = [
         *(f"{top}/{name}" for name in (MANIFEST_NAME, *inventories)),
-        *_folders(top, sources()),
-        *_folders(run.root, (i.dest for i in plan.items)),
         # tether's own files the plan read: a missing one is recorded as absent
         str(run.state_dir / KEY_NAME),
         str(ledger_path(run.ledger_dir)),
@@ -81,13 +93,18 @@ def dependencies(run: Run, plan: Plan, explicit_root: str | None) -> Dependencie
         str(services_path(run.state_dir)),
     ]
     if run.store.path is not None:
-        watched.append(str(run.store.path))
+        others.append(str(run.store.path))
     if repo.profile is not None:  # a file put in the host's overlay changes where one comes from
         overlay = f"{top}/{HOSTS_FOLDER}/{repo.profile.name}"
-        watched += [f"{top}/{HOSTS_FOLDER}", overlay, *_walk_folders(overlay)]
+        others += [f"{top}/{HOSTS_FOLDER}", overlay, *_walk_folders(overlay)]
     real_top = os.path.realpath(top)
     # a `.git` appearing in or above the folder makes it a clone, whose state the plan reports
-    watched += [str(folder / ".git") for folder in (Path(real_top), *Path(real_top).parents)]
+    others += [str(folder / ".git") for folder in (Path(real_top), *Path(real_top).parents)]
+    watched = itertools.chain(
+        others,
+        folders_between(top, sources()),
+        folders_between(run.root, (i.dest for i in plan.items)),
+    )
     resolved = {top: real_top, explicit_root or root_input(repo.manifest): run.root}
     return Dependencies(seen(), watched, resolved)
 

@@ -16,9 +16,10 @@ recorded with the signature the plan saw when it read them; a path changed since
 started, or within a clock tick before (`probe.RACY_NS`), is not trusted and the plan is not
 cached. Any doubt (a path that cannot be inspected, a damaged cache) means the full plan.
 
-The file: the paths (each ending in NUL), their packed signatures, a JSON trailer, then the
-CRC-32 of all that and the trailer's length (12 bytes); written in one pass, so a plan over
-100,000 files holds no copy of it. A file damaged anywhere fails its CRC and is not used.
+The file: batches of a few thousand paths (each ending in NUL) each followed by their packed
+signatures, a JSON trailer (with each batch's size), then the CRC-32 of all that and the
+trailer's length (12 bytes). Written and read a batch at a time, so neither a plan over 100,000
+files nor the check holds all of it. A file damaged anywhere fails its CRC and is not used.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from tether.hostfs.probe import RACY_NS, pack_sig, unpack_sigs
 
 CACHE_NAME = "plan-cache"
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 ABSENT = bytes(32)  # the signature of a path that did not exist (a file's inode is never 0)
 LEFT_TEMP_AGE = 600  # seconds: a cache temp file older than this was left by a killed plan
 _END = struct.Struct("<IQ")  # CRC-32 of what comes before, the trailer's length: last in the file
@@ -128,22 +129,20 @@ def save_plan_cache(
         for path in paths:
             yield path, signatures([path])
 
-    def chunks() -> Iterator[bytes | bytearray]:
-        sigs = bytearray()
-        size = count = crc = 0
+    def chunks() -> Iterator[bytes]:
+        batches, crc = [], 0
         for paths, batch in itertools.chain(_batches(seen), _batches(now(watched))):
-            sigs += _trusted(batch, limit)
             names = os.fsencode("\0".join(paths) + "\0")
-            size, count, crc = size + len(names), count + len(paths), zlib.crc32(names, crc)
+            sigs = _trusted(batch, limit)
+            crc = zlib.crc32(sigs, zlib.crc32(names, crc))
+            batches.append([len(names), len(paths)])
             yield names
-        crc = zlib.crc32(sigs, crc)
-        yield sigs  # no copy: 32 bytes a path, 7 MiB at 100,000 files
+            yield sigs
         trailer = {
             "format": CACHE_FORMAT,
             "key": _key_text(key),
             "resolved": dict(resolved),
-            "names_size": size,
-            "count": count,
+            "batches": batches,
             "plan": plan._asdict(),
         }
         encoded = json.dumps(trailer, separators=(",", ":")).encode("utf-8")
@@ -169,36 +168,47 @@ def _remove_left_temps(state_dir: Path) -> None:
 
 
 def cached_plan(state_dir: Path, key: Mapping[str, Any]) -> CachedPlan | None:
-    """The cached plan when `key` is the cache's and every path still has its signature."""
+    """The cached plan when `key` is the cache's and every path still has its signature.
+    Read a batch at a time (a few thousand paths), stopping at the first that moved."""
     try:
-        with cache_path(state_dir).open("rb") as handle:
-            data = handle.read()
+        handle = cache_path(state_dir).open("rb")
     except OSError:
         return None
-    try:
-        crc, length = _END.unpack(data[-_END.size :])
-        if zlib.crc32(memoryview(data)[: -_END.size]) != crc:
-            return None
-        trailer = json.loads(data[-_END.size - length : -_END.size])
-        if trailer.get("format") != CACHE_FORMAT or trailer["key"] != _key_text(key):
-            return None
-        size, count = trailer["names_size"], trailer["count"]
-        if size + 32 * count + length + _END.size != len(data) or not count:
-            return None
-        paths = os.fsdecode(data[: size - 1]).split("\0")
-        if len(paths) != count:
-            return None
-        fields, resolved = trailer["plan"], dict(trailer["resolved"])
-        if not (isinstance(fields["text"], str) and isinstance(fields["exit_code"], int)):
-            return None
-        plan = CachedPlan(**fields)
-    except (ValueError, TypeError, KeyError, AttributeError, struct.error):
-        return None  # damaged or from another version: the full plan says what is what
-    if any(os.path.realpath(path) != real for path, real in resolved.items()):
+    with handle:
+        try:
+            return _check(handle, key)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, struct.error):
+            return None  # damaged or from another version: the full plan says what is what
+
+
+def _check(handle: BinaryIO, key: Mapping[str, Any]) -> CachedPlan | None:
+    total = os.fstat(handle.fileno()).st_size
+    handle.seek(total - _END.size)
+    crc, length = _END.unpack(handle.read(_END.size))
+    handle.seek(total - _END.size - length)
+    encoded = handle.read(length)
+    trailer = json.loads(encoded)
+    if trailer.get("format") != CACHE_FORMAT or trailer["key"] != _key_text(key):
         return None
-    if signatures(paths) != data[size : size + 32 * count]:
+    batches = [(int(size), int(count)) for size, count in trailer["batches"]]
+    if not batches or sum(s + 32 * c for s, c in batches) + length + _END.size != total:
         return None
-    return plan
+    fields = trailer["plan"]
+    if not (isinstance(fields["text"], str) and isinstance(fields["exit_code"], int)):
+        return None
+    plan = CachedPlan(**fields)
+    if any(os.path.realpath(path) != real for path, real in dict(trailer["resolved"]).items()):
+        return None
+    handle.seek(0)
+    running = 0
+    for size, count in batches:
+        names, sigs = handle.read(size), handle.read(32 * count)
+        running = zlib.crc32(sigs, zlib.crc32(names, running))
+        paths = os.fsdecode(names[:-1]).split("\0")
+        if len(paths) != count or signatures(paths) != sigs:
+            return None
+    # Last, as it needs every byte read: a damaged cache whose paths all still matched.
+    return plan if zlib.crc32(encoded, running) == crc else None
 
 
 def drop_plan_cache(state_dir: Path) -> None:
