@@ -157,6 +157,18 @@ def test_folders_come_once_each_down_from_the_base() -> None:
     }
 
 
+def test_a_destination_through_a_linked_folder_is_not_cached(site: Site) -> None:
+    """tether allows a folder linked inside the target root; what such a plan depended on is
+    not on the destinations' paths, so it is made in full every time."""
+    real = site.root / "data" / "web"
+    real.parent.mkdir()
+    site.dest("web").rename(real)
+    site.dest("web").symlink_to(real)
+    settle()
+    assert "Nothing to do" in site.reconcile().out
+    assert not cache_path(site.state).exists()
+
+
 def _uncached(site: Site, *args: str) -> Result:
     """The plan made in full (the cache set aside and put back)."""
     path = cache_path(site.state)

@@ -4,7 +4,8 @@ be cached (`state.plancache`) and the next one vouched for by stat signatures al
 Only a plan every input of which is a path is cached: from a plain folder (a git clone's
 state depends on its mirror too), with a literal allowlist (a glob depends on every folder
 it walks), with no owner or group to look up (the user database is not a path tether
-watches), with no secret the environment overrides, that warned of nothing.
+watches), with no secret the environment overrides, with no destination reached through a
+symlinked folder (its real folders are not on its path), that warned of nothing.
 """
 
 from __future__ import annotations
@@ -54,6 +55,20 @@ def folders_between(base: str, paths: Iterable[str]) -> Iterator[str]:
         last = parts
 
 
+def _through_a_link(run: Run, plan: Plan) -> bool:
+    """A destination reached through a symlinked folder (one inside the target root, which
+    tether allows): the folders it really lies in are not those on its path, so the signatures
+    of its path cannot vouch for it."""
+    last = None
+    for item in plan.items:
+        parent = item.dest.rpartition("/")[0]
+        if parent != last:  # one check a folder (the confinement keeps each folder's answer)
+            last = parent
+            if run.confinement.real_dest(item.dest)[0] != item.dest:
+                return True
+    return False
+
+
 def _walk_folders(top: str) -> list[str]:
     """Every folder below `top` (links not followed); none when it does not exist."""
     return [folder for folder, _dirs, _files in os.walk(top)]
@@ -73,6 +88,8 @@ def dependencies(run: Run, plan: Plan, explicit_root: str | None) -> Dependencie
     if any(o.owner is not None or o.group is not None for o in repo.manifest.files):
         return None
     if any(name in os.environ for d in run.desired.files for name in d.secrets):
+        return None
+    if _through_a_link(run, plan):
         return None
     top = str(tree.root)
 

@@ -16,7 +16,7 @@ recorded with the signature the plan saw when it read them; a path changed since
 started, or within a clock tick before (`probe.RACY_NS`), is not trusted and the plan is not
 cached. Any doubt (a path that cannot be inspected, a damaged cache) means the full plan.
 
-The file: batches of a few thousand paths (each ending in NUL) each followed by their packed
+The file: batches of BATCH paths (each ending in NUL) each followed by their packed
 signatures, a JSON trailer (with each batch's size), then the CRC-32 of all that and the
 trailer's length (12 bytes). Written and read a batch at a time, so neither a plan over 100,000
 files nor the check holds all of it. A file damaged anywhere fails its CRC and is not used.
@@ -40,6 +40,7 @@ from tether.hostfs.probe import RACY_NS, pack_sig, unpack_sigs
 CACHE_NAME = "plan-cache"
 CACHE_FORMAT = 3
 ABSENT = bytes(32)  # the signature of a path that did not exist (a file's inode is never 0)
+BATCH = 1024  # paths written and checked together: a few hundred KiB held at a time
 LEFT_TEMP_AGE = 600  # seconds: a cache temp file older than this was left by a killed plan
 _END = struct.Struct("<IQ")  # CRC-32 of what comes before, the trailer's length: last in the file
 
@@ -93,10 +94,10 @@ def _trusted(sigs: Sequence[bytes | None], limit_ns: int) -> bytes:
 def _batches(
     pairs: Iterable[tuple[str, bytes | None]],
 ) -> Iterator[tuple[list[str], list[bytes | None]]]:
-    """(paths, signatures) a few thousand at a time: joined and checked together, not one by
+    """(paths, signatures) BATCH at a time: joined and checked together, not one by
     one, yet never all held at once."""
     it = iter(pairs)
-    while batch := list(itertools.islice(it, 4096)):
+    while batch := list(itertools.islice(it, BATCH)):
         yield [path for path, _ in batch], [sig for _, sig in batch]
 
 
@@ -169,7 +170,7 @@ def _remove_left_temps(state_dir: Path) -> None:
 
 def cached_plan(state_dir: Path, key: Mapping[str, Any]) -> CachedPlan | None:
     """The cached plan when `key` is the cache's and every path still has its signature.
-    Read a batch at a time (a few thousand paths), stopping at the first that moved."""
+    Read a batch at a time, stopping at the first that moved."""
     try:
         handle = cache_path(state_dir).open("rb")
     except OSError:
