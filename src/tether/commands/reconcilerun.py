@@ -17,7 +17,7 @@ from tether.config.options import HostOptions, SourceOptions
 from tether.errors import HostError, warnings_said
 from tether.exitcodes import ExitCode, worst
 from tether.hostfs.fsutil import write_atomic
-from tether.hostfs.host import DryRunHost, Host, RealHost, describe_os_error
+from tether.hostfs.host import DryRunHost, RealHost, describe_os_error
 from tether.jsondoc import json_document
 from tether.reconcile.applier import Report, apply_plan
 from tether.reconcile.bringup import ServiceOptions, bring_up_services
@@ -194,41 +194,16 @@ def run_reconcile(  # noqa: PLR0917 (the command's options, passed through)
     reporter.host = run.repo.host or reporter.host
     reporter.enabled = reporter.enabled and run.repo.tree.stale is None  # remote unreachable
     target = RealHost(run.confinement) if apply else DryRunHost(run.confinement)
-    options = (overwrite, prune, diff, as_json, out, services, by_env, only)
-    code, report, text = _run(run, host, target, *options, outcome)
-    if key is not None and text is not None:
-        root = str(host.target_root) if explicit_root else None
-        quiet_key = key if warnings_said() == said else None
-        cache_quiet_plan(run, report, quiet_key, explicit_root=root, text=text, exit_code=code,
-                         started_ns=started_ns)  # fmt: skip
-    return code
-
-
-def _run(  # noqa: PLR0917
-    run: Run,
-    host_opts: HostOptions,
-    host: Host,
-    overwrite: bool,
-    prune: bool,
-    diff: bool,
-    as_json: bool,
-    out: Path | None,
-    services: ServiceOptions,
-    by_env: list[str],
-    only: tuple[str, ...],
-    outcome: RunOutcome,
-) -> tuple[int, Report, str | None]:
-    """The exit code, the report and the text printed (None for JSON)."""
     outcome.revision_attempted = run.desired.revision
     plan = run.make_plan(overwrite=overwrite, prune=prune).only(only)
     diffs = diffs_before(run, plan) if diff and not as_json else None
-    progress = Progress(enabled=not as_json and not host.dry_run)
+    progress = Progress(enabled=not as_json and not target.dry_run)
     try:
-        report = apply_plan(run, plan, host, progress=progress, services=services.of(run))
+        report = apply_plan(run, plan, target, progress=progress, services=services.of(run))
     finally:
         progress.close()
     bring_up_services(run, report, services, outcome)
-    verb = "reconcile plan" if host.dry_run else "reconcile apply"
+    verb = "reconcile plan" if target.dry_run else "reconcile apply"
     if by_env:
         verb += f" ({', '.join(by_env)} in the environment)"
     text = output(
@@ -237,11 +212,16 @@ def _run(  # noqa: PLR0917
         as_json=as_json,
         diffs=diffs,
         verb=verb,
-        saved=(out, context(run, host_opts, overwrite, prune)) if out is not None else None,
+        saved=(out, context(run, host, overwrite, prune)) if out is not None else None,
     )
     for failed in report.failed:
         click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)
     code = exit_code(report)
+    if key is not None and text is not None:
+        root = str(host.target_root) if explicit_root else None
+        quiet_key = key if warnings_said() == said else None
+        cache_quiet_plan(run, report, quiet_key, explicit_root=root, text=text,
+                         exit_code=int(code), started_ns=started_ns)  # fmt: skip
     stale = run.repo.tree.stale
     if stale is not None:
         outcome.message = f"source is stale ({stale}): converged on the last fetched revision"
@@ -251,9 +231,9 @@ def _run(  # noqa: PLR0917
     outcome.drifted = tuple(
         i.path for i in report.plan.items if i.action in (Action.DRIFT, Action.CONFLICT)
     )
-    if not host.dry_run and not report.failed:
+    if not target.dry_run and not report.failed:
         outcome.revision_applied = run.desired.revision or "folder"
-    return int(code), report, text
+    return int(code)
 
 
 def rebuild(source: SourceOptions, host: HostOptions, *, explicit_root: bool, as_json: bool) -> int:
