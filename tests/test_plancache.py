@@ -8,9 +8,8 @@ import random
 import time
 from pathlib import Path
 
-from tether.hostfs.probe import RACY_NS
+from tether.hostfs.probe import NO_SIG, RACY_NS
 from tether.state.plancache import (
-    ABSENT,
     LEFT_TEMP_AGE,
     CachedPlan,
     cache_path,
@@ -96,6 +95,7 @@ def test_signatures_too_recent_are_not_cached(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     fresh.write_text("x")  # changed now: a later change in the same tick would not show
     assert not save(tmp_path, [fresh], [])
+    assert not save(tmp_path, [old, fresh], [])  # one of a batch is enough
     assert not cache_path(tmp_path / "state").exists()  # the older cache is gone too
     assert not save(tmp_path, [old], [str(fresh)])  # a path looked at after the plan: same
     # the plan started before the file last changed: what it read may not be there now
@@ -120,7 +120,7 @@ def test_a_killed_saves_temp_file_is_removed_once_old(tmp_path: Path) -> None:
 
 
 def test_absent_paths_are_recorded_as_absent(tmp_path: Path) -> None:
-    assert signatures([str(tmp_path / "none"), str(tmp_path / "none" / "deeper")]) == ABSENT * 2
+    assert signatures([str(tmp_path / "none"), str(tmp_path / "none" / "deeper")]) == NO_SIG * 2
     assert signatures(["bad\0path"]) is None
 
 

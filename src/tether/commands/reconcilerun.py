@@ -218,10 +218,16 @@ def run_reconcile(  # noqa: PLR0917 (the command's options, passed through)
         click.echo(f"tether: {failed.item.dest}: {failed.error}", err=True)
     code = exit_code(report)
     if key is not None and text is not None:
-        root = str(host.target_root) if explicit_root else None
-        quiet_key = key if warnings_said() == said else None
-        cache_quiet_plan(run, report, quiet_key, explicit_root=root, text=text,
-                         exit_code=int(code), started_ns=started_ns)  # fmt: skip
+        cache_quiet_plan(
+            run,
+            report,
+            key,
+            warned=warnings_said() != said,
+            explicit_root=str(host.target_root) if explicit_root else None,
+            text=text,
+            exit_code=int(code),
+            started_ns=started_ns,
+        )
     stale = run.repo.tree.stale
     if stale is not None:
         outcome.message = f"source is stale ({stale}): converged on the last fetched revision"

@@ -27,7 +27,7 @@ def _create_temp(path: Path) -> tuple[int, str]:
 
 def write_atomic(
     path: Path,
-    data: bytes | Iterable[bytes | bytearray],
+    data: bytes | Iterable[bytes],
     mode: int = 0o644,
     *,
     durable: bool = True,

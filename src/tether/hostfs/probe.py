@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import NewType
 
 # size, mtime_ns, inode, ctime_ns packed in 32 bytes: one small object instead of a tuple of four
@@ -17,6 +17,8 @@ pack_sig: Callable[..., Sig] = _PACKED.pack  # type: ignore[assignment]
 # File timestamps tick coarsely (a kernel jiffy); a file changed within the same tick as a
 # signature was taken keeps its size, mtime and ctime. Signatures this close are not trusted.
 RACY_NS = 100_000_000
+# No signature: in a column of packed ones, or for a path that is not there (an inode is never 0).
+NO_SIG = Sig(bytes(_PACKED.size))
 
 
 def make_sig(size: int, mtime_ns: int, inode: int, ctime_ns: int) -> Sig:
@@ -33,11 +35,6 @@ def sig_fields(sig: Sig) -> tuple[int, int, int, int]:
     return size, mtime_ns, inode, ctime_ns
 
 
-def unpack_sigs(block: bytes) -> Iterator[tuple[int, int, int, int]]:
-    """(size, mtime_ns, inode, ctime_ns) of each signature of a block packed end to end."""
-    return _PACKED.iter_unpack(block)
-
-
 def sig_size(sig: Sig) -> int:
     return sig_fields(sig)[0]
 
@@ -46,11 +43,16 @@ def sig_to_json(sig: Sig | None) -> list[int] | None:
     return list(sig_fields(sig)) if sig is not None else None
 
 
+def racy(block: bytes, now_ns: int) -> bool:
+    """Whether a signature of `block` (one, or several packed end to end) shows a change too
+    close to `now_ns`, or after it, to tell a later same-tick change apart."""
+    limit = now_ns - RACY_NS
+    if len(block) == _PACKED.size:  # one (the ledger saves two a file): no iterator
+        _, mtime_ns, _, ctime_ns = sig_fields(Sig(block))
+        return mtime_ns >= limit or ctime_ns >= limit
+    return any(m >= limit or c >= limit for _, m, _, c in _PACKED.iter_unpack(block))
+
+
 def trusted_sig(sig: Sig | None, now_ns: int) -> Sig | None:
     """Drop a signature too close to now to tell a later same-tick change apart."""
-    if sig is None:
-        return None
-    _, mtime_ns, _, ctime_ns = sig_fields(sig)
-    if mtime_ns >= now_ns - RACY_NS or ctime_ns >= now_ns - RACY_NS:
-        return None
-    return sig
+    return None if sig is None or racy(sig, now_ns) else sig

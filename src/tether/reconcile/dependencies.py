@@ -129,19 +129,20 @@ def dependencies(run: Run, plan: Plan, explicit_root: str | None) -> Dependencie
 def cache_quiet_plan(
     run: Run,
     report: Report,
-    key: Mapping[str, Any] | None,
+    key: Mapping[str, Any],
     *,
+    warned: bool,
     explicit_root: str | None,
     text: str,
     exit_code: int,
     started_ns: int,
 ) -> bool:
-    """Cache the plan when it found nothing to do (every file in sync, nothing to record,
-    no warning) and depended on paths only; otherwise drop any cached plan. `key` None: the run
-    said something this cannot see (a warning). True if cached."""
+    """Cache the plan when it found nothing to do (every file in sync, nothing to record, no
+    warning: `warned`, said on stderr, is not in the report) and depended on paths only;
+    otherwise drop any cached plan. True if cached."""
     items = report.plan.items
     quiet = (
-        key is not None
+        not warned
         and exit_code == 0
         and report.dry_run
         and not report.failed
@@ -152,7 +153,7 @@ def cache_quiet_plan(
         and not any(s.action == "run" for s in report.services)
     )
     found = dependencies(run, report.plan, explicit_root) if quiet else None
-    if key is None or found is None:
+    if found is None:
         drop_plan_cache(run.state_dir)
         return False
     plan = CachedPlan(text, summary(report), exit_code, run.desired.revision)

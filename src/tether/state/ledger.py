@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from tether.errors import StateError
 from tether.hostfs.host import Probe
-from tether.hostfs.probe import Sig, pack_sig, sig_to_json, trusted_sig
+from tether.hostfs.probe import NO_SIG, Sig, pack_sig, sig_to_json, trusted_sig
 from tether.state.statedir import REBUILD_HINT, write_state_file
 from tether.textsafe import keyed_name
 
@@ -28,7 +28,6 @@ LOAD_CHUNK = 2000  # version 1 ledger lines parsed at a time
 BLOCK = 2000  # entries a block
 # Fields whose few distinct values a block stores once, with an index for each entry.
 TABLED = frozenset({"mode", "uid", "gid", "revision", "time", "secrets", "secret_digest"})
-NO_SIG = bytes(32)  # no signature, in a column of packed ones (a file's inode is never 0)
 
 
 class LedgerEntry(NamedTuple):

@@ -35,11 +35,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from tether.hostfs.probe import RACY_NS, pack_sig, unpack_sigs
+from tether.hostfs.probe import NO_SIG, racy, stat_sig
 
 CACHE_NAME = "plan-cache"
 CACHE_FORMAT = 3
-ABSENT = bytes(32)  # the signature of a path that did not exist (a file's inode is never 0)
 BATCH = 1024  # paths written and checked together: a few hundred KiB held at a time
 LEFT_TEMP_AGE = 600  # seconds: a cache temp file older than this was left by a killed plan
 _END = struct.Struct("<IQ")  # CRC-32 of what comes before, the trailer's length: last in the file
@@ -63,7 +62,7 @@ def cache_path(state_dir: Path) -> Path:
 
 
 def signatures(paths: Sequence[str]) -> bytes | None:
-    """Every path's packed stat signature (ABSENT when missing), or None when one cannot be
+    """Every path's packed stat signature (NO_SIG when missing), or None when one cannot be
     inspected (then nothing can be vouched for)."""
     lstat = os.lstat
     sigs: list[bytes] = []
@@ -72,33 +71,35 @@ def signatures(paths: Sequence[str]) -> bytes | None:
         try:
             st = lstat(path)
         except (FileNotFoundError, NotADirectoryError):
-            add(ABSENT)
+            add(NO_SIG)
             continue
         except (OSError, ValueError):  # no permission, a path too long, a NUL in it
             return None
-        add(pack_sig(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+        add(stat_sig(st))
     return b"".join(sigs)
 
 
-def _trusted(sigs: Sequence[bytes | None], limit_ns: int) -> bytes:
-    """The signatures packed, when none is missing or shows a change at or after `limit_ns`;
-    else not cacheable."""
-    if None in sigs:
-        raise _NotCacheable
-    block = b"".join(sigs)  # type: ignore[arg-type]
-    if max((max(m, c) for _, m, _, c in unpack_sigs(block)), default=0) >= limit_ns:
-        raise _NotCacheable
-    return block
-
-
-def _batches(
+def _seen_batches(
     pairs: Iterable[tuple[str, bytes | None]],
-) -> Iterator[tuple[list[str], list[bytes | None]]]:
-    """(paths, signatures) BATCH at a time: joined and checked together, not one by
-    one, yet never all held at once."""
+) -> Iterator[tuple[list[str], bytes | None]]:
+    """(paths, their signatures packed; None when one is missing), BATCH paths at a time:
+    checked together, not one by one, yet never all held at once."""
     it = iter(pairs)
     while batch := list(itertools.islice(it, BATCH)):
-        yield [path for path, _ in batch], [sig for _, sig in batch]
+        sigs = [sig for _, sig in batch]
+        yield [path for path, _ in batch], None if None in sigs else b"".join(sigs)  # type: ignore[arg-type]
+
+
+def _batches_now(paths: Iterable[str]) -> Iterator[tuple[list[str], bytes | None]]:
+    """(paths, their signatures now), BATCH paths at a time."""
+    it = iter(paths)
+    while batch := list(itertools.islice(it, BATCH)):
+        yield batch, signatures(batch)
+
+
+def _moved(resolved: Mapping[str, str]) -> bool:
+    """A path whose symlinks resolve elsewhere than they did."""
+    return any(os.path.realpath(path) != real for path, real in resolved.items())
 
 
 def _key_text(key: Mapping[str, Any]) -> str:
@@ -121,20 +122,16 @@ def save_plan_cache(
     `started_ns` (or a tick before) or cannot be inspected."""
     from tether.hostfs.fsutil import write_atomic  # noqa: PLC0415 (saving only)
 
-    limit = started_ns - RACY_NS
-    if any(os.path.realpath(path) != real for path, real in resolved.items()):
+    if _moved(resolved):
         drop_plan_cache(state_dir)
         return False
 
-    def now(paths: Iterable[str]) -> Iterator[tuple[str, bytes | None]]:
-        for path in paths:
-            yield path, signatures([path])
-
     def chunks() -> Iterator[bytes]:
         batches, crc = [], 0
-        for paths, batch in itertools.chain(_batches(seen), _batches(now(watched))):
+        for paths, sigs in itertools.chain(_seen_batches(seen), _batches_now(watched)):
+            if sigs is None or racy(sigs, started_ns):
+                raise _NotCacheable
             names = os.fsencode("\0".join(paths) + "\0")
-            sigs = _trusted(batch, limit)
             crc = zlib.crc32(sigs, zlib.crc32(names, crc))
             batches.append([len(names), len(paths)])
             yield names
@@ -198,7 +195,7 @@ def _check(handle: BinaryIO, key: Mapping[str, Any]) -> CachedPlan | None:
     if not (isinstance(fields["text"], str) and isinstance(fields["exit_code"], int)):
         return None
     plan = CachedPlan(**fields)
-    if any(os.path.realpath(path) != real for path, real in dict(trailer["resolved"]).items()):
+    if _moved(dict(trailer["resolved"])):
         return None
     handle.seek(0)
     running = 0
